@@ -1,0 +1,457 @@
+//! Organizations and credentials (R-MODEL), their validation rules and lifecycle arithmetic.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde_json::{Map, Value};
+use time::{Duration, OffsetDateTime};
+
+use crate::scope::ScopeSet;
+use crate::typeid::{CredentialId, OrganizationId};
+
+/// A tenant: owns credentials, rules and roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    /// `organization_…`, also the OAuth client id.
+    pub id: OrganizationId,
+    /// Display name.
+    pub name: String,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+}
+
+/// Live or test: production traffic is kept apart from development (seed 003).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Environment {
+    /// Production.
+    #[default]
+    Live,
+    /// Development and testing.
+    Test,
+}
+
+impl Environment {
+    /// `live` or `test`, as in keys and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Live => "live",
+            Environment::Test => "test",
+        }
+    }
+
+    /// Reads `live` or `test`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "live" => Some(Environment::Live),
+            "test" => Some(Environment::Test),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The stored status of a credential. `expired` is not stored: it follows from `expires_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Usable (unless expired or not yet valid).
+    Active,
+    /// Switched off; can be enabled again.
+    Disabled,
+    /// Permanently dead.
+    Revoked,
+}
+
+impl Status {
+    /// `active`, `disabled` or `revoked`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Disabled => "disabled",
+            Status::Revoked => "revoked",
+        }
+    }
+
+    /// Reads a stored status.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "active" => Some(Status::Active),
+            "disabled" => Some(Status::Disabled),
+            "revoked" => Some(Status::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// The status a person sees: the stored one, or `expired` once `expires_at` has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DisplayStatus {
+    /// Usable.
+    Active,
+    /// Switched off.
+    Disabled,
+    /// Permanently dead.
+    Revoked,
+    /// Past its expiry.
+    Expired,
+}
+
+impl DisplayStatus {
+    /// `active`, `disabled`, `revoked` or `expired`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisplayStatus::Active => "active",
+            DisplayStatus::Disabled => "disabled",
+            DisplayStatus::Revoked => "revoked",
+            DisplayStatus::Expired => "expired",
+        }
+    }
+
+    /// Reads a display status, as used by list filters.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "active" => Some(DisplayStatus::Active),
+            "disabled" => Some(DisplayStatus::Disabled),
+            "revoked" => Some(DisplayStatus::Revoked),
+            "expired" => Some(DisplayStatus::Expired),
+            _ => None,
+        }
+    }
+}
+
+/// A credential: the record behind an API key and a client secret. Holds no secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Credential {
+    /// `api_key_…`.
+    pub id: CredentialId,
+    /// The owning organization.
+    pub organization_id: OrganizationId,
+    /// Live or test; fixed at creation (it is written into the key).
+    pub environment: Environment,
+    /// What a person may change.
+    pub settings: CredentialSettings,
+    /// Active, disabled or revoked.
+    pub status: Status,
+    /// `{prefix}_{env}_` of the current API key.
+    pub prefix: String,
+    /// Last four characters of the current API key.
+    pub hint: String,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// Who created it: a credential id, a user, or `cli`.
+    pub created_by: String,
+    /// When it last changed.
+    pub updated_at: OffsetDateTime,
+    /// When it was revoked.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// When a check last accepted it (batched; may lag a few seconds).
+    pub last_used_at: Option<OffsetDateTime>,
+    /// The address of that check.
+    pub last_used_ip: Option<IpAddr>,
+    /// Incremented by every change; updates check it so no concurrent write is lost.
+    pub version: i64,
+}
+
+/// The fields of a credential that its owners set and may change.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CredentialSettings {
+    /// 1–100 characters, trimmed.
+    pub name: String,
+    /// Up to 1,000 characters.
+    pub description: Option<String>,
+    /// Scopes granted directly.
+    pub permissions: ScopeSet,
+    /// A role whose scopes are granted too.
+    pub role: Option<String>,
+    /// Addresses and ranges allowed to use it; empty allows any.
+    pub ip_allowlist: Vec<IpNet>,
+    /// Requests per second instead of the environment's default.
+    pub rate_limit_override: Option<u32>,
+    /// Not usable before this time.
+    pub not_before: Option<OffsetDateTime>,
+    /// Not usable from this time on.
+    pub expires_at: Option<OffsetDateTime>,
+    /// Returned with every successful verification; a JSON object up to 16 KB.
+    pub metadata: Map<String, Value>,
+    /// An external id grouping the keys of one end customer.
+    pub owner_id: Option<String>,
+}
+
+impl Credential {
+    /// The status a person sees at `now`.
+    pub fn display_status(&self, now: OffsetDateTime) -> DisplayStatus {
+        match self.status {
+            Status::Revoked => DisplayStatus::Revoked,
+            Status::Disabled => DisplayStatus::Disabled,
+            Status::Active if self.settings.expires_at.is_some_and(|e| e <= now) => {
+                DisplayStatus::Expired
+            }
+            Status::Active => DisplayStatus::Active,
+        }
+    }
+}
+
+/// A field that failed validation, with a message a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    /// The JSON field at fault.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ValidationError {
+    /// A validation error for `field`.
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self { field, message: message.into() }
+    }
+}
+
+/// Longest name, in characters.
+pub const NAME_MAX_CHARS: usize = 100;
+/// Longest description, in characters.
+pub const DESCRIPTION_MAX_CHARS: usize = 1_000;
+/// Largest metadata object, in bytes of compact JSON.
+pub const METADATA_MAX_BYTES: usize = 16 * 1024;
+/// Longest owner id, in characters.
+pub const OWNER_ID_MAX_CHARS: usize = 255;
+/// Most entries in an IP allowlist.
+pub const IP_ALLOWLIST_MAX_ENTRIES: usize = 100;
+/// Highest per-credential rate limit, in requests per second.
+pub const RATE_LIMIT_MAX: u32 = 1_000_000;
+/// Longest grace period for the old secrets of a rotated credential: 7 days.
+pub const MAX_ROTATION_GRACE: Duration = Duration::days(7);
+
+/// Trims a name and checks it is 1–100 characters.
+pub fn validate_name(name: &str) -> Result<String, ValidationError> {
+    let trimmed = name.trim();
+    let chars = trimmed.chars().count();
+    if chars == 0 {
+        return Err(ValidationError::new("name", "must not be empty"));
+    }
+    if chars > NAME_MAX_CHARS {
+        return Err(ValidationError::new("name", format!("must be at most {NAME_MAX_CHARS} characters")));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(ValidationError::new("name", "must not contain control characters"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Checks a description is at most 1,000 characters; an empty one becomes none.
+pub fn validate_description(text: Option<&str>) -> Result<Option<String>, ValidationError> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else { return Ok(None) };
+    if text.chars().count() > DESCRIPTION_MAX_CHARS {
+        return Err(ValidationError::new(
+            "description",
+            format!("must be at most {DESCRIPTION_MAX_CHARS} characters"),
+        ));
+    }
+    Ok(Some(text.to_owned()))
+}
+
+/// Checks an owner id: 1–255 characters without control characters.
+pub fn validate_owner_id(text: Option<&str>) -> Result<Option<String>, ValidationError> {
+    let Some(text) = text else { return Ok(None) };
+    let chars = text.chars().count();
+    if chars == 0 || chars > OWNER_ID_MAX_CHARS || text.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            "owner_id",
+            format!("must be 1 to {OWNER_ID_MAX_CHARS} characters without control characters"),
+        ));
+    }
+    Ok(Some(text.to_owned()))
+}
+
+/// Checks metadata is a JSON object of at most 16 KB.
+pub fn validate_metadata(value: Option<Value>) -> Result<Map<String, Value>, ValidationError> {
+    match value {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(map)) => {
+            let size = serde_json::to_vec(&map).map(|v| v.len()).unwrap_or(usize::MAX);
+            if size > METADATA_MAX_BYTES {
+                return Err(ValidationError::new(
+                    "metadata",
+                    format!("must be at most {METADATA_MAX_BYTES} bytes of JSON"),
+                ));
+            }
+            Ok(map)
+        }
+        Some(_) => Err(ValidationError::new("metadata", "must be a JSON object")),
+    }
+}
+
+/// Checks a per-credential rate limit: 1 to 1,000,000 requests per second.
+pub fn validate_rate_limit(value: Option<u64>) -> Result<Option<u32>, ValidationError> {
+    match value {
+        None => Ok(None),
+        Some(v) if (1..=u64::from(RATE_LIMIT_MAX)).contains(&v) => Ok(Some(v as u32)),
+        Some(_) => Err(ValidationError::new(
+            "rate_limit_override",
+            format!("must be between 1 and {RATE_LIMIT_MAX} requests per second"),
+        )),
+    }
+}
+
+/// Parses an IP allowlist: addresses (stored as /32 or /128) and CIDR ranges, IPv4 and
+/// IPv6; IPv4-mapped IPv6 addresses become their IPv4 form. Duplicates are dropped.
+pub fn parse_ip_allowlist<S: AsRef<str>>(entries: &[S]) -> Result<Vec<IpNet>, ValidationError> {
+    if entries.len() > IP_ALLOWLIST_MAX_ENTRIES {
+        return Err(ValidationError::new(
+            "ip_allowlist",
+            format!("must have at most {IP_ALLOWLIST_MAX_ENTRIES} entries"),
+        ));
+    }
+    let mut nets = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let entry = entry.as_ref().trim();
+        let net = parse_ip_network(entry).ok_or_else(|| {
+            ValidationError::new("ip_allowlist", format!("`{entry}` is not an IP address or CIDR range"))
+        })?;
+        if !nets.contains(&net) {
+            nets.push(net);
+        }
+    }
+    Ok(nets)
+}
+
+/// Reads an address or a CIDR range, normalised: host bits cleared, IPv4-mapped IPv6
+/// turned into IPv4.
+pub fn parse_ip_network(text: &str) -> Option<IpNet> {
+    let net = match text.parse::<IpNet>() {
+        Ok(net) => net,
+        Err(_) => IpNet::from(text.parse::<IpAddr>().ok()?),
+    };
+    let net = match (net, net.addr().to_canonical()) {
+        (IpNet::V6(v6), IpAddr::V4(v4)) if v6.prefix_len() >= 96 => {
+            IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96).ok()?
+        }
+        _ => net,
+    };
+    Some(net.trunc())
+}
+
+/// Whether `ip` is in one of `nets` (an empty list allows every address).
+pub fn ip_allowed(nets: &[IpNet], ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    nets.is_empty() || nets.iter().any(|net| net.contains(&ip))
+}
+
+/// Checks that `not_before` comes before `expires_at`, and that a new expiry is in the future.
+pub fn validate_validity(
+    not_before: Option<OffsetDateTime>,
+    expires_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Result<(), ValidationError> {
+    if let (Some(start), Some(end)) = (not_before, expires_at)
+        && start >= end
+    {
+        return Err(ValidationError::new("expires_at", "must be later than not_before"));
+    }
+    if expires_at.is_some_and(|end| end <= now) {
+        return Err(ValidationError::new("expires_at", "must be in the future"));
+    }
+    Ok(())
+}
+
+/// When the old secrets of a rotated credential stop working.
+///
+/// `None` means at once (OpenSRS's behaviour). A grace period keeps them until `now + grace`,
+/// but never past the credential's own expiry, and never longer than 7 days.
+pub fn rotation_grace_end(
+    now: OffsetDateTime,
+    grace: Duration,
+    expires_at: Option<OffsetDateTime>,
+) -> Result<Option<OffsetDateTime>, ValidationError> {
+    if grace.is_negative() || grace > MAX_ROTATION_GRACE {
+        return Err(ValidationError::new(
+            "grace_period_seconds",
+            format!("must be between 0 and {} seconds", MAX_ROTATION_GRACE.whole_seconds()),
+        ));
+    }
+    let end = match expires_at {
+        Some(expiry) => (now + grace).min(expiry),
+        None => now + grace,
+    };
+    Ok((end > now).then_some(end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(validate_name("  Production  ").unwrap(), "Production");
+        assert!(validate_name("   ").is_err());
+        assert!(validate_name(&"é".repeat(100)).is_ok());
+        assert!(validate_name(&"é".repeat(101)).is_err());
+        assert!(validate_name("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn metadata_must_be_a_small_object() {
+        assert!(validate_metadata(Some(serde_json::json!({"plan": "pro"}))).is_ok());
+        assert!(validate_metadata(Some(serde_json::json!([1]))).is_err());
+        let big = "x".repeat(METADATA_MAX_BYTES);
+        assert!(validate_metadata(Some(serde_json::json!({ "a": big }))).is_err());
+    }
+
+    #[test]
+    fn allowlists_normalise_addresses_and_ranges() {
+        let nets = parse_ip_allowlist(&["203.0.113.7", "198.51.100.9/24", "2001:db8::1", "::ffff:192.0.2.1"]).unwrap();
+        let texts: Vec<String> = nets.iter().map(ToString::to_string).collect();
+        assert_eq!(texts, ["203.0.113.7/32", "198.51.100.0/24", "2001:db8::1/128", "192.0.2.1/32"]);
+        assert!(parse_ip_allowlist(&["300.1.1.1"]).is_err());
+        assert!(parse_ip_allowlist(&["10.0.0.0/33"]).is_err());
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_match_their_ipv4_form() {
+        let nets = parse_ip_allowlist(&["192.0.2.0/24"]).unwrap();
+        assert!(ip_allowed(&nets, "::ffff:192.0.2.9".parse().unwrap()));
+        assert!(!ip_allowed(&nets, "::ffff:192.0.3.9".parse().unwrap()));
+        assert!(ip_allowed(&[], "2001:db8::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn rotation_grace_never_outlives_the_credential() {
+        let now = datetime!(2026-01-01 00:00 UTC);
+        assert_eq!(rotation_grace_end(now, Duration::ZERO, None).unwrap(), None);
+        assert_eq!(rotation_grace_end(now, Duration::hours(1), None).unwrap(), Some(now + Duration::hours(1)));
+        let expiry = now + Duration::minutes(10);
+        assert_eq!(rotation_grace_end(now, Duration::hours(1), Some(expiry)).unwrap(), Some(expiry));
+        assert_eq!(rotation_grace_end(now, Duration::hours(1), Some(now - Duration::hours(1))).unwrap(), None);
+        assert!(rotation_grace_end(now, Duration::days(7), None).is_ok());
+        assert!(rotation_grace_end(now, Duration::days(7) + Duration::SECOND, None).is_err());
+        assert!(rotation_grace_end(now, -Duration::SECOND, None).is_err());
+    }
+
+    #[test]
+    fn validity_windows_must_be_ordered_and_in_the_future() {
+        let now = datetime!(2026-01-01 00:00 UTC);
+        assert!(validate_validity(None, Some(now + Duration::DAY), now).is_ok());
+        assert!(validate_validity(None, Some(now), now).is_err());
+        assert!(validate_validity(Some(now + Duration::DAY), Some(now + Duration::HOUR), now).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn allowlist_matching_agrees_with_ipnet(addr in any::<u32>(), net in any::<u32>(), len in 0u8..=32) {
+            let network = ipnet::Ipv4Net::new(net.into(), len).unwrap().trunc();
+            let nets = parse_ip_allowlist(&[network.to_string()]).unwrap();
+            let ip = std::net::Ipv4Addr::from(addr);
+            prop_assert_eq!(ip_allowed(&nets, IpAddr::V4(ip)), network.contains(&ip));
+            let mapped = IpAddr::V6(ip.to_ipv6_mapped());
+            prop_assert_eq!(ip_allowed(&nets, mapped), network.contains(&ip));
+        }
+    }
+}

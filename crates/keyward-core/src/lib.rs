@@ -1,0 +1,20 @@
+//! Keyward's domain: everything about credentials that needs no I/O.
+//!
+//! # Layout
+//! - [`typeid`]: TypeID-formatted ids (`organization_…`, `api_key_…`).
+//! - [`secret`]: the API key and client secret format, generation and checksum.
+//! - [`digest`]: the lookup digest and salted hash stored in place of a secret.
+//! - [`scope`]: scopes, wildcards, presets and built-in roles.
+//! - [`credential`]: organizations, credentials, validation and rotation arithmetic.
+//! - [`verify`]: the verification decision and its outcome codes.
+//! - [`audit`]: audit events.
+//! - [`clock`]: injected time.
+
+pub mod audit;
+pub mod clock;
+pub mod credential;
+pub mod digest;
+pub mod scope;
+pub mod secret;
+pub mod typeid;
+pub mod verify;

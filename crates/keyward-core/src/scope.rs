@@ -1,0 +1,321 @@
+//! Permission scopes (`resource:action`), wildcards, presets and roles.
+//!
+//! A scope names a resource and an action, either of which may be "any":
+//! - `domains:read` — one action on one resource;
+//! - `domains:*` — every action on one resource;
+//! - `read`, `write`, `delete` — the presets of seed 003: that action on every resource;
+//! - `*` — everything.
+//!
+//! Presets and wildcards are kept as wildcards, never expanded into lists, so a resource
+//! added to the catalogue later is covered by `*` and `read` as a user would expect.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One permission: a resource and an action, `None` meaning any.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope {
+    resource: Option<String>,
+    action: Option<String>,
+}
+
+/// Why a scope or role name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScopeError {
+    /// The scope is not `*`, a preset, `resource:*` or `resource:action` of the catalogue.
+    #[error("unknown scope `{0}`")]
+    Unknown(String),
+    /// No built-in or organization role has this name.
+    #[error("unknown role `{0}`")]
+    UnknownRole(String),
+}
+
+impl Scope {
+    /// The scope of one action on one resource, e.g. `keys:read`.
+    pub fn exact(resource: &str, action: &str) -> Self {
+        Self { resource: Some(resource.to_owned()), action: Some(action.to_owned()) }
+    }
+
+    /// `*`: every action on every resource.
+    pub fn all() -> Self {
+        Self { resource: None, action: None }
+    }
+
+    /// Reads a scope in canonical form without consulting a catalogue, for scopes that were
+    /// checked when they were stored (a catalogue may shrink later; stored grants stay).
+    pub fn from_canonical(text: &str) -> Option<Self> {
+        let part = |p: &str| (p != "*").then(|| p.to_owned());
+        match text.split_once(':') {
+            None if text.is_empty() => None,
+            None => Some(Self { resource: None, action: part(text) }),
+            Some((resource, action)) if !resource.is_empty() && !action.is_empty() => {
+                Some(Self { resource: part(resource), action: part(action) })
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// Whether holding `self` permits what `other` permits (wildcards included).
+    pub fn covers(&self, other: &Scope) -> bool {
+        fn part(mine: &Option<String>, theirs: &Option<String>) -> bool {
+            mine.is_none() || mine == theirs
+        }
+        part(&self.resource, &other.resource) && part(&self.action, &other.action)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.resource, &self.action) {
+            (None, None) => f.write_str("*"),
+            (None, Some(action)) => f.write_str(action),
+            (Some(resource), None) => write!(f, "{resource}:*"),
+            (Some(resource), Some(action)) => write!(f, "{resource}:{action}"),
+        }
+    }
+}
+
+impl fmt::Debug for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The resources and actions a deployment knows; unknown scopes are refused at creation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeCatalogue {
+    resources: BTreeMap<String, Vec<String>>,
+}
+
+/// The actions every resource has, which are also the preset names.
+pub const PRESET_ACTIONS: [&str; 3] = ["read", "write", "delete"];
+
+impl Default for ScopeCatalogue {
+    /// The registrar and DNS catalogue of the seeds, plus Keyward's own resources.
+    fn default() -> Self {
+        let mut catalogue = Self::new(
+            [
+                "domains", "dns", "contacts", "hosts", "vps", "billing", "keys", "ip_rules",
+                "roles", "audit_log", "webhooks",
+            ]
+            .into_iter()
+            .map(String::from),
+        );
+        catalogue.add_action("keys", "verify");
+        catalogue
+    }
+}
+
+impl ScopeCatalogue {
+    /// A catalogue of these resources, each with the read/write/delete actions.
+    pub fn new(resources: impl IntoIterator<Item = String>) -> Self {
+        let actions: Vec<String> = PRESET_ACTIONS.iter().map(|a| (*a).to_owned()).collect();
+        Self { resources: resources.into_iter().map(|r| (r, actions.clone())).collect() }
+    }
+
+    /// Adds an action beyond the three presets to one resource (e.g. `keys:verify`).
+    pub fn add_action(&mut self, resource: &str, action: &str) {
+        let actions = self.resources.entry(resource.to_owned()).or_default();
+        if !actions.iter().any(|a| a == action) {
+            actions.push(action.to_owned());
+        }
+    }
+
+    /// Every resource with its actions, in name order.
+    pub fn resources(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.resources.iter().map(|(r, a)| (r.as_str(), a.as_slice()))
+    }
+
+    /// Parses one scope against the catalogue.
+    pub fn parse(&self, text: &str) -> Result<Scope, ScopeError> {
+        let unknown = || ScopeError::Unknown(text.to_owned());
+        let scope = match text.split_once(':') {
+            None if text == "*" => Scope::all(),
+            None if PRESET_ACTIONS.contains(&text) => {
+                Scope { resource: None, action: Some(text.to_owned()) }
+            }
+            None => return Err(unknown()),
+            Some(("*", action)) if PRESET_ACTIONS.contains(&action) => {
+                Scope { resource: None, action: Some(action.to_owned()) }
+            }
+            Some((resource, action)) => {
+                let actions = self.resources.get(resource).ok_or_else(unknown)?;
+                if action == "*" {
+                    Scope { resource: Some(resource.to_owned()), action: None }
+                } else if actions.iter().any(|a| a == action) {
+                    Scope::exact(resource, action)
+                } else {
+                    return Err(unknown());
+                }
+            }
+        };
+        Ok(scope)
+    }
+
+    /// Parses a list of scopes into a set.
+    pub fn parse_set<S: AsRef<str>>(&self, texts: &[S]) -> Result<ScopeSet, ScopeError> {
+        texts.iter().map(|t| self.parse(t.as_ref())).collect()
+    }
+}
+
+/// A set of scopes held by a credential, kept sorted and free of duplicates.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ScopeSet(Vec<Scope>);
+
+impl FromIterator<Scope> for ScopeSet {
+    fn from_iter<I: IntoIterator<Item = Scope>>(iter: I) -> Self {
+        let mut scopes: Vec<Scope> = iter.into_iter().collect();
+        scopes.sort();
+        scopes.dedup();
+        Self(scopes)
+    }
+}
+
+impl ScopeSet {
+    /// Whether some scope of the set covers `required`.
+    pub fn grants(&self, required: &Scope) -> bool {
+        self.0.iter().any(|held| held.covers(required))
+    }
+
+    /// Whether every scope of `other` is covered here: the no-escalation test.
+    pub fn covers_all(&self, other: &ScopeSet) -> bool {
+        other.0.iter().all(|wanted| self.grants(wanted))
+    }
+
+    /// The scopes of both sets.
+    pub fn union(&self, other: &ScopeSet) -> ScopeSet {
+        self.0.iter().chain(other.0.iter()).cloned().collect()
+    }
+
+    /// The scopes in canonical text form.
+    pub fn to_strings(&self) -> Vec<String> {
+        self.0.iter().map(Scope::to_string).collect()
+    }
+
+    /// Whether the set holds no scope at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for ScopeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.0).finish()
+    }
+}
+
+/// The built-in roles: name and scopes.
+pub const BUILTIN_ROLES: &[(&str, &[&str])] = &[
+    ("admin", &["*"]),
+    ("viewer", &["read"]),
+    ("domain_manager", &["domains:*", "contacts:*", "hosts:*", "dns:read"]),
+    ("dns_manager", &["dns:*", "domains:read"]),
+    ("billing_manager", &["billing:*"]),
+];
+
+/// The scopes of a built-in role, if `name` is one.
+pub fn builtin_role(catalogue: &ScopeCatalogue, name: &str) -> Option<ScopeSet> {
+    BUILTIN_ROLES.iter().find(|(n, _)| *n == name).map(|(_, scopes)| {
+        scopes.iter().filter_map(|s| catalogue.parse(s).ok()).collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn set(texts: &[&str]) -> ScopeSet {
+        ScopeCatalogue::default().parse_set(texts).unwrap()
+    }
+
+    #[test]
+    fn parses_every_form_and_prints_it_back() {
+        let catalogue = ScopeCatalogue::default();
+        for text in ["*", "read", "write", "delete", "dns:*", "dns:read", "keys:verify"] {
+            assert_eq!(catalogue.parse(text).unwrap().to_string(), text);
+        }
+        assert_eq!(catalogue.parse("*:read").unwrap().to_string(), "read");
+    }
+
+    #[test]
+    fn refuses_scopes_outside_the_catalogue() {
+        let catalogue = ScopeCatalogue::default();
+        for text in ["", "dns", "dns:", ":read", "dns:fly", "spaceships:read", "dns:read:x", "*:*:*", "verify", "*:verify", "DNS:read"] {
+            assert!(catalogue.parse(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn wildcards_and_presets_cover_what_they_say() {
+        assert!(set(&["*"]).grants(&Scope::exact("billing", "delete")));
+        assert!(set(&["dns:*"]).grants(&Scope::exact("dns", "delete")));
+        assert!(!set(&["dns:*"]).grants(&Scope::exact("domains", "read")));
+        assert!(set(&["read"]).grants(&Scope::exact("vps", "read")));
+        assert!(!set(&["read"]).grants(&Scope::exact("vps", "write")));
+        assert!(set(&["dns:read"]).grants(&Scope::exact("dns", "read")));
+        assert!(!set(&["dns:read"]).grants(&Scope::exact("dns", "write")));
+    }
+
+    #[test]
+    fn a_narrow_set_never_covers_a_wider_one() {
+        assert!(set(&["*"]).covers_all(&set(&["read", "dns:*"])));
+        assert!(set(&["dns:*"]).covers_all(&set(&["dns:read", "dns:write"])));
+        assert!(!set(&["dns:*"]).covers_all(&set(&["*"])));
+        assert!(!set(&["dns:read", "domains:read"]).covers_all(&set(&["read"])));
+        assert!(!set(&["read"]).covers_all(&set(&["dns:*"])));
+        assert!(set(&["read"]).covers_all(&set(&["dns:read", "keys:read"])));
+        assert!(set(&["keys:read"]).covers_all(&set(&[])));
+    }
+
+    #[test]
+    fn canonical_text_reads_back_without_a_catalogue() {
+        let catalogue = ScopeCatalogue::default();
+        for text in ["*", "read", "dns:*", "keys:verify"] {
+            assert_eq!(Scope::from_canonical(text), Some(catalogue.parse(text).unwrap()));
+        }
+        assert_eq!(Scope::from_canonical(""), None);
+        assert_eq!(Scope::from_canonical("dns:"), None);
+    }
+
+    #[test]
+    fn builtin_roles_resolve() {
+        let catalogue = ScopeCatalogue::default();
+        assert_eq!(builtin_role(&catalogue, "admin"), Some(set(&["*"])));
+        assert!(builtin_role(&catalogue, "dns_manager").unwrap().grants(&Scope::exact("dns", "delete")));
+        assert_eq!(builtin_role(&catalogue, "root"), None);
+    }
+
+    fn any_scope() -> impl Strategy<Value = String> {
+        let resources = prop::sample::select(vec!["dns", "domains", "keys", "*"]);
+        let actions = prop::sample::select(vec!["read", "write", "delete", "*"]);
+        (resources, actions).prop_map(|(r, a)| match (r, a) {
+            ("*", "*") => "*".to_owned(),
+            ("*", a) => a.to_owned(),
+            (r, a) => format!("{r}:{a}"),
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn parse_print_round_trips(text in any_scope()) {
+            let catalogue = ScopeCatalogue::default();
+            let scope = catalogue.parse(&text).unwrap();
+            prop_assert_eq!(catalogue.parse(&scope.to_string()).unwrap(), scope);
+        }
+
+        #[test]
+        fn coverage_is_transitive(a in any_scope(), b in any_scope(), c in any_scope()) {
+            let catalogue = ScopeCatalogue::default();
+            let (a, b, c) = (catalogue.parse(&a).unwrap(), catalogue.parse(&b).unwrap(), catalogue.parse(&c).unwrap());
+            if a.covers(&b) && b.covers(&c) {
+                prop_assert!(a.covers(&c));
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics_the_parser(text in ".{0,40}") {
+            let _ = ScopeCatalogue::default().parse(&text);
+        }
+    }
+}
