@@ -1,1 +1,163 @@
-//! placeholder
+//! Keyward's storage: what is kept, behind one trait, on SQLite or PostgreSQL.
+//!
+//! # Layout
+//! - [`Store`]: every read and write the server needs, each write atomic together with its
+//!   audit event.
+//! - [`StoreError`]: the few failures callers must tell apart.
+//! - [`sql`]: the implementation for both dialects. The SQL is written once in the subset
+//!   both accept (`$N` placeholders, integer milliseconds, bytes for digests); only
+//!   connecting, pragmas and the migrations folder differ per dialect.
+//! - `migrations/sqlite`, `migrations/postgres`: plain SQL, one folder per dialect.
+
+use async_trait::async_trait;
+use keyward_core::audit::AuditEvent;
+use keyward_core::credential::{Credential, DisplayStatus, Environment, Organization};
+use keyward_core::digest::{LookupDigest, SaltedHash, SecretDigests};
+use keyward_core::secret::SecretKind;
+use keyward_core::typeid::{AuditEventId, CredentialId, OrganizationId};
+use time::OffsetDateTime;
+
+pub mod sql;
+
+pub use sql::SqlStore;
+
+/// A store failure, as callers need to distinguish them.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The object does not exist (or belongs to another organization).
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness or concurrency rule was broken; `constraint` names which.
+    #[error("conflict on {constraint}")]
+    Conflict {
+        /// The constraint or rule: e.g. `version` for a concurrent update.
+        constraint: &'static str,
+    },
+    /// The database cannot be reached or did not answer; retrying later may work.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// The database answered something this code cannot read, or refused a statement.
+    #[error("store failure: {0}")]
+    Internal(String),
+}
+
+/// A secret to store: which one it is and its digests.
+#[derive(Debug, Clone)]
+pub struct NewSecret {
+    /// API key or client secret.
+    pub kind: SecretKind,
+    /// Its lookup digest and salted hash.
+    pub digests: SecretDigests,
+}
+
+/// A credential found by the lookup digest of a presented secret.
+#[derive(Debug, Clone)]
+pub struct SecretMatch {
+    /// The credential the secret belongs to.
+    pub credential: Credential,
+    /// `api_key` or `client_secret`.
+    pub kind: String,
+    /// The salted hash to confirm the secret against.
+    pub salted: SaltedHash,
+    /// The end of a rotated-out secret's grace period.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// Filters and page of a credential listing, newest first.
+#[derive(Debug, Clone)]
+pub struct CredentialQuery {
+    /// Only credentials showing this status at `now`.
+    pub status: Option<DisplayStatus>,
+    /// Only credentials of this environment.
+    pub environment: Option<Environment>,
+    /// Only credentials of this end customer.
+    pub owner_id: Option<String>,
+    /// Only credentials older than this one (the cursor).
+    pub before: Option<CredentialId>,
+    /// At most this many.
+    pub limit: u32,
+    /// The time that decides `expired`.
+    pub now: OffsetDateTime,
+}
+
+/// Page of an audit log listing, newest first.
+#[derive(Debug, Clone)]
+pub struct AuditQuery {
+    /// Only events of this action, e.g. `key.revoked`.
+    pub action: Option<String>,
+    /// Only events about this object.
+    pub target_id: Option<String>,
+    /// Only events older than this one (the cursor).
+    pub before: Option<AuditEventId>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// Everything Keyward reads and writes. Every write that changes a credential or an
+/// organization takes its audit event and commits both in one transaction.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Creates an organization.
+    async fn insert_organization(&self, org: &Organization, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// Reads an organization.
+    async fn organization(&self, id: &OrganizationId) -> Result<Option<Organization>, StoreError>;
+
+    /// How many organizations exist (zero on a fresh database).
+    async fn organization_count(&self) -> Result<u64, StoreError>;
+
+    /// Creates a credential with its secrets' digests.
+    async fn insert_credential(
+        &self,
+        credential: &Credential,
+        secrets: &[NewSecret],
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Reads one credential of an organization; another organization's id reads as none.
+    async fn credential(
+        &self,
+        org: &OrganizationId,
+        id: &CredentialId,
+    ) -> Result<Option<Credential>, StoreError>;
+
+    /// Finds the credential a secret belongs to, by the secret's lookup digest (O(1)).
+    async fn credential_by_secret(&self, lookup: &LookupDigest) -> Result<Option<SecretMatch>, StoreError>;
+
+    /// Lists an organization's credentials, newest first.
+    async fn list_credentials(
+        &self,
+        org: &OrganizationId,
+        query: &CredentialQuery,
+    ) -> Result<Vec<Credential>, StoreError>;
+
+    /// Writes a changed credential. `credential.version` is the version it was read at;
+    /// if another write came between, nothing is written and the answer is
+    /// [`StoreError::Conflict`] with `constraint: "version"`. The stored version becomes
+    /// `credential.version + 1`.
+    async fn update_credential(&self, credential: &Credential, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// Replaces a credential's secrets, as [`Store::update_credential`] writes the record.
+    /// The old secrets stop at once (`old_until: None`) or at `old_until`, whichever
+    /// of that and an earlier end they already had comes first.
+    async fn rotate_credential(
+        &self,
+        credential: &Credential,
+        new_secrets: &[NewSecret],
+        old_until: Option<OffsetDateTime>,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Appends an audit event on its own (for events that change nothing else).
+    async fn insert_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// Lists an organization's audit events, newest first.
+    async fn list_audit_events(
+        &self,
+        org: &OrganizationId,
+        query: &AuditQuery,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+}

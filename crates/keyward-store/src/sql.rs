@@ -1,0 +1,486 @@
+//! The SQL store: one implementation for SQLite and PostgreSQL through sqlx's `Any` driver.
+//!
+//! Every statement is written once in the SQL both dialects accept. What differs per dialect
+//! stays in [`Dialect`]: how to connect, the SQLite pragmas (WAL, `synchronous=FULL` so a
+//! returned write survives a crash), how a write transaction begins, and which migrations
+//! folder applies.
+
+mod rows;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use keyward_core::audit::AuditEvent;
+use keyward_core::clock::to_millis;
+use keyward_core::credential::{Credential, Organization};
+use keyward_core::digest::LookupDigest;
+use keyward_core::typeid::{CredentialId, OrganizationId};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor, Row};
+use time::OffsetDateTime;
+
+use crate::{AuditQuery, CredentialQuery, NewSecret, SecretMatch, Store, StoreError};
+use rows::{CredentialRow, audit_event_from_row, credential_from_row};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which SQL database a [`SqlStore`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// An embedded SQLite file (WAL).
+    Sqlite,
+    /// A PostgreSQL server shared by several Keyward nodes.
+    Postgres,
+}
+
+impl Dialect {
+    fn migrator(self) -> &'static Migrator {
+        match self {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// SQLite must take the write lock at `BEGIN`: a deferred transaction that reads and
+    /// then writes can deadlock with another writer, which `busy_timeout` cannot resolve.
+    fn begin_write(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        }
+    }
+}
+
+/// Turns a `--database` value into a URL: `postgres://…` and `sqlite:…` stay as they are; a
+/// plain path names a SQLite file, created if missing.
+pub fn database_url(value: &str) -> String {
+    if value.starts_with("postgres://") || value.starts_with("postgresql://") || value.starts_with("sqlite:") {
+        value.to_owned()
+    } else {
+        format!("sqlite://{value}?mode=rwc")
+    }
+}
+
+/// The store on a SQL database.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+/// `SELECT` of every credential column (aliased `c`), in the order
+/// [`credential_from_row`] reads them, followed by `$rest`; built at compile time.
+macro_rules! select_credentials {
+    ($rest:literal) => {
+        concat!(
+            "SELECT c.id, c.organization_id, c.environment, c.name, c.description, \
+             c.permissions, c.role, c.ip_allowlist, c.rate_limit_override, c.not_before, c.expires_at, \
+             c.metadata, c.owner_id, c.status, c.prefix, c.hint, c.created_at, c.created_by, c.updated_at, \
+             c.revoked_at, c.last_used_at, c.last_used_ip, c.version ",
+            $rest
+        )
+    };
+}
+
+impl SqlStore {
+    /// Connects to `url` (see [`database_url`]) without migrating.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let url = database_url(url);
+        let dialect = if url.starts_with("sqlite:") { Dialect::Sqlite } else { Dialect::Postgres };
+        let options = AnyConnectOptions::from_str(&url).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let pool_options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
+        let pool = match dialect {
+            Dialect::Sqlite => pool_options
+                .max_connections(8)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                })
+                .connect_with(options)
+                .await,
+            Dialect::Postgres => pool_options.max_connections(16).connect_with(options).await,
+        }
+        .map_err(map_error)?;
+        Ok(Self { pool, dialect })
+    }
+
+    /// Applies the dialect's pending migrations. On PostgreSQL sqlx holds an advisory lock
+    /// meanwhile, so nodes starting together migrate once.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.dialect
+            .migrator()
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
+    }
+
+    /// Connects and migrates.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let store = Self::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The database this store talks to.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Closes every connection, waiting for those in use.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        self.pool.begin_with(self.dialect.begin_write()).await.map_err(map_error)
+    }
+}
+
+/// Sorts sqlx errors into the store's few kinds; database text never goes further than
+/// this error's own log line.
+fn map_error(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict { constraint: "unique" },
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            StoreError::Conflict { constraint: "foreign_key" }
+        }
+        sqlx::Error::Database(db) if is_busy(db.code().as_deref()) => StoreError::Unavailable(error),
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => StoreError::Unavailable(error),
+        _ => StoreError::Internal(error.to_string()),
+    }
+}
+
+/// SQLite's busy and locked codes, and PostgreSQL's connection, shutdown and
+/// serialization classes: failures that a later retry can get past.
+fn is_busy(code: Option<&str>) -> bool {
+    matches!(code, Some("5" | "6" | "517" | "261" | "57P01" | "57P02" | "57P03" | "40001" | "40P01"))
+        || code.is_some_and(|c| c.starts_with("08"))
+}
+
+async fn insert_event(
+    executor: impl Executor<'_, Database = sqlx::Any>,
+    event: &AuditEvent,
+) -> Result<(), StoreError> {
+    let details = serde_json::Value::Object(event.details.clone()).to_string();
+    sqlx::query(
+        "INSERT INTO audit_events (id, organization_id, occurred_at, action, actor, source_ip, target_id, details) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(event.id.as_str())
+    .bind(event.organization_id.as_str())
+    .bind(to_millis(event.occurred_at))
+    .bind(event.action.as_str())
+    .bind(event.actor.as_str())
+    .bind(event.source_ip.map(|ip| ip.to_string()))
+    .bind(event.target_id.as_deref())
+    .bind(details)
+    .execute(executor)
+    .await
+    .map_err(map_error)?;
+    Ok(())
+}
+
+async fn insert_secrets(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    credential_id: &CredentialId,
+    secrets: &[NewSecret],
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    for secret in secrets {
+        sqlx::query(
+            "INSERT INTO credential_secrets (lookup_digest, credential_id, kind, salt, salted_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, NULL)",
+        )
+        .bind(secret.digests.lookup.as_bytes().to_vec())
+        .bind(credential_id.as_str())
+        .bind(secret.kind.storage_name())
+        .bind(secret.digests.salted.salt.to_vec())
+        .bind(secret.digests.salted.hash.to_vec())
+        .bind(to_millis(now))
+        .execute(&mut **tx)
+        .await
+        .map_err(map_error)?;
+    }
+    Ok(())
+}
+
+/// Writes every mutable column of a credential if its version is still the one read.
+async fn write_credential(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    credential: &Credential,
+) -> Result<(), StoreError> {
+    let row = CredentialRow::from(credential);
+    let result = sqlx::query(
+        "UPDATE credentials SET name = $1, description = $2, permissions = $3, role = $4, \
+         ip_allowlist = $5, rate_limit_override = $6, not_before = $7, expires_at = $8, metadata = $9, \
+         owner_id = $10, status = $11, prefix = $12, hint = $13, updated_at = $14, revoked_at = $15, \
+         version = version + 1 \
+         WHERE id = $16 AND organization_id = $17 AND version = $18",
+    )
+    .bind(row.name)
+    .bind(row.description)
+    .bind(row.permissions)
+    .bind(row.role)
+    .bind(row.ip_allowlist)
+    .bind(row.rate_limit_override)
+    .bind(row.not_before)
+    .bind(row.expires_at)
+    .bind(row.metadata)
+    .bind(row.owner_id)
+    .bind(row.status)
+    .bind(row.prefix)
+    .bind(row.hint)
+    .bind(row.updated_at)
+    .bind(row.revoked_at)
+    .bind(row.id)
+    .bind(row.organization_id)
+    .bind(credential.version)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_error)?;
+    if result.rows_affected() == 1 {
+        return Ok(());
+    }
+    let exists = sqlx::query("SELECT 1 FROM credentials WHERE id = $1 AND organization_id = $2")
+        .bind(credential.id.as_str())
+        .bind(credential.organization_id.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(map_error)?;
+    Err(if exists.is_some() { StoreError::Conflict { constraint: "version" } } else { StoreError::NotFound })
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn insert_organization(&self, org: &Organization, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(org.id.as_str())
+            .bind(org.name.as_str())
+            .bind(to_millis(org.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        insert_event(&mut *tx, event).await?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn organization(&self, id: &OrganizationId) -> Result<Option<Organization>, StoreError> {
+        let row = sqlx::query("SELECT id, name, created_at FROM organizations WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?;
+        row.map(|row| rows::organization_from_row(&row)).transpose()
+    }
+
+    async fn organization_count(&self) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM organizations")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_error)?;
+        let count: i64 = row.try_get(0).map_err(map_error)?;
+        Ok(count.max(0) as u64)
+    }
+
+    async fn insert_credential(
+        &self,
+        credential: &Credential,
+        secrets: &[NewSecret],
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let row = CredentialRow::from(credential);
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO credentials (id, organization_id, environment, name, description, permissions, role, \
+             ip_allowlist, rate_limit_override, not_before, expires_at, metadata, owner_id, status, prefix, hint, \
+             created_at, created_by, updated_at, revoked_at, last_used_at, last_used_ip, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, NULL, NULL, $21)",
+        )
+        .bind(row.id)
+        .bind(row.organization_id)
+        .bind(row.environment)
+        .bind(row.name)
+        .bind(row.description)
+        .bind(row.permissions)
+        .bind(row.role)
+        .bind(row.ip_allowlist)
+        .bind(row.rate_limit_override)
+        .bind(row.not_before)
+        .bind(row.expires_at)
+        .bind(row.metadata)
+        .bind(row.owner_id)
+        .bind(row.status)
+        .bind(row.prefix)
+        .bind(row.hint)
+        .bind(row.created_at)
+        .bind(row.created_by)
+        .bind(row.updated_at)
+        .bind(row.revoked_at)
+        .bind(credential.version)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        insert_secrets(&mut tx, &credential.id, secrets, credential.created_at).await?;
+        insert_event(&mut *tx, event).await?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn credential(
+        &self,
+        org: &OrganizationId,
+        id: &CredentialId,
+    ) -> Result<Option<Credential>, StoreError> {
+        let row = sqlx::query(select_credentials!("FROM credentials c WHERE c.id = $1 AND c.organization_id = $2"))
+            .bind(id.as_str())
+            .bind(org.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?;
+        row.map(|row| credential_from_row(&row)).transpose()
+    }
+
+    async fn credential_by_secret(&self, lookup: &LookupDigest) -> Result<Option<SecretMatch>, StoreError> {
+        let row = sqlx::query(select_credentials!(
+            ", s.kind, s.salt, s.salted_hash, s.expires_at \
+             FROM credential_secrets s JOIN credentials c ON c.id = s.credential_id \
+             WHERE s.lookup_digest = $1"
+        ))
+        .bind(lookup.as_bytes().to_vec())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
+        row.map(|row| rows::secret_match_from_row(&row)).transpose()
+    }
+
+    async fn list_credentials(
+        &self,
+        org: &OrganizationId,
+        query: &CredentialQuery,
+    ) -> Result<Vec<Credential>, StoreError> {
+        let rows = sqlx::query(select_credentials!(
+            "FROM credentials c WHERE c.organization_id = $1 \
+             AND ($2 IS NULL OR c.environment = $2) \
+             AND ($3 IS NULL OR c.owner_id = $3) \
+             AND ($4 IS NULL OR c.id < $4) \
+             AND ($5 IS NULL \
+                  OR ($5 = 'expired' AND c.status = 'active' AND c.expires_at IS NOT NULL AND c.expires_at <= $6) \
+                  OR ($5 = 'active' AND c.status = 'active' AND (c.expires_at IS NULL OR c.expires_at > $6)) \
+                  OR ($5 IN ('disabled', 'revoked') AND c.status = $5)) \
+             ORDER BY c.id DESC LIMIT $7"
+        ))
+        .bind(org.as_str())
+        .bind(query.environment.map(|e| e.as_str()))
+        .bind(query.owner_id.as_deref())
+        .bind(query.before.as_ref().map(|id| id.as_str()))
+        .bind(query.status.map(|s| s.as_str()))
+        .bind(to_millis(query.now))
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        rows.iter().map(credential_from_row).collect()
+    }
+
+    async fn update_credential(&self, credential: &Credential, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        write_credential(&mut tx, credential).await?;
+        insert_event(&mut *tx, event).await?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn rotate_credential(
+        &self,
+        credential: &Credential,
+        new_secrets: &[NewSecret],
+        old_until: Option<OffsetDateTime>,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        write_credential(&mut tx, credential).await?;
+        match old_until {
+            None => {
+                sqlx::query("DELETE FROM credential_secrets WHERE credential_id = $1")
+                    .bind(credential.id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_error)?;
+            }
+            Some(until) => {
+                sqlx::query(
+                    "UPDATE credential_secrets SET expires_at = $2 \
+                     WHERE credential_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
+                )
+                .bind(credential.id.as_str())
+                .bind(to_millis(until))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+            }
+        }
+        insert_secrets(&mut tx, &credential.id, new_secrets, credential.updated_at).await?;
+        insert_event(&mut *tx, event).await?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn insert_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        insert_event(&self.pool, event).await
+    }
+
+    async fn list_audit_events(
+        &self,
+        org: &OrganizationId,
+        query: &AuditQuery,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, organization_id, occurred_at, action, actor, source_ip, target_id, details \
+             FROM audit_events WHERE organization_id = $1 \
+             AND ($2 IS NULL OR action = $2) \
+             AND ($3 IS NULL OR target_id = $3) \
+             AND ($4 IS NULL OR id < $4) \
+             ORDER BY id DESC LIMIT $5",
+        )
+        .bind(org.as_str())
+        .bind(query.action.as_deref())
+        .bind(query.target_id.as_deref())
+        .bind(query.before.as_ref().map(|id| id.as_str()))
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        rows.iter().map(audit_event_from_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_paths_become_sqlite_urls() {
+        assert_eq!(database_url("keyward.db"), "sqlite://keyward.db?mode=rwc");
+        assert_eq!(database_url("/tmp/k.db"), "sqlite:///tmp/k.db?mode=rwc");
+        assert_eq!(database_url("postgres://localhost/test"), "postgres://localhost/test");
+        assert_eq!(database_url("sqlite::memory:"), "sqlite::memory:");
+    }
+}
