@@ -40,7 +40,10 @@ pub struct Actor {
 impl Actor {
     /// The command line on this machine.
     pub fn cli() -> Self {
-        Self { id: "cli".to_owned(), source_ip: None }
+        Self {
+            id: "cli".to_owned(),
+            source_ip: None,
+        }
     }
 
     /// A new event by this actor.

@@ -209,7 +209,10 @@ pub struct ValidationError {
 impl ValidationError {
     /// A validation error for `field`.
     pub fn new(field: &'static str, message: impl Into<String>) -> Self {
-        Self { field, message: message.into() }
+        Self {
+            field,
+            message: message.into(),
+        }
     }
 }
 
@@ -236,17 +239,25 @@ pub fn validate_name(name: &str) -> Result<String, ValidationError> {
         return Err(ValidationError::new("name", "must not be empty"));
     }
     if chars > NAME_MAX_CHARS {
-        return Err(ValidationError::new("name", format!("must be at most {NAME_MAX_CHARS} characters")));
+        return Err(ValidationError::new(
+            "name",
+            format!("must be at most {NAME_MAX_CHARS} characters"),
+        ));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(ValidationError::new("name", "must not contain control characters"));
+        return Err(ValidationError::new(
+            "name",
+            "must not contain control characters",
+        ));
     }
     Ok(trimmed.to_owned())
 }
 
 /// Checks a description is at most 1,000 characters; an empty one becomes none.
 pub fn validate_description(text: Option<&str>) -> Result<Option<String>, ValidationError> {
-    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else { return Ok(None) };
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
     if text.chars().count() > DESCRIPTION_MAX_CHARS {
         return Err(ValidationError::new(
             "description",
@@ -274,7 +285,9 @@ pub fn validate_metadata(value: Option<Value>) -> Result<Map<String, Value>, Val
     match value {
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(map)) => {
-            let size = serde_json::to_vec(&map).map(|v| v.len()).unwrap_or(usize::MAX);
+            let size = serde_json::to_vec(&map)
+                .map(|v| v.len())
+                .unwrap_or(usize::MAX);
             if size > METADATA_MAX_BYTES {
                 return Err(ValidationError::new(
                     "metadata",
@@ -312,7 +325,10 @@ pub fn parse_ip_allowlist<S: AsRef<str>>(entries: &[S]) -> Result<Vec<IpNet>, Va
     for entry in entries {
         let entry = entry.as_ref().trim();
         let net = parse_ip_network(entry).ok_or_else(|| {
-            ValidationError::new("ip_allowlist", format!("`{entry}` is not an IP address or CIDR range"))
+            ValidationError::new(
+                "ip_allowlist",
+                format!("`{entry}` is not an IP address or CIDR range"),
+            )
         })?;
         if !nets.contains(&net) {
             nets.push(net);
@@ -352,7 +368,10 @@ pub fn validate_validity(
     if let (Some(start), Some(end)) = (not_before, expires_at)
         && start >= end
     {
-        return Err(ValidationError::new("expires_at", "must be later than not_before"));
+        return Err(ValidationError::new(
+            "expires_at",
+            "must be later than not_before",
+        ));
     }
     if expires_at.is_some_and(|end| end <= now) {
         return Err(ValidationError::new("expires_at", "must be in the future"));
@@ -372,7 +391,10 @@ pub fn rotation_grace_end(
     if grace.is_negative() || grace > MAX_ROTATION_GRACE {
         return Err(ValidationError::new(
             "grace_period_seconds",
-            format!("must be between 0 and {} seconds", MAX_ROTATION_GRACE.whole_seconds()),
+            format!(
+                "must be between 0 and {} seconds",
+                MAX_ROTATION_GRACE.whole_seconds()
+            ),
         ));
     }
     let end = match expires_at {
@@ -407,9 +429,23 @@ mod tests {
 
     #[test]
     fn allowlists_normalise_addresses_and_ranges() {
-        let nets = parse_ip_allowlist(&["203.0.113.7", "198.51.100.9/24", "2001:db8::1", "::ffff:192.0.2.1"]).unwrap();
+        let nets = parse_ip_allowlist(&[
+            "203.0.113.7",
+            "198.51.100.9/24",
+            "2001:db8::1",
+            "::ffff:192.0.2.1",
+        ])
+        .unwrap();
         let texts: Vec<String> = nets.iter().map(ToString::to_string).collect();
-        assert_eq!(texts, ["203.0.113.7/32", "198.51.100.0/24", "2001:db8::1/128", "192.0.2.1/32"]);
+        assert_eq!(
+            texts,
+            [
+                "203.0.113.7/32",
+                "198.51.100.0/24",
+                "2001:db8::1/128",
+                "192.0.2.1/32"
+            ]
+        );
         assert!(parse_ip_allowlist(&["300.1.1.1"]).is_err());
         assert!(parse_ip_allowlist(&["10.0.0.0/33"]).is_err());
     }
@@ -426,10 +462,19 @@ mod tests {
     fn rotation_grace_never_outlives_the_credential() {
         let now = datetime!(2026-01-01 00:00 UTC);
         assert_eq!(rotation_grace_end(now, Duration::ZERO, None).unwrap(), None);
-        assert_eq!(rotation_grace_end(now, Duration::hours(1), None).unwrap(), Some(now + Duration::hours(1)));
+        assert_eq!(
+            rotation_grace_end(now, Duration::hours(1), None).unwrap(),
+            Some(now + Duration::hours(1))
+        );
         let expiry = now + Duration::minutes(10);
-        assert_eq!(rotation_grace_end(now, Duration::hours(1), Some(expiry)).unwrap(), Some(expiry));
-        assert_eq!(rotation_grace_end(now, Duration::hours(1), Some(now - Duration::hours(1))).unwrap(), None);
+        assert_eq!(
+            rotation_grace_end(now, Duration::hours(1), Some(expiry)).unwrap(),
+            Some(expiry)
+        );
+        assert_eq!(
+            rotation_grace_end(now, Duration::hours(1), Some(now - Duration::hours(1))).unwrap(),
+            None
+        );
         assert!(rotation_grace_end(now, Duration::days(7), None).is_ok());
         assert!(rotation_grace_end(now, Duration::days(7) + Duration::SECOND, None).is_err());
         assert!(rotation_grace_end(now, -Duration::SECOND, None).is_err());
@@ -440,7 +485,9 @@ mod tests {
         let now = datetime!(2026-01-01 00:00 UTC);
         assert!(validate_validity(None, Some(now + Duration::DAY), now).is_ok());
         assert!(validate_validity(None, Some(now), now).is_err());
-        assert!(validate_validity(Some(now + Duration::DAY), Some(now + Duration::HOUR), now).is_err());
+        assert!(
+            validate_validity(Some(now + Duration::DAY), Some(now + Duration::HOUR), now).is_err()
+        );
     }
 
     proptest! {

@@ -60,7 +60,10 @@ impl SaltedHash {
     pub fn new(secret: &str) -> Self {
         let mut salt = [0u8; 16];
         fill_random(&mut salt);
-        Self { salt, hash: Self::compute(&salt, secret) }
+        Self {
+            salt,
+            hash: Self::compute(&salt, secret),
+        }
     }
 
     /// Whether `secret` is the one hashed here, compared in constant time.
@@ -94,7 +97,10 @@ pub struct SecretDigests {
 impl SecretDigests {
     /// Computes both digests of a secret.
     pub fn new(secret: &str) -> Self {
-        Self { lookup: LookupDigest::of(secret), salted: SaltedHash::new(secret) }
+        Self {
+            lookup: LookupDigest::of(secret),
+            salted: SaltedHash::new(secret),
+        }
     }
 }
 
@@ -123,7 +129,11 @@ mod tests {
     fn the_lookup_digest_is_plain_sha256() {
         // SHA-256("abc"), FIPS 180-2 appendix B.1.
         let expected = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-        let hex: String = LookupDigest::of("abc").as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = LookupDigest::of("abc")
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert_eq!(hex, expected);
     }
 }

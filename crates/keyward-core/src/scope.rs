@@ -33,12 +33,18 @@ pub enum ScopeError {
 impl Scope {
     /// The scope of one action on one resource, e.g. `keys:read`.
     pub fn exact(resource: &str, action: &str) -> Self {
-        Self { resource: Some(resource.to_owned()), action: Some(action.to_owned()) }
+        Self {
+            resource: Some(resource.to_owned()),
+            action: Some(action.to_owned()),
+        }
     }
 
     /// `*`: every action on every resource.
     pub fn all() -> Self {
-        Self { resource: None, action: None }
+        Self {
+            resource: None,
+            action: None,
+        }
     }
 
     /// Reads a scope in canonical form without consulting a catalogue, for scopes that were
@@ -47,10 +53,14 @@ impl Scope {
         let part = |p: &str| (p != "*").then(|| p.to_owned());
         match text.split_once(':') {
             None if text.is_empty() => None,
-            None => Some(Self { resource: None, action: part(text) }),
-            Some((resource, action)) if !resource.is_empty() && !action.is_empty() => {
-                Some(Self { resource: part(resource), action: part(action) })
-            }
+            None => Some(Self {
+                resource: None,
+                action: part(text),
+            }),
+            Some((resource, action)) if !resource.is_empty() && !action.is_empty() => Some(Self {
+                resource: part(resource),
+                action: part(action),
+            }),
             Some(_) => None,
         }
     }
@@ -95,8 +105,17 @@ impl Default for ScopeCatalogue {
     fn default() -> Self {
         let mut catalogue = Self::new(
             [
-                "domains", "dns", "contacts", "hosts", "vps", "billing", "keys", "ip_rules",
-                "roles", "audit_log", "webhooks",
+                "domains",
+                "dns",
+                "contacts",
+                "hosts",
+                "vps",
+                "billing",
+                "keys",
+                "ip_rules",
+                "roles",
+                "audit_log",
+                "webhooks",
             ]
             .into_iter()
             .map(String::from),
@@ -110,7 +129,12 @@ impl ScopeCatalogue {
     /// A catalogue of these resources, each with the read/write/delete actions.
     pub fn new(resources: impl IntoIterator<Item = String>) -> Self {
         let actions: Vec<String> = PRESET_ACTIONS.iter().map(|a| (*a).to_owned()).collect();
-        Self { resources: resources.into_iter().map(|r| (r, actions.clone())).collect() }
+        Self {
+            resources: resources
+                .into_iter()
+                .map(|r| (r, actions.clone()))
+                .collect(),
+        }
     }
 
     /// Adds an action beyond the three presets to one resource (e.g. `keys:verify`).
@@ -123,7 +147,9 @@ impl ScopeCatalogue {
 
     /// Every resource with its actions, in name order.
     pub fn resources(&self) -> impl Iterator<Item = (&str, &[String])> {
-        self.resources.iter().map(|(r, a)| (r.as_str(), a.as_slice()))
+        self.resources
+            .iter()
+            .map(|(r, a)| (r.as_str(), a.as_slice()))
     }
 
     /// Parses one scope against the catalogue.
@@ -131,17 +157,22 @@ impl ScopeCatalogue {
         let unknown = || ScopeError::Unknown(text.to_owned());
         let scope = match text.split_once(':') {
             None if text == "*" => Scope::all(),
-            None if PRESET_ACTIONS.contains(&text) => {
-                Scope { resource: None, action: Some(text.to_owned()) }
-            }
+            None if PRESET_ACTIONS.contains(&text) => Scope {
+                resource: None,
+                action: Some(text.to_owned()),
+            },
             None => return Err(unknown()),
-            Some(("*", action)) if PRESET_ACTIONS.contains(&action) => {
-                Scope { resource: None, action: Some(action.to_owned()) }
-            }
+            Some(("*", action)) if PRESET_ACTIONS.contains(&action) => Scope {
+                resource: None,
+                action: Some(action.to_owned()),
+            },
             Some((resource, action)) => {
                 let actions = self.resources.get(resource).ok_or_else(unknown)?;
                 if action == "*" {
-                    Scope { resource: Some(resource.to_owned()), action: None }
+                    Scope {
+                        resource: Some(resource.to_owned()),
+                        action: None,
+                    }
                 } else if actions.iter().any(|a| a == action) {
                     Scope::exact(resource, action)
                 } else {
@@ -208,16 +239,25 @@ impl fmt::Debug for ScopeSet {
 pub const BUILTIN_ROLES: &[(&str, &[&str])] = &[
     ("admin", &["*"]),
     ("viewer", &["read"]),
-    ("domain_manager", &["domains:*", "contacts:*", "hosts:*", "dns:read"]),
+    (
+        "domain_manager",
+        &["domains:*", "contacts:*", "hosts:*", "dns:read"],
+    ),
     ("dns_manager", &["dns:*", "domains:read"]),
     ("billing_manager", &["billing:*"]),
 ];
 
 /// The scopes of a built-in role, if `name` is one.
 pub fn builtin_role(catalogue: &ScopeCatalogue, name: &str) -> Option<ScopeSet> {
-    BUILTIN_ROLES.iter().find(|(n, _)| *n == name).map(|(_, scopes)| {
-        scopes.iter().filter_map(|s| catalogue.parse(s).ok()).collect()
-    })
+    BUILTIN_ROLES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, scopes)| {
+            scopes
+                .iter()
+                .filter_map(|s| catalogue.parse(s).ok())
+                .collect()
+        })
 }
 
 #[cfg(test)]
@@ -232,7 +272,15 @@ mod tests {
     #[test]
     fn parses_every_form_and_prints_it_back() {
         let catalogue = ScopeCatalogue::default();
-        for text in ["*", "read", "write", "delete", "dns:*", "dns:read", "keys:verify"] {
+        for text in [
+            "*",
+            "read",
+            "write",
+            "delete",
+            "dns:*",
+            "dns:read",
+            "keys:verify",
+        ] {
             assert_eq!(catalogue.parse(text).unwrap().to_string(), text);
         }
         assert_eq!(catalogue.parse("*:read").unwrap().to_string(), "read");
@@ -241,7 +289,19 @@ mod tests {
     #[test]
     fn refuses_scopes_outside_the_catalogue() {
         let catalogue = ScopeCatalogue::default();
-        for text in ["", "dns", "dns:", ":read", "dns:fly", "spaceships:read", "dns:read:x", "*:*:*", "verify", "*:verify", "DNS:read"] {
+        for text in [
+            "",
+            "dns",
+            "dns:",
+            ":read",
+            "dns:fly",
+            "spaceships:read",
+            "dns:read:x",
+            "*:*:*",
+            "verify",
+            "*:verify",
+            "DNS:read",
+        ] {
             assert!(catalogue.parse(text).is_err(), "{text}");
         }
     }
@@ -272,7 +332,10 @@ mod tests {
     fn canonical_text_reads_back_without_a_catalogue() {
         let catalogue = ScopeCatalogue::default();
         for text in ["*", "read", "dns:*", "keys:verify"] {
-            assert_eq!(Scope::from_canonical(text), Some(catalogue.parse(text).unwrap()));
+            assert_eq!(
+                Scope::from_canonical(text),
+                Some(catalogue.parse(text).unwrap())
+            );
         }
         assert_eq!(Scope::from_canonical(""), None);
         assert_eq!(Scope::from_canonical("dns:"), None);
@@ -282,7 +345,11 @@ mod tests {
     fn builtin_roles_resolve() {
         let catalogue = ScopeCatalogue::default();
         assert_eq!(builtin_role(&catalogue, "admin"), Some(set(&["*"])));
-        assert!(builtin_role(&catalogue, "dns_manager").unwrap().grants(&Scope::exact("dns", "delete")));
+        assert!(
+            builtin_role(&catalogue, "dns_manager")
+                .unwrap()
+                .grants(&Scope::exact("dns", "delete"))
+        );
         assert_eq!(builtin_role(&catalogue, "root"), None);
     }
 

@@ -79,8 +79,14 @@ impl KeyPrefix {
     /// Checks and wraps a prefix.
     pub fn new(prefix: &str) -> Result<Self, BadKeyPrefix> {
         let ok = (2..=8).contains(&prefix.len())
-            && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-        if ok { Ok(Self(prefix.to_owned())) } else { Err(BadKeyPrefix) }
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if ok {
+            Ok(Self(prefix.to_owned()))
+        } else {
+            Err(BadKeyPrefix)
+        }
     }
 
     /// The prefix text.
@@ -220,7 +226,10 @@ fn push_random_base62(out: &mut String, count: usize) {
 /// # Panics
 /// When the OS has no randomness to give, which leaves nothing safe to do.
 pub fn fill_random(buffer: &mut [u8]) {
-    #[expect(clippy::expect_used, reason = "without OS randomness no secret can be made")]
+    #[expect(
+        clippy::expect_used,
+        reason = "without OS randomness no secret can be made"
+    )]
     getrandom::fill(buffer).expect("the operating system's random number generator failed");
 }
 
@@ -241,7 +250,10 @@ mod tests {
         assert_eq!(text.len(), "kw_live_".len() + 32 + 6);
         assert_eq!(key.display_prefix(), "kw_live_");
         assert_eq!(key.hint(), &text[text.len() - 4..]);
-        assert_eq!(parse_secret(text), Ok(SecretKind::ApiKey(Environment::Live)));
+        assert_eq!(
+            parse_secret(text),
+            Ok(SecretKind::ApiKey(Environment::Live))
+        );
     }
 
     #[test]
@@ -323,7 +335,10 @@ mod tests {
             .iter()
             .map(|&c| (c as f64 - expected).powi(2) / expected)
             .sum();
-        assert!(chi_square < 117.0, "chi-square {chi_square} over {counts:?}");
+        assert!(
+            chi_square < 117.0,
+            "chi-square {chi_square} over {counts:?}"
+        );
     }
 
     proptest! {

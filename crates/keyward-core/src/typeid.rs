@@ -44,7 +44,10 @@ pub fn decode_suffix(suffix: &str) -> Result<Uuid, TypeIdError> {
     }
     let mut value: u128 = 0;
     for &b in bytes {
-        let digit = ALPHABET.iter().position(|&a| a == b).ok_or(TypeIdError::BadSuffix)?;
+        let digit = ALPHABET
+            .iter()
+            .position(|&a| a == b)
+            .ok_or(TypeIdError::BadSuffix)?;
         value = (value << 5) | digit as u128;
     }
     Ok(Uuid::from_u128(value))
@@ -144,14 +147,38 @@ mod tests {
 
     /// The valid vectors of the TypeID specification (v0.3, valid.yml).
     const SPEC_VECTORS: &[(&str, &str)] = &[
-        ("00000000000000000000000000", "00000000-0000-0000-0000-000000000000"),
-        ("0000000000e008000000000001", "00000000-0000-7000-8000-000000000001"),
-        ("0000000000e00900000000000a", "00000000-0000-7000-9000-00000000000a"),
-        ("0000000000e00a00000000000g", "00000000-0000-7000-a000-000000000010"),
-        ("0000000000e00b000000000010", "00000000-0000-7000-b000-000000000020"),
-        ("7zzzzzzzzzzzzzzzzzzzzzzzzz", "ffffffff-ffff-ffff-ffff-ffffffffffff"),
-        ("0123456789abcbefghjkmnpqrs", "0110c853-1d09-52d8-b73e-1194e95b5f19"),
-        ("01h455vb4pex5vsknk084sn02q", "01890a5d-ac96-774b-bcce-b302099a8057"),
+        (
+            "00000000000000000000000000",
+            "00000000-0000-0000-0000-000000000000",
+        ),
+        (
+            "0000000000e008000000000001",
+            "00000000-0000-7000-8000-000000000001",
+        ),
+        (
+            "0000000000e00900000000000a",
+            "00000000-0000-7000-9000-00000000000a",
+        ),
+        (
+            "0000000000e00a00000000000g",
+            "00000000-0000-7000-a000-000000000010",
+        ),
+        (
+            "0000000000e00b000000000010",
+            "00000000-0000-7000-b000-000000000020",
+        ),
+        (
+            "7zzzzzzzzzzzzzzzzzzzzzzzzz",
+            "ffffffff-ffff-ffff-ffff-ffffffffffff",
+        ),
+        (
+            "0123456789abcbefghjkmnpqrs",
+            "0110c853-1d09-52d8-b73e-1194e95b5f19",
+        ),
+        (
+            "01h455vb4pex5vsknk084sn02q",
+            "01890a5d-ac96-774b-bcce-b302099a8057",
+        ),
     ];
 
     #[test]

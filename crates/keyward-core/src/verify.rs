@@ -110,7 +110,8 @@ pub fn decide(
         Status::Active => {}
     }
     let settings = &credential.settings;
-    if settings.expires_at.is_some_and(|t| t <= now) || secret_expires_at.is_some_and(|t| t <= now) {
+    if settings.expires_at.is_some_and(|t| t <= now) || secret_expires_at.is_some_and(|t| t <= now)
+    {
         return Outcome::Expired;
     }
     if settings.not_before.is_some_and(|t| t > now) {
@@ -121,7 +122,10 @@ pub fn decide(
     {
         return Outcome::IpDenied;
     }
-    if requirements.environment.is_some_and(|env| env != credential.environment) {
+    if requirements
+        .environment
+        .is_some_and(|env| env != credential.environment)
+    {
         return Outcome::EnvironmentMismatch;
     }
     if !requirements.scopes.iter().all(|s| scopes.grants(s)) {

@@ -1,1 +1,120 @@
-//! placeholder
+//! Keyward's HTTP interface.
+//!
+//! # Layout
+//! - [`router`]: the axum router with its middleware, the one production and tests use.
+//! - [`state`]: `AppState` and `ServerConfig`.
+//! - [`auth`]: credential transports and the check of a presented API key.
+//! - [`lifecycle`]: create, change, disable, enable, revoke and rotate credentials, for the
+//!   HTTP handlers and the CLI alike.
+//! - [`routes`]: the handlers, one module per resource.
+//! - [`error`]: `ApiError` and its problem+json answers.
+//! - [`extract`]: body and query extractors whose rejections are problem+json.
+//! - [`openapi`]: the OpenAPI 3.1 document generated from the handlers.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod lifecycle;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiError;
+pub use crate::state::{AppState, ServerConfig};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The routes and their OpenAPI description, before state and middleware.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base_document())
+        .routes(routes!(routes::keys::create, routes::keys::list))
+        .routes(routes!(routes::keys::get, routes::keys::update))
+        .routes(routes!(routes::keys::disable))
+        .routes(routes!(routes::keys::enable))
+        .routes(routes!(routes::keys::revoke))
+        .routes(routes!(routes::keys::rotate))
+        .routes(routes!(routes::audit::list))
+        .routes(routes!(routes::health::healthz))
+        .routes(routes!(routes::health::readyz))
+}
+
+/// The complete application: every route, the OpenAPI document at `/v1/openapi.json`, and
+/// the middleware (request ids, tracing without secrets, panics as 500 problems, body limit,
+/// timeout).
+pub fn router(state: AppState) -> Router {
+    let (routes, document) = api_routes().split_for_parts();
+    let document = Arc::new(document);
+    let config = state.config.clone();
+    routes
+        .route(
+            "/v1/openapi.json",
+            get(move || openapi::serve(document.clone())),
+        )
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(SetSensitiveRequestHeadersLayer::new([
+                    header::AUTHORIZATION,
+                    header::COOKIE,
+                    HeaderName::from_static(auth::API_KEY_HEADER),
+                ]))
+                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(CatchPanicLayer::custom(|_| panic_response()))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    config.request_timeout,
+                )),
+        )
+        .with_state(state)
+}
+
+/// The span of one request: method, path and request id. Never the query string (it may
+/// carry `api_key=`) nor any header value.
+fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+}
+
+fn panic_response() -> Response {
+    tracing::error!("a handler panicked");
+    ApiError::Internal.into_response()
+}
+
+/// Serves the application on `listener` until `shutdown` completes, then lets requests in
+/// flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

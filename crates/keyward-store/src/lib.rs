@@ -101,7 +101,11 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Creates an organization.
-    async fn insert_organization(&self, org: &Organization, event: &AuditEvent) -> Result<(), StoreError>;
+    async fn insert_organization(
+        &self,
+        org: &Organization,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
 
     /// Reads an organization.
     async fn organization(&self, id: &OrganizationId) -> Result<Option<Organization>, StoreError>;
@@ -125,7 +129,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Credential>, StoreError>;
 
     /// Finds the credential a secret belongs to, by the secret's lookup digest (O(1)).
-    async fn credential_by_secret(&self, lookup: &LookupDigest) -> Result<Option<SecretMatch>, StoreError>;
+    async fn credential_by_secret(
+        &self,
+        lookup: &LookupDigest,
+    ) -> Result<Option<SecretMatch>, StoreError>;
 
     /// Lists an organization's credentials, newest first.
     async fn list_credentials(
@@ -138,7 +145,11 @@ pub trait Store: Send + Sync + 'static {
     /// if another write came between, nothing is written and the answer is
     /// [`StoreError::Conflict`] with `constraint: "version"`. The stored version becomes
     /// `credential.version + 1`.
-    async fn update_credential(&self, credential: &Credential, event: &AuditEvent) -> Result<(), StoreError>;
+    async fn update_credential(
+        &self,
+        credential: &Credential,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
 
     /// Replaces a credential's secrets, as [`Store::update_credential`] writes the record.
     /// The old secrets stop at once (`old_until: None`) or at `old_until`, whichever

@@ -57,7 +57,10 @@ impl Dialect {
 /// Turns a `--database` value into a URL: `postgres://…` and `sqlite:…` stay as they are; a
 /// plain path names a SQLite file, created if missing.
 pub fn database_url(value: &str) -> String {
-    if value.starts_with("postgres://") || value.starts_with("postgresql://") || value.starts_with("sqlite:") {
+    if value.starts_with("postgres://")
+        || value.starts_with("postgresql://")
+        || value.starts_with("sqlite:")
+    {
         value.to_owned()
     } else {
         format!("sqlite://{value}?mode=rwc")
@@ -90,24 +93,31 @@ impl SqlStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let url = database_url(url);
-        let dialect = if url.starts_with("sqlite:") { Dialect::Sqlite } else { Dialect::Postgres };
-        let options = AnyConnectOptions::from_str(&url).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else {
+            Dialect::Postgres
+        };
+        let options =
+            AnyConnectOptions::from_str(&url).map_err(|e| StoreError::Internal(e.to_string()))?;
         let pool_options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
         let pool = match dialect {
-            Dialect::Sqlite => pool_options
-                .max_connections(8)
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+            Dialect::Sqlite => {
+                pool_options
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
                              PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                        )
-                        .await?;
-                        Ok(())
+                            )
+                            .await?;
+                            Ok(())
+                        })
                     })
-                })
-                .connect_with(options)
-                .await,
+                    .connect_with(options)
+                    .await
+            }
             Dialect::Postgres => pool_options.max_connections(16).connect_with(options).await,
         }
         .map_err(map_error)?;
@@ -142,7 +152,10 @@ impl SqlStore {
     }
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        self.pool.begin_with(self.dialect.begin_write()).await.map_err(map_error)
+        self.pool
+            .begin_with(self.dialect.begin_write())
+            .await
+            .map_err(map_error)
     }
 }
 
@@ -150,11 +163,15 @@ impl SqlStore {
 /// this error's own log line.
 fn map_error(error: sqlx::Error) -> StoreError {
     match &error {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict { constraint: "unique" },
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-            StoreError::Conflict { constraint: "foreign_key" }
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
+            constraint: "unique",
+        },
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Conflict {
+            constraint: "foreign_key",
+        },
+        sqlx::Error::Database(db) if is_busy(db.code().as_deref()) => {
+            StoreError::Unavailable(error)
         }
-        sqlx::Error::Database(db) if is_busy(db.code().as_deref()) => StoreError::Unavailable(error),
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
@@ -168,8 +185,10 @@ fn map_error(error: sqlx::Error) -> StoreError {
 /// SQLite's busy and locked codes, and PostgreSQL's connection, shutdown and
 /// serialization classes: failures that a later retry can get past.
 fn is_busy(code: Option<&str>) -> bool {
-    matches!(code, Some("5" | "6" | "517" | "261" | "57P01" | "57P02" | "57P03" | "40001" | "40P01"))
-        || code.is_some_and(|c| c.starts_with("08"))
+    matches!(
+        code,
+        Some("5" | "6" | "517" | "261" | "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+    ) || code.is_some_and(|c| c.starts_with("08"))
 }
 
 async fn insert_event(
@@ -262,17 +281,30 @@ async fn write_credential(
         .fetch_optional(&mut **tx)
         .await
         .map_err(map_error)?;
-    Err(if exists.is_some() { StoreError::Conflict { constraint: "version" } } else { StoreError::NotFound })
+    Err(if exists.is_some() {
+        StoreError::Conflict {
+            constraint: "version",
+        }
+    } else {
+        StoreError::NotFound
+    })
 }
 
 #[async_trait]
 impl Store for SqlStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_error)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
         Ok(())
     }
 
-    async fn insert_organization(&self, org: &Organization, event: &AuditEvent) -> Result<(), StoreError> {
+    async fn insert_organization(
+        &self,
+        org: &Organization,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(org.id.as_str())
@@ -351,16 +383,21 @@ impl Store for SqlStore {
         org: &OrganizationId,
         id: &CredentialId,
     ) -> Result<Option<Credential>, StoreError> {
-        let row = sqlx::query(select_credentials!("FROM credentials c WHERE c.id = $1 AND c.organization_id = $2"))
-            .bind(id.as_str())
-            .bind(org.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_error)?;
+        let row = sqlx::query(select_credentials!(
+            "FROM credentials c WHERE c.id = $1 AND c.organization_id = $2"
+        ))
+        .bind(id.as_str())
+        .bind(org.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
         row.map(|row| credential_from_row(&row)).transpose()
     }
 
-    async fn credential_by_secret(&self, lookup: &LookupDigest) -> Result<Option<SecretMatch>, StoreError> {
+    async fn credential_by_secret(
+        &self,
+        lookup: &LookupDigest,
+    ) -> Result<Option<SecretMatch>, StoreError> {
         let row = sqlx::query(select_credentials!(
             ", s.kind, s.salt, s.salted_hash, s.expires_at \
              FROM credential_secrets s JOIN credentials c ON c.id = s.credential_id \
@@ -402,7 +439,11 @@ impl Store for SqlStore {
         rows.iter().map(credential_from_row).collect()
     }
 
-    async fn update_credential(&self, credential: &Credential, event: &AuditEvent) -> Result<(), StoreError> {
+    async fn update_credential(
+        &self,
+        credential: &Credential,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         write_credential(&mut tx, credential).await?;
         insert_event(&mut *tx, event).await?;
@@ -480,7 +521,10 @@ mod tests {
     fn plain_paths_become_sqlite_urls() {
         assert_eq!(database_url("keyward.db"), "sqlite://keyward.db?mode=rwc");
         assert_eq!(database_url("/tmp/k.db"), "sqlite:///tmp/k.db?mode=rwc");
-        assert_eq!(database_url("postgres://localhost/test"), "postgres://localhost/test");
+        assert_eq!(
+            database_url("postgres://localhost/test"),
+            "postgres://localhost/test"
+        );
         assert_eq!(database_url("sqlite::memory:"), "sqlite::memory:");
     }
 }

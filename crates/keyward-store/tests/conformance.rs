@@ -8,7 +8,8 @@ use std::net::IpAddr;
 use keyward_core::audit::Actor;
 use keyward_core::clock::truncate_to_millis;
 use keyward_core::credential::{
-    Credential, CredentialSettings, DisplayStatus, Environment, Organization, Status, parse_ip_allowlist,
+    Credential, CredentialSettings, DisplayStatus, Environment, Organization, Status,
+    parse_ip_allowlist,
 };
 use keyward_core::digest::LookupDigest;
 use keyward_core::scope::ScopeCatalogue;
@@ -31,8 +32,18 @@ fn now() -> OffsetDateTime {
 }
 
 async fn organization(store: &SqlStore) -> Organization {
-    let org = Organization { id: OrganizationId::generate(), name: "Acme".into(), created_at: now() };
-    let event = Actor::cli().event(&org.id, now(), "organization.created", Some(org.id.as_str()), Default::default());
+    let org = Organization {
+        id: OrganizationId::generate(),
+        name: "Acme".into(),
+        created_at: now(),
+    };
+    let event = Actor::cli().event(
+        &org.id,
+        now(),
+        "organization.created",
+        Some(org.id.as_str()),
+        Default::default(),
+    );
     store.insert_organization(&org, &event).await.unwrap();
     org
 }
@@ -44,10 +55,21 @@ struct Issued {
 }
 
 fn secrets_of(api_key: &PlainSecret, client_secret: &PlainSecret) -> Vec<NewSecret> {
-    [api_key, client_secret].iter().map(|s| NewSecret { kind: s.kind(), digests: s.digests() }).collect()
+    [api_key, client_secret]
+        .iter()
+        .map(|s| NewSecret {
+            kind: s.kind(),
+            digests: s.digests(),
+        })
+        .collect()
 }
 
-async fn credential(store: &SqlStore, org: &OrganizationId, env: Environment, settings: CredentialSettings) -> Issued {
+async fn credential(
+    store: &SqlStore,
+    org: &OrganizationId,
+    env: Environment,
+    settings: CredentialSettings,
+) -> Issued {
     let api_key = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ApiKey(env));
     let client_secret = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ClientSecret);
     let at = now();
@@ -67,17 +89,40 @@ async fn credential(store: &SqlStore, org: &OrganizationId, env: Environment, se
         last_used_ip: None,
         version: 1,
     };
-    let event = Actor::cli().event(org, at, "key.created", Some(credential.id.as_str()), Default::default());
-    store.insert_credential(&credential, &secrets_of(&api_key, &client_secret), &event).await.unwrap();
-    Issued { credential, api_key, client_secret }
+    let event = Actor::cli().event(
+        org,
+        at,
+        "key.created",
+        Some(credential.id.as_str()),
+        Default::default(),
+    );
+    store
+        .insert_credential(&credential, &secrets_of(&api_key, &client_secret), &event)
+        .await
+        .unwrap();
+    Issued {
+        credential,
+        api_key,
+        client_secret,
+    }
 }
 
 fn named(name: &str) -> CredentialSettings {
-    CredentialSettings { name: name.into(), ..Default::default() }
+    CredentialSettings {
+        name: name.into(),
+        ..Default::default()
+    }
 }
 
 fn query(limit: u32) -> CredentialQuery {
-    CredentialQuery { status: None, environment: None, owner_id: None, before: None, limit, now: now() }
+    CredentialQuery {
+        status: None,
+        environment: None,
+        owner_id: None,
+        before: None,
+        limit,
+        now: now(),
+    }
 }
 
 #[tokio::test]
@@ -85,9 +130,18 @@ async fn organizations_are_stored_and_counted() {
     let (store, _dir) = sqlite_store().await;
     assert_eq!(store.organization_count().await.unwrap(), 0);
     let org = organization(&store).await;
-    assert_eq!(store.organization(&org.id).await.unwrap(), Some(org.clone()));
+    assert_eq!(
+        store.organization(&org.id).await.unwrap(),
+        Some(org.clone())
+    );
     assert_eq!(store.organization_count().await.unwrap(), 1);
-    assert_eq!(store.organization(&OrganizationId::generate()).await.unwrap(), None);
+    assert_eq!(
+        store
+            .organization(&OrganizationId::generate())
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
@@ -97,17 +151,26 @@ async fn every_credential_field_round_trips() {
     let settings = CredentialSettings {
         name: "Production Monitoring".into(),
         description: Some("reads DNS".into()),
-        permissions: ScopeCatalogue::default().parse_set(&["dns:read", "domains:*", "read"]).unwrap(),
+        permissions: ScopeCatalogue::default()
+            .parse_set(&["dns:read", "domains:*", "read"])
+            .unwrap(),
         role: Some("viewer".into()),
         ip_allowlist: parse_ip_allowlist(&["203.0.113.0/24", "2001:db8::/32"]).unwrap(),
         rate_limit_override: Some(25),
         not_before: Some(now() - Duration::hours(1)),
         expires_at: Some(now() + Duration::days(30)),
-        metadata: json!({"plan": "pro", "nested": {"a": [1, 2]}}).as_object().unwrap().clone(),
+        metadata: json!({"plan": "pro", "nested": {"a": [1, 2]}})
+            .as_object()
+            .unwrap()
+            .clone(),
         owner_id: Some("customer-42".into()),
     };
     let issued = credential(&store, &org.id, Environment::Test, settings).await;
-    let read = store.credential(&org.id, &issued.credential.id).await.unwrap().unwrap();
+    let read = store
+        .credential(&org.id, &issued.credential.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(read, issued.credential);
 }
 
@@ -117,13 +180,23 @@ async fn a_secret_finds_its_credential_and_only_by_its_digest() {
     let org = organization(&store).await;
     let issued = credential(&store, &org.id, Environment::Live, named("k")).await;
     for secret in [&issued.api_key, &issued.client_secret] {
-        let found = store.credential_by_secret(&LookupDigest::of(secret.expose())).await.unwrap().unwrap();
+        let found = store
+            .credential_by_secret(&LookupDigest::of(secret.expose()))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(found.credential.id, issued.credential.id);
         assert_eq!(found.kind, secret.kind().storage_name());
         assert!(found.salted.matches(secret.expose()));
         assert_eq!(found.expires_at, None);
     }
-    assert!(store.credential_by_secret(&LookupDigest::of("kw_live_nothing")).await.unwrap().is_none());
+    assert!(
+        store
+            .credential_by_secret(&LookupDigest::of("kw_live_nothing"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -132,12 +205,27 @@ async fn another_organizations_credential_reads_as_missing() {
     let mine = organization(&store).await;
     let theirs = organization(&store).await;
     let issued = credential(&store, &theirs.id, Environment::Live, named("theirs")).await;
-    assert_eq!(store.credential(&mine.id, &issued.credential.id).await.unwrap(), None);
-    assert!(store.list_credentials(&mine.id, &query(10)).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .credential(&mine.id, &issued.credential.id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        store
+            .list_credentials(&mine.id, &query(10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let mut changed = issued.credential.clone();
     changed.organization_id = mine.id.clone();
     let event = Actor::cli().event(&mine.id, now(), "key.updated", None, Default::default());
-    assert!(matches!(store.update_credential(&changed, &event).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.update_credential(&changed, &event).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 #[tokio::test]
@@ -148,9 +236,27 @@ async fn a_duplicate_secret_digest_is_a_conflict() {
     let mut copy = issued.credential.clone();
     copy.id = CredentialId::generate();
     let event = Actor::cli().event(&org.id, now(), "key.created", None, Default::default());
-    let result = store.insert_credential(&copy, &secrets_of(&issued.api_key, &issued.client_secret), &event).await;
-    assert!(matches!(result, Err(StoreError::Conflict { constraint: "unique" })), "{result:?}");
-    assert_eq!(store.credential(&org.id, &copy.id).await.unwrap(), None, "the failed insert left nothing");
+    let result = store
+        .insert_credential(
+            &copy,
+            &secrets_of(&issued.api_key, &issued.client_secret),
+            &event,
+        )
+        .await;
+    assert!(
+        matches!(
+            result,
+            Err(StoreError::Conflict {
+                constraint: "unique"
+            })
+        ),
+        "{result:?}"
+    );
+    assert_eq!(
+        store.credential(&org.id, &copy.id).await.unwrap(),
+        None,
+        "the failed insert left nothing"
+    );
 }
 
 #[tokio::test]
@@ -165,8 +271,20 @@ async fn a_stale_update_is_refused_and_loses_nothing() {
     let mut second = issued.credential.clone();
     second.settings.name = "second".into();
     let result = store.update_credential(&second, &event).await;
-    assert!(matches!(result, Err(StoreError::Conflict { constraint: "version" })), "{result:?}");
-    let read = store.credential(&org.id, &issued.credential.id).await.unwrap().unwrap();
+    assert!(
+        matches!(
+            result,
+            Err(StoreError::Conflict {
+                constraint: "version"
+            })
+        ),
+        "{result:?}"
+    );
+    let read = store
+        .credential(&org.id, &issued.credential.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(read.settings.name, "first");
     assert_eq!(read.version, issued.credential.version + 1);
 }
@@ -177,10 +295,19 @@ async fn listing_filters_and_pages_newest_first() {
     let org = organization(&store).await;
     let mut ids = Vec::new();
     for i in 0..7 {
-        let env = if i % 2 == 0 { Environment::Live } else { Environment::Test };
+        let env = if i % 2 == 0 {
+            Environment::Live
+        } else {
+            Environment::Test
+        };
         let mut settings = named(&format!("k{i}"));
         settings.owner_id = Some(format!("owner-{}", i % 3));
-        ids.push(credential(&store, &org.id, env, settings).await.credential.id);
+        ids.push(
+            credential(&store, &org.id, env, settings)
+                .await
+                .credential
+                .id,
+        );
     }
     ids.reverse();
     let mut seen = Vec::new();
@@ -196,13 +323,25 @@ async fn listing_filters_and_pages_newest_first() {
     assert_eq!(seen, ids);
 
     let live = store
-        .list_credentials(&org.id, &CredentialQuery { environment: Some(Environment::Test), ..query(10) })
+        .list_credentials(
+            &org.id,
+            &CredentialQuery {
+                environment: Some(Environment::Test),
+                ..query(10)
+            },
+        )
         .await
         .unwrap();
     assert_eq!(live.len(), 3);
     assert!(live.iter().all(|c| c.environment == Environment::Test));
     let owned = store
-        .list_credentials(&org.id, &CredentialQuery { owner_id: Some("owner-0".into()), ..query(10) })
+        .list_credentials(
+            &org.id,
+            &CredentialQuery {
+                owner_id: Some("owner-0".into()),
+                ..query(10)
+            },
+        )
         .await
         .unwrap();
     assert_eq!(owned.len(), 3);
@@ -214,9 +353,15 @@ async fn status_filters_derive_expiry_from_the_time_given() {
     let org = organization(&store).await;
     let mut soon = named("soon");
     soon.expires_at = Some(now() + Duration::hours(1));
-    let expiring = credential(&store, &org.id, Environment::Live, soon).await.credential;
-    let forever = credential(&store, &org.id, Environment::Live, named("forever")).await.credential;
-    let mut revoked = credential(&store, &org.id, Environment::Live, named("gone")).await.credential;
+    let expiring = credential(&store, &org.id, Environment::Live, soon)
+        .await
+        .credential;
+    let forever = credential(&store, &org.id, Environment::Live, named("forever"))
+        .await
+        .credential;
+    let mut revoked = credential(&store, &org.id, Environment::Live, named("gone"))
+        .await
+        .credential;
     revoked.status = Status::Revoked;
     revoked.revoked_at = Some(now());
     let event = Actor::cli().event(&org.id, now(), "key.revoked", None, Default::default());
@@ -226,17 +371,45 @@ async fn status_filters_derive_expiry_from_the_time_given() {
         let store = store.clone();
         let org = org.id.clone();
         async move {
-            let q = CredentialQuery { status: Some(status), now: at, ..query(10) };
-            store.list_credentials(&org, &q).await.unwrap().into_iter().map(|c| c.id).collect::<Vec<_>>()
+            let q = CredentialQuery {
+                status: Some(status),
+                now: at,
+                ..query(10)
+            };
+            store
+                .list_credentials(&org, &q)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| c.id)
+                .collect::<Vec<_>>()
         }
     };
-    assert_eq!(ids(DisplayStatus::Active, now()).await, [forever.id.clone(), expiring.id.clone()]);
-    assert_eq!(ids(DisplayStatus::Expired, now()).await, Vec::<CredentialId>::new());
+    assert_eq!(
+        ids(DisplayStatus::Active, now()).await,
+        [forever.id.clone(), expiring.id.clone()]
+    );
+    assert_eq!(
+        ids(DisplayStatus::Expired, now()).await,
+        Vec::<CredentialId>::new()
+    );
     let later = now() + Duration::hours(2);
-    assert_eq!(ids(DisplayStatus::Active, later).await, [forever.id.clone()]);
-    assert_eq!(ids(DisplayStatus::Expired, later).await, [expiring.id.clone()]);
-    assert_eq!(ids(DisplayStatus::Revoked, later).await, [revoked.id.clone()]);
-    assert_eq!(ids(DisplayStatus::Disabled, later).await, Vec::<CredentialId>::new());
+    assert_eq!(
+        ids(DisplayStatus::Active, later).await,
+        [forever.id.clone()]
+    );
+    assert_eq!(
+        ids(DisplayStatus::Expired, later).await,
+        [expiring.id.clone()]
+    );
+    assert_eq!(
+        ids(DisplayStatus::Revoked, later).await,
+        [revoked.id.clone()]
+    );
+    assert_eq!(
+        ids(DisplayStatus::Disabled, later).await,
+        Vec::<CredentialId>::new()
+    );
 }
 
 #[tokio::test]
@@ -256,24 +429,50 @@ async fn rotation_replaces_secrets_at_once_or_after_a_grace_that_never_grows() {
     let key2 = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ApiKey(Environment::Live));
     let cs2 = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ClientSecret);
     let mut c = issued.credential.clone();
-    store.rotate_credential(&c, &secrets_of(&key2, &cs2), Some(grace_end), &event()).await.unwrap();
-    assert_eq!(find(&issued.api_key).await.unwrap().expires_at, Some(grace_end));
-    assert_eq!(find(&issued.client_secret).await.unwrap().expires_at, Some(grace_end));
+    store
+        .rotate_credential(&c, &secrets_of(&key2, &cs2), Some(grace_end), &event())
+        .await
+        .unwrap();
+    assert_eq!(
+        find(&issued.api_key).await.unwrap().expires_at,
+        Some(grace_end)
+    );
+    assert_eq!(
+        find(&issued.client_secret).await.unwrap().expires_at,
+        Some(grace_end)
+    );
     assert_eq!(find(&key2).await.unwrap().expires_at, None);
 
     // A second rotation with a longer grace does not extend the first one's old secrets.
     c.version += 1;
     let key3 = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ApiKey(Environment::Live));
     let cs3 = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ClientSecret);
-    store.rotate_credential(&c, &secrets_of(&key3, &cs3), Some(grace_end + Duration::hours(5)), &event()).await.unwrap();
-    assert_eq!(find(&issued.api_key).await.unwrap().expires_at, Some(grace_end));
-    assert_eq!(find(&key2).await.unwrap().expires_at, Some(grace_end + Duration::hours(5)));
+    store
+        .rotate_credential(
+            &c,
+            &secrets_of(&key3, &cs3),
+            Some(grace_end + Duration::hours(5)),
+            &event(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        find(&issued.api_key).await.unwrap().expires_at,
+        Some(grace_end)
+    );
+    assert_eq!(
+        find(&key2).await.unwrap().expires_at,
+        Some(grace_end + Duration::hours(5))
+    );
 
     // Without a grace period every old secret goes at once.
     c.version += 1;
     let key4 = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ApiKey(Environment::Live));
     let cs4 = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ClientSecret);
-    store.rotate_credential(&c, &secrets_of(&key4, &cs4), None, &event()).await.unwrap();
+    store
+        .rotate_credential(&c, &secrets_of(&key4, &cs4), None, &event())
+        .await
+        .unwrap();
     for old in [&issued.api_key, &key2, &key3, &cs2] {
         assert!(find(old).await.is_none());
     }
@@ -281,8 +480,18 @@ async fn rotation_replaces_secrets_at_once_or_after_a_grace_that_never_grows() {
 
     // A rotation from a stale read changes nothing.
     let key5 = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ApiKey(Environment::Live));
-    let result = store.rotate_credential(&c, &secrets_of(&key5, &cs4), None, &event()).await;
-    assert!(matches!(result, Err(StoreError::Conflict { constraint: "version" })), "{result:?}");
+    let result = store
+        .rotate_credential(&c, &secrets_of(&key5, &cs4), None, &event())
+        .await;
+    assert!(
+        matches!(
+            result,
+            Err(StoreError::Conflict {
+                constraint: "version"
+            })
+        ),
+        "{result:?}"
+    );
     assert!(find(&key4).await.is_some() && find(&key5).await.is_none());
 }
 
@@ -292,30 +501,74 @@ async fn audit_events_append_and_list_per_organization() {
     let org = organization(&store).await;
     let other = organization(&store).await;
     let issued = credential(&store, &org.id, Environment::Live, named("a")).await;
-    let actor = Actor { id: issued.credential.id.to_string(), source_ip: Some("192.0.2.1".parse::<IpAddr>().unwrap()) };
+    let actor = Actor {
+        id: issued.credential.id.to_string(),
+        source_ip: Some("192.0.2.1".parse::<IpAddr>().unwrap()),
+    };
     let details = json!({"reason": "test"}).as_object().unwrap().clone();
-    let event = actor.event(&org.id, now(), "key.revoked", Some(issued.credential.id.as_str()), details);
+    let event = actor.event(
+        &org.id,
+        now(),
+        "key.revoked",
+        Some(issued.credential.id.as_str()),
+        details,
+    );
     store.insert_audit_event(&event).await.unwrap();
 
     let all = store
-        .list_audit_events(&org.id, &AuditQuery { action: None, target_id: None, before: None, limit: 10 })
+        .list_audit_events(
+            &org.id,
+            &AuditQuery {
+                action: None,
+                target_id: None,
+                before: None,
+                limit: 10,
+            },
+        )
         .await
         .unwrap();
     let actions: Vec<&str> = all.iter().map(|e| e.action.as_str()).collect();
-    assert_eq!(actions, ["key.revoked", "key.created", "organization.created"]);
+    assert_eq!(
+        actions,
+        ["key.revoked", "key.created", "organization.created"]
+    );
     assert_eq!(all[0], event);
     let revoked = store
-        .list_audit_events(&org.id, &AuditQuery { action: Some("key.revoked".into()), target_id: None, before: None, limit: 10 })
+        .list_audit_events(
+            &org.id,
+            &AuditQuery {
+                action: Some("key.revoked".into()),
+                target_id: None,
+                before: None,
+                limit: 10,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(revoked, [event.clone()]);
     let page2 = store
-        .list_audit_events(&org.id, &AuditQuery { action: None, target_id: None, before: Some(all[0].id.clone()), limit: 1 })
+        .list_audit_events(
+            &org.id,
+            &AuditQuery {
+                action: None,
+                target_id: None,
+                before: Some(all[0].id.clone()),
+                limit: 1,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(page2[0].action, "key.created");
     let others = store
-        .list_audit_events(&other.id, &AuditQuery { action: None, target_id: None, before: None, limit: 10 })
+        .list_audit_events(
+            &other.id,
+            &AuditQuery {
+                action: None,
+                target_id: None,
+                before: None,
+                limit: 10,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(others.len(), 1);

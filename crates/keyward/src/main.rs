@@ -1,1 +1,430 @@
-fn main() {}
+//! The `keyward` binary: `serve`, `migrate`, `init`, `keys …` and `config check`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use keyward::config::{Config, LogFormat, Overrides};
+use keyward_core::audit::Actor;
+use keyward_core::clock::SystemClock;
+use keyward_core::credential::DisplayStatus;
+use keyward_core::typeid::{CredentialId, OrganizationId};
+use keyward_server::AppState;
+use keyward_server::error::ApiError;
+use keyward_server::lifecycle::{
+    self, Authority, CreateKeyRequest, EnvironmentName, Issued, RotateKeyRequest, StatusChange,
+};
+use keyward_server::routes::keys::KeyResponse;
+use keyward_store::{CredentialQuery, SqlStore};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+/// Keyward: self-hosted API credentials.
+#[derive(Debug, Parser)]
+#[command(name = "keyward", version, about)]
+struct Cli {
+    /// A TOML configuration file
+    #[arg(long, env = "KEYWARD_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    overrides: Overrides,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (on a fresh database, first create an organization and print
+    /// its bootstrap credential once)
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8080]
+        #[arg(long, env = "KEYWARD_LISTEN")]
+        listen: Option<SocketAddr>,
+    },
+    /// Apply pending database migrations and exit
+    Migrate,
+    /// Create an organization and a bootstrap credential with every scope; print its
+    /// secrets once
+    Init {
+        /// The organization's name
+        #[arg(long, default_value = "Default organization")]
+        org_name: String,
+        /// Print one JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage credentials directly in the database
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Configuration
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a credential and print its secrets once
+    Create {
+        /// Organization id
+        #[arg(long)]
+        org: String,
+        /// Name
+        #[arg(long)]
+        name: String,
+        /// live or test
+        #[arg(long, value_enum, default_value = "live")]
+        environment: CliEnvironment,
+        /// A scope (repeat for several)
+        #[arg(long = "permission")]
+        permissions: Vec<String>,
+        /// A role
+        #[arg(long)]
+        role: Option<String>,
+        /// Expiry, RFC 3339
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List an organization's credentials
+    List {
+        /// Organization id
+        #[arg(long)]
+        org: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a credential for good
+    Revoke {
+        /// Organization id
+        #[arg(long)]
+        org: String,
+        /// Credential id (`api_key_…`)
+        id: String,
+    },
+    /// Issue new secrets for a credential and print them once
+    Rotate {
+        /// Organization id
+        #[arg(long)]
+        org: String,
+        /// Credential id (`api_key_…`)
+        id: String,
+        /// Seconds the old secrets keep working (0–604800)
+        #[arg(long, default_value_t = 0)]
+        grace_period_seconds: i64,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum CliEnvironment {
+    Live,
+    Test,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration, secrets redacted
+    Check,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let listen = match &cli.command {
+        Command::Serve { listen } => *listen,
+        _ => None,
+    };
+    let config = Config::load(cli.config.as_deref(), &cli.overrides, listen)?;
+    init_logging(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(cli.command, config))
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("KEYWARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn open_state(config: &Config) -> anyhow::Result<AppState> {
+    let store = SqlStore::open(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the database {}",
+                keyward::config::redact_url(&config.database_url)
+            )
+        })?;
+    Ok(AppState::new(
+        Arc::new(store),
+        Arc::new(SystemClock),
+        config.server.clone(),
+    ))
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            println!("{}", serde_json::to_string_pretty(&config.redacted())?);
+            Ok(())
+        }
+        Command::Migrate => {
+            open_state(&config).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Init { org_name, json } => {
+            let state = open_state(&config).await?;
+            let (organization, issued) = lifecycle::init_organization(&state, &org_name)
+                .await
+                .map_err(api_error)?;
+            print_bootstrap(&organization.id, &issued, json)
+        }
+        Command::Serve { .. } => serve(config).await,
+        Command::Keys { command } => {
+            let state = open_state(&config).await?;
+            keys(&state, command).await
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let state = open_state(&config).await?;
+    if state.store.organization_count().await? == 0 {
+        let (organization, issued) = lifecycle::init_organization(&state, "Default organization")
+            .await
+            .map_err(api_error)?;
+        print_bootstrap(&organization.id, &issued, false)?;
+    }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "listening on http://{address}");
+    println!("Keyward listening on http://{address}");
+    keyward_server::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => return interrupt.await.unwrap_or_default(),
+            };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await.unwrap_or_default();
+}
+
+fn api_error(error: ApiError) -> anyhow::Error {
+    anyhow::anyhow!("{error}")
+}
+
+fn print_bootstrap(
+    organization_id: &OrganizationId,
+    issued: &Issued,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        let value = serde_json::json!({
+            "organization_id": organization_id,
+            "key_id": issued.credential.id,
+            "api_key": issued.api_key.expose(),
+            "client_id": organization_id,
+            "client_secret": issued.client_secret.expose(),
+        });
+        println!("{value}");
+    } else {
+        println!(
+            "Created organization {organization_id} and its bootstrap credential (every scope)."
+        );
+        print_secrets(organization_id, issued);
+    }
+    Ok(())
+}
+
+fn print_secrets(organization_id: &OrganizationId, issued: &Issued) {
+    println!("  Key ID:        {}", issued.credential.id);
+    println!("  API key:       {}", issued.api_key.expose());
+    println!("  Client ID:     {organization_id}");
+    println!("  Client secret: {}", issued.client_secret.expose());
+    println!("The API key and the client secret are shown only this once: store them now.");
+}
+
+fn print_issued(issued: &Issued, json: bool, now: time::OffsetDateTime) -> anyhow::Result<()> {
+    if json {
+        let mut value = serde_json::to_value(KeyResponse::new(&issued.credential, now))?;
+        value["key"] = issued.api_key.expose().into();
+        value["client_secret"] = issued.client_secret.expose().into();
+        println!("{value}");
+    } else {
+        print_secrets(&issued.credential.organization_id, issued);
+    }
+    Ok(())
+}
+
+async fn keys(state: &AppState, command: KeysCommand) -> anyhow::Result<()> {
+    let actor = Actor::cli();
+    let org = |text: &str| OrganizationId::parse(text).context("--org must be an organization id");
+    let key = |text: &str| CredentialId::parse(text).context("the key id must look like api_key_…");
+    match command {
+        KeysCommand::Create {
+            org: org_id,
+            name,
+            environment,
+            permissions,
+            role,
+            expires_at,
+            json,
+        } => {
+            let organization_id = org(&org_id)?;
+            if state.store.organization(&organization_id).await?.is_none() {
+                bail!("no organization {organization_id}");
+            }
+            let expires_at = expires_at
+                .map(|t| {
+                    time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
+                })
+                .transpose()
+                .context("--expires-at must be an RFC 3339 time")?;
+            let request = CreateKeyRequest {
+                name: Some(name),
+                environment: Some(match environment {
+                    CliEnvironment::Live => EnvironmentName::Live,
+                    CliEnvironment::Test => EnvironmentName::Test,
+                }),
+                permissions: Some(permissions),
+                role,
+                expires_at,
+                ..CreateKeyRequest::default()
+            };
+            let issued = lifecycle::create(
+                state,
+                &organization_id,
+                &actor,
+                Authority::Unlimited,
+                request,
+            )
+            .await
+            .map_err(api_error)?;
+            print_issued(&issued, json, state.clock.now())
+        }
+        KeysCommand::List { org: org_id, json } => {
+            let organization_id = org(&org_id)?;
+            let now = state.clock.now();
+            let mut query = CredentialQuery {
+                status: None,
+                environment: None,
+                owner_id: None,
+                before: None,
+                limit: 100,
+                now,
+            };
+            let mut all = Vec::new();
+            loop {
+                let page = state
+                    .store
+                    .list_credentials(&organization_id, &query)
+                    .await?;
+                let Some(last) = page.last() else { break };
+                query.before = Some(last.id.clone());
+                all.extend(page.iter().map(|c| KeyResponse::new(c, now)));
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else {
+                println!(
+                    "{:<36}  {:<8}  {:<5}  {:<14}  NAME",
+                    "KEY ID", "STATUS", "ENV", "KEY"
+                );
+                for k in &all {
+                    println!(
+                        "{:<36}  {:<8}  {:<5}  {:<14}  {}",
+                        k.key_id,
+                        k.status,
+                        k.environment,
+                        format!("{}…{}", k.prefix, k.hint),
+                        k.name
+                    );
+                }
+            }
+            Ok(())
+        }
+        KeysCommand::Revoke { org: org_id, id } => {
+            let credential = lifecycle::set_status(
+                state,
+                &org(&org_id)?,
+                &key(&id)?,
+                &actor,
+                Authority::Unlimited,
+                StatusChange::Revoke,
+            )
+            .await
+            .map_err(api_error)?;
+            let status = credential.display_status(state.clock.now());
+            debug_assert_eq!(status, DisplayStatus::Revoked);
+            println!("revoked {}", credential.id);
+            Ok(())
+        }
+        KeysCommand::Rotate {
+            org: org_id,
+            id,
+            grace_period_seconds,
+            json,
+        } => {
+            let request = RotateKeyRequest {
+                grace_period_seconds: Some(grace_period_seconds),
+            };
+            let (issued, old_until) = lifecycle::rotate(
+                state,
+                &org(&org_id)?,
+                &key(&id)?,
+                &actor,
+                Authority::Unlimited,
+                request,
+            )
+            .await
+            .map_err(api_error)?;
+            print_issued(&issued, json, state.clock.now())?;
+            if !json {
+                match old_until {
+                    Some(until) => println!(
+                        "The previous secrets work until {}.",
+                        keyward_server::routes::rfc3339(until)
+                    ),
+                    None => println!("The previous secrets no longer work."),
+                }
+            }
+            Ok(())
+        }
+    }
+}

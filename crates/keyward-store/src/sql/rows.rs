@@ -82,14 +82,19 @@ fn get<'r, T>(row: &'r AnyRow, index: usize) -> Result<T, StoreError>
 where
     T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
 {
-    row.try_get(index).map_err(|e| StoreError::Internal(format!("column {index}: {e}")))
+    row.try_get(index)
+        .map_err(|e| StoreError::Internal(format!("column {index}: {e}")))
 }
 
 fn time_at(row: &AnyRow, index: usize) -> Result<Option<OffsetDateTime>, StoreError> {
     Ok(get::<Option<i64>>(row, index)?.map(from_millis))
 }
 
-fn parsed<T>(text: &str, what: &str, parse: impl FnOnce(&str) -> Option<T>) -> Result<T, StoreError> {
+fn parsed<T>(
+    text: &str,
+    what: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<T, StoreError> {
     parse(text).ok_or_else(|| corrupt(what))
 }
 
@@ -100,7 +105,9 @@ fn string_list(text: &str, what: &str) -> Result<Vec<String>, StoreError> {
 /// Reads an organization row: `id, name, created_at`.
 pub(super) fn organization_from_row(row: &AnyRow) -> Result<Organization, StoreError> {
     Ok(Organization {
-        id: parsed(&get::<String>(row, 0)?, "organization id", |t| OrganizationId::parse(t).ok())?,
+        id: parsed(&get::<String>(row, 0)?, "organization id", |t| {
+            OrganizationId::parse(t).ok()
+        })?,
         name: get(row, 1)?,
         created_at: from_millis(get(row, 2)?),
     })
@@ -122,8 +129,12 @@ pub(super) fn credential_from_row(row: &AnyRow) -> Result<Credential, StoreError
         .map(|t| parsed(&t, "last_used_ip", |t| t.parse::<IpAddr>().ok()))
         .transpose()?;
     Ok(Credential {
-        id: parsed(&get::<String>(row, 0)?, "credential id", |t| CredentialId::parse(t).ok())?,
-        organization_id: parsed(&get::<String>(row, 1)?, "organization id", |t| OrganizationId::parse(t).ok())?,
+        id: parsed(&get::<String>(row, 0)?, "credential id", |t| {
+            CredentialId::parse(t).ok()
+        })?,
+        organization_id: parsed(&get::<String>(row, 1)?, "organization id", |t| {
+            OrganizationId::parse(t).ok()
+        })?,
         environment: parsed(&get::<String>(row, 2)?, "environment", Environment::parse)?,
         settings: CredentialSettings {
             name: get(row, 3)?,
@@ -172,8 +183,12 @@ pub(super) fn audit_event_from_row(row: &AnyRow) -> Result<AuditEvent, StoreErro
     let details: Map<String, Value> =
         serde_json::from_str(&get::<String>(row, 7)?).map_err(|_| corrupt("details"))?;
     Ok(AuditEvent {
-        id: parsed(&get::<String>(row, 0)?, "audit event id", |t| AuditEventId::parse(t).ok())?,
-        organization_id: parsed(&get::<String>(row, 1)?, "organization id", |t| OrganizationId::parse(t).ok())?,
+        id: parsed(&get::<String>(row, 0)?, "audit event id", |t| {
+            AuditEventId::parse(t).ok()
+        })?,
+        organization_id: parsed(&get::<String>(row, 1)?, "organization id", |t| {
+            OrganizationId::parse(t).ok()
+        })?,
         occurred_at: from_millis(get(row, 2)?),
         action: get(row, 3)?,
         actor: get(row, 4)?,

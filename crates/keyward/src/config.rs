@@ -1,0 +1,229 @@
+//! Configuration, layered: built-in defaults, then the TOML file, then `KEYWARD_*`
+//! environment variables, then command-line flags (clap merges the last two).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use keyward_core::secret::KeyPrefix;
+use keyward_server::ServerConfig;
+use serde::{Deserialize, Serialize};
+
+/// The default listening address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The default database: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE: &str = "keyward.db";
+
+/// The settings a TOML file may hold; every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on.
+    pub listen: Option<SocketAddr>,
+    /// SQLite path or `postgres://…` URL.
+    pub database_url: Option<String>,
+    /// Prefix of issued secrets.
+    pub key_prefix: Option<String>,
+    /// Accept `?api_key=`.
+    pub allow_query_api_key: Option<bool>,
+    /// Largest request body, in bytes.
+    pub body_limit_bytes: Option<usize>,
+    /// Longest request, in seconds.
+    pub request_timeout_seconds: Option<u64>,
+    /// `text` or `json`.
+    pub log_format: Option<LogFormat>,
+}
+
+/// How log lines are written to standard error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings given by flags or environment variables; they win over the file.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct Overrides {
+    /// SQLite file path or postgres:// URL [default: keyward.db]
+    #[arg(
+        long = "database",
+        env = "KEYWARD_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// A file holding the database URL (for URLs with a password)
+    #[arg(long, env = "KEYWARD_DATABASE_URL_FILE", global = true)]
+    pub database_url_file: Option<PathBuf>,
+    /// Prefix of issued secrets: 2–8 lowercase letters or digits [default: kw]
+    #[arg(long, env = "KEYWARD_KEY_PREFIX", global = true)]
+    pub key_prefix: Option<String>,
+    /// Accept API keys in the `api_key` query parameter
+    #[arg(long, env = "KEYWARD_ALLOW_QUERY_API_KEY", global = true)]
+    pub allow_query_api_key: Option<bool>,
+    /// Log format [default: text]
+    #[arg(long, env = "KEYWARD_LOG_FORMAT", global = true)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// SQLite path or PostgreSQL URL.
+    pub database_url: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// The server's settings.
+    pub server: ServerConfig,
+}
+
+impl Config {
+    /// Merges defaults, the file at `path` (if any), and the overrides.
+    pub fn load(
+        path: Option<&Path>,
+        overrides: &Overrides,
+        listen: Option<SocketAddr>,
+    ) -> anyhow::Result<Self> {
+        let file = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("reading the configuration file {}", path.display())
+                })?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("reading the configuration file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let database_url = match (&overrides.database_url, &overrides.database_url_file) {
+            (Some(url), _) => url.clone(),
+            (None, Some(file)) => std::fs::read_to_string(file)
+                .with_context(|| format!("reading the database URL from {}", file.display()))?
+                .trim()
+                .to_owned(),
+            (None, None) => file
+                .database_url
+                .clone()
+                .unwrap_or_else(|| DEFAULT_DATABASE.to_owned()),
+        };
+        let prefix_text = overrides
+            .key_prefix
+            .clone()
+            .or(file.key_prefix)
+            .unwrap_or_else(|| "kw".to_owned());
+        let Ok(key_prefix) = KeyPrefix::new(&prefix_text) else {
+            bail!("key_prefix `{prefix_text}` must be 2 to 8 lowercase letters or digits");
+        };
+        let defaults = ServerConfig::default();
+        let listen = match listen.or(file.listen) {
+            Some(listen) => listen,
+            None => DEFAULT_LISTEN.parse()?,
+        };
+        Ok(Self {
+            listen,
+            database_url,
+            log_format: overrides.log_format.or(file.log_format).unwrap_or_default(),
+            server: ServerConfig {
+                key_prefix,
+                allow_query_api_key: overrides
+                    .allow_query_api_key
+                    .or(file.allow_query_api_key)
+                    .unwrap_or(false),
+                body_limit_bytes: file.body_limit_bytes.unwrap_or(defaults.body_limit_bytes),
+                request_timeout: file
+                    .request_timeout_seconds
+                    .map(Duration::from_secs)
+                    .unwrap_or(defaults.request_timeout),
+                catalogue: defaults.catalogue,
+            },
+        })
+    }
+
+    /// The configuration as `keyward config check` prints it, secrets redacted.
+    pub fn redacted(&self) -> serde_json::Value {
+        serde_json::json!({
+            "listen": self.listen.to_string(),
+            "database_url": redact_url(&self.database_url),
+            "key_prefix": self.server.key_prefix.as_str(),
+            "allow_query_api_key": self.server.allow_query_api_key,
+            "body_limit_bytes": self.server.body_limit_bytes,
+            "request_timeout_seconds": self.server.request_timeout.as_secs(),
+            "log_format": self.log_format,
+        })
+    }
+}
+
+/// Hides the password of a database URL.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:[redacted]@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_database_urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://k:s3cret@db:5432/k"),
+            "postgres://k:[redacted]@db:5432/k"
+        );
+        assert_eq!(redact_url("postgres://k@db/k"), "postgres://k@db/k");
+        assert_eq!(redact_url("keyward.db"), "keyward.db");
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyward.toml");
+        std::fs::write(
+            &path,
+            "database_url = \"from-file.db\"\nkey_prefix = \"edns\"\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&path), &Overrides::default(), None).unwrap();
+        assert_eq!(config.database_url, "from-file.db");
+        assert_eq!(config.server.key_prefix.as_str(), "edns");
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        let overrides = Overrides {
+            database_url: Some("flag.db".into()),
+            ..Default::default()
+        };
+        let config = Config::load(
+            Some(&path),
+            &overrides,
+            Some("127.0.0.1:9".parse().unwrap()),
+        )
+        .unwrap();
+        assert_eq!(config.database_url, "flag.db");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_prefixes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyward.toml");
+        std::fs::write(&path, "databse_url = \"typo.db\"\n").unwrap();
+        assert!(Config::load(Some(&path), &Overrides::default(), None).is_err());
+        let overrides = Overrides {
+            key_prefix: Some("BAD".into()),
+            ..Default::default()
+        };
+        assert!(Config::load(None, &overrides, None).is_err());
+    }
+}
