@@ -1,7 +1,9 @@
 //! The store conformance suite: every implementation of `Store` must pass it.
 //!
-//! Each test runs against a fresh database of every backend reachable here (see
-//! `backends`); a test database is dropped when its test ends.
+//! Each test runs against a fresh database (a temporary SQLite file), deleted when the
+//! test ends.
+
+#![expect(clippy::unwrap_used, reason = "a test fails loudly")]
 
 use std::net::IpAddr;
 
@@ -396,11 +398,11 @@ async fn status_filters_derive_expiry_from_the_time_given() {
     let later = now() + Duration::hours(2);
     assert_eq!(
         ids(DisplayStatus::Active, later).await,
-        [forever.id.clone()]
+        vec![forever.id.clone()]
     );
     assert_eq!(
         ids(DisplayStatus::Expired, later).await,
-        [expiring.id.clone()]
+        vec![expiring.id.clone()]
     );
     assert_eq!(
         ids(DisplayStatus::Revoked, later).await,
@@ -545,7 +547,7 @@ async fn audit_events_append_and_list_per_organization() {
         )
         .await
         .unwrap();
-    assert_eq!(revoked, [event.clone()]);
+    assert_eq!(revoked, vec![event.clone()]);
     let page2 = store
         .list_audit_events(
             &org.id,

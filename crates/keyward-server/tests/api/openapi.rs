@@ -1,0 +1,38 @@
+//! The OpenAPI document is served, complete, and snapshot-tested.
+
+use crate::support::TestApp;
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    let app = TestApp::new().await;
+    let response = app.get("/v1/openapi.json").send().await;
+    assert_eq!(response.status, 200);
+    let document = response.json();
+    assert_eq!(document["openapi"], "3.1.0");
+    for (path, methods) in [
+        ("/v1/keys", &["get", "post"][..]),
+        ("/v1/keys/{id}", &["get", "patch"]),
+        ("/v1/keys/{id}/disable", &["post"]),
+        ("/v1/keys/{id}/enable", &["post"]),
+        ("/v1/keys/{id}/revoke", &["post"]),
+        ("/v1/keys/{id}/rotate", &["post"]),
+        ("/v1/audit-log", &["get"]),
+        ("/healthz", &["get"]),
+        ("/readyz", &["get"]),
+    ] {
+        for method in methods {
+            assert!(
+                document["paths"][path][method].is_object(),
+                "{method} {path} is missing"
+            );
+        }
+    }
+    insta::assert_json_snapshot!("openapi", document);
+}
+
+#[tokio::test]
+async fn health_probes_answer() {
+    let app = TestApp::new().await;
+    assert_eq!(app.get("/healthz").send().await.json()["status"], "ok");
+    assert_eq!(app.get("/readyz").send().await.json()["status"], "ok");
+}

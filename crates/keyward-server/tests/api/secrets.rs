@@ -1,0 +1,68 @@
+//! Secrets are shown once: only the answers of create and rotate ever contain them.
+
+use serde_json::json;
+
+use crate::support::TestApp;
+
+#[tokio::test]
+async fn no_later_answer_and_no_stored_byte_contains_a_secret() {
+    let app = TestApp::new().await;
+    let created = app
+        .create_key(json!({"name": "shown once", "permissions": ["keys:read"], "metadata": {"note": "harmless"}}))
+        .await;
+    let id = created["key_id"].as_str().unwrap();
+    let rotated = app
+        .post(&format!("/v1/keys/{id}/rotate"))
+        .key(&app.admin_key)
+        .json(json!({"grace_period_seconds": 60}))
+        .send()
+        .await
+        .json();
+    let secrets: Vec<String> = [&created, &rotated]
+        .iter()
+        .flat_map(|b| {
+            [
+                b["key"].as_str().unwrap().to_owned(),
+                b["client_secret"].as_str().unwrap().to_owned(),
+            ]
+        })
+        .chain([app.admin_key.clone()])
+        .collect();
+    app.patch(&format!("/v1/keys/{id}"))
+        .key(&app.admin_key)
+        .json(json!({"name": "renamed"}))
+        .send()
+        .await;
+    app.post(&format!("/v1/keys/{id}/disable"))
+        .key(&app.admin_key)
+        .send()
+        .await;
+
+    let mut later = Vec::new();
+    for uri in [
+        format!("/v1/keys/{id}"),
+        "/v1/keys?limit=100".to_owned(),
+        "/v1/audit-log?limit=100".to_owned(),
+    ] {
+        later.push(app.get(&uri).key(&app.admin_key).send().await.text);
+    }
+    later.push(app.get("/v1/keys").key(&secrets[0]).send().await.text);
+    for text in &later {
+        for secret in &secrets {
+            // The random part alone must not appear either (e.g. without its prefix).
+            let body = &secret[secret.len() - 20..];
+            assert!(!text.contains(body), "a secret appeared in {text}");
+        }
+    }
+
+    let stored = std::fs::read(&app.database_path).unwrap();
+    let wal = std::fs::read(app.database_path.with_extension("db-wal")).unwrap_or_default();
+    for secret in &secrets {
+        for bytes in [&stored, &wal] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "a secret is stored in plain text"
+            );
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! `TestApp`: the production router driven in-process, on a fresh temporary SQLite file,
+//! with a manual clock and an organization whose bootstrap key holds every scope.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use keyward_core::clock::ManualClock;
+use keyward_server::lifecycle::init_organization;
+use keyward_server::{AppState, ServerConfig, router};
+use keyward_store::SqlStore;
+use serde_json::Value;
+use time::macros::datetime;
+use tower::ServiceExt;
+
+/// One application under test.
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+    pub clock: ManualClock,
+    /// The bootstrap credential's API key (scope `*`).
+    pub admin_key: String,
+    pub organization_id: String,
+    pub database_path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// An answer, with its body read.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem+json answer with this status and code.
+    pub fn assert_problem(&self, status: u16, code: &str) -> Value {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.text
+        );
+        let body = self.json();
+        assert_eq!(body["code"], code, "{}", self.text);
+        assert_eq!(body["status"], status);
+        body
+    }
+}
+
+/// A request being built.
+pub struct Call<'a> {
+    app: &'a TestApp,
+    request: Request<Body>,
+}
+
+impl Call<'_> {
+    pub fn key(self, key: &str) -> Self {
+        self.header("x-api-key", key)
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.request.headers_mut().append(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+        self
+    }
+
+    pub fn json(mut self, body: Value) -> Self {
+        *self.request.body_mut() = Body::from(body.to_string());
+        self.header("content-type", "application/json")
+    }
+
+    pub fn raw(mut self, content_type: &str, body: impl Into<Body>) -> Self {
+        *self.request.body_mut() = body.into();
+        self.header("content-type", content_type)
+    }
+
+    pub fn from_ip(mut self, ip: &str) -> Self {
+        let addr = SocketAddr::new(ip.parse::<IpAddr>().unwrap(), 40000);
+        self.request.extensions_mut().insert(ConnectInfo(addr));
+        self
+    }
+
+    pub async fn send(self) -> TestResponse {
+        let response = self.app.router.clone().oneshot(self.request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        TestResponse {
+            status,
+            headers,
+            text: String::from_utf8(bytes.to_vec()).unwrap(),
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_config(ServerConfig::default()).await
+    }
+
+    pub async fn with_config(config: ServerConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database_path = dir.path().join("keyward.db");
+        let store = SqlStore::open(database_path.to_str().unwrap())
+            .await
+            .unwrap();
+        let clock = ManualClock::new(datetime!(2026-06-01 12:00 UTC));
+        let state = AppState::new(Arc::new(store), Arc::new(clock.clone()), config);
+        let (organization, issued) = init_organization(&state, "Acme Registrar").await.unwrap();
+        Self {
+            router: router(state.clone()),
+            state,
+            clock,
+            admin_key: issued.api_key.expose().to_owned(),
+            organization_id: organization.id.to_string(),
+            database_path,
+            _dir: dir,
+        }
+    }
+
+    pub fn call(&self, method: Method, uri: &str) -> Call<'_> {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        Call { app: self, request }.from_ip("127.0.0.1")
+    }
+
+    pub fn get(&self, uri: &str) -> Call<'_> {
+        self.call(Method::GET, uri)
+    }
+
+    pub fn post(&self, uri: &str) -> Call<'_> {
+        self.call(Method::POST, uri)
+    }
+
+    pub fn patch(&self, uri: &str) -> Call<'_> {
+        self.call(Method::PATCH, uri)
+    }
+
+    /// Creates a key with the admin key; asserts the 201 and returns the body.
+    pub async fn create_key(&self, body: Value) -> Value {
+        self.create_key_as(&self.admin_key, body).await
+    }
+
+    /// Creates a key with `key`; asserts the 201 and returns the body.
+    pub async fn create_key_as(&self, key: &str, body: Value) -> Value {
+        let response = self.post("/v1/keys").key(key).json(body).send().await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.text);
+        response.json()
+    }
+
+    /// Initialises a second organization in the same store; returns its admin key.
+    pub async fn other_organization(&self) -> String {
+        let (_, issued) = init_organization(&self.state, "Other Registrar")
+            .await
+            .unwrap();
+        issued.api_key.expose().to_owned()
+    }
+}
