@@ -10,7 +10,7 @@ async fn each_lifecycle_event_is_recorded_with_actor_address_and_time() {
     let created = app
         .post("/v1/keys")
         .key(&app.admin_key)
-        .from_ip("198.51.100.7")
+        .peer("198.51.100.7")
         .json(json!({"name": "audited"}))
         .send()
         .await
@@ -30,7 +30,7 @@ async fn each_lifecycle_event_is_recorded_with_actor_address_and_time() {
         let mut call = app
             .call(method.parse().unwrap(), &format!("/v1/keys/{id}{suffix}"))
             .key(&app.admin_key)
-            .from_ip(&format!("198.51.100.{}", 10 + i));
+            .peer(&format!("198.51.100.{}", 10 + i));
         if let Some(body) = body {
             call = call.json(body);
         }

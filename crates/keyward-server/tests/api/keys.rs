@@ -67,7 +67,7 @@ async fn creating_a_key_answers_seed_004s_fields_and_three_values() {
     let own = app
         .get("/v1/keys")
         .key(key)
-        .from_ip("203.0.113.5")
+        .peer("203.0.113.5")
         .send()
         .await;
     own.assert_problem(403, "insufficient_scope");
@@ -326,7 +326,7 @@ async fn a_patch_is_effective_at_once() {
     assert_eq!(
         app.get("/v1/keys")
             .key(key)
-            .from_ip("192.0.2.77")
+            .peer("192.0.2.77")
             .send()
             .await
             .status,
@@ -335,7 +335,7 @@ async fn a_patch_is_effective_at_once() {
     assert_eq!(
         app.get("/v1/keys")
             .key(key)
-            .from_ip("::ffff:192.0.2.77")
+            .peer("::ffff:192.0.2.77")
             .send()
             .await
             .status,

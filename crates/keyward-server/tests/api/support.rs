@@ -91,7 +91,7 @@ impl Call<'_> {
         self.header("content-type", content_type)
     }
 
-    pub fn from_ip(mut self, ip: &str) -> Self {
+    pub fn peer(mut self, ip: &str) -> Self {
         let addr = SocketAddr::new(ip.parse::<IpAddr>().unwrap(), 40000);
         self.request.extensions_mut().insert(ConnectInfo(addr));
         self
@@ -141,7 +141,7 @@ impl TestApp {
             .uri(uri)
             .body(Body::empty())
             .unwrap();
-        Call { app: self, request }.from_ip("127.0.0.1")
+        Call { app: self, request }.peer("127.0.0.1")
     }
 
     pub fn get(&self, uri: &str) -> Call<'_> {
