@@ -1,0 +1,171 @@
+//! The command line: init, keys, migrate, config check, and the first `serve`.
+
+use regex::Regex;
+use serde_json::Value;
+
+use crate::support::{Server, client, database, init, keyward};
+
+fn run(args: &[&str], database: &std::path::Path) -> String {
+    let output = keyward()
+        .arg("--database")
+        .arg(database)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn init_prints_the_three_values_once_as_json() {
+    let (_dir, path) = database();
+    let bootstrap = init(&path);
+    assert!(
+        Regex::new(r"^kw_live_[0-9A-Za-z]{38}$")
+            .unwrap()
+            .is_match(&bootstrap.api_key)
+    );
+    assert!(
+        Regex::new(r"^kw_cs_[0-9A-Za-z]{46}$")
+            .unwrap()
+            .is_match(&bootstrap.client_secret)
+    );
+    assert!(
+        Regex::new(r"^organization_[0-7][0-9a-hjkmnp-tv-z]{25}$")
+            .unwrap()
+            .is_match(&bootstrap.organization_id)
+    );
+}
+
+#[test]
+fn keys_commands_work_on_the_same_database() {
+    let (_dir, path) = database();
+    let org = init(&path).organization_id;
+    let created: Value = serde_json::from_str(&run(
+        &[
+            "keys",
+            "create",
+            "--org",
+            &org,
+            "--name",
+            "from cli",
+            "--environment",
+            "test",
+            "--permission",
+            "dns:read",
+            "--json",
+        ],
+        &path,
+    ))
+    .unwrap();
+    assert!(created["key"].as_str().unwrap().starts_with("kw_test_"));
+    assert_eq!(created["permissions"], serde_json::json!(["dns:read"]));
+    let id = created["key_id"].as_str().unwrap();
+
+    let listed: Value =
+        serde_json::from_str(&run(&["keys", "list", "--org", &org, "--json"], &path)).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert!(
+        !listed
+            .to_string()
+            .contains(created["key"].as_str().unwrap())
+    );
+
+    let rotated: Value = serde_json::from_str(&run(
+        &["keys", "rotate", "--org", &org, id, "--json"],
+        &path,
+    ))
+    .unwrap();
+    assert_ne!(rotated["key"], created["key"]);
+    assert!(run(&["keys", "revoke", "--org", &org, id], &path).contains("revoked"));
+    let listed = run(&["keys", "list", "--org", &org], &path);
+    assert!(listed.contains("revoked"), "{listed}");
+
+    let failure = keyward()
+        .arg("--database")
+        .arg(&path)
+        .args([
+            "keys",
+            "create",
+            "--org",
+            &org,
+            "--name",
+            "x",
+            "--permission",
+            "nope",
+        ])
+        .output()
+        .unwrap();
+    assert!(!failure.status.success());
+    assert!(String::from_utf8_lossy(&failure.stderr).contains("permissions"));
+}
+
+#[test]
+fn config_check_shows_the_effective_settings_without_passwords() {
+    let output = keyward()
+        .args(["config", "check"])
+        .env(
+            "KEYWARD_DATABASE_URL",
+            "postgres://keyward:hunter2@db.internal/keyward",
+        )
+        .env("KEYWARD_KEY_PREFIX", "edns")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    let value: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(value["key_prefix"], "edns");
+    assert_eq!(value["listen"], "127.0.0.1:8080");
+    assert!(!text.contains("hunter2"));
+    assert_eq!(
+        value["database_url"],
+        "postgres://keyward:[redacted]@db.internal/keyward"
+    );
+}
+
+#[test]
+fn migrate_prepares_an_empty_database() {
+    let (_dir, path) = database();
+    assert!(run(&["migrate"], &path).contains("migrations applied"));
+    assert!(path.exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_serve_bootstraps_once_and_its_key_works() {
+    let (_dir, path) = database();
+    let server = Server::start(&path, &[], &[]);
+    let output = server.output.lock().unwrap().clone();
+    let key = Regex::new(r"API key:\s+(kw_live_[0-9A-Za-z]{38})")
+        .unwrap()
+        .captures(&output)
+        .unwrap()[1]
+        .to_owned();
+    assert!(
+        output.contains("Client ID:") && output.contains("Client secret:"),
+        "{output}"
+    );
+    let response = client()
+        .get(server.url("/v1/keys"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let first_output = server.stop();
+    assert_eq!(
+        first_output.matches(&key).count(),
+        1,
+        "the key is printed exactly once"
+    );
+
+    let again = Server::start(&path, &[], &[]);
+    let second = again.stop();
+    assert!(
+        !second.contains("API key:"),
+        "a second start prints no secrets: {second}"
+    );
+}

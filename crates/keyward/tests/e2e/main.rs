@@ -1,0 +1,8 @@
+//! End-to-end tests of the real `keyward` binary on `127.0.0.1:0` with a temporary SQLite file.
+
+#![expect(clippy::unwrap_used, reason = "a test fails loudly")]
+
+mod cli;
+mod durability;
+mod leaks;
+mod support;

@@ -1,0 +1,149 @@
+//! Running the real binary: `init`, `serve` on a free port, and a small HTTP client.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The binary under test.
+pub fn keyward() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
+    command
+        .env_remove("KEYWARD_DATABASE_URL")
+        .env_remove("KEYWARD_CONFIG")
+        .env_remove("KEYWARD_LISTEN");
+    command
+}
+
+/// The three values `keyward init --json` prints.
+pub struct Bootstrap {
+    pub api_key: String,
+    pub client_secret: String,
+    pub organization_id: String,
+}
+
+/// Runs `keyward init --json` on `database`.
+pub fn init(database: &Path) -> Bootstrap {
+    let output = keyward()
+        .arg("--database")
+        .arg(database)
+        .args(["init", "--org-name", "E2E", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let value: Value = serde_json::from_slice(&output.stdout).unwrap();
+    Bootstrap {
+        api_key: value["api_key"].as_str().unwrap().to_owned(),
+        client_secret: value["client_secret"].as_str().unwrap().to_owned(),
+        organization_id: value["organization_id"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// A running `keyward serve`, killed on drop; everything it wrote is captured.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub output: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `keyward serve` on a free port and waits until it listens.
+    pub fn start(database: &Path, extra_args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let mut command = keyward();
+        command
+            .arg("--database")
+            .arg(database)
+            .args(extra_args)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .envs(envs.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let output = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = output.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = BufReader::new(stderr).read_to_string(&mut text);
+            sink.lock().unwrap().push_str(&text);
+        });
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut line = String::new();
+        let base = loop {
+            line.clear();
+            assert!(Instant::now() < deadline, "the server did not start");
+            if stdout.read_line(&mut line).unwrap() == 0 {
+                panic!("the server exited: {}", output.lock().unwrap());
+            }
+            output.lock().unwrap().push_str(&line);
+            if let Some(address) = line.trim().strip_prefix("Keyward listening on ") {
+                break address.to_owned();
+            }
+        };
+        let sink = output.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stdout.read_to_string(&mut text);
+            sink.lock().unwrap().push_str(&text);
+        });
+        Self {
+            child,
+            base,
+            output,
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for a graceful exit; returns everything the process wrote.
+    pub fn stop(mut self) -> String {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "graceful shutdown failed: {exit}");
+        // Let the reader threads drain the pipes.
+        std::thread::sleep(Duration::from_millis(200));
+        self.output.lock().unwrap().clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking-free HTTP client for the tests.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// A temporary directory holding `keyward.db`.
+pub fn database() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyward.db");
+    (dir, path)
+}
