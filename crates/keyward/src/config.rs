@@ -215,6 +215,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_lists_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../keyward.example.toml");
+        let example = Config::load(Some(&path), &Overrides::default(), None).unwrap();
+        let defaults = Config::load(None, &Overrides::default(), None).unwrap();
+        assert_eq!(example.redacted(), defaults.redacted());
+    }
+
+    #[test]
     fn unknown_keys_and_bad_prefixes_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keyward.toml");
