@@ -245,3 +245,24 @@ async fn arbitrary_bodies_never_cause_a_server_error() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_client_that_stops_sending_its_body_times_out() {
+    use futures_util::StreamExt;
+    let config = keyward_server::ServerConfig {
+        request_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let app = TestApp::with_config(config).await;
+    let first = futures_util::stream::iter([Ok::<_, std::io::Error>(axum::body::Bytes::from(
+        r#"{"name": "#,
+    ))]);
+    let stalled = axum::body::Body::from_stream(first.chain(futures_util::stream::pending()));
+    let response = app
+        .post("/v1/keys")
+        .key(&app.admin_key)
+        .raw("application/json", stalled)
+        .send()
+        .await;
+    response.assert_problem(408, "request_timeout");
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Load script: key creations per second through the HTTP API, beside a baseline endpoint
+# that only answers (/healthz), in the same session. Bounded: each run lasts DURATION
+# seconds on 127.0.0.1 only.
+#
+#   benches/load.sh [DATABASE]     DATABASE: a SQLite path (default: a temp file) or postgres:// URL
+#
+# Needs wrk (apt-get install wrk) and a release build (cargo build --release).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${DURATION:-10}"
+CONNECTIONS="${CONNECTIONS:-32}"
+THREADS="${THREADS:-2}"
+TARGET="${CARGO_TARGET_DIR:-target}/release/keyward"
+WORK="$(mktemp -d)"
+DATABASE="${1:-$WORK/bench.db}"
+PORT="${PORT:-18089}"
+trap 'kill "$SERVER" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+[ -x "$TARGET" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "install wrk first: apt-get install wrk" >&2; exit 1; }
+
+ADMIN_KEY="$("$TARGET" --database "$DATABASE" init --org-name bench --json | sed 's/.*"api_key":"\([^"]*\)".*/\1/')"
+export ADMIN_KEY
+KEYWARD_LOG=warn "$TARGET" --database "$DATABASE" serve --listen "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
+SERVER=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+
+echo "== baseline: GET /healthz ($CONNECTIONS connections, ${DURATION}s)"
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT/healthz"
+echo "== POST /v1/keys ($CONNECTIONS connections, ${DURATION}s)"
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s benches/create_keys.lua "http://127.0.0.1:$PORT/v1/keys"
