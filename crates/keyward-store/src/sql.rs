@@ -6,6 +6,7 @@
 //! folder applies.
 
 mod rows;
+mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -18,11 +19,12 @@ use keyward_core::digest::LookupDigest;
 use keyward_core::typeid::{CredentialId, OrganizationId};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyConnection, AnyPool, Executor, Row};
 use time::OffsetDateTime;
 
 use crate::{AuditQuery, CredentialQuery, NewSecret, SecretMatch, Store, StoreError};
 use rows::{CredentialRow, audit_event_from_row, credential_from_row};
+use writer::{Writer, job};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -70,7 +72,11 @@ pub fn database_url(value: &str) -> String {
 /// The store on a SQL database.
 #[derive(Debug, Clone)]
 pub struct SqlStore {
+    /// Reads.
     pool: AnyPool,
+    /// Runs write transactions: group commits on one SQLite connection, or directly on
+    /// PostgreSQL.
+    writer: Writer,
     dialect: Dialect,
 }
 
@@ -100,28 +106,33 @@ impl SqlStore {
         };
         let options =
             AnyConnectOptions::from_str(&url).map_err(|e| StoreError::Internal(e.to_string()))?;
-        let pool_options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
-        let pool = match dialect {
+        match dialect {
             Dialect::Sqlite => {
-                pool_options
-                    .max_connections(8)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                            )
-                            .await?;
-                            Ok(())
-                        })
-                    })
+                // Readers in parallel; writers one at a time, queued in the pool: SQLite
+                // allows one writer, and waiting in sqlx's queue is fair and prompt where
+                // SQLite's busy handler sleeps and retries.
+                let pool = sqlite_pool(&options, 8).await?;
+                let writer = Writer::queued(sqlite_pool(&options, 1).await?, dialect.begin_write());
+                Ok(Self {
+                    pool,
+                    writer,
+                    dialect,
+                })
+            }
+            Dialect::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(5))
                     .connect_with(options)
                     .await
+                    .map_err(map_error)?;
+                Ok(Self {
+                    writer: Writer::direct(pool.clone(), dialect.begin_write()),
+                    pool,
+                    dialect,
+                })
             }
-            Dialect::Postgres => pool_options.max_connections(16).connect_with(options).await,
         }
-        .map_err(map_error)?;
-        Ok(Self { pool, dialect })
     }
 
     /// Applies the dialect's pending migrations. On PostgreSQL sqlx holds an advisory lock
@@ -150,13 +161,27 @@ impl SqlStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
 
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        self.pool
-            .begin_with(self.dialect.begin_write())
-            .await
-            .map_err(map_error)
-    }
+/// A SQLite pool in WAL mode with `synchronous=FULL`: a committed write is on disk before
+/// the commit returns.
+async fn sqlite_pool(options: &AnyConnectOptions, connections: u32) -> Result<AnyPool, StoreError> {
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .connect_with(options.clone())
+        .await
+        .map_err(map_error)
 }
 
 /// Sorts sqlx errors into the store's few kinds; database text never goes further than
@@ -191,10 +216,7 @@ fn is_busy(code: Option<&str>) -> bool {
     ) || code.is_some_and(|c| c.starts_with("08"))
 }
 
-async fn insert_event(
-    executor: impl Executor<'_, Database = sqlx::Any>,
-    event: &AuditEvent,
-) -> Result<(), StoreError> {
+async fn insert_event(conn: &mut AnyConnection, event: &AuditEvent) -> Result<(), StoreError> {
     let details = serde_json::Value::Object(event.details.clone()).to_string();
     sqlx::query(
         "INSERT INTO audit_events (id, organization_id, occurred_at, action, actor, source_ip, target_id, details) \
@@ -208,14 +230,14 @@ async fn insert_event(
     .bind(event.source_ip.map(|ip| ip.to_string()))
     .bind(event.target_id.as_deref())
     .bind(details)
-    .execute(executor)
+    .execute(&mut *conn)
     .await
     .map_err(map_error)?;
     Ok(())
 }
 
 async fn insert_secrets(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    conn: &mut AnyConnection,
     credential_id: &CredentialId,
     secrets: &[NewSecret],
     now: OffsetDateTime,
@@ -231,7 +253,7 @@ async fn insert_secrets(
         .bind(secret.digests.salted.salt.to_vec())
         .bind(secret.digests.salted.hash.to_vec())
         .bind(to_millis(now))
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await
         .map_err(map_error)?;
     }
@@ -240,7 +262,7 @@ async fn insert_secrets(
 
 /// Writes every mutable column of a credential if its version is still the one read.
 async fn write_credential(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    conn: &mut AnyConnection,
     credential: &Credential,
 ) -> Result<(), StoreError> {
     let row = CredentialRow::from(credential);
@@ -269,7 +291,7 @@ async fn write_credential(
     .bind(row.id)
     .bind(row.organization_id)
     .bind(credential.version)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await
     .map_err(map_error)?;
     if result.rows_affected() == 1 {
@@ -278,7 +300,7 @@ async fn write_credential(
     let exists = sqlx::query("SELECT 1 FROM credentials WHERE id = $1 AND organization_id = $2")
         .bind(credential.id.as_str())
         .bind(credential.organization_id.as_str())
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(map_error)?;
     Err(if exists.is_some() {
@@ -305,16 +327,20 @@ impl Store for SqlStore {
         org: &Organization,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(org.id.as_str())
-            .bind(org.name.as_str())
-            .bind(to_millis(org.created_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
-        insert_event(&mut *tx, event).await?;
-        tx.commit().await.map_err(map_error)
+        let write = job((org.clone(), event.clone()), |conn, data| {
+            Box::pin(async move {
+                let (org, event) = &*data;
+                sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)")
+                    .bind(org.id.as_str())
+                    .bind(org.name.as_str())
+                    .bind(to_millis(org.created_at))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_error)?;
+                insert_event(conn, event).await
+            })
+        });
+        self.writer.write(write).await
     }
 
     async fn organization(&self, id: &OrganizationId) -> Result<Option<Organization>, StoreError> {
@@ -341,9 +367,12 @@ impl Store for SqlStore {
         secrets: &[NewSecret],
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let row = CredentialRow::from(credential);
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
+        let data = (credential.clone(), secrets.to_vec(), event.clone());
+        let write = job(data, |conn, data| {
+            Box::pin(async move {
+                let (credential, secrets, event) = &*data;
+                let row = CredentialRow::from(credential);
+                sqlx::query(
             "INSERT INTO credentials (id, organization_id, environment, name, description, permissions, role, \
              ip_allowlist, rate_limit_override, not_before, expires_at, metadata, owner_id, status, prefix, hint, \
              created_at, created_by, updated_at, revoked_at, last_used_at, last_used_ip, version) \
@@ -370,12 +399,14 @@ impl Store for SqlStore {
         .bind(row.updated_at)
         .bind(row.revoked_at)
         .bind(credential.version)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .map_err(map_error)?;
-        insert_secrets(&mut tx, &credential.id, secrets, credential.created_at).await?;
-        insert_event(&mut *tx, event).await?;
-        tx.commit().await.map_err(map_error)
+                insert_secrets(conn, &credential.id, secrets, credential.created_at).await?;
+                insert_event(conn, event).await
+            })
+        });
+        self.writer.write(write).await
     }
 
     async fn credential(
@@ -444,10 +475,14 @@ impl Store for SqlStore {
         credential: &Credential,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        write_credential(&mut tx, credential).await?;
-        insert_event(&mut *tx, event).await?;
-        tx.commit().await.map_err(map_error)
+        let write = job((credential.clone(), event.clone()), |conn, data| {
+            Box::pin(async move {
+                let (credential, event) = &*data;
+                write_credential(conn, credential).await?;
+                insert_event(conn, event).await
+            })
+        });
+        self.writer.write(write).await
     }
 
     async fn rotate_credential(
@@ -457,35 +492,48 @@ impl Store for SqlStore {
         old_until: Option<OffsetDateTime>,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        write_credential(&mut tx, credential).await?;
-        match old_until {
-            None => {
-                sqlx::query("DELETE FROM credential_secrets WHERE credential_id = $1")
-                    .bind(credential.id.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_error)?;
-            }
-            Some(until) => {
-                sqlx::query(
-                    "UPDATE credential_secrets SET expires_at = $2 \
-                     WHERE credential_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
-                )
-                .bind(credential.id.as_str())
-                .bind(to_millis(until))
-                .execute(&mut *tx)
-                .await
-                .map_err(map_error)?;
-            }
-        }
-        insert_secrets(&mut tx, &credential.id, new_secrets, credential.updated_at).await?;
-        insert_event(&mut *tx, event).await?;
-        tx.commit().await.map_err(map_error)
+        let data = (
+            credential.clone(),
+            new_secrets.to_vec(),
+            old_until,
+            event.clone(),
+        );
+        let write = job(data, |conn, data| {
+            Box::pin(async move {
+                let (credential, new_secrets, old_until, event) = &*data;
+                write_credential(conn, credential).await?;
+                match old_until {
+                    None => {
+                        sqlx::query("DELETE FROM credential_secrets WHERE credential_id = $1")
+                            .bind(credential.id.as_str())
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(map_error)?;
+                    }
+                    Some(until) => {
+                        sqlx::query(
+                            "UPDATE credential_secrets SET expires_at = $2 \
+                             WHERE credential_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
+                        )
+                        .bind(credential.id.as_str())
+                        .bind(to_millis(*until))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(map_error)?;
+                    }
+                }
+                insert_secrets(conn, &credential.id, new_secrets, credential.updated_at).await?;
+                insert_event(conn, event).await
+            })
+        });
+        self.writer.write(write).await
     }
 
     async fn insert_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        insert_event(&self.pool, event).await
+        let write = job(event.clone(), |conn, event| {
+            Box::pin(async move { insert_event(conn, &event).await })
+        });
+        self.writer.write(write).await
     }
 
     async fn list_audit_events(

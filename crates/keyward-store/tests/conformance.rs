@@ -74,23 +74,9 @@ async fn credential(
 ) -> Issued {
     let api_key = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ApiKey(env));
     let client_secret = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ClientSecret);
-    let at = now();
-    let credential = Credential {
-        id: CredentialId::generate(),
-        organization_id: org.clone(),
-        environment: env,
-        settings,
-        status: Status::Active,
-        prefix: api_key.display_prefix().to_owned(),
-        hint: api_key.hint().to_owned(),
-        created_at: at,
-        created_by: "cli".into(),
-        updated_at: at,
-        revoked_at: None,
-        last_used_at: None,
-        last_used_ip: None,
-        version: 1,
-    };
+    let mut credential = unsaved_credential(org, env, &api_key);
+    credential.settings = settings;
+    let at = credential.created_at;
     let event = Actor::cli().event(
         org,
         at,
@@ -574,4 +560,59 @@ async fn audit_events_append_and_list_per_organization() {
         .await
         .unwrap();
     assert_eq!(others.len(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_writes_commit_together_and_fail_alone() {
+    let (store, _dir) = sqlite_store().await;
+    let org = organization(&store).await;
+    let existing = credential(&store, &org.id, Environment::Live, named("existing")).await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = store.clone();
+        let org = org.id.clone();
+        // Every tenth write reuses an existing secret and must fail; the others must not.
+        let reused = (i % 10 == 3).then(|| secrets_of(&existing.api_key, &existing.client_secret));
+        tasks.push(tokio::spawn(async move {
+            let api_key = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ApiKey(Environment::Live));
+            let client_secret = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ClientSecret);
+            let mut credential = unsaved_credential(&org, Environment::Live, &api_key);
+            credential.settings.name = format!("c{i}");
+            let event = Actor::cli().event(&org, now(), "key.created", Some(credential.id.as_str()), Default::default());
+            let secrets = reused.unwrap_or_else(|| secrets_of(&api_key, &client_secret));
+            (credential.id.clone(), store.insert_credential(&credential, &secrets, &event).await)
+        }));
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        let (id, result) = task.await.unwrap();
+        let stored = store.credential(&org.id, &id).await.unwrap();
+        if i % 10 == 3 {
+            assert!(matches!(result, Err(StoreError::Conflict { constraint: "unique" })), "{i}: {result:?}");
+            assert!(stored.is_none(), "{i}: a failed write left a row");
+        } else {
+            assert!(result.is_ok(), "{i}: {result:?}");
+            assert!(stored.is_some(), "{i}: an acknowledged write is missing");
+        }
+    }
+}
+
+/// A new active credential record for `api_key`, not yet stored.
+fn unsaved_credential(org: &OrganizationId, env: Environment, api_key: &PlainSecret) -> Credential {
+    let at = now();
+    Credential {
+        id: CredentialId::generate(),
+        organization_id: org.clone(),
+        environment: env,
+        settings: named("x"),
+        status: Status::Active,
+        prefix: api_key.display_prefix().to_owned(),
+        hint: api_key.hint().to_owned(),
+        created_at: at,
+        created_by: "cli".into(),
+        updated_at: at,
+        revoked_at: None,
+        last_used_at: None,
+        last_used_ip: None,
+        version: 1,
+    }
 }
