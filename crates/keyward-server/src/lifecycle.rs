@@ -315,11 +315,7 @@ where
     F: FnMut(&mut Credential, OffsetDateTime) -> Result<Option<(&'static str, Value)>, ApiError>,
 {
     for _ in 0..WRITE_ATTEMPTS {
-        let mut credential = state
-            .store
-            .credential(organization_id, id)
-            .await?
-            .ok_or(ApiError::NotFound)?;
+        let mut credential = read(state, organization_id, id).await?;
         let now = state.clock.now();
         let Some((action, details)) = change(&mut credential, now)? else {
             return Ok(credential);
@@ -332,22 +328,47 @@ where
             Some(id.as_str()),
             object(details),
         );
-        match state.store.update_credential(&credential, &event).await {
-            Ok(()) => {
-                credential.version += 1;
-                tracing::info!(key.id = %id, action, "{action} {id}");
-                return Ok(credential);
-            }
-            Err(StoreError::Conflict {
-                constraint: "version",
-            }) => continue,
-            Err(error) => return Err(error.into()),
+        if written(state.store.update_credential(&credential, &event).await)? {
+            credential.version += 1;
+            tracing::info!(key.id = %id, action, "{action} {id}");
+            return Ok(credential);
         }
     }
-    Err(StoreError::Conflict {
+    Err(concurrent_update())
+}
+
+/// Reads a credential of the organization, or 404.
+async fn read(
+    state: &AppState,
+    organization_id: &OrganizationId,
+    id: &CredentialId,
+) -> Result<Credential, ApiError> {
+    state
+        .store
+        .credential(organization_id, id)
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+/// `Ok(true)` when a version-checked write went through, `Ok(false)` when another write
+/// came first.
+fn written(result: Result<(), StoreError>) -> Result<bool, ApiError> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(StoreError::Conflict {
+            constraint: "version",
+        }) => Ok(false),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The answer when [`WRITE_ATTEMPTS`] read-change-write attempts were all beaten by
+/// concurrent writes.
+fn concurrent_update() -> ApiError {
+    StoreError::Conflict {
         constraint: "version",
     }
-    .into())
+    .into()
 }
 
 fn refuse_revoked(credential: &Credential) -> Result<(), ApiError> {
@@ -485,11 +506,7 @@ pub async fn rotate(
 ) -> Result<(Issued, Option<OffsetDateTime>), ApiError> {
     let grace = Duration::seconds(request.grace_period_seconds.unwrap_or(0));
     for _ in 0..WRITE_ATTEMPTS {
-        let mut credential = state
-            .store
-            .credential(organization_id, id)
-            .await?
-            .ok_or(ApiError::NotFound)?;
+        let mut credential = read(state, organization_id, id).await?;
         refuse_revoked(&credential)?;
         authority.permit(&effective_scopes(state, &credential))?;
         let now = state.clock.now();
@@ -509,33 +526,25 @@ pub async fn rotate(
             Some(id.as_str()),
             object(details),
         );
-        match state
-            .store
-            .rotate_credential(&credential, &stored, old_until, &event)
-            .await
-        {
-            Ok(()) => {
-                credential.version += 1;
-                tracing::info!(key.id = %id, "rotated key {id}");
-                return Ok((
-                    Issued {
-                        credential,
-                        api_key,
-                        client_secret,
-                    },
-                    old_until,
-                ));
-            }
-            Err(StoreError::Conflict {
-                constraint: "version",
-            }) => continue,
-            Err(error) => return Err(error.into()),
+        if written(
+            state
+                .store
+                .rotate_credential(&credential, &stored, old_until, &event)
+                .await,
+        )? {
+            credential.version += 1;
+            tracing::info!(key.id = %id, "rotated key {id}");
+            return Ok((
+                Issued {
+                    credential,
+                    api_key,
+                    client_secret,
+                },
+                old_until,
+            ));
         }
     }
-    Err(StoreError::Conflict {
-        constraint: "version",
-    }
-    .into())
+    Err(concurrent_update())
 }
 
 /// Creates an organization and its bootstrap credential, holding every scope (`*`).

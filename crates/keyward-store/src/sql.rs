@@ -260,36 +260,47 @@ async fn insert_secrets(
     Ok(())
 }
 
+/// Binds the columns a credential's changes touch, as `$1`…`$15` in the order of the
+/// `UPDATE` and `INSERT` statements that use it.
+fn bind_mutable_columns<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    row: CredentialRow,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    query
+        .bind(row.name)
+        .bind(row.description)
+        .bind(row.permissions)
+        .bind(row.role)
+        .bind(row.ip_allowlist)
+        .bind(row.rate_limit_override)
+        .bind(row.not_before)
+        .bind(row.expires_at)
+        .bind(row.metadata)
+        .bind(row.owner_id)
+        .bind(row.status)
+        .bind(row.prefix)
+        .bind(row.hint)
+        .bind(row.updated_at)
+        .bind(row.revoked_at)
+}
+
 /// Writes every mutable column of a credential if its version is still the one read.
 async fn write_credential(
     conn: &mut AnyConnection,
     credential: &Credential,
 ) -> Result<(), StoreError> {
-    let row = CredentialRow::from(credential);
-    let result = sqlx::query(
-        "UPDATE credentials SET name = $1, description = $2, permissions = $3, role = $4, \
-         ip_allowlist = $5, rate_limit_override = $6, not_before = $7, expires_at = $8, metadata = $9, \
-         owner_id = $10, status = $11, prefix = $12, hint = $13, updated_at = $14, revoked_at = $15, \
-         version = version + 1 \
-         WHERE id = $16 AND organization_id = $17 AND version = $18",
+    let result = bind_mutable_columns(
+        sqlx::query(
+            "UPDATE credentials SET name = $1, description = $2, permissions = $3, role = $4, \
+             ip_allowlist = $5, rate_limit_override = $6, not_before = $7, expires_at = $8, metadata = $9, \
+             owner_id = $10, status = $11, prefix = $12, hint = $13, updated_at = $14, revoked_at = $15, \
+             version = version + 1 \
+             WHERE id = $16 AND organization_id = $17 AND version = $18",
+        ),
+        CredentialRow::from(credential),
     )
-    .bind(row.name)
-    .bind(row.description)
-    .bind(row.permissions)
-    .bind(row.role)
-    .bind(row.ip_allowlist)
-    .bind(row.rate_limit_override)
-    .bind(row.not_before)
-    .bind(row.expires_at)
-    .bind(row.metadata)
-    .bind(row.owner_id)
-    .bind(row.status)
-    .bind(row.prefix)
-    .bind(row.hint)
-    .bind(row.updated_at)
-    .bind(row.revoked_at)
-    .bind(row.id)
-    .bind(row.organization_id)
+    .bind(credential.id.as_str())
+    .bind(credential.organization_id.as_str())
     .bind(credential.version)
     .execute(&mut *conn)
     .await
@@ -371,33 +382,20 @@ impl Store for SqlStore {
         let write = job(data, |conn, data| {
             Box::pin(async move {
                 let (credential, secrets, event) = &*data;
-                let row = CredentialRow::from(credential);
-                sqlx::query(
-            "INSERT INTO credentials (id, organization_id, environment, name, description, permissions, role, \
-             ip_allowlist, rate_limit_override, not_before, expires_at, metadata, owner_id, status, prefix, hint, \
-             created_at, created_by, updated_at, revoked_at, last_used_at, last_used_ip, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, NULL, NULL, $21)",
-        )
-        .bind(row.id)
-        .bind(row.organization_id)
-        .bind(row.environment)
-        .bind(row.name)
-        .bind(row.description)
-        .bind(row.permissions)
-        .bind(row.role)
-        .bind(row.ip_allowlist)
-        .bind(row.rate_limit_override)
-        .bind(row.not_before)
-        .bind(row.expires_at)
-        .bind(row.metadata)
-        .bind(row.owner_id)
-        .bind(row.status)
-        .bind(row.prefix)
-        .bind(row.hint)
-        .bind(row.created_at)
-        .bind(row.created_by)
-        .bind(row.updated_at)
-        .bind(row.revoked_at)
+                bind_mutable_columns(
+                    sqlx::query(
+                        "INSERT INTO credentials (name, description, permissions, role, ip_allowlist, \
+                         rate_limit_override, not_before, expires_at, metadata, owner_id, status, prefix, hint, \
+                         updated_at, revoked_at, id, organization_id, environment, created_at, created_by, version) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+                    ),
+                    CredentialRow::from(credential),
+                )
+                .bind(credential.id.as_str())
+                .bind(credential.organization_id.as_str())
+                .bind(credential.environment.as_str())
+                .bind(to_millis(credential.created_at))
+                .bind(credential.created_by.as_str())
         .bind(credential.version)
         .execute(&mut *conn)
         .await

@@ -574,20 +574,39 @@ async fn concurrent_writes_commit_together_and_fail_alone() {
         // Every tenth write reuses an existing secret and must fail; the others must not.
         let reused = (i % 10 == 3).then(|| secrets_of(&existing.api_key, &existing.client_secret));
         tasks.push(tokio::spawn(async move {
-            let api_key = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ApiKey(Environment::Live));
-            let client_secret = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ClientSecret);
+            let api_key =
+                PlainSecret::generate(&KeyPrefix::default(), SecretKind::ApiKey(Environment::Live));
+            let client_secret =
+                PlainSecret::generate(&KeyPrefix::default(), SecretKind::ClientSecret);
             let mut credential = unsaved_credential(&org, Environment::Live, &api_key);
             credential.settings.name = format!("c{i}");
-            let event = Actor::cli().event(&org, now(), "key.created", Some(credential.id.as_str()), Default::default());
+            let event = Actor::cli().event(
+                &org,
+                now(),
+                "key.created",
+                Some(credential.id.as_str()),
+                Default::default(),
+            );
             let secrets = reused.unwrap_or_else(|| secrets_of(&api_key, &client_secret));
-            (credential.id.clone(), store.insert_credential(&credential, &secrets, &event).await)
+            (
+                credential.id.clone(),
+                store.insert_credential(&credential, &secrets, &event).await,
+            )
         }));
     }
     for (i, task) in tasks.into_iter().enumerate() {
         let (id, result) = task.await.unwrap();
         let stored = store.credential(&org.id, &id).await.unwrap();
         if i % 10 == 3 {
-            assert!(matches!(result, Err(StoreError::Conflict { constraint: "unique" })), "{i}: {result:?}");
+            assert!(
+                matches!(
+                    result,
+                    Err(StoreError::Conflict {
+                        constraint: "unique"
+                    })
+                ),
+                "{i}: {result:?}"
+            );
             assert!(stored.is_none(), "{i}: a failed write left a row");
         } else {
             assert!(result.is_ok(), "{i}: {result:?}");

@@ -17,11 +17,8 @@ use time::OffsetDateTime;
 
 use crate::{SecretMatch, StoreError};
 
-/// A credential's columns as bound into statements.
+/// The columns of a credential that change after creation, as bound into statements.
 pub(super) struct CredentialRow {
-    pub id: String,
-    pub organization_id: String,
-    pub environment: &'static str,
     pub name: String,
     pub description: Option<String>,
     pub permissions: String,
@@ -35,8 +32,6 @@ pub(super) struct CredentialRow {
     pub status: &'static str,
     pub prefix: String,
     pub hint: String,
-    pub created_at: i64,
-    pub created_by: String,
     pub updated_at: i64,
     pub revoked_at: Option<i64>,
 }
@@ -46,9 +41,6 @@ impl From<&Credential> for CredentialRow {
         let s = &c.settings;
         let nets: Vec<String> = s.ip_allowlist.iter().map(ToString::to_string).collect();
         Self {
-            id: c.id.to_string(),
-            organization_id: c.organization_id.to_string(),
-            environment: c.environment.as_str(),
             name: s.name.clone(),
             description: s.description.clone(),
             permissions: json_text(&s.permissions.to_strings()),
@@ -62,8 +54,6 @@ impl From<&Credential> for CredentialRow {
             status: c.status.as_str(),
             prefix: c.prefix.clone(),
             hint: c.hint.clone(),
-            created_at: to_millis(c.created_at),
-            created_by: c.created_by.clone(),
             updated_at: to_millis(c.updated_at),
             revoked_at: c.revoked_at.map(to_millis),
         }

@@ -21,6 +21,10 @@ pub(super) type WriteJob = Arc<
     dyn for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, Result<(), StoreError>> + Send + Sync,
 >;
 
+/// The statements of a write, given the connection and the write's data.
+pub(super) type WriteFn<T> =
+    for<'c> fn(&'c mut AnyConnection, Arc<T>) -> BoxFuture<'c, Result<(), StoreError>>;
+
 /// Most writes committed together.
 const MAX_GROUP: usize = 64;
 /// Writes waiting for the SQLite writer before callers wait to enqueue.
@@ -103,10 +107,7 @@ async fn run_queue(pool: AnyPool, begin: &'static str, mut receiver: mpsc::Recei
 
 /// Makes a write job of owned data and a function of it; the data is shared, not copied,
 /// when the job runs again.
-pub(super) fn job<T: Send + Sync + 'static>(
-    data: T,
-    run: for<'c> fn(&'c mut AnyConnection, Arc<T>) -> BoxFuture<'c, Result<(), StoreError>>,
-) -> WriteJob {
+pub(super) fn job<T: Send + Sync + 'static>(data: T, run: WriteFn<T>) -> WriteJob {
     let data = Arc::new(data);
     Arc::new(move |conn| run(conn, data.clone()))
 }
