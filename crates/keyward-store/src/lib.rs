@@ -7,6 +7,7 @@
 //! - [`sql`]: the implementation for both dialects. The SQL is written once in the subset
 //!   both accept (`$N` placeholders, integer milliseconds, bytes for digests); only
 //!   connecting, pragmas and the migrations folder differ per dialect.
+//! - `testing` (feature `testing`): fresh test databases on either backend.
 //! - `migrations/sqlite`, `migrations/postgres`: plain SQL, one folder per dialect.
 
 use async_trait::async_trait;
@@ -18,6 +19,8 @@ use keyward_core::typeid::{AuditEventId, CredentialId, OrganizationId};
 use time::OffsetDateTime;
 
 pub mod sql;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use sql::SqlStore;
 

@@ -1,7 +1,7 @@
 //! The store conformance suite: every implementation of `Store` must pass it.
 //!
-//! Each test runs against a fresh database (a temporary SQLite file), deleted when the
-//! test ends.
+//! Each test runs against a fresh database of every backend reachable here (`stores`),
+//! deleted when the test ends.
 
 #![expect(clippy::unwrap_used, reason = "a test fails loudly")]
 
@@ -17,16 +17,23 @@ use keyward_core::digest::LookupDigest;
 use keyward_core::scope::ScopeCatalogue;
 use keyward_core::secret::{KeyPrefix, PlainSecret, SecretKind};
 use keyward_core::typeid::{CredentialId, OrganizationId};
+use keyward_store::testing::TestDatabase;
 use keyward_store::{AuditQuery, CredentialQuery, NewSecret, SqlStore, Store, StoreError};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
-/// A fresh store on a temporary SQLite file, deleted with the returned guard.
-async fn sqlite_store() -> (SqlStore, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("conformance.db");
-    let store = SqlStore::open(path.to_str().unwrap()).await.unwrap();
-    (store, dir)
+/// A fresh, migrated store on every backend reachable here: SQLite always, PostgreSQL when
+/// its server answers (see `keyward_store::testing`). Each database is deleted with its guard.
+async fn stores() -> Vec<(SqlStore, TestDatabase)> {
+    let mut stores = Vec::new();
+    for database in [Some(TestDatabase::sqlite()), TestDatabase::postgres().await]
+        .into_iter()
+        .flatten()
+    {
+        let store = SqlStore::open(database.url()).await.unwrap();
+        stores.push((store, database));
+    }
+    stores
 }
 
 fn now() -> OffsetDateTime {
@@ -115,502 +122,531 @@ fn query(limit: u32) -> CredentialQuery {
 
 #[tokio::test]
 async fn organizations_are_stored_and_counted() {
-    let (store, _dir) = sqlite_store().await;
-    assert_eq!(store.organization_count().await.unwrap(), 0);
-    let org = organization(&store).await;
-    assert_eq!(
-        store.organization(&org.id).await.unwrap(),
-        Some(org.clone())
-    );
-    assert_eq!(store.organization_count().await.unwrap(), 1);
-    assert_eq!(
-        store
-            .organization(&OrganizationId::generate())
-            .await
-            .unwrap(),
-        None
-    );
+    for (store, database) in stores().await {
+        eprintln!("on {:?}", database.dialect());
+        assert_eq!(store.organization_count().await.unwrap(), 0);
+        let org = organization(&store).await;
+        assert_eq!(
+            store.organization(&org.id).await.unwrap(),
+            Some(org.clone())
+        );
+        assert_eq!(store.organization_count().await.unwrap(), 1);
+        assert_eq!(
+            store
+                .organization(&OrganizationId::generate())
+                .await
+                .unwrap(),
+            None
+        );
+    }
 }
 
 #[tokio::test]
 async fn every_credential_field_round_trips() {
-    let (store, _dir) = sqlite_store().await;
-    let org = organization(&store).await;
-    let settings = CredentialSettings {
-        name: "Production Monitoring".into(),
-        description: Some("reads DNS".into()),
-        permissions: ScopeCatalogue::default()
-            .parse_set(&["dns:read", "domains:*", "read"])
-            .unwrap(),
-        role: Some("viewer".into()),
-        ip_allowlist: parse_ip_allowlist(&["203.0.113.0/24", "2001:db8::/32"]).unwrap(),
-        rate_limit_override: Some(25),
-        not_before: Some(now() - Duration::hours(1)),
-        expires_at: Some(now() + Duration::days(30)),
-        metadata: json!({"plan": "pro", "nested": {"a": [1, 2]}})
-            .as_object()
+    for (store, database) in stores().await {
+        eprintln!("on {:?}", database.dialect());
+        let org = organization(&store).await;
+        let settings = CredentialSettings {
+            name: "Production Monitoring".into(),
+            description: Some("reads DNS".into()),
+            permissions: ScopeCatalogue::default()
+                .parse_set(&["dns:read", "domains:*", "read"])
+                .unwrap(),
+            role: Some("viewer".into()),
+            ip_allowlist: parse_ip_allowlist(&["203.0.113.0/24", "2001:db8::/32"]).unwrap(),
+            rate_limit_override: Some(25),
+            not_before: Some(now() - Duration::hours(1)),
+            expires_at: Some(now() + Duration::days(30)),
+            metadata: json!({"plan": "pro", "nested": {"a": [1, 2]}})
+                .as_object()
+                .unwrap()
+                .clone(),
+            owner_id: Some("customer-42".into()),
+        };
+        let issued = credential(&store, &org.id, Environment::Test, settings).await;
+        let read = store
+            .credential(&org.id, &issued.credential.id)
+            .await
             .unwrap()
-            .clone(),
-        owner_id: Some("customer-42".into()),
-    };
-    let issued = credential(&store, &org.id, Environment::Test, settings).await;
-    let read = store
-        .credential(&org.id, &issued.credential.id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(read, issued.credential);
+            .unwrap();
+        assert_eq!(read, issued.credential);
+    }
 }
 
 #[tokio::test]
 async fn a_secret_finds_its_credential_and_only_by_its_digest() {
-    let (store, _dir) = sqlite_store().await;
-    let org = organization(&store).await;
-    let issued = credential(&store, &org.id, Environment::Live, named("k")).await;
-    for secret in [&issued.api_key, &issued.client_secret] {
-        let found = store
-            .credential_by_secret(&LookupDigest::of(secret.expose()))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(found.credential.id, issued.credential.id);
-        assert_eq!(found.kind, secret.kind().storage_name());
-        assert!(found.salted.matches(secret.expose()));
-        assert_eq!(found.expires_at, None);
+    for (store, database) in stores().await {
+        eprintln!("on {:?}", database.dialect());
+        let org = organization(&store).await;
+        let issued = credential(&store, &org.id, Environment::Live, named("k")).await;
+        for secret in [&issued.api_key, &issued.client_secret] {
+            let found = store
+                .credential_by_secret(&LookupDigest::of(secret.expose()))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(found.credential.id, issued.credential.id);
+            assert_eq!(found.kind, secret.kind().storage_name());
+            assert!(found.salted.matches(secret.expose()));
+            assert_eq!(found.expires_at, None);
+        }
+        assert!(
+            store
+                .credential_by_secret(&LookupDigest::of("kw_live_nothing"))
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
-    assert!(
-        store
-            .credential_by_secret(&LookupDigest::of("kw_live_nothing"))
-            .await
-            .unwrap()
-            .is_none()
-    );
 }
 
 #[tokio::test]
 async fn another_organizations_credential_reads_as_missing() {
-    let (store, _dir) = sqlite_store().await;
-    let mine = organization(&store).await;
-    let theirs = organization(&store).await;
-    let issued = credential(&store, &theirs.id, Environment::Live, named("theirs")).await;
-    assert_eq!(
-        store
-            .credential(&mine.id, &issued.credential.id)
-            .await
-            .unwrap(),
-        None
-    );
-    assert!(
-        store
-            .list_credentials(&mine.id, &query(10))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let mut changed = issued.credential.clone();
-    changed.organization_id = mine.id.clone();
-    let event = Actor::cli().event(&mine.id, now(), "key.updated", None, Default::default());
-    assert!(matches!(
-        store.update_credential(&changed, &event).await,
-        Err(StoreError::NotFound)
-    ));
+    for (store, database) in stores().await {
+        eprintln!("on {:?}", database.dialect());
+        let mine = organization(&store).await;
+        let theirs = organization(&store).await;
+        let issued = credential(&store, &theirs.id, Environment::Live, named("theirs")).await;
+        assert_eq!(
+            store
+                .credential(&mine.id, &issued.credential.id)
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(
+            store
+                .list_credentials(&mine.id, &query(10))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let mut changed = issued.credential.clone();
+        changed.organization_id = mine.id.clone();
+        let event = Actor::cli().event(&mine.id, now(), "key.updated", None, Default::default());
+        assert!(matches!(
+            store.update_credential(&changed, &event).await,
+            Err(StoreError::NotFound)
+        ));
+    }
 }
 
 #[tokio::test]
 async fn a_duplicate_secret_digest_is_a_conflict() {
-    let (store, _dir) = sqlite_store().await;
-    let org = organization(&store).await;
-    let issued = credential(&store, &org.id, Environment::Live, named("a")).await;
-    let mut copy = issued.credential.clone();
-    copy.id = CredentialId::generate();
-    let event = Actor::cli().event(&org.id, now(), "key.created", None, Default::default());
-    let result = store
-        .insert_credential(
-            &copy,
-            &secrets_of(&issued.api_key, &issued.client_secret),
-            &event,
-        )
-        .await;
-    assert!(
-        matches!(
-            result,
-            Err(StoreError::Conflict {
-                constraint: "unique"
-            })
-        ),
-        "{result:?}"
-    );
-    assert_eq!(
-        store.credential(&org.id, &copy.id).await.unwrap(),
-        None,
-        "the failed insert left nothing"
-    );
+    for (store, database) in stores().await {
+        eprintln!("on {:?}", database.dialect());
+        let org = organization(&store).await;
+        let issued = credential(&store, &org.id, Environment::Live, named("a")).await;
+        let mut copy = issued.credential.clone();
+        copy.id = CredentialId::generate();
+        let event = Actor::cli().event(&org.id, now(), "key.created", None, Default::default());
+        let result = store
+            .insert_credential(
+                &copy,
+                &secrets_of(&issued.api_key, &issued.client_secret),
+                &event,
+            )
+            .await;
+        assert!(
+            matches!(
+                result,
+                Err(StoreError::Conflict {
+                    constraint: "unique"
+                })
+            ),
+            "{result:?}"
+        );
+        assert_eq!(
+            store.credential(&org.id, &copy.id).await.unwrap(),
+            None,
+            "the failed insert left nothing"
+        );
+    }
 }
 
 #[tokio::test]
 async fn a_stale_update_is_refused_and_loses_nothing() {
-    let (store, _dir) = sqlite_store().await;
-    let org = organization(&store).await;
-    let issued = credential(&store, &org.id, Environment::Live, named("before")).await;
-    let event = Actor::cli().event(&org.id, now(), "key.updated", None, Default::default());
-    let mut first = issued.credential.clone();
-    first.settings.name = "first".into();
-    store.update_credential(&first, &event).await.unwrap();
-    let mut second = issued.credential.clone();
-    second.settings.name = "second".into();
-    let result = store.update_credential(&second, &event).await;
-    assert!(
-        matches!(
-            result,
-            Err(StoreError::Conflict {
-                constraint: "version"
-            })
-        ),
-        "{result:?}"
-    );
-    let read = store
-        .credential(&org.id, &issued.credential.id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(read.settings.name, "first");
-    assert_eq!(read.version, issued.credential.version + 1);
+    for (store, database) in stores().await {
+        eprintln!("on {:?}", database.dialect());
+        let org = organization(&store).await;
+        let issued = credential(&store, &org.id, Environment::Live, named("before")).await;
+        let event = Actor::cli().event(&org.id, now(), "key.updated", None, Default::default());
+        let mut first = issued.credential.clone();
+        first.settings.name = "first".into();
+        store.update_credential(&first, &event).await.unwrap();
+        let mut second = issued.credential.clone();
+        second.settings.name = "second".into();
+        let result = store.update_credential(&second, &event).await;
+        assert!(
+            matches!(
+                result,
+                Err(StoreError::Conflict {
+                    constraint: "version"
+                })
+            ),
+            "{result:?}"
+        );
+        let read = store
+            .credential(&org.id, &issued.credential.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.settings.name, "first");
+        assert_eq!(read.version, issued.credential.version + 1);
+    }
 }
 
 #[tokio::test]
 async fn listing_filters_and_pages_newest_first() {
-    let (store, _dir) = sqlite_store().await;
-    let org = organization(&store).await;
-    let mut ids = Vec::new();
-    for i in 0..7 {
-        let env = if i % 2 == 0 {
-            Environment::Live
-        } else {
-            Environment::Test
-        };
-        let mut settings = named(&format!("k{i}"));
-        settings.owner_id = Some(format!("owner-{}", i % 3));
-        ids.push(
-            credential(&store, &org.id, env, settings)
-                .await
-                .credential
-                .id,
-        );
-    }
-    ids.reverse();
-    let mut seen = Vec::new();
-    let mut page = query(3);
-    loop {
-        let batch = store.list_credentials(&org.id, &page).await.unwrap();
-        if batch.is_empty() {
-            break;
+    for (store, database) in stores().await {
+        eprintln!("on {:?}", database.dialect());
+        let org = organization(&store).await;
+        let mut ids = Vec::new();
+        for i in 0..7 {
+            let env = if i % 2 == 0 {
+                Environment::Live
+            } else {
+                Environment::Test
+            };
+            let mut settings = named(&format!("k{i}"));
+            settings.owner_id = Some(format!("owner-{}", i % 3));
+            ids.push(
+                credential(&store, &org.id, env, settings)
+                    .await
+                    .credential
+                    .id,
+            );
         }
-        page.before = batch.last().map(|c| c.id.clone());
-        seen.extend(batch.into_iter().map(|c| c.id));
-    }
-    assert_eq!(seen, ids);
+        ids.reverse();
+        let mut seen = Vec::new();
+        let mut page = query(3);
+        loop {
+            let batch = store.list_credentials(&org.id, &page).await.unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            page.before = batch.last().map(|c| c.id.clone());
+            seen.extend(batch.into_iter().map(|c| c.id));
+        }
+        assert_eq!(seen, ids);
 
-    let live = store
-        .list_credentials(
-            &org.id,
-            &CredentialQuery {
-                environment: Some(Environment::Test),
-                ..query(10)
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(live.len(), 3);
-    assert!(live.iter().all(|c| c.environment == Environment::Test));
-    let owned = store
-        .list_credentials(
-            &org.id,
-            &CredentialQuery {
-                owner_id: Some("owner-0".into()),
-                ..query(10)
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(owned.len(), 3);
+        let live = store
+            .list_credentials(
+                &org.id,
+                &CredentialQuery {
+                    environment: Some(Environment::Test),
+                    ..query(10)
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(live.len(), 3);
+        assert!(live.iter().all(|c| c.environment == Environment::Test));
+        let owned = store
+            .list_credentials(
+                &org.id,
+                &CredentialQuery {
+                    owner_id: Some("owner-0".into()),
+                    ..query(10)
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(owned.len(), 3);
+    }
 }
 
 #[tokio::test]
 async fn status_filters_derive_expiry_from_the_time_given() {
-    let (store, _dir) = sqlite_store().await;
-    let org = organization(&store).await;
-    let mut soon = named("soon");
-    soon.expires_at = Some(now() + Duration::hours(1));
-    let expiring = credential(&store, &org.id, Environment::Live, soon)
-        .await
-        .credential;
-    let forever = credential(&store, &org.id, Environment::Live, named("forever"))
-        .await
-        .credential;
-    let mut revoked = credential(&store, &org.id, Environment::Live, named("gone"))
-        .await
-        .credential;
-    revoked.status = Status::Revoked;
-    revoked.revoked_at = Some(now());
-    let event = Actor::cli().event(&org.id, now(), "key.revoked", None, Default::default());
-    store.update_credential(&revoked, &event).await.unwrap();
+    for (store, database) in stores().await {
+        eprintln!("on {:?}", database.dialect());
+        let org = organization(&store).await;
+        let mut soon = named("soon");
+        soon.expires_at = Some(now() + Duration::hours(1));
+        let expiring = credential(&store, &org.id, Environment::Live, soon)
+            .await
+            .credential;
+        let forever = credential(&store, &org.id, Environment::Live, named("forever"))
+            .await
+            .credential;
+        let mut revoked = credential(&store, &org.id, Environment::Live, named("gone"))
+            .await
+            .credential;
+        revoked.status = Status::Revoked;
+        revoked.revoked_at = Some(now());
+        let event = Actor::cli().event(&org.id, now(), "key.revoked", None, Default::default());
+        store.update_credential(&revoked, &event).await.unwrap();
 
-    let ids = |status, at| {
-        let store = store.clone();
-        let org = org.id.clone();
-        async move {
-            let q = CredentialQuery {
-                status: Some(status),
-                now: at,
-                ..query(10)
-            };
-            store
-                .list_credentials(&org, &q)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|c| c.id)
-                .collect::<Vec<_>>()
-        }
-    };
-    assert_eq!(
-        ids(DisplayStatus::Active, now()).await,
-        [forever.id.clone(), expiring.id.clone()]
-    );
-    assert_eq!(
-        ids(DisplayStatus::Expired, now()).await,
-        Vec::<CredentialId>::new()
-    );
-    let later = now() + Duration::hours(2);
-    assert_eq!(
-        ids(DisplayStatus::Active, later).await,
-        vec![forever.id.clone()]
-    );
-    assert_eq!(
-        ids(DisplayStatus::Expired, later).await,
-        vec![expiring.id.clone()]
-    );
-    assert_eq!(
-        ids(DisplayStatus::Revoked, later).await,
-        [revoked.id.clone()]
-    );
-    assert_eq!(
-        ids(DisplayStatus::Disabled, later).await,
-        Vec::<CredentialId>::new()
-    );
+        let ids = |status, at| {
+            let store = store.clone();
+            let org = org.id.clone();
+            async move {
+                let q = CredentialQuery {
+                    status: Some(status),
+                    now: at,
+                    ..query(10)
+                };
+                store
+                    .list_credentials(&org, &q)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|c| c.id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            ids(DisplayStatus::Active, now()).await,
+            [forever.id.clone(), expiring.id.clone()]
+        );
+        assert_eq!(
+            ids(DisplayStatus::Expired, now()).await,
+            Vec::<CredentialId>::new()
+        );
+        let later = now() + Duration::hours(2);
+        assert_eq!(
+            ids(DisplayStatus::Active, later).await,
+            vec![forever.id.clone()]
+        );
+        assert_eq!(
+            ids(DisplayStatus::Expired, later).await,
+            vec![expiring.id.clone()]
+        );
+        assert_eq!(
+            ids(DisplayStatus::Revoked, later).await,
+            [revoked.id.clone()]
+        );
+        assert_eq!(
+            ids(DisplayStatus::Disabled, later).await,
+            Vec::<CredentialId>::new()
+        );
+    }
 }
 
 #[tokio::test]
 async fn rotation_replaces_secrets_at_once_or_after_a_grace_that_never_grows() {
-    let (store, _dir) = sqlite_store().await;
-    let org = organization(&store).await;
-    let issued = credential(&store, &org.id, Environment::Live, named("r")).await;
-    let event = || Actor::cli().event(&org.id, now(), "key.rotated", None, Default::default());
-    let find = |secret: &PlainSecret| {
-        let store = store.clone();
-        let digest = LookupDigest::of(secret.expose());
-        async move { store.credential_by_secret(&digest).await.unwrap() }
-    };
+    for (store, database) in stores().await {
+        eprintln!("on {:?}", database.dialect());
+        let org = organization(&store).await;
+        let issued = credential(&store, &org.id, Environment::Live, named("r")).await;
+        let event = || Actor::cli().event(&org.id, now(), "key.rotated", None, Default::default());
+        let find = |secret: &PlainSecret| {
+            let store = store.clone();
+            let digest = LookupDigest::of(secret.expose());
+            async move { store.credential_by_secret(&digest).await.unwrap() }
+        };
 
-    // With a grace period the old secrets stay, ending at the given time.
-    let grace_end = now() + Duration::hours(1);
-    let key2 = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ApiKey(Environment::Live));
-    let cs2 = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ClientSecret);
-    let mut c = issued.credential.clone();
-    store
-        .rotate_credential(&c, &secrets_of(&key2, &cs2), Some(grace_end), &event())
-        .await
-        .unwrap();
-    assert_eq!(
-        find(&issued.api_key).await.unwrap().expires_at,
-        Some(grace_end)
-    );
-    assert_eq!(
-        find(&issued.client_secret).await.unwrap().expires_at,
-        Some(grace_end)
-    );
-    assert_eq!(find(&key2).await.unwrap().expires_at, None);
+        // With a grace period the old secrets stay, ending at the given time.
+        let grace_end = now() + Duration::hours(1);
+        let key2 =
+            PlainSecret::generate(&KeyPrefix::default(), SecretKind::ApiKey(Environment::Live));
+        let cs2 = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ClientSecret);
+        let mut c = issued.credential.clone();
+        store
+            .rotate_credential(&c, &secrets_of(&key2, &cs2), Some(grace_end), &event())
+            .await
+            .unwrap();
+        assert_eq!(
+            find(&issued.api_key).await.unwrap().expires_at,
+            Some(grace_end)
+        );
+        assert_eq!(
+            find(&issued.client_secret).await.unwrap().expires_at,
+            Some(grace_end)
+        );
+        assert_eq!(find(&key2).await.unwrap().expires_at, None);
 
-    // A second rotation with a longer grace does not extend the first one's old secrets.
-    c.version += 1;
-    let key3 = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ApiKey(Environment::Live));
-    let cs3 = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ClientSecret);
-    store
-        .rotate_credential(
-            &c,
-            &secrets_of(&key3, &cs3),
-            Some(grace_end + Duration::hours(5)),
-            &event(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        find(&issued.api_key).await.unwrap().expires_at,
-        Some(grace_end)
-    );
-    assert_eq!(
-        find(&key2).await.unwrap().expires_at,
-        Some(grace_end + Duration::hours(5))
-    );
+        // A second rotation with a longer grace does not extend the first one's old secrets.
+        c.version += 1;
+        let key3 =
+            PlainSecret::generate(&KeyPrefix::default(), SecretKind::ApiKey(Environment::Live));
+        let cs3 = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ClientSecret);
+        store
+            .rotate_credential(
+                &c,
+                &secrets_of(&key3, &cs3),
+                Some(grace_end + Duration::hours(5)),
+                &event(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            find(&issued.api_key).await.unwrap().expires_at,
+            Some(grace_end)
+        );
+        assert_eq!(
+            find(&key2).await.unwrap().expires_at,
+            Some(grace_end + Duration::hours(5))
+        );
 
-    // Without a grace period every old secret goes at once.
-    c.version += 1;
-    let key4 = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ApiKey(Environment::Live));
-    let cs4 = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ClientSecret);
-    store
-        .rotate_credential(&c, &secrets_of(&key4, &cs4), None, &event())
-        .await
-        .unwrap();
-    for old in [&issued.api_key, &key2, &key3, &cs2] {
-        assert!(find(old).await.is_none());
+        // Without a grace period every old secret goes at once.
+        c.version += 1;
+        let key4 =
+            PlainSecret::generate(&KeyPrefix::default(), SecretKind::ApiKey(Environment::Live));
+        let cs4 = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ClientSecret);
+        store
+            .rotate_credential(&c, &secrets_of(&key4, &cs4), None, &event())
+            .await
+            .unwrap();
+        for old in [&issued.api_key, &key2, &key3, &cs2] {
+            assert!(find(old).await.is_none());
+        }
+        assert!(find(&key4).await.is_some() && find(&cs4).await.is_some());
+
+        // A rotation from a stale read changes nothing.
+        let key5 =
+            PlainSecret::generate(&KeyPrefix::default(), SecretKind::ApiKey(Environment::Live));
+        let result = store
+            .rotate_credential(&c, &secrets_of(&key5, &cs4), None, &event())
+            .await;
+        assert!(
+            matches!(
+                result,
+                Err(StoreError::Conflict {
+                    constraint: "version"
+                })
+            ),
+            "{result:?}"
+        );
+        assert!(find(&key4).await.is_some() && find(&key5).await.is_none());
     }
-    assert!(find(&key4).await.is_some() && find(&cs4).await.is_some());
-
-    // A rotation from a stale read changes nothing.
-    let key5 = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ApiKey(Environment::Live));
-    let result = store
-        .rotate_credential(&c, &secrets_of(&key5, &cs4), None, &event())
-        .await;
-    assert!(
-        matches!(
-            result,
-            Err(StoreError::Conflict {
-                constraint: "version"
-            })
-        ),
-        "{result:?}"
-    );
-    assert!(find(&key4).await.is_some() && find(&key5).await.is_none());
 }
 
 #[tokio::test]
 async fn audit_events_append_and_list_per_organization() {
-    let (store, _dir) = sqlite_store().await;
-    let org = organization(&store).await;
-    let other = organization(&store).await;
-    let issued = credential(&store, &org.id, Environment::Live, named("a")).await;
-    let actor = Actor {
-        id: issued.credential.id.to_string(),
-        source_ip: Some("192.0.2.1".parse::<IpAddr>().unwrap()),
-    };
-    let details = json!({"reason": "test"}).as_object().unwrap().clone();
-    let event = actor.event(
-        &org.id,
-        now(),
-        "key.revoked",
-        Some(issued.credential.id.as_str()),
-        details,
-    );
-    store.insert_audit_event(&event).await.unwrap();
+    for (store, database) in stores().await {
+        eprintln!("on {:?}", database.dialect());
+        let org = organization(&store).await;
+        let other = organization(&store).await;
+        let issued = credential(&store, &org.id, Environment::Live, named("a")).await;
+        let actor = Actor {
+            id: issued.credential.id.to_string(),
+            source_ip: Some("192.0.2.1".parse::<IpAddr>().unwrap()),
+        };
+        let details = json!({"reason": "test"}).as_object().unwrap().clone();
+        let event = actor.event(
+            &org.id,
+            now(),
+            "key.revoked",
+            Some(issued.credential.id.as_str()),
+            details,
+        );
+        store.insert_audit_event(&event).await.unwrap();
 
-    let all = store
-        .list_audit_events(
-            &org.id,
-            &AuditQuery {
-                action: None,
-                target_id: None,
-                before: None,
-                limit: 10,
-            },
-        )
-        .await
-        .unwrap();
-    let actions: Vec<&str> = all.iter().map(|e| e.action.as_str()).collect();
-    assert_eq!(
-        actions,
-        ["key.revoked", "key.created", "organization.created"]
-    );
-    assert_eq!(all[0], event);
-    let revoked = store
-        .list_audit_events(
-            &org.id,
-            &AuditQuery {
-                action: Some("key.revoked".into()),
-                target_id: None,
-                before: None,
-                limit: 10,
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(revoked, vec![event.clone()]);
-    let page2 = store
-        .list_audit_events(
-            &org.id,
-            &AuditQuery {
-                action: None,
-                target_id: None,
-                before: Some(all[0].id.clone()),
-                limit: 1,
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(page2[0].action, "key.created");
-    let others = store
-        .list_audit_events(
-            &other.id,
-            &AuditQuery {
-                action: None,
-                target_id: None,
-                before: None,
-                limit: 10,
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(others.len(), 1);
+        let all = store
+            .list_audit_events(
+                &org.id,
+                &AuditQuery {
+                    action: None,
+                    target_id: None,
+                    before: None,
+                    limit: 10,
+                },
+            )
+            .await
+            .unwrap();
+        let actions: Vec<&str> = all.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            ["key.revoked", "key.created", "organization.created"]
+        );
+        assert_eq!(all[0], event);
+        let revoked = store
+            .list_audit_events(
+                &org.id,
+                &AuditQuery {
+                    action: Some("key.revoked".into()),
+                    target_id: None,
+                    before: None,
+                    limit: 10,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(revoked, vec![event.clone()]);
+        let page2 = store
+            .list_audit_events(
+                &org.id,
+                &AuditQuery {
+                    action: None,
+                    target_id: None,
+                    before: Some(all[0].id.clone()),
+                    limit: 1,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(page2[0].action, "key.created");
+        let others = store
+            .list_audit_events(
+                &other.id,
+                &AuditQuery {
+                    action: None,
+                    target_id: None,
+                    before: None,
+                    limit: 10,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(others.len(), 1);
+    }
 }
 
 #[tokio::test]
 async fn concurrent_writes_commit_together_and_fail_alone() {
-    let (store, _dir) = sqlite_store().await;
-    let org = organization(&store).await;
-    let existing = credential(&store, &org.id, Environment::Live, named("existing")).await;
-    let mut tasks = Vec::new();
-    for i in 0..40 {
-        let store = store.clone();
-        let org = org.id.clone();
-        // Every tenth write reuses an existing secret and must fail; the others must not.
-        let reused = (i % 10 == 3).then(|| secrets_of(&existing.api_key, &existing.client_secret));
-        tasks.push(tokio::spawn(async move {
-            let api_key =
-                PlainSecret::generate(&KeyPrefix::default(), SecretKind::ApiKey(Environment::Live));
-            let client_secret =
-                PlainSecret::generate(&KeyPrefix::default(), SecretKind::ClientSecret);
-            let mut credential = unsaved_credential(&org, Environment::Live, &api_key);
-            credential.settings.name = format!("c{i}");
-            let event = Actor::cli().event(
-                &org,
-                now(),
-                "key.created",
-                Some(credential.id.as_str()),
-                Default::default(),
-            );
-            let secrets = reused.unwrap_or_else(|| secrets_of(&api_key, &client_secret));
-            (
-                credential.id.clone(),
-                store.insert_credential(&credential, &secrets, &event).await,
-            )
-        }));
-    }
-    for (i, task) in tasks.into_iter().enumerate() {
-        let (id, result) = task.await.unwrap();
-        let stored = store.credential(&org.id, &id).await.unwrap();
-        if i % 10 == 3 {
-            assert!(
-                matches!(
-                    result,
-                    Err(StoreError::Conflict {
-                        constraint: "unique"
-                    })
-                ),
-                "{i}: {result:?}"
-            );
-            assert!(stored.is_none(), "{i}: a failed write left a row");
-        } else {
-            assert!(result.is_ok(), "{i}: {result:?}");
-            assert!(stored.is_some(), "{i}: an acknowledged write is missing");
+    for (store, database) in stores().await {
+        eprintln!("on {:?}", database.dialect());
+        let org = organization(&store).await;
+        let existing = credential(&store, &org.id, Environment::Live, named("existing")).await;
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let store = store.clone();
+            let org = org.id.clone();
+            // Every tenth write reuses an existing secret and must fail; the others must not.
+            let reused =
+                (i % 10 == 3).then(|| secrets_of(&existing.api_key, &existing.client_secret));
+            tasks.push(tokio::spawn(async move {
+                let api_key = PlainSecret::generate(
+                    &KeyPrefix::default(),
+                    SecretKind::ApiKey(Environment::Live),
+                );
+                let client_secret =
+                    PlainSecret::generate(&KeyPrefix::default(), SecretKind::ClientSecret);
+                let mut credential = unsaved_credential(&org, Environment::Live, &api_key);
+                credential.settings.name = format!("c{i}");
+                let event = Actor::cli().event(
+                    &org,
+                    now(),
+                    "key.created",
+                    Some(credential.id.as_str()),
+                    Default::default(),
+                );
+                let secrets = reused.unwrap_or_else(|| secrets_of(&api_key, &client_secret));
+                (
+                    credential.id.clone(),
+                    store.insert_credential(&credential, &secrets, &event).await,
+                )
+            }));
+        }
+        for (i, task) in tasks.into_iter().enumerate() {
+            let (id, result) = task.await.unwrap();
+            let stored = store.credential(&org.id, &id).await.unwrap();
+            if i % 10 == 3 {
+                assert!(
+                    matches!(
+                        result,
+                        Err(StoreError::Conflict {
+                            constraint: "unique"
+                        })
+                    ),
+                    "{i}: {result:?}"
+                );
+                assert!(stored.is_none(), "{i}: a failed write left a row");
+            } else {
+                assert!(result.is_ok(), "{i}: {result:?}");
+                assert!(stored.is_some(), "{i}: an acknowledged write is missing");
+            }
         }
     }
 }

@@ -55,14 +55,16 @@ async fn no_later_answer_and_no_stored_byte_contains_a_secret() {
         }
     }
 
-    let stored = std::fs::read(&app.database_path).unwrap();
-    let wal = std::fs::read(app.database_path.with_extension("db-wal")).unwrap_or_default();
+    let stored = app.database.stored_bytes().await;
+    assert!(
+        stored.windows(id.len()).any(|w| w == id.as_bytes()),
+        "the dump holds the credential"
+    );
     for secret in &secrets {
-        for bytes in [&stored, &wal] {
-            assert!(
-                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-                "a secret is stored in plain text"
-            );
-        }
+        let random_part = &secret.as_bytes()[secret.len() - 20..];
+        assert!(
+            !stored.windows(20).any(|w| w == random_part),
+            "a secret is stored in plain text"
+        );
     }
 }

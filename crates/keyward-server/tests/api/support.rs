@@ -1,5 +1,6 @@
-//! `TestApp`: the production router driven in-process, on a fresh temporary SQLite file,
-//! with a manual clock and an organization whose bootstrap key holds every scope.
+//! `TestApp`: the production router driven in-process on a fresh database of the backend
+//! `KEYWARD_TEST_DATABASE` names (SQLite by default), with a manual clock and an
+//! organization whose bootstrap key holds every scope.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use keyward_core::clock::ManualClock;
 use keyward_server::lifecycle::init_organization;
 use keyward_server::{AppState, ServerConfig, router};
 use keyward_store::SqlStore;
+use keyward_store::testing::TestDatabase;
 use serde_json::Value;
 use time::macros::datetime;
 use tower::ServiceExt;
@@ -25,8 +27,7 @@ pub struct TestApp {
     /// The bootstrap credential's API key (scope `*`).
     pub admin_key: String,
     pub organization_id: String,
-    pub database_path: std::path::PathBuf,
-    _dir: tempfile::TempDir,
+    pub database: TestDatabase,
 }
 
 /// An answer, with its body read.
@@ -116,11 +117,11 @@ impl TestApp {
     }
 
     pub async fn with_config(config: ServerConfig) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let database_path = dir.path().join("keyward.db");
-        let store = SqlStore::open(database_path.to_str().unwrap())
+        // PostgreSQL unreachable and not required: the notice is printed, SQLite stands in.
+        let database = TestDatabase::from_env()
             .await
-            .unwrap();
+            .unwrap_or_else(TestDatabase::sqlite);
+        let store = SqlStore::open(database.url()).await.unwrap();
         let clock = ManualClock::new(datetime!(2026-06-01 12:00 UTC));
         let state = AppState::new(Arc::new(store), Arc::new(clock.clone()), config);
         let (organization, issued) = init_organization(&state, "Acme Registrar").await.unwrap();
@@ -130,8 +131,7 @@ impl TestApp {
             clock,
             admin_key: issued.api_key.expose().to_owned(),
             organization_id: organization.id.to_string(),
-            database_path,
-            _dir: dir,
+            database,
         }
     }
 

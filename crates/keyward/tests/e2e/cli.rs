@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::support::{Server, client, database, init, keyward};
 
-fn run(args: &[&str], database: &std::path::Path) -> String {
+fn run(args: &[&str], database: &str) -> String {
     let output = keyward()
         .arg("--database")
         .arg(database)
@@ -20,10 +20,11 @@ fn run(args: &[&str], database: &std::path::Path) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-#[test]
-fn init_prints_the_three_values_once_as_json() {
-    let (_dir, path) = database();
-    let bootstrap = init(&path);
+#[tokio::test]
+async fn init_prints_the_three_values_once_as_json() {
+    let db = database().await;
+    let path = db.url();
+    let bootstrap = init(path);
     assert!(
         Regex::new(r"^kw_live_[0-9A-Za-z]{38}$")
             .unwrap()
@@ -41,10 +42,11 @@ fn init_prints_the_three_values_once_as_json() {
     );
 }
 
-#[test]
-fn keys_commands_work_on_the_same_database() {
-    let (_dir, path) = database();
-    let org = init(&path).organization_id;
+#[tokio::test]
+async fn keys_commands_work_on_the_same_database() {
+    let db = database().await;
+    let path = db.url();
+    let org = init(path).organization_id;
     let created: Value = serde_json::from_str(&run(
         &[
             "keys",
@@ -59,7 +61,7 @@ fn keys_commands_work_on_the_same_database() {
             "dns:read",
             "--json",
         ],
-        &path,
+        path,
     ))
     .unwrap();
     assert!(created["key"].as_str().unwrap().starts_with("kw_test_"));
@@ -67,7 +69,7 @@ fn keys_commands_work_on_the_same_database() {
     let id = created["key_id"].as_str().unwrap();
 
     let listed: Value =
-        serde_json::from_str(&run(&["keys", "list", "--org", &org, "--json"], &path)).unwrap();
+        serde_json::from_str(&run(&["keys", "list", "--org", &org, "--json"], path)).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 2);
     assert!(
         !listed
@@ -75,19 +77,16 @@ fn keys_commands_work_on_the_same_database() {
             .contains(created["key"].as_str().unwrap())
     );
 
-    let rotated: Value = serde_json::from_str(&run(
-        &["keys", "rotate", "--org", &org, id, "--json"],
-        &path,
-    ))
-    .unwrap();
+    let rotated: Value =
+        serde_json::from_str(&run(&["keys", "rotate", "--org", &org, id, "--json"], path)).unwrap();
     assert_ne!(rotated["key"], created["key"]);
-    assert!(run(&["keys", "revoke", "--org", &org, id], &path).contains("revoked"));
-    let listed = run(&["keys", "list", "--org", &org], &path);
+    assert!(run(&["keys", "revoke", "--org", &org, id], path).contains("revoked"));
+    let listed = run(&["keys", "list", "--org", &org], path);
     assert!(listed.contains("revoked"), "{listed}");
 
     let failure = keyward()
         .arg("--database")
-        .arg(&path)
+        .arg(path)
         .args([
             "keys",
             "create",
@@ -127,17 +126,38 @@ fn config_check_shows_the_effective_settings_without_passwords() {
     );
 }
 
-#[test]
-fn migrate_prepares_an_empty_database() {
-    let (_dir, path) = database();
-    assert!(run(&["migrate"], &path).contains("migrations applied"));
-    assert!(path.exists());
+#[tokio::test]
+async fn migrate_prepares_an_empty_database_and_is_idempotent() {
+    let db = database().await;
+    let path = db.url();
+    assert!(run(&["migrate"], path).contains("migrations applied"));
+    assert!(run(&["migrate"], path).contains("migrations applied"));
+    let bootstrap = init(path);
+    let listed = run(
+        &[
+            "keys",
+            "list",
+            "--org",
+            &bootstrap.organization_id,
+            "--json",
+        ],
+        path,
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&listed)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_first_serve_bootstraps_once_and_its_key_works() {
-    let (_dir, path) = database();
-    let server = Server::start(&path, &[], &[]);
+    let db = database().await;
+    let path = db.url();
+    let server = Server::start(path, &[], &[]);
     let output = server.output.lock().unwrap().clone();
     let key = Regex::new(r"API key:\s+(kw_live_[0-9A-Za-z]{38})")
         .unwrap()
@@ -162,7 +182,7 @@ async fn the_first_serve_bootstraps_once_and_its_key_works() {
         "the key is printed exactly once"
     );
 
-    let again = Server::start(&path, &[], &[]);
+    let again = Server::start(path, &[], &[]);
     let second = again.stop();
     assert!(
         !second.contains("API key:"),

@@ -9,13 +9,14 @@ const ROUNDS: usize = 50;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_creates_and_revokes_survive_sigkill() {
-    let (_dir, path) = database();
-    let admin = init(&path).api_key;
+    let db = database().await;
+    let path = db.url();
+    let admin = init(path).api_key;
     let http = client();
 
     let mut created = Vec::new();
     for round in 0..ROUNDS {
-        let server = Server::start(&path, &[], &[]);
+        let server = Server::start(path, &[], &[]);
         let response = http
             .post(server.url("/v1/keys"))
             .header("x-api-key", &admin)
@@ -32,7 +33,7 @@ async fn acknowledged_creates_and_revokes_survive_sigkill() {
         ));
     }
 
-    let server = Server::start(&path, &[], &[]);
+    let server = Server::start(path, &[], &[]);
     for (id, key) in &created {
         let read = http
             .get(server.url(&format!("/v1/keys/{id}")))
@@ -52,7 +53,7 @@ async fn acknowledged_creates_and_revokes_survive_sigkill() {
     drop(server);
 
     for (id, _) in &created {
-        let server = Server::start(&path, &[], &[]);
+        let server = Server::start(path, &[], &[]);
         let response = http
             .post(server.url(&format!("/v1/keys/{id}/revoke")))
             .header("x-api-key", &admin)
@@ -63,7 +64,7 @@ async fn acknowledged_creates_and_revokes_survive_sigkill() {
         server.kill();
     }
 
-    let server = Server::start(&path, &[], &[]);
+    let server = Server::start(path, &[], &[]);
     for (id, key) in &created {
         let used = http
             .get(server.url("/v1/keys"))

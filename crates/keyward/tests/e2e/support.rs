@@ -1,11 +1,11 @@
-//! Running the real binary: `init`, `serve` on a free port, and a small HTTP client.
+//! Running the real binary on a test database: `init`, `serve` on a free port, and a small HTTP client.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use keyward_store::testing::TestDatabase;
 use serde_json::Value;
 
 /// The binary under test.
@@ -26,7 +26,7 @@ pub struct Bootstrap {
 }
 
 /// Runs `keyward init --json` on `database`.
-pub fn init(database: &Path) -> Bootstrap {
+pub fn init(database: &str) -> Bootstrap {
     let output = keyward()
         .arg("--database")
         .arg(database)
@@ -55,7 +55,7 @@ pub struct Server {
 
 impl Server {
     /// Starts `keyward serve` on a free port and waits until it listens.
-    pub fn start(database: &Path, extra_args: &[&str], envs: &[(&str, &str)]) -> Self {
+    pub fn start(database: &str, extra_args: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut command = keyward();
         command
             .arg("--database")
@@ -141,9 +141,11 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
-/// A temporary directory holding `keyward.db`.
-pub fn database() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("keyward.db");
-    (dir, path)
+/// A fresh database of the backend `KEYWARD_TEST_DATABASE` names (SQLite by default; when
+/// PostgreSQL is named but unreachable and not required, a notice is printed and SQLite
+/// stands in).
+pub async fn database() -> TestDatabase {
+    TestDatabase::from_env()
+        .await
+        .unwrap_or_else(TestDatabase::sqlite)
 }

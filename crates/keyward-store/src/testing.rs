@@ -1,0 +1,229 @@
+//! Test databases for every test suite of the workspace (feature `testing`).
+//!
+//! `KEYWARD_TEST_DATABASE` picks the backend of suites that run on one: `sqlite` (default)
+//! or `postgres`. Each [`TestDatabase`] is fresh — a temporary SQLite file, or a new
+//! PostgreSQL database on the server at `KEYWARD_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) — and is deleted when dropped.
+//!
+//! A test that needs PostgreSQL runs when the server answers, is skipped with a printed
+//! notice when it does not, and fails instead when `KEYWARD_TEST_REQUIRE_SERVICES=1`.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+use crate::sql::Dialect;
+
+/// The default administrative URL of the test PostgreSQL server.
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A fresh database, deleted on drop.
+#[derive(Debug)]
+pub struct TestDatabase {
+    url: String,
+    dialect: Dialect,
+    cleanup: Cleanup,
+}
+
+#[derive(Debug)]
+enum Cleanup {
+    Directory(#[expect(dead_code, reason = "held to be deleted on drop")] tempfile::TempDir),
+    PostgresDatabase { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    /// A database of the backend `KEYWARD_TEST_DATABASE` names; `None` (after a printed
+    /// notice) when that backend is not reachable and not required.
+    pub async fn from_env() -> Option<Self> {
+        match std::env::var("KEYWARD_TEST_DATABASE").as_deref() {
+            Ok("postgres") | Ok("postgresql") => Self::postgres().await,
+            Ok("sqlite") | Ok("") | Err(_) => Some(Self::sqlite()),
+            Ok(other) => panic!("KEYWARD_TEST_DATABASE must be sqlite or postgres, not {other}"),
+        }
+    }
+
+    /// A temporary SQLite file.
+    pub fn sqlite() -> Self {
+        let dir =
+            tempfile::tempdir().unwrap_or_else(|e| panic!("creating a temporary directory: {e}"));
+        let path: PathBuf = dir.path().join("keyward.db");
+        Self {
+            url: path.to_string_lossy().into_owned(),
+            dialect: Dialect::Sqlite,
+            cleanup: Cleanup::Directory(dir),
+        }
+    }
+
+    /// A new database on the test PostgreSQL server; `None` when it is not reachable and
+    /// not required.
+    pub async fn postgres() -> Option<Self> {
+        let admin_url = postgres_admin_url();
+        let admin = match admin_pool(&admin_url).await {
+            Ok(pool) => pool,
+            Err(error) => {
+                skip_or_fail("PostgreSQL", &format!("{admin_url}: {error}"));
+                return None;
+            }
+        };
+        let name = format!("keyward_test_{}", uuid_suffix());
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .unwrap_or_else(|e| panic!("creating the test database {name}: {e}"));
+        admin.close().await;
+        let url = replace_database(&admin_url, &name);
+        Some(Self {
+            url,
+            dialect: Dialect::Postgres,
+            cleanup: Cleanup::PostgresDatabase { admin_url, name },
+        })
+    }
+
+    /// The database's URL (a SQLite path or a `postgres://` URL), as `--database` takes it.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Which backend it is.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Everything the database holds, as bytes to search for leaked secrets: the SQLite
+    /// file and its write-ahead log, or every row of every PostgreSQL table as JSON text.
+    pub async fn stored_bytes(&self) -> Vec<u8> {
+        match self.dialect {
+            Dialect::Sqlite => {
+                let mut bytes = std::fs::read(&self.url).unwrap_or_default();
+                bytes.extend(std::fs::read(format!("{}-wal", self.url)).unwrap_or_default());
+                assert!(
+                    !bytes.is_empty(),
+                    "the SQLite file {} is empty or missing",
+                    self.url
+                );
+                bytes
+            }
+            Dialect::Postgres => {
+                let pool = admin_pool(&self.url)
+                    .await
+                    .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.url));
+                let tables: Vec<String> = sqlx::query_scalar::<_, String>(
+                    "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("listing tables: {e}"));
+                let mut bytes = Vec::new();
+                for table in tables {
+                    let statement = format!("SELECT row_to_json(t)::text FROM \"{table}\" t");
+                    let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(statement))
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap_or_else(|e| panic!("reading {table}: {e}"));
+                    for row in rows {
+                        bytes.extend(row.into_bytes());
+                    }
+                }
+                pool.close().await;
+                bytes
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Cleanup::PostgresDatabase { admin_url, name } = &self.cleanup {
+            let (admin_url, database) = (admin_url.clone(), name.clone());
+            // Drop runs inside a test's runtime, which must not block: drop the database
+            // from a thread with a runtime of its own.
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                runtime.block_on(async {
+                    let admin = admin_pool(&admin_url).await.ok()?;
+                    let statement = format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)");
+                    admin.execute(sqlx::AssertSqlSafe(statement)).await.ok()?;
+                    admin.close().await;
+                    Some(())
+                })
+            })
+            .join();
+            if !matches!(dropped, Ok(Some(()))) {
+                eprintln!("warning: could not drop the test database {name}");
+            }
+        }
+    }
+}
+
+/// Whether tests must fail, not skip, when a service they need is missing.
+pub fn services_required() -> bool {
+    std::env::var("KEYWARD_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// Prints that a test is skipped for want of `service`, or panics when services are required.
+pub fn skip_or_fail(service: &str, why: &str) {
+    if services_required() {
+        panic!("{service} is required (KEYWARD_TEST_REQUIRE_SERVICES=1) but not reachable: {why}");
+    }
+    eprintln!("notice: skipping a test that needs {service}, which is not reachable: {why}");
+}
+
+/// The administrative URL of the test PostgreSQL server.
+pub fn postgres_admin_url() -> String {
+    std::env::var("KEYWARD_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
+}
+
+async fn admin_pool(url: &str) -> Result<AnyPool, sqlx::Error> {
+    sqlx::any::install_default_drivers();
+    let options = AnyConnectOptions::from_str(url)?;
+    AnyPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(3))
+        .connect_with(options)
+        .await
+}
+
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_end..].find('/') {
+        Some(slash) => &base[..authority_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+fn uuid_suffix() -> String {
+    let mut bytes = [0u8; 8];
+    keyward_core::secret::fill_random(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_name_is_replaced_in_a_url() {
+        assert_eq!(
+            replace_database("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            replace_database("postgres://u@h/postgres?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+        assert_eq!(replace_database("postgres://u@h", "x"), "postgres://u@h/x");
+    }
+}
