@@ -116,6 +116,10 @@ pub trait Store: Send + Sync + 'static {
     /// How many organizations exist (zero on a fresh database).
     async fn organization_count(&self) -> Result<u64, StoreError>;
 
+    /// Claims the database's one first-run bootstrap: `true` for the one caller that
+    /// claims it, `false` for every other, however many nodes start together.
+    async fn claim_bootstrap(&self, at: OffsetDateTime) -> Result<bool, StoreError>;
+
     /// Creates a credential with its secrets' digests.
     async fn insert_credential(
         &self,

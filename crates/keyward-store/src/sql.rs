@@ -146,7 +146,15 @@ impl SqlStore {
     }
 
     /// Connects and migrates.
+    ///
+    /// Several processes may open one database at once. PostgreSQL migrations take an
+    /// advisory lock; SQLite has none, so the processes opening one SQLite file take turns
+    /// through an exclusive lock on a file beside it (`{file}-migrate.lock`).
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let _turn = match sqlite_file(&database_url(url)) {
+            Some(path) => Some(lock_beside(&path).await?),
+            None => None,
+        };
         let store = Self::connect(url).await?;
         store.migrate().await?;
         Ok(store)
@@ -163,6 +171,34 @@ impl SqlStore {
     }
 }
 
+/// The file of a `sqlite://` URL; none for PostgreSQL or an in-memory database.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.starts_with(':')).then(|| path.into())
+}
+
+/// Waits for an exclusive lock on `{path}-migrate.lock`, held until the file is dropped.
+async fn lock_beside(path: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-migrate.lock");
+    let lock_path = std::path::PathBuf::from(name);
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
+        file.lock()?;
+        Ok(file)
+    })
+    .await
+    .map_err(|e| StoreError::Internal(format!("waiting for the migration lock: {e}")))?
+    .map_err(|e: std::io::Error| StoreError::Internal(format!("taking the migration lock: {e}")))
+}
+
 /// A SQLite pool in WAL mode with `synchronous=FULL`: a committed write is on disk before
 /// the commit returns.
 async fn sqlite_pool(options: &AnyConnectOptions, connections: u32) -> Result<AnyPool, StoreError> {
@@ -172,8 +208,8 @@ async fn sqlite_pool(options: &AnyConnectOptions, connections: u32) -> Result<An
         .after_connect(|conn, _| {
             Box::pin(async move {
                 conn.execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
                 )
                 .await?;
                 Ok(())
@@ -372,6 +408,26 @@ impl Store for SqlStore {
         Ok(count.max(0) as u64)
     }
 
+    async fn claim_bootstrap(&self, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let write = job(to_millis(at), |conn, at| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO bootstrap_claim (id, claimed_at) VALUES (1, $1)")
+                    .bind(*at)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_error)?;
+                Ok(())
+            })
+        });
+        match self.writer.write(write).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict {
+                constraint: "unique",
+            }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
     async fn insert_credential(
         &self,
         credential: &Credential,
@@ -562,6 +618,17 @@ impl Store for SqlStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_file_of_a_sqlite_url_is_found() {
+        assert_eq!(
+            sqlite_file("sqlite://keyward.db?mode=rwc"),
+            Some("keyward.db".into())
+        );
+        assert_eq!(sqlite_file("sqlite:///tmp/k.db"), Some("/tmp/k.db".into()));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://h/db"), None);
+    }
 
     #[test]
     fn plain_paths_become_sqlite_urls() {

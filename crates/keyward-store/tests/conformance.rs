@@ -671,3 +671,22 @@ fn unsaved_credential(org: &OrganizationId, env: Environment, api_key: &PlainSec
         version: 1,
     }
 }
+
+#[tokio::test]
+async fn exactly_one_concurrent_caller_claims_the_bootstrap() {
+    for (store, database) in stores().await {
+        eprintln!("on {:?}", database.dialect());
+        let claims: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.claim_bootstrap(now()).await.unwrap() })
+            })
+            .collect();
+        let mut won = 0;
+        for claim in claims {
+            won += usize::from(claim.await.unwrap());
+        }
+        assert_eq!(won, 1);
+        assert!(!store.claim_bootstrap(now()).await.unwrap());
+    }
+}

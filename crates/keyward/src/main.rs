@@ -209,7 +209,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let state = open_state(&config).await?;
-    if state.store.organization_count().await? == 0 {
+    if state.store.organization_count().await? == 0
+        && state.store.claim_bootstrap(state.clock.now()).await?
+    {
         let (organization, issued) = lifecycle::init_organization(&state, "Default organization")
             .await
             .map_err(api_error)?;

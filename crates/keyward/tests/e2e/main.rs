@@ -5,4 +5,5 @@
 mod cli;
 mod durability;
 mod leaks;
+mod nodes;
 mod support;
