@@ -122,7 +122,7 @@ impl SqlStore {
             Dialect::Postgres => {
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(5))
+                    .acquire_timeout(Duration::from_secs(3))
                     .connect_with(options)
                     .await
                     .map_err(map_error)?;
