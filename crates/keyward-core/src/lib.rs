@@ -4,6 +4,7 @@
 //! - [`typeid`]: TypeID-formatted ids (`organization_…`, `api_key_…`).
 //! - [`secret`]: the API key and client secret format, generation and checksum.
 //! - [`digest`]: the lookup digest and salted hash stored in place of a secret.
+//! - [`ip_rule`]: organization IP access rules and their evaluation.
 //! - [`scope`]: scopes, wildcards, presets and built-in roles.
 //! - [`credential`]: organizations, credentials, validation and rotation arithmetic.
 //! - [`verify`]: the verification decision and its outcome codes.
@@ -14,6 +15,7 @@ pub mod audit;
 pub mod clock;
 pub mod credential;
 pub mod digest;
+pub mod ip_rule;
 pub mod scope;
 pub mod secret;
 pub mod typeid;

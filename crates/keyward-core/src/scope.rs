@@ -247,6 +247,46 @@ pub const BUILTIN_ROLES: &[(&str, &[&str])] = &[
     ("billing_manager", &["billing:*"]),
 ];
 
+/// An organization's own role: a named bundle of scopes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomRole {
+    /// The organization that defined it.
+    pub organization_id: crate::typeid::OrganizationId,
+    /// Its name, unique in the organization and distinct from the built-in ones.
+    pub name: String,
+    /// A note for people.
+    pub description: Option<String>,
+    /// The scopes it grants.
+    pub scopes: ScopeSet,
+    /// When it was created.
+    pub created_at: time::OffsetDateTime,
+    /// Who created it.
+    pub created_by: String,
+}
+
+/// Checks a custom role name: 1–50 lowercase letters, digits and `_`, starting with a
+/// letter, and not the name of a built-in role.
+pub fn validate_role_name(name: &str) -> Result<(), crate::credential::ValidationError> {
+    let well_formed = (1..=50).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !well_formed {
+        return Err(crate::credential::ValidationError::new(
+            "name",
+            "must be 1 to 50 lowercase letters, digits or _, starting with a letter",
+        ));
+    }
+    if BUILTIN_ROLES.iter().any(|(builtin, _)| *builtin == name) {
+        return Err(crate::credential::ValidationError::new(
+            "name",
+            format!("`{name}` is a built-in role"),
+        ));
+    }
+    Ok(())
+}
+
 /// The scopes of a built-in role, if `name` is one.
 pub fn builtin_role(catalogue: &ScopeCatalogue, name: &str) -> Option<ScopeSet> {
     BUILTIN_ROLES

@@ -135,6 +135,11 @@ typed_id!(
     "api_key"
 );
 typed_id!(
+    /// An organization IP access rule id, `ip_rule_…`.
+    IpRuleId,
+    "ip_rule"
+);
+typed_id!(
     /// An audit event id, `audit_event_…`.
     AuditEventId,
     "audit_event"

@@ -14,8 +14,10 @@ use async_trait::async_trait;
 use keyward_core::audit::AuditEvent;
 use keyward_core::credential::{Credential, DisplayStatus, Environment, Organization};
 use keyward_core::digest::{LookupDigest, SaltedHash, SecretDigests};
+use keyward_core::ip_rule::IpRule;
+use keyward_core::scope::CustomRole;
 use keyward_core::secret::SecretKind;
-use keyward_core::typeid::{AuditEventId, CredentialId, OrganizationId};
+use keyward_core::typeid::{AuditEventId, CredentialId, IpRuleId, OrganizationId};
 use time::OffsetDateTime;
 
 pub mod sql;
@@ -64,6 +66,17 @@ pub struct SecretMatch {
     pub salted: SaltedHash,
     /// The end of a rotated-out secret's grace period.
     pub expires_at: Option<OffsetDateTime>,
+}
+
+/// A successful use of a credential, recorded in batches (never one write per request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialUse {
+    /// The credential used.
+    pub credential_id: CredentialId,
+    /// When.
+    pub at: OffsetDateTime,
+    /// From where.
+    pub ip: Option<std::net::IpAddr>,
 }
 
 /// Filters and page of a credential listing, newest first.
@@ -168,6 +181,45 @@ pub trait Store: Send + Sync + 'static {
         old_until: Option<OffsetDateTime>,
         event: &AuditEvent,
     ) -> Result<(), StoreError>;
+
+    /// Records when and from where credentials were last used; a use older than the one
+    /// stored changes nothing.
+    async fn record_credential_uses(&self, uses: &[CredentialUse]) -> Result<(), StoreError>;
+
+    /// An organization's IP access rules, oldest first.
+    async fn ip_rules(&self, org: &OrganizationId) -> Result<Vec<IpRule>, StoreError>;
+
+    /// Adds a rule unless the organization already has `max_rules`
+    /// ([`StoreError::Conflict`] with `constraint: "ip_rule_limit"`).
+    async fn insert_ip_rule(
+        &self,
+        rule: &IpRule,
+        max_rules: usize,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Changes a rule's range, kind or description.
+    async fn update_ip_rule(&self, rule: &IpRule, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// Removes a rule.
+    async fn delete_ip_rule(
+        &self,
+        org: &OrganizationId,
+        id: &IpRuleId,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Records when rules last decided a request; an older time changes nothing.
+    async fn record_rule_matches(
+        &self,
+        matches: &[(IpRuleId, OffsetDateTime)],
+    ) -> Result<(), StoreError>;
+
+    /// An organization's custom roles, by name.
+    async fn roles(&self, org: &OrganizationId) -> Result<Vec<CustomRole>, StoreError>;
+
+    /// Adds a custom role; a taken name is a [`StoreError::Conflict`].
+    async fn insert_role(&self, role: &CustomRole, event: &AuditEvent) -> Result<(), StoreError>;
 
     /// Appends an audit event on its own (for events that change nothing else).
     async fn insert_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError>;

@@ -16,13 +16,17 @@ use keyward_core::audit::AuditEvent;
 use keyward_core::clock::to_millis;
 use keyward_core::credential::{Credential, Organization};
 use keyward_core::digest::LookupDigest;
-use keyward_core::typeid::{CredentialId, OrganizationId};
+use keyward_core::ip_rule::IpRule;
+use keyward_core::scope::CustomRole;
+use keyward_core::typeid::{CredentialId, IpRuleId, OrganizationId};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, AnyPool, Executor, Row};
 use time::OffsetDateTime;
 
-use crate::{AuditQuery, CredentialQuery, NewSecret, SecretMatch, Store, StoreError};
+use crate::{
+    AuditQuery, CredentialQuery, CredentialUse, NewSecret, SecretMatch, Store, StoreError,
+};
 use rows::{CredentialRow, audit_event_from_row, credential_from_row};
 use writer::{Writer, job};
 
@@ -577,6 +581,201 @@ impl Store for SqlStore {
                     }
                 }
                 insert_secrets(conn, &credential.id, new_secrets, credential.updated_at).await?;
+                insert_event(conn, event).await
+            })
+        });
+        self.writer.write(write).await
+    }
+
+    async fn record_credential_uses(&self, uses: &[CredentialUse]) -> Result<(), StoreError> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let write = job(uses.to_vec(), |conn, uses| {
+            Box::pin(async move {
+                for u in uses.iter() {
+                    sqlx::query(
+                        "UPDATE credentials SET last_used_at = $1, last_used_ip = $2 \
+                         WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $1)",
+                    )
+                    .bind(to_millis(u.at))
+                    .bind(u.ip.map(|ip| ip.to_string()))
+                    .bind(u.credential_id.as_str())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_error)?;
+                }
+                Ok(())
+            })
+        });
+        self.writer.write(write).await
+    }
+
+    async fn ip_rules(&self, org: &OrganizationId) -> Result<Vec<IpRule>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, organization_id, ip_network, kind, description, created_at, created_by, last_matched_at \
+             FROM ip_rules WHERE organization_id = $1 ORDER BY id",
+        )
+        .bind(org.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        rows.iter().map(rows::ip_rule_from_row).collect()
+    }
+
+    async fn insert_ip_rule(
+        &self,
+        rule: &IpRule,
+        max_rules: usize,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let data = (
+            rule.clone(),
+            i64::try_from(max_rules).unwrap_or(i64::MAX),
+            event.clone(),
+        );
+        let write = job(data, |conn, data| {
+            Box::pin(async move {
+                let (rule, max_rules, event) = &*data;
+                // Touching the organization's row serialises concurrent inserts on
+                // PostgreSQL, so the count below cannot be raced past the limit.
+                sqlx::query("UPDATE organizations SET name = name WHERE id = $1")
+                    .bind(rule.organization_id.as_str())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_error)?;
+                let inserted = sqlx::query(
+                    "INSERT INTO ip_rules (id, organization_id, ip_network, kind, description, created_at, created_by, last_matched_at) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, NULL \
+                     WHERE (SELECT COUNT(*) FROM ip_rules WHERE organization_id = $2) < $8",
+                )
+                .bind(rule.id.as_str())
+                .bind(rule.organization_id.as_str())
+                .bind(rule.network.to_string())
+                .bind(rule.kind.as_str())
+                .bind(rule.description.as_deref())
+                .bind(to_millis(rule.created_at))
+                .bind(rule.created_by.as_str())
+                .bind(*max_rules)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_error)?;
+                if inserted.rows_affected() == 0 {
+                    return Err(StoreError::Conflict {
+                        constraint: "ip_rule_limit",
+                    });
+                }
+                insert_event(conn, event).await
+            })
+        });
+        self.writer.write(write).await
+    }
+
+    async fn update_ip_rule(&self, rule: &IpRule, event: &AuditEvent) -> Result<(), StoreError> {
+        let write = job((rule.clone(), event.clone()), |conn, data| {
+            Box::pin(async move {
+                let (rule, event) = &*data;
+                let updated = sqlx::query(
+                    "UPDATE ip_rules SET ip_network = $1, kind = $2, description = $3 \
+                     WHERE id = $4 AND organization_id = $5",
+                )
+                .bind(rule.network.to_string())
+                .bind(rule.kind.as_str())
+                .bind(rule.description.as_deref())
+                .bind(rule.id.as_str())
+                .bind(rule.organization_id.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(map_error)?;
+                if updated.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                insert_event(conn, event).await
+            })
+        });
+        self.writer.write(write).await
+    }
+
+    async fn delete_ip_rule(
+        &self,
+        org: &OrganizationId,
+        id: &IpRuleId,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let write = job((org.clone(), id.clone(), event.clone()), |conn, data| {
+            Box::pin(async move {
+                let (org, id, event) = &*data;
+                let deleted =
+                    sqlx::query("DELETE FROM ip_rules WHERE id = $1 AND organization_id = $2")
+                        .bind(id.as_str())
+                        .bind(org.as_str())
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(map_error)?;
+                if deleted.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                insert_event(conn, event).await
+            })
+        });
+        self.writer.write(write).await
+    }
+
+    async fn record_rule_matches(
+        &self,
+        matches: &[(IpRuleId, OffsetDateTime)],
+    ) -> Result<(), StoreError> {
+        if matches.is_empty() {
+            return Ok(());
+        }
+        let write = job(matches.to_vec(), |conn, matches| {
+            Box::pin(async move {
+                for (id, at) in matches.iter() {
+                    sqlx::query(
+                        "UPDATE ip_rules SET last_matched_at = $1 \
+                         WHERE id = $2 AND (last_matched_at IS NULL OR last_matched_at < $1)",
+                    )
+                    .bind(to_millis(*at))
+                    .bind(id.as_str())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_error)?;
+                }
+                Ok(())
+            })
+        });
+        self.writer.write(write).await
+    }
+
+    async fn roles(&self, org: &OrganizationId) -> Result<Vec<CustomRole>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT organization_id, name, description, scopes, created_at, created_by \
+             FROM roles WHERE organization_id = $1 ORDER BY name",
+        )
+        .bind(org.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        rows.iter().map(rows::role_from_row).collect()
+    }
+
+    async fn insert_role(&self, role: &CustomRole, event: &AuditEvent) -> Result<(), StoreError> {
+        let write = job((role.clone(), event.clone()), |conn, data| {
+            Box::pin(async move {
+                let (role, event) = &*data;
+                sqlx::query(
+                    "INSERT INTO roles (organization_id, name, description, scopes, created_at, created_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(role.organization_id.as_str())
+                .bind(role.name.as_str())
+                .bind(role.description.as_deref())
+                .bind(rows::json_text(&role.scopes.to_strings()))
+                .bind(to_millis(role.created_at))
+                .bind(role.created_by.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(map_error)?;
                 insert_event(conn, event).await
             })
         });

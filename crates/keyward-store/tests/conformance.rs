@@ -14,11 +14,14 @@ use keyward_core::credential::{
     parse_ip_allowlist,
 };
 use keyward_core::digest::LookupDigest;
-use keyward_core::scope::ScopeCatalogue;
+use keyward_core::ip_rule::{IpRule, RuleKind, RulePolicy};
+use keyward_core::scope::{CustomRole, ScopeCatalogue};
 use keyward_core::secret::{KeyPrefix, PlainSecret, SecretKind};
-use keyward_core::typeid::{CredentialId, OrganizationId};
+use keyward_core::typeid::{CredentialId, IpRuleId, OrganizationId};
 use keyward_store::testing::TestDatabase;
-use keyward_store::{AuditQuery, CredentialQuery, NewSecret, SqlStore, Store, StoreError};
+use keyward_store::{
+    AuditQuery, CredentialQuery, CredentialUse, NewSecret, SqlStore, Store, StoreError,
+};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
@@ -688,5 +691,178 @@ async fn exactly_one_concurrent_caller_claims_the_bootstrap() {
         }
         assert_eq!(won, 1);
         assert!(!store.claim_bootstrap(now()).await.unwrap());
+    }
+}
+
+fn ip_rule(org: &OrganizationId, net: &str, kind: RuleKind) -> IpRule {
+    IpRule {
+        id: IpRuleId::generate(),
+        organization_id: org.clone(),
+        network: RulePolicy::default().parse_network(net).unwrap(),
+        kind,
+        description: Some(format!("{kind:?} {net}")),
+        created_at: now(),
+        created_by: "cli".into(),
+        last_matched_at: None,
+    }
+}
+
+fn event(org: &OrganizationId, action: &str) -> keyward_core::audit::AuditEvent {
+    Actor::cli().event(org, now(), action, None, Default::default())
+}
+
+#[tokio::test]
+async fn ip_rules_are_kept_per_organization_within_the_limit() {
+    for (store, database) in stores().await {
+        eprintln!("on {:?}", database.dialect());
+        let org = organization(&store).await;
+        let other = organization(&store).await;
+        let first = ip_rule(&org.id, "192.0.2.0/25", RuleKind::Allow);
+        store
+            .insert_ip_rule(&first, 3, &event(&org.id, "ip_rule.added"))
+            .await
+            .unwrap();
+        // Concurrent inserts never pass the limit.
+        let tasks: Vec<_> = (0..6)
+            .map(|i| {
+                let (store, org) = (store.clone(), org.id.clone());
+                tokio::spawn(async move {
+                    let rule = ip_rule(&org, &format!("198.51.100.{i}"), RuleKind::Deny);
+                    store
+                        .insert_ip_rule(&rule, 3, &event(&org, "ip_rule.added"))
+                        .await
+                })
+            })
+            .collect();
+        let mut refused = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(()) => {}
+                Err(StoreError::Conflict {
+                    constraint: "ip_rule_limit",
+                }) => refused += 1,
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(refused, 4);
+        let rules = store.ip_rules(&org.id).await.unwrap();
+        assert_eq!(rules.len(), 3);
+        assert_eq!(rules[0], first);
+        assert!(store.ip_rules(&other.id).await.unwrap().is_empty());
+
+        let mut changed = first.clone();
+        changed.kind = RuleKind::Deny;
+        changed.description = None;
+        store
+            .update_ip_rule(&changed, &event(&org.id, "ip_rule.updated"))
+            .await
+            .unwrap();
+        assert_eq!(store.ip_rules(&org.id).await.unwrap()[0], changed);
+        let mut theirs = changed.clone();
+        theirs.organization_id = other.id.clone();
+        assert!(matches!(
+            store.update_ip_rule(&theirs, &event(&other.id, "x")).await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(matches!(
+            store
+                .delete_ip_rule(&other.id, &first.id, &event(&other.id, "x"))
+                .await,
+            Err(StoreError::NotFound)
+        ));
+
+        let at = now();
+        store
+            .record_rule_matches(&[(first.id.clone(), at)])
+            .await
+            .unwrap();
+        store
+            .record_rule_matches(&[(first.id.clone(), at - Duration::minutes(5))])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.ip_rules(&org.id).await.unwrap()[0].last_matched_at,
+            Some(at),
+            "only forward"
+        );
+
+        store
+            .delete_ip_rule(&org.id, &first.id, &event(&org.id, "ip_rule.removed"))
+            .await
+            .unwrap();
+        assert_eq!(store.ip_rules(&org.id).await.unwrap().len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn credential_uses_only_move_last_used_forward() {
+    for (store, database) in stores().await {
+        eprintln!("on {:?}", database.dialect());
+        let org = organization(&store).await;
+        let issued = credential(&store, &org.id, Environment::Live, named("used")).await;
+        let id = issued.credential.id.clone();
+        let at = now();
+        let ip: IpAddr = "203.0.113.4".parse().unwrap();
+        let uses = [
+            CredentialUse {
+                credential_id: id.clone(),
+                at,
+                ip: Some(ip),
+            },
+            CredentialUse {
+                credential_id: id.clone(),
+                at: at - Duration::minutes(1),
+                ip: None,
+            },
+        ];
+        store.record_credential_uses(&uses).await.unwrap();
+        let read = store.credential(&org.id, &id).await.unwrap().unwrap();
+        assert_eq!((read.last_used_at, read.last_used_ip), (Some(at), Some(ip)));
+        assert_eq!(
+            read.version, issued.credential.version,
+            "a use is not a change"
+        );
+    }
+}
+
+#[tokio::test]
+async fn custom_roles_are_unique_per_organization() {
+    for (store, database) in stores().await {
+        eprintln!("on {:?}", database.dialect());
+        let org = organization(&store).await;
+        let other = organization(&store).await;
+        let role = CustomRole {
+            organization_id: org.id.clone(),
+            name: "support".into(),
+            description: Some("reads domains".into()),
+            scopes: ScopeCatalogue::default()
+                .parse_set(&["domains:read", "dns:*"])
+                .unwrap(),
+            created_at: now(),
+            created_by: "cli".into(),
+        };
+        store
+            .insert_role(&role, &event(&org.id, "role.created"))
+            .await
+            .unwrap();
+        let again = store
+            .insert_role(&role, &event(&org.id, "role.created"))
+            .await;
+        assert!(
+            matches!(
+                again,
+                Err(StoreError::Conflict {
+                    constraint: "unique"
+                })
+            ),
+            "{again:?}"
+        );
+        let mut same_name = role.clone();
+        same_name.organization_id = other.id.clone();
+        store
+            .insert_role(&same_name, &event(&other.id, "role.created"))
+            .await
+            .unwrap();
+        assert_eq!(store.roles(&org.id).await.unwrap(), vec![role]);
     }
 }

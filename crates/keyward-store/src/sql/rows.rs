@@ -8,8 +8,10 @@ use keyward_core::audit::AuditEvent;
 use keyward_core::clock::{from_millis, to_millis};
 use keyward_core::credential::{Credential, CredentialSettings, Environment, Organization, Status};
 use keyward_core::digest::SaltedHash;
+use keyward_core::ip_rule::{IpRule, RuleKind};
+use keyward_core::scope::CustomRole;
 use keyward_core::scope::{Scope, ScopeSet};
-use keyward_core::typeid::{AuditEventId, CredentialId, OrganizationId};
+use keyward_core::typeid::{AuditEventId, CredentialId, IpRuleId, OrganizationId};
 use serde_json::{Map, Value};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -60,7 +62,8 @@ impl From<&Credential> for CredentialRow {
     }
 }
 
-fn json_text(items: &[String]) -> String {
+/// A list of strings as JSON text.
+pub(super) fn json_text(items: &[String]) -> String {
     Value::Array(items.iter().cloned().map(Value::String).collect()).to_string()
 }
 
@@ -187,5 +190,43 @@ pub(super) fn audit_event_from_row(row: &AnyRow) -> Result<AuditEvent, StoreErro
             .transpose()?,
         target_id: get(row, 6)?,
         details,
+    })
+}
+
+/// Reads an IP rule row.
+pub(super) fn ip_rule_from_row(row: &AnyRow) -> Result<IpRule, StoreError> {
+    Ok(IpRule {
+        id: parsed(&get::<String>(row, 0)?, "ip rule id", |t| {
+            IpRuleId::parse(t).ok()
+        })?,
+        organization_id: parsed(&get::<String>(row, 1)?, "organization id", |t| {
+            OrganizationId::parse(t).ok()
+        })?,
+        network: parsed(&get::<String>(row, 2)?, "ip_network", |t| {
+            t.parse::<IpNet>().ok()
+        })?,
+        kind: parsed(&get::<String>(row, 3)?, "rule kind", RuleKind::parse)?,
+        description: get(row, 4)?,
+        created_at: from_millis(get(row, 5)?),
+        created_by: get(row, 6)?,
+        last_matched_at: time_at(row, 7)?,
+    })
+}
+
+/// Reads a custom role row.
+pub(super) fn role_from_row(row: &AnyRow) -> Result<CustomRole, StoreError> {
+    let scopes: ScopeSet = string_list(&get::<String>(row, 3)?, "role scopes")?
+        .iter()
+        .map(|s| parsed(s, "role scopes", Scope::from_canonical))
+        .collect::<Result<_, _>>()?;
+    Ok(CustomRole {
+        organization_id: parsed(&get::<String>(row, 0)?, "organization id", |t| {
+            OrganizationId::parse(t).ok()
+        })?,
+        name: get(row, 1)?,
+        description: get(row, 2)?,
+        scopes,
+        created_at: from_millis(get(row, 4)?),
+        created_by: get(row, 5)?,
     })
 }
