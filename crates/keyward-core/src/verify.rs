@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use time::OffsetDateTime;
 
 use crate::credential::{Credential, Environment, Status, ip_allowed};
+use crate::ip_rule::{IpRule, evaluate};
 use crate::scope::{Scope, ScopeSet};
 
 /// The outcome of a check, with the stable code of SPEC R-AUTH.
@@ -87,8 +88,20 @@ pub struct Requirements<'a> {
     pub scopes: &'a [Scope],
     /// The environment the credential must belong to.
     pub environment: Option<Environment>,
-    /// The client's address, checked against the credential's allowlist.
+    /// The client's address, checked against the credential's allowlist and the
+    /// organization's rules. Unknown (`None`) fails any such restriction: a restricted
+    /// credential is never accepted from an address nobody checked.
     pub client_ip: Option<IpAddr>,
+    /// The IP access rules of the credential's organization.
+    pub org_rules: &'a [IpRule],
+}
+
+/// Whether an address passes both the credential's allowlist and the organization's rules.
+fn address_permitted(allowlist: &[ipnet::IpNet], rules: &[IpRule], ip: Option<IpAddr>) -> bool {
+    if allowlist.is_empty() && rules.is_empty() {
+        return true;
+    }
+    ip.is_some_and(|ip| ip_allowed(allowlist, ip) && evaluate(rules, ip).allows())
 }
 
 /// Decides a check of a credential whose secret matched.
@@ -117,9 +130,11 @@ pub fn decide(
     if settings.not_before.is_some_and(|t| t > now) {
         return Outcome::NotYetValid;
     }
-    if let Some(ip) = requirements.client_ip
-        && !ip_allowed(&settings.ip_allowlist, ip)
-    {
+    if !address_permitted(
+        &settings.ip_allowlist,
+        requirements.org_rules,
+        requirements.client_ip,
+    ) {
         return Outcome::IpDenied;
     }
     if requirements
@@ -132,4 +147,219 @@ pub fn decide(
         return Outcome::InsufficientScope;
     }
     Outcome::Valid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credential::{CredentialSettings, parse_ip_allowlist};
+    use crate::ip_rule::{RuleKind, RulePolicy};
+    use crate::scope::ScopeCatalogue;
+    use crate::typeid::{CredentialId, IpRuleId, OrganizationId};
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
+
+    fn credential(settings: CredentialSettings) -> Credential {
+        Credential {
+            id: CredentialId::generate(),
+            organization_id: OrganizationId::generate(),
+            environment: Environment::Live,
+            settings,
+            status: Status::Active,
+            prefix: "kw_live_".into(),
+            hint: "abcd".into(),
+            created_at: NOW,
+            created_by: "cli".into(),
+            updated_at: NOW,
+            revoked_at: None,
+            last_used_at: None,
+            last_used_ip: None,
+            version: 1,
+        }
+    }
+
+    fn rule(net: &str, kind: RuleKind) -> IpRule {
+        IpRule {
+            id: IpRuleId::generate(),
+            organization_id: OrganizationId::generate(),
+            network: RulePolicy::default().parse_network(net).unwrap(),
+            kind,
+            description: None,
+            created_at: NOW,
+            created_by: "cli".into(),
+            last_matched_at: None,
+        }
+    }
+
+    fn check(c: &Credential, requirements: &Requirements<'_>) -> Outcome {
+        let scopes = c.settings.permissions.clone();
+        decide(c, None, &scopes, requirements, NOW)
+    }
+
+    #[test]
+    fn status_comes_before_everything_else() {
+        let mut c = credential(CredentialSettings {
+            expires_at: Some(NOW),
+            ..Default::default()
+        });
+        c.status = Status::Revoked;
+        let demanding = Requirements {
+            environment: Some(Environment::Test),
+            ..Default::default()
+        };
+        assert_eq!(check(&c, &demanding), Outcome::Revoked);
+        c.status = Status::Disabled;
+        assert_eq!(check(&c, &demanding), Outcome::Disabled);
+        c.status = Status::Active;
+        assert_eq!(check(&c, &demanding), Outcome::Expired);
+    }
+
+    #[test]
+    fn a_rotated_out_secret_expires_at_its_grace_end() {
+        let c = credential(CredentialSettings::default());
+        let scopes = ScopeSet::default();
+        assert_eq!(
+            decide(&c, Some(NOW), &scopes, &Requirements::default(), NOW),
+            Outcome::Expired
+        );
+        assert_eq!(
+            decide(
+                &c,
+                Some(NOW + time::Duration::SECOND),
+                &scopes,
+                &Requirements::default(),
+                NOW
+            ),
+            Outcome::Valid
+        );
+    }
+
+    #[test]
+    fn environment_and_scopes_are_checked_after_the_address() {
+        let catalogue = ScopeCatalogue::default();
+        let c = credential(CredentialSettings {
+            permissions: catalogue.parse_set(&["dns:*"]).unwrap(),
+            ..Default::default()
+        });
+        let dns_write = [Scope::exact("dns", "write")];
+        let keys_read = [Scope::exact("keys", "read")];
+        assert_eq!(
+            check(
+                &c,
+                &Requirements {
+                    scopes: &dns_write,
+                    ..Default::default()
+                }
+            ),
+            Outcome::Valid
+        );
+        assert_eq!(
+            check(
+                &c,
+                &Requirements {
+                    scopes: &keys_read,
+                    ..Default::default()
+                }
+            ),
+            Outcome::InsufficientScope
+        );
+        let test_only = Requirements {
+            environment: Some(Environment::Test),
+            scopes: &dns_write,
+            ..Default::default()
+        };
+        assert_eq!(check(&c, &test_only), Outcome::EnvironmentMismatch);
+    }
+
+    #[test]
+    fn the_allowlist_and_the_organization_rules_must_both_pass() {
+        let c = credential(CredentialSettings {
+            ip_allowlist: parse_ip_allowlist(&["192.0.2.0/24"]).unwrap(),
+            ..Default::default()
+        });
+        let inside: IpAddr = "192.0.2.10".parse().unwrap();
+        let outside: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(
+            check(
+                &c,
+                &Requirements {
+                    client_ip: Some(inside),
+                    ..Default::default()
+                }
+            ),
+            Outcome::Valid
+        );
+        assert_eq!(
+            check(
+                &c,
+                &Requirements {
+                    client_ip: Some(outside),
+                    ..Default::default()
+                }
+            ),
+            Outcome::IpDenied
+        );
+        let deny = [rule("192.0.2.8/29", RuleKind::Deny)];
+        assert_eq!(
+            check(
+                &c,
+                &Requirements {
+                    client_ip: Some(inside),
+                    org_rules: &deny,
+                    ..Default::default()
+                }
+            ),
+            Outcome::IpDenied
+        );
+        let open = credential(CredentialSettings::default());
+        let allow = [rule("198.51.100.0/25", RuleKind::Allow)];
+        assert_eq!(
+            check(
+                &open,
+                &Requirements {
+                    client_ip: Some(outside),
+                    org_rules: &allow,
+                    ..Default::default()
+                }
+            ),
+            Outcome::Valid
+        );
+        assert_eq!(
+            check(
+                &open,
+                &Requirements {
+                    client_ip: Some(inside),
+                    org_rules: &allow,
+                    ..Default::default()
+                }
+            ),
+            Outcome::IpDenied
+        );
+    }
+
+    #[test]
+    fn an_unknown_address_fails_every_restriction_and_only_those() {
+        let restricted = credential(CredentialSettings {
+            ip_allowlist: parse_ip_allowlist(&["192.0.2.0/24"]).unwrap(),
+            ..Default::default()
+        });
+        assert_eq!(
+            check(&restricted, &Requirements::default()),
+            Outcome::IpDenied
+        );
+        let open = credential(CredentialSettings::default());
+        assert_eq!(check(&open, &Requirements::default()), Outcome::Valid);
+        let deny = [rule("192.0.2.8/29", RuleKind::Deny)];
+        assert_eq!(
+            check(
+                &open,
+                &Requirements {
+                    org_rules: &deny,
+                    ..Default::default()
+                }
+            ),
+            Outcome::IpDenied
+        );
+    }
 }

@@ -1,22 +1,20 @@
-//! Authenticating a request: finding the presented credential (R-AUTH transports) and
-//! checking it against the store with the verification decision of `keyward-core`.
+//! Reading the presented credential (R-AUTH transports) and authenticating the caller of
+//! the management API through the [`Verifier`](crate::verifier::Verifier).
 
-use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use keyward_core::audit::Actor;
-use keyward_core::credential::Credential;
-use keyward_core::digest::LookupDigest;
-use keyward_core::scope::{Scope, ScopeSet, builtin_role};
-use keyward_core::secret::{SecretKind, parse_secret};
+use keyward_core::scope::Scope;
 use keyward_core::typeid::OrganizationId;
-use keyward_core::verify::{Outcome, Requirements, decide};
-use keyward_store::StoreError;
+use keyward_core::verify::Outcome;
 
+use crate::client_ip::{client_address, peer};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::verifier::{Client, Demand, Denial, Identity};
 
 /// The header carrying an API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
@@ -37,8 +35,9 @@ pub enum Transport {
 /// Finds the one credential a request presents.
 ///
 /// `X-Api-Key` and `Authorization: Bearer` (scheme case-insensitive) always count, and
-/// `?api_key=` when `allow_query` is set. An `Authorization` header of another scheme is
-/// the upstream API's business and is ignored. Two credentials, even equal ones, are a 400.
+/// `?api_key=` in `query` when `allow_query` is set. An `Authorization` header of another
+/// scheme is the upstream API's business and is ignored. Two credentials, even equal ones,
+/// are a 400.
 pub fn presented_credential(
     headers: &HeaderMap,
     query: Option<&str>,
@@ -68,7 +67,8 @@ pub fn presented_credential(
         }
     }
     if allow_query && let Some(query) = query {
-        for (name, value) in form_urlencoded_pairs(query) {
+        let pairs = serde_urlencoded::from_str::<Vec<(String, String)>>(query).unwrap_or_default();
+        for (name, value) in pairs {
             if name == API_KEY_QUERY {
                 found.push((value, Transport::Query));
             }
@@ -84,84 +84,14 @@ pub fn presented_credential(
     }
 }
 
-fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(query).unwrap_or_default()
-}
-
-/// A credential whose check passed, with its effective scopes.
-#[derive(Debug, Clone)]
-pub struct Verified {
-    /// The credential.
-    pub credential: Credential,
-    /// Its permissions together with its role's scopes.
-    pub scopes: ScopeSet,
-}
-
-/// Why a check did not pass.
-#[derive(Debug)]
-pub enum CheckFailure {
-    /// The decision was negative.
-    Denied(Outcome),
-    /// The store could not answer; the check fails closed.
-    Store(StoreError),
-}
-
-impl From<CheckFailure> for ApiError {
-    fn from(failure: CheckFailure) -> Self {
-        match failure {
-            CheckFailure::Denied(outcome) => ApiError::from_outcome(outcome),
-            CheckFailure::Store(error) => error.into(),
+impl ApiError {
+    /// The answer to a denied check; `demanded` names the scopes the check asked for.
+    pub fn from_denial(denial: Denial, demanded: &str) -> Self {
+        match denial {
+            Denial::Outcome(outcome) => ApiError::from_outcome(outcome, demanded),
+            Denial::Throttled(wait) => ApiError::Throttled(wait),
+            Denial::Store(error) => error.into(),
         }
-    }
-}
-
-/// The scopes a credential holds: its permissions and those of its role.
-pub fn effective_scopes(state: &AppState, credential: &Credential) -> ScopeSet {
-    let settings = &credential.settings;
-    match settings
-        .role
-        .as_deref()
-        .and_then(|role| builtin_role(&state.config.catalogue, role))
-    {
-        Some(role_scopes) => settings.permissions.union(&role_scopes),
-        None => settings.permissions.clone(),
-    }
-}
-
-/// Checks a presented API key: its format and checksum first (no store access for a
-/// typo), then the store by lookup digest, the salted hash in constant time, and the
-/// decision.
-pub async fn check_api_key(
-    state: &AppState,
-    presented: &str,
-    requirements: &Requirements<'_>,
-) -> Result<Verified, CheckFailure> {
-    match parse_secret(presented) {
-        Ok(SecretKind::ApiKey(_)) => {}
-        Ok(SecretKind::ClientSecret) | Err(_) => {
-            return Err(CheckFailure::Denied(Outcome::Malformed));
-        }
-    }
-    let found = state
-        .store
-        .credential_by_secret(&LookupDigest::of(presented))
-        .await
-        .map_err(CheckFailure::Store)?
-        .filter(|found| found.kind == "api_key" && found.salted.matches(presented))
-        .ok_or(CheckFailure::Denied(Outcome::NotFound))?;
-    let scopes = effective_scopes(state, &found.credential);
-    match decide(
-        &found.credential,
-        found.expires_at,
-        &scopes,
-        requirements,
-        state.clock.now(),
-    ) {
-        Outcome::Valid => Ok(Verified {
-            credential: found.credential,
-            scopes,
-        }),
-        outcome => Err(CheckFailure::Denied(outcome)),
     }
 }
 
@@ -169,7 +99,7 @@ pub async fn check_api_key(
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// The caller's credential and scopes.
-    pub verified: Verified,
+    pub identity: Arc<Identity>,
     /// How it is recorded in the audit log.
     pub actor: Actor,
 }
@@ -177,13 +107,13 @@ pub struct Caller {
 impl Caller {
     /// The caller's organization: the only one it can see.
     pub fn organization_id(&self) -> &OrganizationId {
-        &self.verified.credential.organization_id
+        &self.identity.credential.organization_id
     }
 
     /// Refuses with 403 `insufficient_scope` unless the caller holds `resource:action`.
     pub fn require(&self, resource: &str, action: &str) -> Result<(), ApiError> {
         let scope = Scope::exact(resource, action);
-        if self.verified.scopes.grants(&scope) {
+        if self.identity.scopes.grants(&scope) {
             Ok(())
         } else {
             Err(ApiError::InsufficientScope(scope.to_string()))
@@ -191,12 +121,14 @@ impl Caller {
     }
 }
 
-/// The client address: the TCP peer, when the server was started with connect info.
-pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_canonical())
+/// The client address of a request, trusted proxies considered.
+pub fn request_client_ip(parts: &Parts, state: &AppState) -> Option<std::net::IpAddr> {
+    request_client_ip_with(parts, &state.config.trusted_proxies)
+}
+
+/// The client address of a request given the trusted proxies.
+pub fn request_client_ip_with(parts: &Parts, trusted: &[ipnet::IpNet]) -> Option<std::net::IpAddr> {
+    client_address(peer(parts), &parts.headers, trusted)
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -214,16 +146,20 @@ impl FromRequestParts<AppState> for Caller {
         let Some((secret, _transport)) = presented else {
             return Err(ApiError::Unauthenticated(Outcome::Missing));
         };
-        let ip = client_ip(parts);
-        let requirements = Requirements {
-            client_ip: ip,
-            ..Requirements::default()
+        let ip = request_client_ip(parts, state);
+        let client = Client {
+            ip,
+            throttled: true,
         };
-        let verified = check_api_key(state, &secret, &requirements).await?;
+        let identity = state
+            .verifier
+            .check(&secret, &Demand::default(), client)
+            .await
+            .map_err(|denial| ApiError::from_denial(denial, ""))?;
         let actor = Actor {
-            id: verified.credential.id.to_string(),
+            id: identity.credential.id.to_string(),
             source_ip: ip,
         };
-        Ok(Caller { verified, actor })
+        Ok(Caller { identity, actor })
     }
 }

@@ -24,7 +24,8 @@ pub enum ApiError {
     /// 403 `insufficient_scope`: the credential lacks the scope this operation needs.
     #[error("the credential lacks the scope {0}")]
     InsufficientScope(String),
-    /// 403 `ip_denied` or `environment_mismatch`: the credential may not be used from here.
+    /// 403 `ip_denied` or `environment_mismatch`: the credential may not be used from here
+    /// or for this environment.
     #[error("the credential may not be used here: {0}")]
     Forbidden(Outcome),
     /// 403 `privilege_escalation`: the change would give a credential scopes the caller lacks.
@@ -62,6 +63,10 @@ pub enum ApiError {
     /// 408 `request_timeout`: the request (its body included) took longer than allowed.
     #[error("the request took too long")]
     Timeout,
+    /// 429 `too_many_failures`: this address failed to authenticate too often; the
+    /// `Retry-After` header says when to try again.
+    #[error("too many failed attempts from this address; retry later")]
+    Throttled(time::Duration),
     /// 405 `method_not_allowed`.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -113,12 +118,13 @@ impl ApiError {
         }
     }
 
-    /// The answer to a failed check of the caller's own credential.
-    pub fn from_outcome(outcome: Outcome) -> Self {
-        if outcome.is_authentication_failure() {
-            ApiError::Unauthenticated(outcome)
-        } else {
-            ApiError::Forbidden(outcome)
+    /// The answer to a failed check of a presented credential; `demanded` names the
+    /// scopes asked for, for the `insufficient_scope` challenge.
+    pub fn from_outcome(outcome: Outcome, demanded: &str) -> Self {
+        match outcome {
+            o if o.is_authentication_failure() => ApiError::Unauthenticated(o),
+            Outcome::InsufficientScope => ApiError::InsufficientScope(demanded.to_owned()),
+            o => ApiError::Forbidden(o),
         }
     }
 
@@ -144,6 +150,7 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Timeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            ApiError::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_failures"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -198,6 +205,7 @@ pub fn problem(error: &ApiError) -> Problem {
     let outcome = match error {
         ApiError::Unauthenticated(o) | ApiError::Forbidden(o) => Some(o.code()),
         ApiError::InsufficientScope(_) => Some(Outcome::InsufficientScope.code()),
+        ApiError::Throttled(_) => Some(Outcome::RateLimited.code()),
         _ => None,
     };
     let errors = match error {
@@ -239,4 +247,12 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// A `Retry-After` value: whole seconds, rounded up, at least 1.
+pub fn retry_after(wait: time::Duration) -> HeaderValue {
+    let seconds = (wait.whole_milliseconds().max(0) as u64)
+        .div_ceil(1000)
+        .max(1);
+    HeaderValue::from(seconds)
 }

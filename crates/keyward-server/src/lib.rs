@@ -3,21 +3,31 @@
 //! # Layout
 //! - [`router`]: the axum router with its middleware, the one production and tests use.
 //! - [`state`]: `AppState` and `ServerConfig`.
-//! - [`auth`]: credential transports and the check of a presented API key.
+//! - [`auth`]: credential transports and the management API's caller.
+//! - [`verifier`]: the verification path (cache, decision, usage) of every way of use.
+//! - [`client_ip`]: the client address, trusted proxies considered.
+//! - [`throttle`]: brute-force protection per source address.
+//! - [`usage`]: last-used times and rule matches, written in batches.
 //! - [`lifecycle`]: create, change, disable, enable, revoke and rotate credentials, for the
 //!   HTTP handlers and the CLI alike.
 //! - [`routes`]: the handlers, one module per resource.
 //! - [`error`]: `ApiError` and its problem+json answers.
+//! - [`gate`]: admitting a request to a protected API (`/v1/authorize`, the tower layer).
 //! - [`extract`]: body and query extractors whose rejections are problem+json.
 //! - [`openapi`]: the OpenAPI 3.1 document generated from the handlers.
 
 pub mod auth;
+pub mod client_ip;
 pub mod error;
 pub mod extract;
+pub mod gate;
 pub mod lifecycle;
 pub mod openapi;
 pub mod routes;
 pub mod state;
+pub mod throttle;
+pub mod usage;
+pub mod verifier;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,7 +37,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -52,6 +62,12 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::keys::revoke))
         .routes(routes!(routes::keys::rotate))
         .routes(routes!(routes::audit::list))
+        .routes(routes!(routes::verify::verify))
+        .routes(routes!(routes::ip_rules::list, routes::ip_rules::create))
+        .routes(routes!(routes::ip_rules::update, routes::ip_rules::delete))
+        .routes(routes!(routes::roles::list, routes::roles::create))
+        .routes(routes!(routes::roles::scopes))
+        .routes(routes!(routes::authorize::authorize))
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
 }
@@ -64,6 +80,16 @@ pub fn router(state: AppState) -> Router {
     let document = Arc::new(document);
     let config = state.config.clone();
     routes
+        // GET is described in the OpenAPI document; proxies that forward the original
+        // method (Envoy's ext_authz) reach the same handler by any other.
+        .route(
+            "/v1/authorize",
+            post(routes::authorize::authorize)
+                .put(routes::authorize::authorize)
+                .patch(routes::authorize::authorize)
+                .delete(routes::authorize::authorize)
+                .options(routes::authorize::authorize),
+        )
         .route(
             "/v1/openapi.json",
             get(move || openapi::serve(document.clone())),

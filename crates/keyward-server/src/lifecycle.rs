@@ -10,7 +10,7 @@ use keyward_core::credential::{
     parse_ip_allowlist, rotation_grace_end, validate_description, validate_metadata, validate_name,
     validate_owner_id, validate_rate_limit, validate_validity,
 };
-use keyward_core::scope::{ScopeSet, builtin_role};
+use keyward_core::scope::ScopeSet;
 use keyward_core::secret::{PlainSecret, SecretKind};
 use keyward_core::typeid::{CredentialId, OrganizationId};
 use keyward_store::{NewSecret, StoreError};
@@ -19,7 +19,6 @@ use serde_json::{Map, Value, json};
 use time::{Duration, OffsetDateTime};
 use utoipa::ToSchema;
 
-use crate::auth::effective_scopes;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -35,7 +34,7 @@ pub enum Authority<'a> {
 
 impl Authority<'_> {
     /// Refuses with 403 `privilege_escalation` unless `wanted` is within the authority.
-    fn permit(&self, wanted: &ScopeSet) -> Result<(), ApiError> {
+    pub fn permit(&self, wanted: &ScopeSet) -> Result<(), ApiError> {
         match self {
             Authority::Unlimited => Ok(()),
             Authority::Scopes(held) if held.covers_all(wanted) => Ok(()),
@@ -187,10 +186,17 @@ pub enum StatusChange {
     Revoke,
 }
 
-/// The scopes of a role name, or a validation error naming `role`.
-fn role_scopes(state: &AppState, role: &str) -> Result<ScopeSet, ValidationError> {
-    builtin_role(&state.config.catalogue, role)
-        .ok_or_else(|| ValidationError::new("role", format!("unknown role `{role}`")))
+/// Checks that a role exists in the organization (built-in or custom).
+async fn check_role(state: &AppState, org: &OrganizationId, role: &str) -> Result<(), ApiError> {
+    match state.verifier.role_scopes(org, role).await? {
+        Some(_) => Ok(()),
+        None => Err(ValidationError::new("role", format!("unknown role `{role}`")).into()),
+    }
+}
+
+/// The scopes a credential would hold: its permissions and its role's.
+async fn effective_scopes(state: &AppState, credential: &Credential) -> Result<ScopeSet, ApiError> {
+    Ok(state.verifier.effective_scopes(credential).await?)
 }
 
 fn parse_permissions(state: &AppState, texts: &[String]) -> Result<ScopeSet, ValidationError> {
@@ -244,7 +250,7 @@ pub async fn create(
         owner_id: validate_owner_id(request.owner_id.as_deref())?,
     };
     if let Some(role) = &settings.role {
-        role_scopes(state, role)?;
+        check_role(state, organization_id, role).await?;
     }
     validate_validity(settings.not_before, settings.expires_at, now)?;
     let environment: Environment = request.environment.unwrap_or_default().into();
@@ -265,7 +271,7 @@ pub async fn create(
         last_used_ip: None,
         version: 1,
     };
-    authority.permit(&effective_scopes(state, &credential))?;
+    authority.permit(&effective_scopes(state, &credential).await?)?;
     let details = json!({
         "name": credential.settings.name,
         "environment": environment.as_str(),
@@ -301,14 +307,27 @@ fn object(value: Value) -> Map<String, Value> {
 /// How often a version-checked change is retried when another write came in between.
 const WRITE_ATTEMPTS: usize = 5;
 
+/// Which scopes a change must stay within the caller's authority for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// None: the change only takes power away (disable, revoke).
+    Unchecked,
+    /// The credential's current scopes (enable: it gives back what the key holds).
+    Current,
+    /// Its current scopes and those after the change (patch).
+    CurrentAndResult,
+}
+
 /// Reads a credential, applies `change`, and writes it back if nothing changed it meanwhile;
 /// on a concurrent write it reads again and re-applies, so no write is lost. `change`
-/// returns the audit action and details, or `None` when there is nothing to do.
+/// returns the audit action and details, or `None` when there is nothing to do; a change
+/// to do must stay within `authority` as `reach` says.
 async fn modify<F>(
     state: &AppState,
     organization_id: &OrganizationId,
     id: &CredentialId,
     actor: &Actor,
+    (authority, reach): (Authority<'_>, Reach),
     mut change: F,
 ) -> Result<Credential, ApiError>
 where
@@ -316,10 +335,22 @@ where
 {
     for _ in 0..WRITE_ATTEMPTS {
         let mut credential = read(state, organization_id, id).await?;
+        let before = match reach {
+            Reach::Unchecked => None,
+            Reach::Current | Reach::CurrentAndResult => {
+                Some(effective_scopes(state, &credential).await?)
+            }
+        };
         let now = state.clock.now();
         let Some((action, details)) = change(&mut credential, now)? else {
             return Ok(credential);
         };
+        if let Some(before) = before {
+            authority.permit(&before)?;
+        }
+        if reach == Reach::CurrentAndResult {
+            authority.permit(&effective_scopes(state, &credential).await?)?;
+        }
         credential.updated_at = now;
         let event = actor.event(
             organization_id,
@@ -329,6 +360,7 @@ where
             object(details),
         );
         if written(state.store.update_credential(&credential, &event).await)? {
+            state.verifier.forget_credential(id);
             credential.version += 1;
             tracing::info!(key.id = %id, action, "{action} {id}");
             return Ok(credential);
@@ -403,7 +435,7 @@ pub async fn update(
         .map(|p| parse_permissions(state, p))
         .transpose()?;
     if let Some(Some(role)) = &request.role {
-        role_scopes(state, role)?;
+        check_role(state, organization_id, role).await?;
     }
     let ip_allowlist = request
         .ip_allowlist
@@ -424,41 +456,47 @@ pub async fn update(
         .as_ref()
         .map(|o| validate_owner_id(o.as_deref()))
         .transpose()?;
-    modify(state, organization_id, id, actor, |credential, now| {
-        refuse_revoked(credential)?;
-        authority.permit(&effective_scopes(state, credential))?;
-        let before = credential.settings.clone();
-        let settings = &mut credential.settings;
-        let mut changed = Vec::new();
-        macro_rules! set {
-            ($field:ident, $value:expr) => {
-                if let Some(value) = $value {
-                    if settings.$field != value {
-                        settings.$field = value;
-                        changed.push(stringify!($field));
+    modify(
+        state,
+        organization_id,
+        id,
+        actor,
+        (authority, Reach::CurrentAndResult),
+        |credential, now| {
+            refuse_revoked(credential)?;
+            let before = credential.settings.clone();
+            let settings = &mut credential.settings;
+            let mut changed = Vec::new();
+            macro_rules! set {
+                ($field:ident, $value:expr) => {
+                    if let Some(value) = $value {
+                        if settings.$field != value {
+                            settings.$field = value;
+                            changed.push(stringify!($field));
+                        }
                     }
-                }
-            };
-        }
-        set!(name, name.clone());
-        set!(description, description.clone());
-        set!(permissions, permissions.clone());
-        set!(role, request.role.clone());
-        set!(ip_allowlist, ip_allowlist.clone());
-        set!(rate_limit_override, rate_limit);
-        set!(metadata, metadata.clone());
-        set!(owner_id, owner_id.clone());
-        set!(not_before, request.not_before);
-        set!(expires_at, request.expires_at);
-        if changed.is_empty() {
-            return Ok(None);
-        }
-        if settings.not_before != before.not_before || settings.expires_at != before.expires_at {
-            validate_validity(settings.not_before, settings.expires_at, now)?;
-        }
-        authority.permit(&effective_scopes(state, credential))?;
-        Ok(Some(("key.updated", json!({ "changed": changed }))))
-    })
+                };
+            }
+            set!(name, name.clone());
+            set!(description, description.clone());
+            set!(permissions, permissions.clone());
+            set!(role, request.role.clone());
+            set!(ip_allowlist, ip_allowlist.clone());
+            set!(rate_limit_override, rate_limit);
+            set!(metadata, metadata.clone());
+            set!(owner_id, owner_id.clone());
+            set!(not_before, request.not_before);
+            set!(expires_at, request.expires_at);
+            if changed.is_empty() {
+                return Ok(None);
+            }
+            if settings.not_before != before.not_before || settings.expires_at != before.expires_at
+            {
+                validate_validity(settings.not_before, settings.expires_at, now)?;
+            }
+            Ok(Some(("key.updated", json!({ "changed": changed }))))
+        },
+    )
     .await
 }
 
@@ -472,25 +510,34 @@ pub async fn set_status(
     authority: Authority<'_>,
     change: StatusChange,
 ) -> Result<Credential, ApiError> {
-    modify(state, organization_id, id, actor, |credential, now| {
-        let (target, action) = match change {
-            StatusChange::Disable => (Status::Disabled, "key.disabled"),
-            StatusChange::Enable => (Status::Active, "key.enabled"),
-            StatusChange::Revoke => (Status::Revoked, "key.revoked"),
-        };
-        if credential.status == target {
-            return Ok(None);
-        }
-        refuse_revoked(credential)?;
-        if change == StatusChange::Enable {
-            authority.permit(&effective_scopes(state, credential))?;
-        }
-        credential.status = target;
-        if target == Status::Revoked {
-            credential.revoked_at = Some(now);
-        }
-        Ok(Some((action, json!({}))))
-    })
+    let reach = if change == StatusChange::Enable {
+        Reach::Current
+    } else {
+        Reach::Unchecked
+    };
+    modify(
+        state,
+        organization_id,
+        id,
+        actor,
+        (authority, reach),
+        |credential, now| {
+            let (target, action) = match change {
+                StatusChange::Disable => (Status::Disabled, "key.disabled"),
+                StatusChange::Enable => (Status::Active, "key.enabled"),
+                StatusChange::Revoke => (Status::Revoked, "key.revoked"),
+            };
+            if credential.status == target {
+                return Ok(None);
+            }
+            refuse_revoked(credential)?;
+            credential.status = target;
+            if target == Status::Revoked {
+                credential.revoked_at = Some(now);
+            }
+            Ok(Some((action, json!({}))))
+        },
+    )
     .await
 }
 
@@ -508,7 +555,7 @@ pub async fn rotate(
     for _ in 0..WRITE_ATTEMPTS {
         let mut credential = read(state, organization_id, id).await?;
         refuse_revoked(&credential)?;
-        authority.permit(&effective_scopes(state, &credential))?;
+        authority.permit(&effective_scopes(state, &credential).await?)?;
         let now = state.clock.now();
         let old_until = rotation_grace_end(now, grace, credential.settings.expires_at)?;
         let (api_key, client_secret, stored) = new_secrets(state, credential.environment);
@@ -532,6 +579,7 @@ pub async fn rotate(
                 .rotate_credential(&credential, &stored, old_until, &event)
                 .await,
         )? {
+            state.verifier.forget_credential(id);
             credential.version += 1;
             tracing::info!(key.id = %id, "rotated key {id}");
             return Ok((

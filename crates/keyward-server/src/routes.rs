@@ -3,8 +3,12 @@
 //! Handler doc comments are the OpenAPI descriptions.
 
 pub mod audit;
+pub mod authorize;
 pub mod health;
+pub mod ip_rules;
 pub mod keys;
+pub mod roles;
+pub mod verify;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;

@@ -3,10 +3,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use keyward_core::clock::Clock;
+use keyward_core::ip_rule::RulePolicy;
 use keyward_core::scope::ScopeCatalogue;
 use keyward_core::secret::KeyPrefix;
 use keyward_store::Store;
+
+use crate::routes::authorize::RouteScopes;
+use crate::throttle::ThrottleConfig;
+use crate::verifier::Verifier;
 
 /// Settings of the HTTP interface and the credential rules it applies.
 #[derive(Debug, Clone)]
@@ -21,6 +27,21 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// The scopes credentials may hold.
     pub catalogue: ScopeCatalogue,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// How long a checked credential (or an unknown digest) stays cached: the longest a
+    /// change made on another node goes unseen here.
+    pub cache_ttl: Duration,
+    /// Most credentials cached.
+    pub cache_capacity: u64,
+    /// Bounds on organization IP rules.
+    pub rule_policy: RulePolicy,
+    /// Brute-force protection.
+    pub throttle: ThrottleConfig,
+    /// How often recorded usage is written.
+    pub usage_flush_interval: Duration,
+    /// Scopes `/v1/authorize` requires per original method and path.
+    pub authorize_routes: Vec<RouteScopes>,
 }
 
 impl Default for ServerConfig {
@@ -31,6 +52,13 @@ impl Default for ServerConfig {
             body_limit_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(30),
             catalogue: ScopeCatalogue::default(),
+            trusted_proxies: Vec::new(),
+            cache_ttl: Duration::from_millis(800),
+            cache_capacity: 1_000_000,
+            rule_policy: RulePolicy::default(),
+            throttle: ThrottleConfig::default(),
+            usage_flush_interval: Duration::from_secs(1),
+            authorize_routes: Vec::new(),
         }
     }
 }
@@ -44,15 +72,20 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Settings.
     pub config: Arc<ServerConfig>,
+    /// The verification path and its caches.
+    pub verifier: Arc<Verifier>,
 }
 
 impl AppState {
     /// Builds the state.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: ServerConfig) -> Self {
+        let config = Arc::new(config);
+        let verifier = Arc::new(Verifier::new(store.clone(), clock.clone(), config.clone()));
         Self {
             store,
             clock,
-            config: Arc::new(config),
+            config,
+            verifier,
         }
     }
 }

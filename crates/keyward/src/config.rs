@@ -6,8 +6,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use keyward_core::credential::parse_ip_network;
+use keyward_core::ip_rule::RulePolicy;
 use keyward_core::secret::KeyPrefix;
 use keyward_server::ServerConfig;
+use keyward_server::routes::authorize::{RouteScopes, RouteScopesConfig};
+use keyward_server::throttle::ThrottleConfig;
 use serde::{Deserialize, Serialize};
 
 /// The default listening address.
@@ -33,6 +37,52 @@ pub struct FileConfig {
     pub request_timeout_seconds: Option<u64>,
     /// `text` or `json`.
     pub log_format: Option<LogFormat>,
+    /// Proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges).
+    pub trusted_proxies: Option<Vec<String>>,
+    /// How long a checked credential stays cached, in milliseconds: the longest another
+    /// node's change goes unseen.
+    pub cache_ttl_ms: Option<u64>,
+    /// Bounds on organization IP rules.
+    pub ip_rules: Option<IpRulesConfig>,
+    /// Brute-force protection.
+    pub brute_force: Option<BruteForceConfig>,
+    /// `/v1/authorize` settings.
+    pub authorize: Option<AuthorizeConfig>,
+}
+
+/// `[ip_rules]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpRulesConfig {
+    /// Most rules per organization.
+    pub max_rules: Option<usize>,
+    /// Shortest accepted IPv4 prefix.
+    pub ipv4_min_prefix: Option<u8>,
+    /// Shortest accepted IPv6 prefix.
+    pub ipv6_min_prefix: Option<u8>,
+}
+
+/// `[brute_force]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BruteForceConfig {
+    /// Failures within the window that block an address.
+    pub threshold: Option<u32>,
+    /// The window, in seconds.
+    pub window_seconds: Option<i64>,
+    /// The first block, in seconds; each further one doubles.
+    pub block_seconds: Option<i64>,
+    /// The longest block, in seconds.
+    pub max_block_seconds: Option<i64>,
+}
+
+/// `[authorize]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeConfig {
+    /// `[[authorize.routes]]`: scopes required per method and path.
+    #[serde(default)]
+    pub routes: Vec<RouteScopesConfig>,
 }
 
 /// How log lines are written to standard error.
@@ -69,6 +119,14 @@ pub struct Overrides {
     /// Log format [default: text]
     #[arg(long, env = "KEYWARD_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
+    /// Proxies whose X-Forwarded-For is believed, comma-separated addresses or CIDR ranges
+    #[arg(
+        long,
+        env = "KEYWARD_TRUSTED_PROXIES",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// The effective configuration.
@@ -121,6 +179,60 @@ impl Config {
             bail!("key_prefix `{prefix_text}` must be 2 to 8 lowercase letters or digits");
         };
         let defaults = ServerConfig::default();
+        let trusted_proxies = overrides
+            .trusted_proxies
+            .clone()
+            .or(file.trusted_proxies)
+            .unwrap_or_default()
+            .iter()
+            .map(|text| {
+                parse_ip_network(text.trim())
+                    .with_context(|| format!("trusted proxy `{text}` is not an address or range"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let rules = file.ip_rules.unwrap_or_default();
+        let rule_policy = RulePolicy {
+            max_rules: rules.max_rules.unwrap_or(defaults.rule_policy.max_rules),
+            ipv4_prefixes: rules
+                .ipv4_min_prefix
+                .unwrap_or(*defaults.rule_policy.ipv4_prefixes.start())
+                ..=32,
+            ipv6_prefixes: rules
+                .ipv6_min_prefix
+                .unwrap_or(*defaults.rule_policy.ipv6_prefixes.start())
+                ..=128,
+        };
+        if *rule_policy.ipv4_prefixes.start() > 32 || *rule_policy.ipv6_prefixes.start() > 128 {
+            bail!("ip_rules: a minimum prefix is longer than the address");
+        }
+        let brute = file.brute_force.unwrap_or_default();
+        let seconds = time::Duration::seconds;
+        let throttle = ThrottleConfig {
+            threshold: brute
+                .threshold
+                .unwrap_or(defaults.throttle.threshold)
+                .max(1),
+            window: brute
+                .window_seconds
+                .map(seconds)
+                .unwrap_or(defaults.throttle.window),
+            block: brute
+                .block_seconds
+                .map(seconds)
+                .unwrap_or(defaults.throttle.block),
+            max_block: brute
+                .max_block_seconds
+                .map(seconds)
+                .unwrap_or(defaults.throttle.max_block),
+        };
+        let authorize_routes = file
+            .authorize
+            .unwrap_or_default()
+            .routes
+            .iter()
+            .map(|route| RouteScopes::from_config(route, &defaults.catalogue))
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(|e| anyhow::anyhow!("authorize.routes: {e}"))?;
         let listen = match listen.or(file.listen) {
             Some(listen) => listen,
             None => DEFAULT_LISTEN.parse()?,
@@ -140,7 +252,15 @@ impl Config {
                     .request_timeout_seconds
                     .map(Duration::from_secs)
                     .unwrap_or(defaults.request_timeout),
-                catalogue: defaults.catalogue,
+                trusted_proxies,
+                cache_ttl: file
+                    .cache_ttl_ms
+                    .map(Duration::from_millis)
+                    .unwrap_or(defaults.cache_ttl),
+                rule_policy,
+                throttle,
+                authorize_routes,
+                ..defaults
             },
         })
     }
@@ -155,6 +275,26 @@ impl Config {
             "body_limit_bytes": self.server.body_limit_bytes,
             "request_timeout_seconds": self.server.request_timeout.as_secs(),
             "log_format": self.log_format,
+            "trusted_proxies": self.server.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "cache_ttl_ms": self.server.cache_ttl.as_millis() as u64,
+            "ip_rules": {
+                "max_rules": self.server.rule_policy.max_rules,
+                "ipv4_min_prefix": self.server.rule_policy.ipv4_prefixes.start(),
+                "ipv6_min_prefix": self.server.rule_policy.ipv6_prefixes.start(),
+            },
+            "brute_force": {
+                "threshold": self.server.throttle.threshold,
+                "window_seconds": self.server.throttle.window.whole_seconds(),
+                "block_seconds": self.server.throttle.block.whole_seconds(),
+                "max_block_seconds": self.server.throttle.max_block.whole_seconds(),
+            },
+            "authorize": {
+                "routes": self.server.authorize_routes.iter().map(|r| serde_json::json!({
+                    "method": r.method.as_ref().map(ToString::to_string),
+                    "path": r.path,
+                    "scopes": r.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            },
         })
     }
 }

@@ -224,7 +224,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     tracing::info!(%address, "listening on http://{address}");
     println!("Keyward listening on http://{address}");
-    keyward_server::serve(listener, state, shutdown).await?;
+    let flusher = state.verifier.spawn_usage_flusher();
+    keyward_server::serve(listener, state.clone(), shutdown).await?;
+    flusher.abort();
+    if let Err(error) = state.verifier.flush_usage().await {
+        tracing::warn!(%error, "could not write the last usage records");
+    }
     tracing::info!("shut down");
     Ok(())
 }

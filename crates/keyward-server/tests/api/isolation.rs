@@ -176,7 +176,7 @@ async fn a_caller_cannot_widen_rotate_or_enable_a_key_beyond_its_scopes() {
         .assert_problem(403, "privilege_escalation");
     app.patch(&format!("/v1/keys/{powerful}"))
         .key(&key)
-        .json(json!({"ip_allowlist": []}))
+        .json(json!({"name": "mine now"}))
         .send()
         .await
         .assert_problem(403, "privilege_escalation");

@@ -1,0 +1,143 @@
+//! The client's address: the TCP peer, or — only when the peer is a configured trusted
+//! proxy — the rightmost address in `X-Forwarded-For` that is not itself a trusted proxy.
+//! `X-Forwarded-For` from anyone else is ignored, so a client cannot choose its address.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::ConnectInfo;
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use ipnet::IpNet;
+
+const FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// The TCP peer of a request, when the server was started with connect info.
+pub fn peer(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_canonical())
+}
+
+/// The client address of a request from `peer` with `headers`, given the trusted proxies.
+pub fn client_address(
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
+    let peer = peer?;
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    // Hops in order, the nearest last; several headers count as one list, in order.
+    let hops: Vec<&str> = headers
+        .get_all(FORWARDED_FOR)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Some(ip) = parse_hop(hop) else { break };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    Some(client)
+}
+
+/// Reads one hop: an address, possibly `[v6]:port` or `v4:port`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    hop.parse::<SocketAddr>()
+        .ok()
+        .map(|addr| addr.ip().to_canonical())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for v in values {
+            map.append(FORWARDED_FOR, v.parse().unwrap());
+        }
+        map
+    }
+
+    fn nets(texts: &[&str]) -> Vec<IpNet> {
+        texts.iter().map(|t| t.parse().unwrap()).collect()
+    }
+
+    fn ip(text: &str) -> Option<IpAddr> {
+        Some(text.parse().unwrap())
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        let forged = headers(&["203.0.113.9"]);
+        assert_eq!(
+            client_address(ip("198.51.100.1"), &forged, &nets(&["10.0.0.0/8"])),
+            ip("198.51.100.1")
+        );
+        assert_eq!(
+            client_address(ip("198.51.100.1"), &forged, &[]),
+            ip("198.51.100.1")
+        );
+    }
+
+    #[test]
+    fn a_trusted_proxy_names_the_rightmost_untrusted_hop() {
+        let trusted = nets(&["10.0.0.0/8", "127.0.0.1/32"]);
+        let chain = headers(&["203.0.113.9, 198.51.100.7, 10.1.1.1"]);
+        assert_eq!(
+            client_address(ip("127.0.0.1"), &chain, &trusted),
+            ip("198.51.100.7"),
+            "the leftmost entry is the client's claim and is not believed"
+        );
+        let split = headers(&["203.0.113.9", "198.51.100.7"]);
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &split, &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &headers(&[]), &trusted),
+            ip("10.0.0.2")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &headers(&["10.0.0.3, 10.0.0.4"]), &trusted),
+            ip("10.0.0.3")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &headers(&["[2001:db8::1]:4711"]), &trusted),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &headers(&["::ffff:192.0.2.1"]), &trusted),
+            ip("192.0.2.1")
+        );
+        assert_eq!(
+            client_address(
+                ip("10.0.0.2"),
+                &headers(&["garbage, 198.51.100.7"]),
+                &trusted
+            ),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_address(
+                ip("10.0.0.2"),
+                &headers(&["198.51.100.7, garbage"]),
+                &trusted
+            ),
+            ip("10.0.0.2"),
+            "an unreadable hop stops the walk at the last trusted one"
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! `/v1/roles` and `/v1/scopes`: the scope catalogue, the built-in roles and the
+//! organization's own roles.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use keyward_core::credential::{ValidationError, validate_description};
+use keyward_core::scope::{BUILTIN_ROLES, CustomRole, PRESET_ACTIONS, validate_role_name};
+use keyward_store::StoreError;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, Problem};
+use crate::extract::ApiJson;
+use crate::lifecycle::Authority;
+use crate::routes::rfc3339;
+use crate::state::AppState;
+
+/// One role.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleResponse {
+    /// Its name, as credentials' `role` field uses it.
+    pub name: String,
+    /// A note for people.
+    pub description: Option<String>,
+    /// The scopes it grants.
+    pub scopes: Vec<String>,
+    /// Whether it is one of Keyward's own roles.
+    pub builtin: bool,
+    /// Creation time of a custom role (RFC 3339).
+    pub created_at: Option<String>,
+}
+
+/// The roles a credential of this organization may have.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleList {
+    /// Built-in roles first, then the organization's, by name.
+    pub data: Vec<RoleResponse>,
+}
+
+/// The body of `POST /v1/roles`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRoleRequest {
+    /// 1–50 lowercase letters, digits or `_`, starting with a letter; not a built-in name.
+    pub name: String,
+    /// A note for people.
+    pub description: Option<String>,
+    /// The scopes it grants.
+    pub scopes: Vec<String>,
+}
+
+fn custom(role: &CustomRole) -> RoleResponse {
+    RoleResponse {
+        name: role.name.clone(),
+        description: role.description.clone(),
+        scopes: role.scopes.to_strings(),
+        builtin: false,
+        created_at: Some(rfc3339(role.created_at)),
+    }
+}
+
+/// List the built-in roles and the organization's own. Needs `roles:read`.
+#[utoipa::path(get, path = "/v1/roles", tag = "roles", security(("api_key" = []), ("bearer" = [])),
+    responses((status = 200, body = RoleList), (status = 403, body = Problem, content_type = "application/problem+json")))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<RoleList>, ApiError> {
+    caller.require("roles", "read")?;
+    let mut data: Vec<RoleResponse> = BUILTIN_ROLES
+        .iter()
+        .map(|(name, scopes)| RoleResponse {
+            name: (*name).to_owned(),
+            description: None,
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            builtin: true,
+            created_at: None,
+        })
+        .collect();
+    data.extend(
+        state
+            .store
+            .roles(caller.organization_id())
+            .await?
+            .iter()
+            .map(custom),
+    );
+    Ok(Json(RoleList { data }))
+}
+
+/// Define a role for the organization. Its scopes must be within the caller's own. Roles
+/// cannot be changed once made, so a credential's scopes never grow behind its back. Needs
+/// `roles:write`.
+#[utoipa::path(post, path = "/v1/roles", tag = "roles", request_body = CreateRoleRequest,
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 201, body = RoleResponse),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<CreateRoleRequest>,
+) -> Result<(StatusCode, Json<RoleResponse>), ApiError> {
+    caller.require("roles", "write")?;
+    validate_role_name(&request.name)?;
+    let scopes = state
+        .config
+        .catalogue
+        .parse_set(&request.scopes)
+        .map_err(|e| ValidationError::new("scopes", e.to_string()))?;
+    Authority::Scopes(&caller.identity.scopes).permit(&scopes)?;
+    let org = caller.organization_id().clone();
+    let now = state.clock.now();
+    let role = CustomRole {
+        organization_id: org.clone(),
+        name: request.name,
+        description: validate_description(request.description.as_deref())?,
+        scopes,
+        created_at: now,
+        created_by: caller.actor.id.clone(),
+    };
+    let details = json!({"name": role.name, "scopes": role.scopes.to_strings()});
+    let event = caller.actor.event(
+        &org,
+        now,
+        "role.created",
+        Some(&role.name),
+        details.as_object().cloned().unwrap_or_default(),
+    );
+    match state.store.insert_role(&role, &event).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict { .. }) => {
+            return Err(ApiError::Conflict {
+                code: "role_exists",
+                message: format!("a role named `{}` exists", role.name),
+            });
+        }
+        Err(error) => return Err(error.into()),
+    }
+    state.verifier.forget_organization(&org);
+    Ok((StatusCode::CREATED, Json(custom(&role))))
+}
+
+/// One resource of the catalogue.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResourceScopes {
+    /// e.g. `dns`.
+    pub resource: String,
+    /// e.g. `["read", "write", "delete"]`.
+    pub actions: Vec<String>,
+}
+
+/// The scope catalogue.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScopeCatalogueResponse {
+    /// Each resource with its actions: scopes are `resource:action`.
+    pub resources: Vec<ResourceScopes>,
+    /// `read`, `write`, `delete`: that action on every resource.
+    pub presets: Vec<String>,
+    /// `*` (everything) and `resource:*` (every action on one resource).
+    pub wildcards: Vec<String>,
+}
+
+/// The scopes credentials may hold. Any valid credential may read it.
+#[utoipa::path(get, path = "/v1/scopes", tag = "roles", security(("api_key" = []), ("bearer" = [])),
+    responses((status = 200, body = ScopeCatalogueResponse)))]
+pub async fn scopes(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Json<ScopeCatalogueResponse> {
+    Json(ScopeCatalogueResponse {
+        resources: state
+            .config
+            .catalogue
+            .resources()
+            .map(|(resource, actions)| ResourceScopes {
+                resource: resource.to_owned(),
+                actions: actions.to_vec(),
+            })
+            .collect(),
+        presets: PRESET_ACTIONS.iter().map(|a| (*a).to_owned()).collect(),
+        wildcards: vec!["*".to_owned(), "resource:*".to_owned()],
+    })
+}

@@ -1,0 +1,195 @@
+//! Brute-force protection: failed authentications are counted per source address, and an
+//! address that fails too often is refused (429 with `Retry-After`) for a period that
+//! doubles with each repeat. Only that address is refused: the holder of a valid key who
+//! uses it from elsewhere is unaffected. IPv6 addresses count per /64, the block one
+//! subscriber usually holds.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use moka::sync::Cache;
+use time::{Duration, OffsetDateTime};
+
+/// How many failures, in what window, block an address, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleConfig {
+    /// Failures within `window` that block the address.
+    pub threshold: u32,
+    /// The window failures are counted in.
+    pub window: Duration,
+    /// The first block's length; each further block doubles it.
+    pub block: Duration,
+    /// The longest block.
+    pub max_block: Duration,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        Self {
+            threshold: 20,
+            window: Duration::minutes(1),
+            block: Duration::seconds(10),
+            max_block: Duration::minutes(15),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct FailureState {
+    window_start: Option<OffsetDateTime>,
+    failures: u32,
+    strikes: u32,
+    blocked_until: Option<OffsetDateTime>,
+}
+
+/// Failure counts per source address, bounded in memory.
+#[derive(Clone)]
+pub struct Throttle {
+    config: ThrottleConfig,
+    states: Cache<IpAddr, Arc<Mutex<FailureState>>>,
+}
+
+impl std::fmt::Debug for Throttle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Throttle")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The key an address is counted under: itself, or its /64 for IPv6.
+fn bucket(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
+impl Throttle {
+    /// A throttle with this configuration, remembering up to 100,000 addresses for an hour
+    /// after their last failure.
+    pub fn new(config: ThrottleConfig) -> Self {
+        let states = Cache::builder()
+            .max_capacity(100_000)
+            .time_to_idle(StdDuration::from_secs(3600))
+            .build();
+        Self { config, states }
+    }
+
+    /// How long `ip` must still wait, if it is blocked at `now`.
+    pub fn blocked(&self, ip: IpAddr, now: OffsetDateTime) -> Option<Duration> {
+        let state = self.states.get(&bucket(ip))?;
+        let state = state.lock().unwrap_or_else(|e| e.into_inner());
+        state
+            .blocked_until
+            .filter(|until| *until > now)
+            .map(|until| until - now)
+    }
+
+    /// Counts a failed authentication from `ip` at `now`.
+    pub fn record_failure(&self, ip: IpAddr, now: OffsetDateTime) {
+        let state = self.states.get_with(bucket(ip), Default::default);
+        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        if state
+            .window_start
+            .is_none_or(|start| now - start >= self.config.window)
+        {
+            state.window_start = Some(now);
+            state.failures = 0;
+        }
+        state.failures += 1;
+        if state.failures >= self.config.threshold {
+            state.strikes = state.strikes.saturating_add(1);
+            let factor = 1i32 << state.strikes.saturating_sub(1).min(16);
+            let block = (self.config.block * factor).min(self.config.max_block);
+            state.blocked_until = Some(now + block);
+            state.failures = 0;
+            state.window_start = None;
+            tracing::warn!(client.ip = %bucket(ip), seconds = block.whole_seconds(), "blocking {} after repeated failed authentications", bucket(ip));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const T0: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
+
+    fn config() -> ThrottleConfig {
+        ThrottleConfig {
+            threshold: 3,
+            window: Duration::minutes(1),
+            block: Duration::seconds(10),
+            max_block: Duration::seconds(35),
+        }
+    }
+
+    #[test]
+    fn an_address_is_blocked_after_the_threshold_and_released_after_the_block() {
+        let throttle = Throttle::new(config());
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        throttle.record_failure(ip, T0);
+        throttle.record_failure(ip, T0);
+        assert_eq!(throttle.blocked(ip, T0), None);
+        throttle.record_failure(ip, T0);
+        assert_eq!(throttle.blocked(ip, T0), Some(Duration::seconds(10)));
+        assert_eq!(
+            throttle.blocked(ip, T0 + Duration::seconds(4)),
+            Some(Duration::seconds(6))
+        );
+        assert_eq!(throttle.blocked(ip, T0 + Duration::seconds(10)), None);
+        assert_eq!(
+            throttle.blocked("192.0.2.2".parse().unwrap(), T0),
+            None,
+            "other addresses are unaffected"
+        );
+    }
+
+    #[test]
+    fn repeated_blocks_double_up_to_the_maximum() {
+        let throttle = Throttle::new(config());
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let mut now = T0;
+        for expected in [10, 20, 35, 35] {
+            for _ in 0..3 {
+                throttle.record_failure(ip, now);
+            }
+            assert_eq!(throttle.blocked(ip, now), Some(Duration::seconds(expected)));
+            now += Duration::seconds(expected);
+        }
+    }
+
+    #[test]
+    fn failures_outside_the_window_start_a_new_count() {
+        let throttle = Throttle::new(config());
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        throttle.record_failure(ip, T0);
+        throttle.record_failure(ip, T0);
+        throttle.record_failure(ip, T0 + Duration::minutes(2));
+        assert_eq!(throttle.blocked(ip, T0 + Duration::minutes(2)), None);
+    }
+
+    #[test]
+    fn ipv6_addresses_count_per_64() {
+        let throttle = Throttle::new(config());
+        for host in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::9"] {
+            throttle.record_failure(host.parse().unwrap(), T0);
+        }
+        assert!(
+            throttle
+                .blocked("2001:db8:1:2::77".parse().unwrap(), T0)
+                .is_some()
+        );
+        assert!(
+            throttle
+                .blocked("2001:db8:1:3::1".parse().unwrap(), T0)
+                .is_none()
+        );
+    }
+}

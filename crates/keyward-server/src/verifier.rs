@@ -1,0 +1,338 @@
+//! The verification path shared by every way of use: `/v1/keys/verify`, `/v1/authorize`,
+//! the tower layer, and the management API's own authentication.
+//!
+//! A check parses the presented secret first (a typo or a made-up key never reaches the
+//! store), then finds it in a bounded in-memory cache keyed by its lookup digest — with
+//! negative entries for unknown digests — or in the store, confirms the salted hash in
+//! constant time, and runs `keyward_core::verify::decide` with the organization's IP rules.
+//!
+//! Cache entries live for `cache_ttl` (800 ms by default), which bounds how long another node's
+//! revoke, disable or change can go unseen here; on this node every such change removes
+//! the credential's entries at once. Nothing is written to the database per request: uses
+//! are recorded in memory and flushed in batches (see [`crate::usage`]).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use keyward_core::clock::Clock;
+use keyward_core::credential::{Credential, Environment};
+use keyward_core::digest::{LookupDigest, SaltedHash};
+use keyward_core::ip_rule::{IpRule, evaluate};
+use keyward_core::scope::{Scope, ScopeSet, builtin_role};
+use keyward_core::secret::{SecretKind, parse_secret};
+use keyward_core::typeid::{CredentialId, OrganizationId};
+use keyward_core::verify::{Outcome, Requirements, decide};
+use keyward_store::{Store, StoreError};
+use moka::sync::Cache;
+use time::{Duration, OffsetDateTime};
+
+use crate::state::ServerConfig;
+use crate::throttle::Throttle;
+use crate::usage::UsageRecorder;
+
+/// Who a valid credential is: what the API behind Keyward learns about its caller.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The credential.
+    pub credential: Credential,
+    /// Its permissions together with its role's scopes.
+    pub scopes: ScopeSet,
+}
+
+/// What a check demands beyond a live credential.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Demand<'a> {
+    /// Scopes the credential must all hold.
+    pub scopes: &'a [Scope],
+    /// The environment it must belong to.
+    pub environment: Option<Environment>,
+    /// The organization it must belong to: another organization's key is `NOT_FOUND`.
+    pub organization: Option<&'a OrganizationId>,
+}
+
+/// Where the presented credential came from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Client {
+    /// The client's address, if known.
+    pub ip: Option<IpAddr>,
+    /// Whether failures count against that address (brute-force protection). Off when the
+    /// address was only reported by a caller, as in `/v1/keys/verify` without `client_ip`.
+    pub throttled: bool,
+}
+
+/// Why a check did not pass.
+#[derive(Debug)]
+pub enum Denial {
+    /// The decision was negative.
+    Outcome(Outcome),
+    /// The client's address failed too often; it may try again after this long.
+    Throttled(Duration),
+    /// The store could not answer; the check fails closed.
+    Store(StoreError),
+}
+
+/// A secret found by its digest: the identity behind it and what confirms it.
+#[derive(Debug)]
+struct Found {
+    identity: Arc<Identity>,
+    kind: SecretKind,
+    salted: SaltedHash,
+    expires_at: Option<OffsetDateTime>,
+}
+
+/// An organization's rules and custom roles, as checks need them.
+#[derive(Debug, Default)]
+struct Policy {
+    rules: Vec<IpRule>,
+    roles: HashMap<String, ScopeSet>,
+}
+
+/// The verification service.
+pub struct Verifier {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: Arc<ServerConfig>,
+    secrets: Cache<LookupDigest, Option<Arc<Found>>>,
+    policies: Cache<OrganizationId, Arc<Policy>>,
+    throttle: Throttle,
+    /// Uses and rule matches waiting to be written.
+    pub usage: UsageRecorder,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("cached", &self.secrets.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// A verifier over `store`, with empty caches.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: Arc<ServerConfig>) -> Self {
+        let secrets = Cache::builder()
+            .max_capacity(config.cache_capacity)
+            .time_to_live(config.cache_ttl)
+            .support_invalidation_closures()
+            .build();
+        let policies = Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(config.cache_ttl)
+            .build();
+        let throttle = Throttle::new(config.throttle.clone());
+        Self {
+            store,
+            clock,
+            config,
+            secrets,
+            policies,
+            throttle,
+            usage: UsageRecorder::default(),
+        }
+    }
+
+    /// Checks a presented API key for `demand`, from `client`.
+    pub async fn check(
+        &self,
+        presented: &str,
+        demand: &Demand<'_>,
+        client: Client,
+    ) -> Result<Arc<Identity>, Denial> {
+        let now = self.clock.now();
+        let counted_ip = client.ip.filter(|_| client.throttled);
+        if let Some(ip) = counted_ip
+            && let Some(wait) = self.throttle.blocked(ip, now)
+        {
+            return Err(Denial::Throttled(wait));
+        }
+        let found = match self
+            .find(presented)
+            .await
+            .and_then(|found| match demand.organization {
+                Some(org) if *org != found.identity.credential.organization_id => {
+                    Err(Denial::Outcome(Outcome::NotFound))
+                }
+                _ => Ok(found),
+            }) {
+            Ok(found) => found,
+            Err(Denial::Outcome(outcome)) => {
+                if let Some(ip) = counted_ip {
+                    self.throttle.record_failure(ip, now);
+                }
+                return Err(Denial::Outcome(outcome));
+            }
+            Err(other) => return Err(other),
+        };
+        let credential = &found.identity.credential;
+        let policy = self
+            .policy(&credential.organization_id)
+            .await
+            .map_err(Denial::Store)?;
+        let requirements = Requirements {
+            scopes: demand.scopes,
+            environment: demand.environment,
+            client_ip: client.ip,
+            org_rules: &policy.rules,
+        };
+        match decide(
+            credential,
+            found.expires_at,
+            &found.identity.scopes,
+            &requirements,
+            now,
+        ) {
+            Outcome::Valid => {
+                self.usage.record_use(&credential.id, now, client.ip);
+                if let Some(ip) = client.ip
+                    && let Some(rule) = evaluate(&policy.rules, ip).rule()
+                {
+                    self.usage.record_match(rule, now);
+                }
+                Ok(found.identity.clone())
+            }
+            outcome => Err(Denial::Outcome(outcome)),
+        }
+    }
+
+    /// Finds the API key `presented` and confirms it: `MALFORMED` for a bad shape or
+    /// checksum (or a client secret), `NOT_FOUND` for an unknown or unconfirmed one.
+    async fn find(&self, presented: &str) -> Result<Arc<Found>, Denial> {
+        match parse_secret(presented) {
+            Ok(SecretKind::ApiKey(_)) => {}
+            Ok(SecretKind::ClientSecret) | Err(_) => {
+                return Err(Denial::Outcome(Outcome::Malformed));
+            }
+        }
+        let digest = LookupDigest::of(presented);
+        let found = match self.secrets.get(&digest) {
+            Some(cached) => cached,
+            None => {
+                let loaded = self.load(&digest).await.map_err(Denial::Store)?;
+                self.secrets.insert(digest, loaded.clone());
+                loaded
+            }
+        };
+        found
+            .filter(|f| matches!(f.kind, SecretKind::ApiKey(_)) && f.salted.matches(presented))
+            .ok_or(Denial::Outcome(Outcome::NotFound))
+    }
+
+    async fn load(&self, digest: &LookupDigest) -> Result<Option<Arc<Found>>, StoreError> {
+        let Some(found) = self.store.credential_by_secret(digest).await? else {
+            return Ok(None);
+        };
+        let policy = self.policy(&found.credential.organization_id).await?;
+        let scopes = self.scopes_with(&policy, &found.credential);
+        let kind = match found.kind.as_str() {
+            "api_key" => SecretKind::ApiKey(found.credential.environment),
+            _ => SecretKind::ClientSecret,
+        };
+        let identity = Arc::new(Identity {
+            credential: found.credential,
+            scopes,
+        });
+        Ok(Some(Arc::new(Found {
+            identity,
+            kind,
+            salted: found.salted,
+            expires_at: found.expires_at,
+        })))
+    }
+
+    async fn policy(&self, org: &OrganizationId) -> Result<Arc<Policy>, StoreError> {
+        if let Some(policy) = self.policies.get(org) {
+            return Ok(policy);
+        }
+        let rules = self.store.ip_rules(org).await?;
+        let roles = self
+            .store
+            .roles(org)
+            .await?
+            .into_iter()
+            .map(|role| (role.name, role.scopes))
+            .collect();
+        let policy = Arc::new(Policy { rules, roles });
+        self.policies.insert(org.clone(), policy.clone());
+        Ok(policy)
+    }
+
+    fn scopes_with(&self, policy: &Policy, credential: &Credential) -> ScopeSet {
+        let settings = &credential.settings;
+        let role = settings.role.as_deref().and_then(|name| {
+            builtin_role(&self.config.catalogue, name).or_else(|| policy.roles.get(name).cloned())
+        });
+        match role {
+            Some(role_scopes) => settings.permissions.union(&role_scopes),
+            None => settings.permissions.clone(),
+        }
+    }
+
+    /// The scopes a credential holds: its permissions and its role's (built-in or custom).
+    pub async fn effective_scopes(&self, credential: &Credential) -> Result<ScopeSet, StoreError> {
+        let policy = self.policy(&credential.organization_id).await?;
+        Ok(self.scopes_with(&policy, credential))
+    }
+
+    /// The scopes of a role of the organization, built-in or custom.
+    pub async fn role_scopes(
+        &self,
+        org: &OrganizationId,
+        name: &str,
+    ) -> Result<Option<ScopeSet>, StoreError> {
+        if let Some(scopes) = builtin_role(&self.config.catalogue, name) {
+            return Ok(Some(scopes));
+        }
+        Ok(self.policy(org).await?.roles.get(name).cloned())
+    }
+
+    /// The organization's IP rules, as checks see them.
+    pub async fn ip_rules(&self, org: &OrganizationId) -> Result<Vec<IpRule>, StoreError> {
+        Ok(self.policy(org).await?.rules.clone())
+    }
+
+    /// Drops what this node cached about a credential: the next check reads the store.
+    pub fn forget_credential(&self, id: &CredentialId) {
+        let id = id.clone();
+        let predicate = move |_: &LookupDigest, found: &Option<Arc<Found>>| {
+            found
+                .as_ref()
+                .is_some_and(|f| f.identity.credential.id == id)
+        };
+        if self.secrets.invalidate_entries_if(predicate).is_err() {
+            self.secrets.invalidate_all();
+        }
+    }
+
+    /// Drops what this node cached about an organization's rules and roles.
+    pub fn forget_organization(&self, org: &OrganizationId) {
+        self.policies.invalidate(org);
+    }
+
+    /// Counts a failed authentication from `ip` outside [`Verifier::check`] (e.g. a failed
+    /// OAuth client authentication).
+    pub fn record_failure(&self, ip: IpAddr) {
+        self.throttle.record_failure(ip, self.clock.now());
+    }
+
+    /// Writes the recorded uses and rule matches now.
+    pub async fn flush_usage(&self) -> Result<(), StoreError> {
+        self.usage.flush(&self.store).await
+    }
+
+    /// Flushes recorded usage every `config.usage_flush_interval` until the returned
+    /// handle is aborted.
+    pub fn spawn_usage_flusher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let verifier = self.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(verifier.config.usage_flush_interval);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                if let Err(error) = verifier.flush_usage().await {
+                    tracing::warn!(%error, "could not write usage; will retry");
+                }
+            }
+        })
+    }
+}
