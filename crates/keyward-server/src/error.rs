@@ -245,6 +245,9 @@ impl IntoResponse for ApiError {
         {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
+        if let ApiError::Throttled(wait) = &self {
+            headers.insert(header::RETRY_AFTER, retry_after(*wait));
+        }
         response
     }
 }

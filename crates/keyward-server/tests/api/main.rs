@@ -4,11 +4,15 @@
 
 mod audit;
 mod authentication;
+mod authorize;
 mod errors;
+mod ip_rules;
 mod isolation;
 mod keys;
 mod openapi;
+mod roles;
 mod rotation;
 mod secrets;
 mod status;
 mod support;
+mod verify;

@@ -168,6 +168,19 @@ impl TestApp {
         response.json()
     }
 
+    /// Creates a key with the admin key from `ip`; asserts the 201 and returns the body.
+    pub async fn create_key_as_from(&self, body: Value, ip: &str) -> Value {
+        let response = self
+            .post("/v1/keys")
+            .key(&self.admin_key)
+            .peer(ip)
+            .json(body)
+            .send()
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.text);
+        response.json()
+    }
+
     /// Initialises a second organization in the same store; returns its admin key.
     pub async fn other_organization(&self) -> String {
         let (_, issued) = init_organization(&self.state, "Other Registrar")
