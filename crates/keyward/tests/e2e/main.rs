@@ -5,5 +5,6 @@
 mod cli;
 mod durability;
 mod leaks;
+mod nginx;
 mod nodes;
 mod support;
