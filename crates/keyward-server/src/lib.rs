@@ -37,7 +37,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -89,6 +89,10 @@ pub fn router(state: AppState) -> Router {
                 .patch(routes::authorize::authorize)
                 .delete(routes::authorize::authorize)
                 .options(routes::authorize::authorize),
+        )
+        .route(
+            "/v1/authorize/{*original}",
+            any(routes::authorize::authorize),
         )
         .route(
             "/v1/openapi.json",

@@ -16,6 +16,8 @@ use crate::state::AppState;
 pub const REQUIRED_SCOPES_HEADER: &str = "x-keyward-required-scopes";
 /// The header naming the environment the proxied request needs.
 pub const REQUIRED_ENVIRONMENT_HEADER: &str = "x-keyward-required-environment";
+/// The path of the endpoint; anything after it is the original path (Envoy).
+pub const AUTHORIZE_PATH: &str = "/v1/authorize";
 const ORIGINAL_URIS: [&str; 2] = ["x-original-uri", "x-forwarded-uri"];
 const ORIGINAL_METHODS: [&str; 2] = ["x-original-method", "x-forwarded-method"];
 
@@ -109,7 +111,8 @@ fn header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
 /// Decide whether the proxy may forward a request. The credential is read as everywhere
 /// (`X-Api-Key`, `Authorization: Bearer`, `?api_key=` of the original URI when enabled);
 /// the original method and URI come from `X-Original-Method`/`X-Original-URI` (or
-/// `X-Forwarded-Method`/`X-Forwarded-Uri`); required scopes from
+/// `X-Forwarded-Method`/`X-Forwarded-Uri`, or the method and the path appended to
+/// `/v1/authorize/…`); required scopes from
 /// `X-Keyward-Required-Scopes` and the configured routes; the environment from
 /// `X-Keyward-Required-Environment`; the client address from the peer or, behind trusted
 /// proxies, `X-Forwarded-For`. 200 with `X-Keyward-Key-Id`, `X-Keyward-Organization`,
@@ -134,7 +137,15 @@ pub async fn authorize(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, _body) = request.into_parts();
-    let original_uri = header(&parts.headers, &ORIGINAL_URIS).unwrap_or("");
+    // Envoy's ext_authz appends the original path: /v1/authorize/v1/domains/…
+    let appended = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .and_then(|pq| pq.strip_prefix(AUTHORIZE_PATH));
+    let original_uri = header(&parts.headers, &ORIGINAL_URIS)
+        .or(appended.filter(|rest| rest.starts_with('/')))
+        .unwrap_or("");
     let (path, query) = match original_uri.split_once('?') {
         Some((path, query)) => (path, Some(query)),
         None => (original_uri, None),
