@@ -71,7 +71,7 @@ pub fn identity_headers(identity: &Identity) -> HeaderMap {
     put(KEY_ID_HEADER, c.id.as_str());
     put(ORGANIZATION_HEADER, c.organization_id.as_str());
     put(ENVIRONMENT_HEADER, c.environment.as_str());
-    put(SCOPES_HEADER, &identity.scopes.to_strings().join(" "));
+    put(SCOPES_HEADER, identity.scopes_text());
     if let Some(owner) = &c.settings.owner_id {
         put(OWNER_HEADER, owner);
     }

@@ -38,6 +38,25 @@ pub struct Identity {
     pub credential: Credential,
     /// Its permissions together with its role's scopes.
     pub scopes: ScopeSet,
+    /// The scopes as one space-separated text, formatted once per cache fill.
+    scopes_text: String,
+}
+
+impl Identity {
+    /// An identity of `credential` holding `scopes`.
+    pub fn new(credential: Credential, scopes: ScopeSet) -> Self {
+        let scopes_text = scopes.to_strings().join(" ");
+        Self {
+            credential,
+            scopes,
+            scopes_text,
+        }
+    }
+
+    /// The scopes, space-separated (as in `X-Keyward-Scopes`).
+    pub fn scopes_text(&self) -> &str {
+        &self.scopes_text
+    }
 }
 
 /// What a check demands beyond a live credential.
@@ -228,10 +247,7 @@ impl Verifier {
             "api_key" => SecretKind::ApiKey(found.credential.environment),
             _ => SecretKind::ClientSecret,
         };
-        let identity = Arc::new(Identity {
-            credential: found.credential,
-            scopes,
-        });
+        let identity = Arc::new(Identity::new(found.credential, scopes));
         Ok(Some(Arc::new(Found {
             identity,
             kind,

@@ -65,6 +65,16 @@ async fn no_secret_reaches_the_database_or_the_logs() {
             http.get(server.url("/v1/keys"))
                 .header("x-api-key", key)
                 .header("authorization", format!("Bearer {key}")),
+            http.get(server.url("/v1/authorize"))
+                .header("x-api-key", key),
+            http.get(server.url("/v1/authorize"))
+                .header("x-original-uri", format!("/v1/domains?api_key={key}")),
+            http.post(server.url("/v1/keys/verify"))
+                .header("x-api-key", &admin)
+                .json(&json!({"key": key, "client_ip": "192.0.2.1"})),
+            http.post(server.url("/v1/keys/verify"))
+                .header("x-api-key", &admin)
+                .json(&json!({"key": typo, "client_ip": "192.0.2.1"})),
         ] {
             request.send().await.unwrap();
         }

@@ -1,0 +1,250 @@
+//! The in-process verification decision — what the tower layer runs per request — over a
+//! million cached credentials: parse and checksum, lookup digest, cache, salted hash in
+//! constant time, decision, usage record.
+//!
+//! `cargo bench -p keyward-server --bench verification` (release build; about a minute to
+//! warm the cache). Target: ≤ 1 µs median.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use keyward_core::audit::AuditEvent;
+use keyward_core::clock::SystemClock;
+use keyward_core::credential::{Credential, CredentialSettings, Environment, Organization, Status};
+use keyward_core::digest::LookupDigest;
+use keyward_core::ip_rule::IpRule;
+use keyward_core::scope::{CustomRole, Scope, ScopeCatalogue};
+use keyward_core::secret::{KeyPrefix, PlainSecret, SecretKind};
+use keyward_core::typeid::{CredentialId, IpRuleId, OrganizationId};
+use keyward_server::ServerConfig;
+use keyward_server::verifier::{Client, Demand, Verifier};
+use keyward_store::{
+    AuditQuery, CredentialQuery, CredentialUse, NewSecret, SecretMatch, Store, StoreError,
+};
+use time::OffsetDateTime;
+
+const CREDENTIALS: usize = 1_000_000;
+
+fn main() {
+    divan::main();
+}
+
+/// The reads a verification makes, from memory; the benchmark makes no other call.
+struct MemoryStore {
+    secrets: HashMap<LookupDigest, SecretMatch>,
+}
+
+fn unused<T>() -> Result<T, StoreError> {
+    Err(StoreError::Internal("not part of this benchmark".into()))
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn insert_organization(
+        &self,
+        _: &Organization,
+        _: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        unused()
+    }
+    async fn organization(&self, _: &OrganizationId) -> Result<Option<Organization>, StoreError> {
+        unused()
+    }
+    async fn organization_count(&self) -> Result<u64, StoreError> {
+        unused()
+    }
+    async fn claim_bootstrap(&self, _: OffsetDateTime) -> Result<bool, StoreError> {
+        unused()
+    }
+    async fn insert_credential(
+        &self,
+        _: &Credential,
+        _: &[NewSecret],
+        _: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        unused()
+    }
+    async fn credential(
+        &self,
+        _: &OrganizationId,
+        _: &CredentialId,
+    ) -> Result<Option<Credential>, StoreError> {
+        unused()
+    }
+    async fn credential_by_secret(
+        &self,
+        lookup: &LookupDigest,
+    ) -> Result<Option<SecretMatch>, StoreError> {
+        Ok(self.secrets.get(lookup).cloned())
+    }
+    async fn list_credentials(
+        &self,
+        _: &OrganizationId,
+        _: &CredentialQuery,
+    ) -> Result<Vec<Credential>, StoreError> {
+        unused()
+    }
+    async fn update_credential(&self, _: &Credential, _: &AuditEvent) -> Result<(), StoreError> {
+        unused()
+    }
+    async fn rotate_credential(
+        &self,
+        _: &Credential,
+        _: &[NewSecret],
+        _: Option<OffsetDateTime>,
+        _: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        unused()
+    }
+    async fn record_credential_uses(&self, _: &[CredentialUse]) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn ip_rules(&self, _: &OrganizationId) -> Result<Vec<IpRule>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn insert_ip_rule(&self, _: &IpRule, _: usize, _: &AuditEvent) -> Result<(), StoreError> {
+        unused()
+    }
+    async fn update_ip_rule(&self, _: &IpRule, _: &AuditEvent) -> Result<(), StoreError> {
+        unused()
+    }
+    async fn delete_ip_rule(
+        &self,
+        _: &OrganizationId,
+        _: &IpRuleId,
+        _: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        unused()
+    }
+    async fn record_rule_matches(
+        &self,
+        _: &[(IpRuleId, OffsetDateTime)],
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn roles(&self, _: &OrganizationId) -> Result<Vec<CustomRole>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn insert_role(&self, _: &CustomRole, _: &AuditEvent) -> Result<(), StoreError> {
+        unused()
+    }
+    async fn insert_audit_event(&self, _: &AuditEvent) -> Result<(), StoreError> {
+        unused()
+    }
+    async fn list_audit_events(
+        &self,
+        _: &OrganizationId,
+        _: &AuditQuery,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        unused()
+    }
+}
+
+struct Fixture {
+    runtime: tokio::runtime::Runtime,
+    verifier: Verifier,
+    keys: Vec<String>,
+    required: Vec<Scope>,
+}
+
+fn fixture() -> Fixture {
+    let org = OrganizationId::generate();
+    let now = OffsetDateTime::now_utc();
+    let catalogue = ScopeCatalogue::default();
+    let mut secrets = HashMap::with_capacity(CREDENTIALS);
+    let mut keys = Vec::with_capacity(CREDENTIALS);
+    for i in 0..CREDENTIALS {
+        let key =
+            PlainSecret::generate(&KeyPrefix::default(), SecretKind::ApiKey(Environment::Live));
+        let digests = key.digests();
+        let credential = Credential {
+            id: CredentialId::generate(),
+            organization_id: org.clone(),
+            environment: Environment::Live,
+            settings: CredentialSettings {
+                name: format!("bench {i}"),
+                permissions: catalogue
+                    .parse_set(&["dns:*", "domains:read"])
+                    .unwrap_or_default(),
+                ..Default::default()
+            },
+            status: Status::Active,
+            prefix: key.display_prefix().to_owned(),
+            hint: key.hint().to_owned(),
+            created_at: now,
+            created_by: "bench".into(),
+            updated_at: now,
+            revoked_at: None,
+            last_used_at: None,
+            last_used_ip: None,
+            version: 1,
+        };
+        let found = SecretMatch {
+            credential,
+            kind: "api_key".into(),
+            salted: digests.salted,
+            expires_at: None,
+        };
+        secrets.insert(digests.lookup, found);
+        keys.push(key.expose().to_owned());
+    }
+    let config = ServerConfig {
+        cache_capacity: 2 * CREDENTIALS as u64,
+        cache_ttl: std::time::Duration::from_secs(3600),
+        ..ServerConfig::default()
+    };
+    let verifier = Verifier::new(
+        Arc::new(MemoryStore { secrets }),
+        Arc::new(SystemClock),
+        Arc::new(config),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let required = vec![Scope::exact("dns", "write")];
+    let demand = Demand {
+        scopes: &required,
+        ..Demand::default()
+    };
+    for key in &keys {
+        let checked = runtime.block_on(verifier.check(key, &demand, Client::default()));
+        assert!(checked.is_ok(), "warming the cache");
+    }
+    Fixture {
+        runtime,
+        verifier,
+        keys,
+        required,
+    }
+}
+
+/// One check of a cached key, keys taken in a scattered order across the million.
+#[divan::bench(sample_count = 200, sample_size = 1000)]
+fn check_a_cached_key(bencher: divan::Bencher) {
+    let fixture = fixture();
+    let demand = Demand {
+        scopes: &fixture.required,
+        ..Demand::default()
+    };
+    let client = Client {
+        ip: Some(
+            "192.0.2.1"
+                .parse()
+                .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+        ),
+        throttled: true,
+    };
+    let mut i: usize = 0;
+    bencher.bench_local(|| {
+        i = (i + 7_919) % fixture.keys.len();
+        let key = divan::black_box(fixture.keys[i].as_str());
+        fixture
+            .runtime
+            .block_on(fixture.verifier.check(key, &demand, client))
+            .is_ok()
+    });
+}
