@@ -6,6 +6,7 @@
 //! - [`auth`]: credential transports and the management API's caller.
 //! - [`verifier`]: the verification path (cache, decision, usage) of every way of use.
 //! - [`client_ip`]: the client address, trusted proxies considered.
+//! - [`cache`]: the expiring, bounded maps the verification path caches in.
 //! - [`throttle`]: brute-force protection per source address.
 //! - [`usage`]: last-used times and rule matches, written in batches.
 //! - [`lifecycle`]: create, change, disable, enable, revoke and rotate credentials, for the
@@ -17,6 +18,7 @@
 //! - [`openapi`]: the OpenAPI 3.1 document generated from the handlers.
 
 pub mod auth;
+pub mod cache;
 pub mod client_ip;
 pub mod error;
 pub mod extract;

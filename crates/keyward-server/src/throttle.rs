@@ -5,10 +5,8 @@
 //! subscriber usually holds.
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration as StdDuration;
 
-use moka::sync::Cache;
+use dashmap::DashMap;
 use time::{Duration, OffsetDateTime};
 
 /// How many failures, in what window, block an address, and for how long.
@@ -43,11 +41,10 @@ struct FailureState {
     blocked_until: Option<OffsetDateTime>,
 }
 
-/// Failure counts per source address, bounded in memory.
-#[derive(Clone)]
+/// Failure counts per source address; [`Throttle::prune`] drops those long past.
 pub struct Throttle {
     config: ThrottleConfig,
-    states: Cache<IpAddr, Arc<Mutex<FailureState>>>,
+    states: DashMap<IpAddr, FailureState>,
 }
 
 impl std::fmt::Debug for Throttle {
@@ -70,30 +67,41 @@ fn bucket(ip: IpAddr) -> IpAddr {
 }
 
 impl Throttle {
-    /// A throttle with this configuration, remembering up to 100,000 addresses for an hour
-    /// after their last failure.
+    /// A throttle with this configuration.
     pub fn new(config: ThrottleConfig) -> Self {
-        let states = Cache::builder()
-            .max_capacity(100_000)
-            .time_to_idle(StdDuration::from_secs(3600))
-            .build();
-        Self { config, states }
+        Self {
+            config,
+            states: DashMap::new(),
+        }
     }
 
     /// How long `ip` must still wait, if it is blocked at `now`.
     pub fn blocked(&self, ip: IpAddr, now: OffsetDateTime) -> Option<Duration> {
+        if self.states.is_empty() {
+            return None;
+        }
         let state = self.states.get(&bucket(ip))?;
-        let state = state.lock().unwrap_or_else(|e| e.into_inner());
         state
             .blocked_until
             .filter(|until| *until > now)
             .map(|until| until - now)
     }
 
+    /// Forgets addresses whose window and block are over, keeping those that may be
+    /// blocked again soon (repeat offenders keep their strikes for an hour).
+    pub fn prune(&self, now: OffsetDateTime) {
+        let window = self.config.window;
+        self.states.retain(|_, state| {
+            state.window_start.is_some_and(|start| now - start < window)
+                || state
+                    .blocked_until
+                    .is_some_and(|until| now - until < Duration::hours(1))
+        });
+    }
+
     /// Counts a failed authentication from `ip` at `now`.
     pub fn record_failure(&self, ip: IpAddr, now: OffsetDateTime) {
-        let state = self.states.get_with(bucket(ip), Default::default);
-        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.states.entry(bucket(ip)).or_default();
         if state
             .window_start
             .is_none_or(|start| now - start >= self.config.window)
@@ -173,6 +181,23 @@ mod tests {
         throttle.record_failure(ip, T0);
         throttle.record_failure(ip, T0 + Duration::minutes(2));
         assert_eq!(throttle.blocked(ip, T0 + Duration::minutes(2)), None);
+    }
+
+    #[test]
+    fn pruning_forgets_only_what_is_long_past() {
+        let throttle = Throttle::new(config());
+        let (old, blocked) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        throttle.record_failure(old, T0);
+        for _ in 0..3 {
+            throttle.record_failure(blocked, T0 + Duration::minutes(5));
+        }
+        throttle.prune(T0 + Duration::minutes(5));
+        assert_eq!(throttle.states.len(), 1);
+        assert!(
+            throttle
+                .blocked(blocked, T0 + Duration::minutes(5))
+                .is_some()
+        );
     }
 
     #[test]

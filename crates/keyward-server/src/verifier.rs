@@ -14,7 +14,9 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
+use dashmap::DashMap;
 use keyward_core::clock::Clock;
 use keyward_core::credential::{Credential, Environment};
 use keyward_core::digest::{LookupDigest, SaltedHash};
@@ -24,9 +26,9 @@ use keyward_core::secret::{SecretKind, parse_secret};
 use keyward_core::typeid::{CredentialId, OrganizationId};
 use keyward_core::verify::{Outcome, Requirements, decide};
 use keyward_store::{Store, StoreError};
-use moka::sync::Cache;
 use time::{Duration, OffsetDateTime};
 
+use crate::cache::TtlCache;
 use crate::state::ServerConfig;
 use crate::throttle::Throttle;
 use crate::usage::UsageRecorder;
@@ -112,8 +114,10 @@ pub struct Verifier {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config: Arc<ServerConfig>,
-    secrets: Cache<LookupDigest, Option<Arc<Found>>>,
-    policies: Cache<OrganizationId, Arc<Policy>>,
+    secrets: TtlCache<LookupDigest, Option<Arc<Found>>>,
+    /// The cached digests of each credential, so a change can drop them at once.
+    digests_of: DashMap<CredentialId, Vec<LookupDigest>>,
+    policies: TtlCache<OrganizationId, Arc<Policy>>,
     throttle: Throttle,
     /// Uses and rule matches waiting to be written.
     pub usage: UsageRecorder,
@@ -122,7 +126,7 @@ pub struct Verifier {
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
-            .field("cached", &self.secrets.entry_count())
+            .field("cached", &self.secrets.len())
             .finish_non_exhaustive()
     }
 }
@@ -130,21 +134,16 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     /// A verifier over `store`, with empty caches.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: Arc<ServerConfig>) -> Self {
-        let secrets = Cache::builder()
-            .max_capacity(config.cache_capacity)
-            .time_to_live(config.cache_ttl)
-            .support_invalidation_closures()
-            .build();
-        let policies = Cache::builder()
-            .max_capacity(100_000)
-            .time_to_live(config.cache_ttl)
-            .build();
+        let capacity = usize::try_from(config.cache_capacity).unwrap_or(usize::MAX);
+        let secrets = TtlCache::new(config.cache_ttl, capacity);
+        let policies = TtlCache::new(config.cache_ttl, 100_000);
         let throttle = Throttle::new(config.throttle.clone());
         Self {
             store,
             clock,
             config,
             secrets,
+            digests_of: DashMap::new(),
             policies,
             throttle,
             usage: UsageRecorder::default(),
@@ -224,11 +223,20 @@ impl Verifier {
             }
         }
         let digest = LookupDigest::of(presented);
-        let found = match self.secrets.get(&digest) {
+        let found = match self.secrets.get(&digest, Instant::now()) {
             Some(cached) => cached,
             None => {
                 let loaded = self.load(&digest).await.map_err(Denial::Store)?;
-                self.secrets.insert(digest, loaded.clone());
+                if let Some(found) = &loaded {
+                    let mut digests = self
+                        .digests_of
+                        .entry(found.identity.credential.id.clone())
+                        .or_default();
+                    if !digests.contains(&digest) {
+                        digests.push(digest);
+                    }
+                }
+                self.secrets.insert(digest, loaded.clone(), Instant::now());
                 loaded
             }
         };
@@ -257,7 +265,7 @@ impl Verifier {
     }
 
     async fn policy(&self, org: &OrganizationId) -> Result<Arc<Policy>, StoreError> {
-        if let Some(policy) = self.policies.get(org) {
+        if let Some(policy) = self.policies.get(org, Instant::now()) {
             return Ok(policy);
         }
         let rules = self.store.ip_rules(org).await?;
@@ -269,7 +277,8 @@ impl Verifier {
             .map(|role| (role.name, role.scopes))
             .collect();
         let policy = Arc::new(Policy { rules, roles });
-        self.policies.insert(org.clone(), policy.clone());
+        self.policies
+            .insert(org.clone(), policy.clone(), Instant::now());
         Ok(policy)
     }
 
@@ -309,20 +318,27 @@ impl Verifier {
 
     /// Drops what this node cached about a credential: the next check reads the store.
     pub fn forget_credential(&self, id: &CredentialId) {
-        let id = id.clone();
-        let predicate = move |_: &LookupDigest, found: &Option<Arc<Found>>| {
-            found
-                .as_ref()
-                .is_some_and(|f| f.identity.credential.id == id)
-        };
-        if self.secrets.invalidate_entries_if(predicate).is_err() {
-            self.secrets.invalidate_all();
+        if let Some((_, digests)) = self.digests_of.remove(id) {
+            for digest in digests {
+                self.secrets.remove(&digest);
+            }
         }
     }
 
     /// Drops what this node cached about an organization's rules and roles.
     pub fn forget_organization(&self, org: &OrganizationId) {
-        self.policies.invalidate(org);
+        self.policies.remove(org);
+    }
+
+    /// Drops bookkeeping that no cache entry needs any more: reverse-index entries of
+    /// credentials no longer cached, and throttle states long past.
+    pub fn maintain(&self) {
+        let now = Instant::now();
+        self.digests_of.retain(|_, digests| {
+            digests.retain(|digest| self.secrets.get(digest, now).is_some());
+            !digests.is_empty()
+        });
+        self.throttle.prune(self.clock.now());
     }
 
     /// Counts a failed authentication from `ip` outside [`Verifier::check`] (e.g. a failed
@@ -345,6 +361,7 @@ impl Verifier {
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 interval.tick().await;
+                verifier.maintain();
                 if let Err(error) = verifier.flush_usage().await {
                     tracing::warn!(%error, "could not write usage; will retry");
                 }
