@@ -31,6 +31,10 @@ pub enum ApiError {
     /// 403 `privilege_escalation`: the change would give a credential scopes the caller lacks.
     #[error("privilege escalation refused: {0}")]
     Escalation(String),
+    /// 403 `route_not_allowed`: `/v1/authorize` was asked about a request that no configured
+    /// route matches, and unmatched requests are refused.
+    #[error("no configured route allows this request")]
+    RouteNotAllowed,
     /// 404 `not_found`: no such object in the caller's organization.
     #[error("not found")]
     NotFound,
@@ -140,6 +144,7 @@ impl ApiError {
             }
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "ip_denied"),
             ApiError::Escalation(_) => (StatusCode::FORBIDDEN, "privilege_escalation"),
+            ApiError::RouteNotAllowed => (StatusCode::FORBIDDEN, "route_not_allowed"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),

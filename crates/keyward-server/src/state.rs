@@ -10,7 +10,7 @@ use keyward_core::scope::ScopeCatalogue;
 use keyward_core::secret::KeyPrefix;
 use keyward_store::Store;
 
-use crate::routes::authorize::RouteScopes;
+use crate::routes::authorize::AuthorizeConfig;
 use crate::throttle::ThrottleConfig;
 use crate::verifier::Verifier;
 
@@ -40,8 +40,8 @@ pub struct ServerConfig {
     pub throttle: ThrottleConfig,
     /// How often recorded usage is written.
     pub usage_flush_interval: Duration,
-    /// Scopes `/v1/authorize` requires per original method and path.
-    pub authorize_routes: Vec<RouteScopes>,
+    /// How `/v1/authorize` reads the original request and which scopes it requires.
+    pub authorize: AuthorizeConfig,
 }
 
 impl Default for ServerConfig {
@@ -58,7 +58,7 @@ impl Default for ServerConfig {
             rule_policy: RulePolicy::default(),
             throttle: ThrottleConfig::default(),
             usage_flush_interval: Duration::from_secs(1),
-            authorize_routes: Vec::new(),
+            authorize: AuthorizeConfig::default(),
         }
     }
 }

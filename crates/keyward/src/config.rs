@@ -6,11 +6,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use axum::http::HeaderName;
 use keyward_core::credential::parse_ip_network;
 use keyward_core::ip_rule::RulePolicy;
 use keyward_core::secret::KeyPrefix;
 use keyward_server::ServerConfig;
-use keyward_server::routes::authorize::{RouteScopes, RouteScopesConfig};
+use keyward_server::routes::authorize::{
+    AuthorizeConfig, RouteScopes, RouteScopesConfig, Unmatched,
+};
 use keyward_server::throttle::ThrottleConfig;
 use serde::{Deserialize, Serialize};
 
@@ -47,7 +50,7 @@ pub struct FileConfig {
     /// Brute-force protection.
     pub brute_force: Option<BruteForceConfig>,
     /// `/v1/authorize` settings.
-    pub authorize: Option<AuthorizeConfig>,
+    pub authorize: Option<AuthorizeFileConfig>,
 }
 
 /// `[ip_rules]`.
@@ -79,7 +82,13 @@ pub struct BruteForceConfig {
 /// `[authorize]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AuthorizeConfig {
+pub struct AuthorizeFileConfig {
+    /// The header the proxy names the original URI in.
+    pub uri_header: Option<String>,
+    /// The header the proxy names the original method in.
+    pub method_header: Option<String>,
+    /// `deny` (default) or `allow`: what a request no route matches gets.
+    pub unmatched: Option<String>,
     /// `[[authorize.routes]]`: scopes required per method and path.
     #[serde(default)]
     pub routes: Vec<RouteScopesConfig>,
@@ -225,14 +234,32 @@ impl Config {
                 .map(seconds)
                 .unwrap_or(defaults.throttle.max_block),
         };
-        let authorize_routes = file
-            .authorize
-            .unwrap_or_default()
-            .routes
-            .iter()
-            .map(|route| RouteScopes::from_config(route, &defaults.catalogue))
-            .collect::<Result<Vec<_>, String>>()
-            .map_err(|e| anyhow::anyhow!("authorize.routes: {e}"))?;
+        let authorize_file = file.authorize.unwrap_or_default();
+        let header = |name: &Option<String>, default: &HeaderName| -> anyhow::Result<HeaderName> {
+            match name {
+                Some(text) => HeaderName::try_from(text.to_ascii_lowercase())
+                    .with_context(|| format!("authorize: `{text}` is not a header name")),
+                None => Ok(default.clone()),
+            }
+        };
+        let authorize = AuthorizeConfig {
+            uri_header: header(&authorize_file.uri_header, &defaults.authorize.uri_header)?,
+            method_header: header(
+                &authorize_file.method_header,
+                &defaults.authorize.method_header,
+            )?,
+            routes: authorize_file
+                .routes
+                .iter()
+                .map(|route| RouteScopes::from_config(route, &defaults.catalogue))
+                .collect::<Result<Vec<_>, String>>()
+                .map_err(|e| anyhow::anyhow!("authorize.routes: {e}"))?,
+            unmatched: match authorize_file.unmatched.as_deref() {
+                None | Some("deny") => Unmatched::Deny,
+                Some("allow") => Unmatched::Allow,
+                Some(other) => bail!("authorize.unmatched must be deny or allow, not `{other}`"),
+            },
+        };
         let listen = match listen.or(file.listen) {
             Some(listen) => listen,
             None => DEFAULT_LISTEN.parse()?,
@@ -259,7 +286,7 @@ impl Config {
                     .unwrap_or(defaults.cache_ttl),
                 rule_policy,
                 throttle,
-                authorize_routes,
+                authorize,
                 ..defaults
             },
         })
@@ -289,7 +316,10 @@ impl Config {
                 "max_block_seconds": self.server.throttle.max_block.whole_seconds(),
             },
             "authorize": {
-                "routes": self.server.authorize_routes.iter().map(|r| serde_json::json!({
+                "uri_header": self.server.authorize.uri_header.as_str(),
+                "method_header": self.server.authorize.method_header.as_str(),
+                "unmatched": match self.server.authorize.unmatched { Unmatched::Deny => "deny", Unmatched::Allow => "allow" },
+                "routes": self.server.authorize.routes.iter().map(|r| serde_json::json!({
                     "method": r.method.as_ref().map(ToString::to_string),
                     "path": r.path,
                     "scopes": r.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(),

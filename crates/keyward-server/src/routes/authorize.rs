@@ -2,7 +2,7 @@
 //! `auth_request`, Traefik ForwardAuth, Envoy ext_authz over HTTP).
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keyward_core::credential::Environment;
 use keyward_core::scope::{Scope, ScopeCatalogue, ScopeError};
@@ -18,8 +18,11 @@ pub const REQUIRED_SCOPES_HEADER: &str = "x-keyward-required-scopes";
 pub const REQUIRED_ENVIRONMENT_HEADER: &str = "x-keyward-required-environment";
 /// The path of the endpoint; anything after it is the original path (Envoy).
 pub const AUTHORIZE_PATH: &str = "/v1/authorize";
-const ORIGINAL_URIS: [&str; 2] = ["x-original-uri", "x-forwarded-uri"];
-const ORIGINAL_METHODS: [&str; 2] = ["x-original-method", "x-forwarded-method"];
+/// The header the proxy names the original URI in, unless configured otherwise (nginx's
+/// `X-Original-URI`; Traefik's is `X-Forwarded-Uri`).
+pub const DEFAULT_URI_HEADER: &str = "x-original-uri";
+/// The header the proxy names the original method in (Traefik: `X-Forwarded-Method`).
+pub const DEFAULT_METHOD_HEADER: &str = "x-original-method";
 
 /// Scopes required for requests matching a method and a path pattern, from the
 /// configuration's `[[authorize.routes]]`.
@@ -76,12 +79,12 @@ impl RouteScopes {
         })
     }
 
-    fn matches(&self, method: &Method, path: &str) -> bool {
+    fn matches(&self, method: &Method, segments: &[String]) -> bool {
         if self.method.as_ref().is_some_and(|m| m != method) {
             return false;
         }
-        let mut pattern = self.path.split('/');
-        let mut actual = path.split('/');
+        let mut pattern = self.path.split('/').filter(|p| !p.is_empty());
+        let mut actual = segments.iter();
         loop {
             match (pattern.next(), actual.next()) {
                 (Some("**"), _) => return true,
@@ -94,12 +97,73 @@ impl RouteScopes {
     }
 }
 
-/// The scopes the configuration requires for a request: those of the first matching route.
-pub fn route_scopes<'a>(routes: &'a [RouteScopes], method: &Method, path: &str) -> &'a [Scope] {
+/// A path as the API behind will route it: percent-decoded, empty and `.` segments dropped,
+/// `..` resolved, so `/v1//vps/%37/` and `/v1/vps/7` are the same path.
+pub fn normalized_segments(path: &str) -> Vec<String> {
+    let mut segments: Vec<String> = Vec::new();
+    for raw in path.split('/') {
+        let segment = percent_decode(raw);
+        match segment.as_str() {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            _ => segments.push(segment),
+        }
+    }
+    segments
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What `/v1/authorize` does with a request no configured route matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unmatched {
+    /// Refuse it (403 `route_not_allowed`): the default once any route is configured, so a
+    /// path spelled in a way no route foresaw cannot slip through without scopes.
+    #[default]
+    Deny,
+    /// Let it through with the scopes of the request's headers only.
+    Allow,
+}
+
+/// The scopes the configuration requires for a request: those of the first matching route;
+/// `None` when routes are configured and none matches.
+pub fn route_scopes<'a>(
+    routes: &'a [RouteScopes],
+    method: &Method,
+    path: &str,
+) -> Option<&'a [Scope]> {
+    if routes.is_empty() {
+        return Some(&[]);
+    }
+    let segments = normalized_segments(path);
     routes
         .iter()
-        .find(|r| r.matches(method, path))
-        .map_or(&[], |r| r.scopes.as_slice())
+        .find(|r| r.matches(method, &segments))
+        .map(|r| r.scopes.as_slice())
 }
 
 fn header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
@@ -108,11 +172,53 @@ fn header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
         .find_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()))
 }
 
+/// A header's text; a header that is present but not visible ASCII is a 400, never read
+/// as absent (an unreadable original URI must not fall back to a path without scopes).
+fn readable<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, ApiError> {
+    headers
+        .get(name)
+        .map(|value| {
+            value.to_str().map_err(|_| {
+                ApiError::bad_request(
+                    "unreadable_original_request",
+                    format!("{name}: not visible ASCII"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// How `/v1/authorize` learns the original request, and which scopes it requires.
+#[derive(Debug, Clone)]
+pub struct AuthorizeConfig {
+    /// The header holding the original URI (the proxy must set it and not pass on the
+    /// client's own).
+    pub uri_header: HeaderName,
+    /// The header holding the original method.
+    pub method_header: HeaderName,
+    /// Scopes per method and path.
+    pub routes: Vec<RouteScopes>,
+    /// What a request no route matches gets, when routes are configured.
+    pub unmatched: Unmatched,
+}
+
+impl Default for AuthorizeConfig {
+    fn default() -> Self {
+        Self {
+            uri_header: HeaderName::from_static(DEFAULT_URI_HEADER),
+            method_header: HeaderName::from_static(DEFAULT_METHOD_HEADER),
+            routes: Vec::new(),
+            unmatched: Unmatched::Deny,
+        }
+    }
+}
+
 /// Decide whether the proxy may forward a request. The credential is read as everywhere
 /// (`X-Api-Key`, `Authorization: Bearer`, `?api_key=` of the original URI when enabled);
-/// the original method and URI come from `X-Original-Method`/`X-Original-URI` (or
-/// `X-Forwarded-Method`/`X-Forwarded-Uri`, or the method and the path appended to
-/// `/v1/authorize/…`); required scopes from
+/// the original method and URI come from the configured headers (`X-Original-Method` and
+/// `X-Original-URI` by default), or the method and the path appended to `/v1/authorize/…`;
+/// a request no configured route matches is refused (403 `route_not_allowed`) unless
+/// `unmatched = "allow"`; required scopes from
 /// `X-Keyward-Required-Scopes` and the configured routes; the environment from
 /// `X-Keyward-Required-Environment`; the client address from the peer or, behind trusted
 /// proxies, `X-Forwarded-For`. 200 with `X-Keyward-Key-Id`, `X-Keyward-Organization`,
@@ -137,29 +243,40 @@ pub async fn authorize(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, _body) = request.into_parts();
-    // Envoy's ext_authz appends the original path: /v1/authorize/v1/domains/…
+    let settings = &state.config.authorize;
+    // Envoy's ext_authz appends the original path (/v1/authorize/v1/domains/…): that path
+    // is the proxy's own, and wins over any header.
     let appended = parts
         .uri
         .path_and_query()
         .map(|pq| pq.as_str())
-        .and_then(|pq| pq.strip_prefix(AUTHORIZE_PATH));
-    let original_uri = header(&parts.headers, &ORIGINAL_URIS)
-        .or(appended.filter(|rest| rest.starts_with('/')))
-        .unwrap_or("");
-    let (path, query) = match original_uri.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (original_uri, None),
+        .and_then(|pq| pq.strip_prefix(AUTHORIZE_PATH))
+        .filter(|rest| rest.starts_with('/'));
+    let original_uri = match appended {
+        Some(rest) => Some(rest),
+        None => readable(&parts.headers, &settings.uri_header)?,
     };
-    let query = if original_uri.is_empty() {
-        parts.uri.query()
-    } else {
-        query
+    let (path, query) = match original_uri {
+        Some(uri) => match uri.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (uri, None),
+        },
+        None => ("", parts.uri.query()),
     };
-    let method = header(&parts.headers, &ORIGINAL_METHODS)
-        .and_then(|m| m.parse::<Method>().ok())
-        .unwrap_or_else(|| parts.method.clone());
-    let mut scopes: Vec<Scope> =
-        route_scopes(&state.config.authorize_routes, &method, path).to_vec();
+    let method = match readable(&parts.headers, &settings.method_header)? {
+        Some(text) if appended.is_none() => text.trim().parse::<Method>().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_original_method",
+                format!("{}: not an HTTP method", settings.method_header),
+            )
+        })?,
+        _ => parts.method.clone(),
+    };
+    let mut scopes: Vec<Scope> = match route_scopes(&settings.routes, &method, path) {
+        Some(scopes) => scopes.to_vec(),
+        None if settings.unmatched == Unmatched::Allow => Vec::new(),
+        None => return Err(ApiError::RouteNotAllowed),
+    };
     if let Some(listed) = header(&parts.headers, &[REQUIRED_SCOPES_HEADER]) {
         for text in listed.split([' ', ',']).filter(|s| !s.is_empty()) {
             let scope = state.config.catalogue.parse(text).map_err(|e| {
@@ -206,17 +323,56 @@ mod tests {
         RouteScopes::from_config(&config, &ScopeCatalogue::default()).unwrap()
     }
 
+    fn matches(route: &RouteScopes, method: &Method, path: &str) -> bool {
+        route.matches(method, &normalized_segments(path))
+    }
+
     #[test]
     fn route_patterns_match_segments_and_rests() {
         let any = route(None, "/v1/domains/*/dns/**");
-        assert!(any.matches(&Method::GET, "/v1/domains/example.com/dns/records/1"));
-        assert!(any.matches(&Method::POST, "/v1/domains/example.com/dns"));
-        assert!(!any.matches(&Method::GET, "/v1/domains/example.com"));
-        assert!(!any.matches(&Method::GET, "/v1/domains"));
+        assert!(matches(
+            &any,
+            &Method::GET,
+            "/v1/domains/example.com/dns/records/1"
+        ));
+        assert!(matches(&any, &Method::POST, "/v1/domains/example.com/dns"));
+        assert!(!matches(&any, &Method::GET, "/v1/domains/example.com"));
+        assert!(!matches(&any, &Method::GET, "/v1/domains"));
         let exact = route(Some("delete"), "/v1/vps/*");
-        assert!(exact.matches(&Method::DELETE, "/v1/vps/7"));
-        assert!(!exact.matches(&Method::GET, "/v1/vps/7"));
-        assert!(!exact.matches(&Method::DELETE, "/v1/vps/7/disks"));
+        assert!(matches(&exact, &Method::DELETE, "/v1/vps/7"));
+        assert!(!matches(&exact, &Method::GET, "/v1/vps/7"));
+        assert!(!matches(&exact, &Method::DELETE, "/v1/vps/7/disks"));
+    }
+
+    #[test]
+    fn paths_are_matched_the_way_an_api_routes_them() {
+        let exact = route(Some("delete"), "/v1/vps/*");
+        for spelled in [
+            "/v1/vps/7/",
+            "/v1//vps/7",
+            "/v1/vps/%37",
+            "/v1/./vps/7",
+            "/v1/x/../vps/7",
+            "/v1/%76ps/7",
+        ] {
+            assert!(matches(&exact, &Method::DELETE, spelled), "{spelled}");
+        }
+        assert_eq!(normalized_segments("/a/%2F/b"), ["a", "/", "b"]);
+        assert_eq!(normalized_segments("/../../etc"), ["etc"]);
+    }
+
+    #[test]
+    fn unmatched_paths_are_told_apart_once_routes_exist() {
+        let routes = [route(Some("get"), "/v1/domains/**")];
+        assert_eq!(
+            route_scopes(&routes, &Method::GET, "/v1/domains/x").map(<[Scope]>::len),
+            Some(1)
+        );
+        assert_eq!(route_scopes(&routes, &Method::DELETE, "/v1/vps/7"), None);
+        assert_eq!(
+            route_scopes(&[], &Method::DELETE, "/v1/vps/7").map(<[Scope]>::len),
+            Some(0)
+        );
     }
 
     #[test]

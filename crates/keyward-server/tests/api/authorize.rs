@@ -3,7 +3,9 @@
 use keyward_core::credential::Environment;
 use keyward_core::secret::{KeyPrefix, PlainSecret, SecretKind};
 use keyward_server::ServerConfig;
-use keyward_server::routes::authorize::{RouteScopes, RouteScopesConfig};
+use keyward_server::routes::authorize::{
+    AuthorizeConfig, RouteScopes, RouteScopesConfig, Unmatched,
+};
 use serde_json::json;
 
 use crate::support::TestApp;
@@ -179,25 +181,25 @@ async fn repeated_failures_from_one_address_get_429_with_retry_after() {
     );
 }
 
+fn route(method: &str, path: &str, scopes: &[&str]) -> RouteScopes {
+    let config = RouteScopesConfig {
+        method: Some(method.into()),
+        path: path.into(),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    RouteScopes::from_config(&config, &keyward_core::scope::ScopeCatalogue::default()).unwrap()
+}
+
 #[tokio::test]
 async fn configured_routes_require_their_scopes() {
-    let catalogue = keyward_core::scope::ScopeCatalogue::default();
-    let route = |method: &str, path: &str, scopes: &[&str]| {
-        RouteScopes::from_config(
-            &RouteScopesConfig {
-                method: Some(method.into()),
-                path: path.into(),
-                scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-            },
-            &catalogue,
-        )
-        .unwrap()
-    };
     let config = ServerConfig {
-        authorize_routes: vec![
-            route("GET", "/v1/domains/**", &["domains:read"]),
-            route("DELETE", "/v1/domains/*", &["domains:delete"]),
-        ],
+        authorize: AuthorizeConfig {
+            routes: vec![
+                route("GET", "/v1/domains/**", &["domains:read"]),
+                route("DELETE", "/v1/domains/*", &["domains:delete"]),
+            ],
+            ..Default::default()
+        },
         ..Default::default()
     };
     let app = TestApp::with_config(config).await;
@@ -205,37 +207,108 @@ async fn configured_routes_require_their_scopes() {
         .create_key(json!({"name": "reader", "permissions": ["domains:read"]}))
         .await;
     let key = reader["key"].as_str().unwrap();
-    let get = app
+    let original = |uri: &str, method: &str| {
+        app.get("/v1/authorize")
+            .key(key)
+            .header("x-original-uri", uri)
+            .header("x-original-method", method)
+            .send()
+    };
+    assert_eq!(
+        original("/v1/domains/example.com?verbose=1", "GET")
+            .await
+            .status,
+        200
+    );
+    original("/v1/domains/example.com", "DELETE")
+        .await
+        .assert_problem(403, "insufficient_scope");
+    // Spellings an API routes the same way match the same route.
+    for spelled in [
+        "/v1/domains/example.com/",
+        "/v1//domains/example.com",
+        "/v1/%64omains/example.com",
+        "/v1/x/../domains/example.com",
+    ] {
+        original(spelled, "DELETE")
+            .await
+            .assert_problem(403, "insufficient_scope");
+    }
+    // A request no route matches is refused, and so is one whose path is not given.
+    original("/v1/vps/7", "DELETE")
+        .await
+        .assert_problem(403, "route_not_allowed");
+    app.get("/v1/authorize")
+        .key(key)
+        .send()
+        .await
+        .assert_problem(403, "route_not_allowed");
+    // An unreadable original URI is a 400, never a fall-back to no path.
+    let unreadable = app
         .get("/v1/authorize")
         .key(key)
-        .header("x-original-uri", "/v1/domains/example.com?verbose=1")
-        .header("x-original-method", "GET")
+        .header_bytes("x-original-uri", b"/v1/vps/7?\xe9")
         .send()
         .await;
-    assert_eq!(get.status, 200);
-    let delete = app
-        .get("/v1/authorize")
-        .key(key)
-        .header("x-original-uri", "/v1/domains/example.com")
-        .header("x-original-method", "DELETE")
-        .send()
-        .await;
-    delete.assert_problem(403, "insufficient_scope");
-    let traefik = app
+    unreadable.assert_problem(400, "unreadable_original_request");
+    // Only the configured headers are read: Traefik's cannot stand in for nginx's.
+    let other = app
         .get("/v1/authorize")
         .key(key)
         .header("x-forwarded-uri", "/v1/domains/example.com")
-        .header("x-forwarded-method", "DELETE")
+        .header("x-forwarded-method", "GET")
         .send()
         .await;
-    traefik.assert_problem(403, "insufficient_scope");
+    other.assert_problem(403, "route_not_allowed");
+    // Envoy appends the original path; it wins over any header.
     let envoy = app
-        .call(axum::http::Method::DELETE, "/v1/authorize")
+        .call(axum::http::Method::DELETE, "/v1/authorize/v1/domains/x")
         .key(key)
         .header("x-original-uri", "/v1/domains/x")
+        .header("x-original-method", "GET")
         .send()
         .await;
     envoy.assert_problem(403, "insufficient_scope");
+    let envoy_get = app
+        .get("/v1/authorize/v1/domains/x?a=1")
+        .key(key)
+        .send()
+        .await;
+    assert_eq!(envoy_get.status, 200, "{}", envoy_get.text);
+}
+
+#[tokio::test]
+async fn traefik_headers_are_read_when_configured_and_unmatched_may_be_allowed() {
+    let config = ServerConfig {
+        authorize: AuthorizeConfig {
+            uri_header: axum::http::HeaderName::from_static("x-forwarded-uri"),
+            method_header: axum::http::HeaderName::from_static("x-forwarded-method"),
+            routes: vec![route("DELETE", "/v1/domains/*", &["domains:delete"])],
+            unmatched: Unmatched::Allow,
+        },
+        ..Default::default()
+    };
+    let app = TestApp::with_config(config).await;
+    let reader = app
+        .create_key(json!({"name": "reader", "permissions": ["domains:read"]}))
+        .await;
+    let key = reader["key"].as_str().unwrap();
+    let forwarded = |uri: &str, method: &str| {
+        app.get("/v1/authorize")
+            .key(key)
+            .header("x-forwarded-uri", uri)
+            .header("x-forwarded-method", method)
+            .header("x-original-uri", "/public")
+            .send()
+    };
+    forwarded("/v1/domains/example.com", "DELETE")
+        .await
+        .assert_problem(403, "insufficient_scope");
+    assert_eq!(
+        forwarded("/v1/status", "GET").await.status,
+        200,
+        "unmatched requests are allowed when configured so"
+    );
 }
 
 #[tokio::test]

@@ -82,6 +82,14 @@ impl Call<'_> {
         self
     }
 
+    pub fn header_bytes(mut self, name: &str, value: &[u8]) -> Self {
+        self.request.headers_mut().append(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            axum::http::HeaderValue::from_bytes(value).unwrap(),
+        );
+        self
+    }
+
     pub fn json(mut self, body: Value) -> Self {
         *self.request.body_mut() = Body::from(body.to_string());
         self.header("content-type", "application/json")
