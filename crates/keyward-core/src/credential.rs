@@ -267,14 +267,16 @@ pub fn validate_description(text: Option<&str>) -> Result<Option<String>, Valida
     Ok(Some(text.to_owned()))
 }
 
-/// Checks an owner id: 1–255 characters without control characters.
+/// Checks an owner id: 1–255 visible ASCII characters (it travels in HTTP headers).
 pub fn validate_owner_id(text: Option<&str>) -> Result<Option<String>, ValidationError> {
     let Some(text) = text else { return Ok(None) };
-    let chars = text.chars().count();
-    if chars == 0 || chars > OWNER_ID_MAX_CHARS || text.chars().any(char::is_control) {
+    if text.is_empty()
+        || text.len() > OWNER_ID_MAX_CHARS
+        || !text.bytes().all(|b| (b' '..=b'~').contains(&b))
+    {
         return Err(ValidationError::new(
             "owner_id",
-            format!("must be 1 to {OWNER_ID_MAX_CHARS} characters without control characters"),
+            format!("must be 1 to {OWNER_ID_MAX_CHARS} visible ASCII characters"),
         ));
     }
     Ok(Some(text.to_owned()))

@@ -44,26 +44,24 @@ pub fn presented_credential(
     allow_query: bool,
 ) -> Result<Option<(String, Transport)>, ApiError> {
     let mut found: Vec<(String, Transport)> = Vec::new();
-    let unreadable = || {
-        ApiError::bad_request(
-            "malformed_credential_header",
-            "a credential header is not valid text",
-        )
+    // A value that is not visible ASCII is still a presented credential: it is read lossily
+    // and fails its format check (401 MALFORMED), never a 400.
+    let text = |value: &axum::http::HeaderValue| {
+        String::from_utf8_lossy(value.as_bytes()).trim().to_owned()
     };
     for value in headers.get_all(API_KEY_HEADER) {
-        found.push((
-            value.to_str().map_err(|_| unreadable())?.trim().to_owned(),
-            Transport::Header,
-        ));
+        found.push((text(value), Transport::Header));
     }
     for value in headers.get_all(header::AUTHORIZATION) {
-        let text = value.to_str().map_err(|_| unreadable())?.trim();
-        if let Some((scheme, token)) = text.split_once(' ')
-            && scheme.eq_ignore_ascii_case("bearer")
-        {
-            found.push((token.trim().to_owned(), Transport::Bearer));
-        } else if text.eq_ignore_ascii_case("bearer") {
-            found.push((String::new(), Transport::Bearer));
+        let bytes = value.as_bytes().trim_ascii();
+        let is_bearer = bytes.len() >= 6
+            && bytes[..6].eq_ignore_ascii_case(b"bearer")
+            && bytes.get(6).is_none_or(|b| *b == b' ');
+        if is_bearer {
+            found.push((
+                String::from_utf8_lossy(&bytes[6..]).trim().to_owned(),
+                Transport::Bearer,
+            ));
         }
     }
     if allow_query && let Some(query) = query {

@@ -19,6 +19,11 @@ pub fn peer(parts: &Parts) -> Option<IpAddr> {
         .map(|ConnectInfo(addr)| addr.ip().to_canonical())
 }
 
+/// Stands for a client whose address a trusted proxy sent unreadable: no real client has
+/// it, so it fails every allowlist, and all such requests share one brute-force count —
+/// never the proxy's own, which would shut out everyone behind it.
+pub const UNREADABLE_CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+
 /// The client address of a request from `peer` with `headers`, given the trusted proxies.
 pub fn client_address(
     peer: Option<IpAddr>,
@@ -30,17 +35,19 @@ pub fn client_address(
     if !is_trusted(&peer) {
         return Some(peer);
     }
-    // Hops in order, the nearest last; several headers count as one list, in order.
-    let hops: Vec<&str> = headers
+    // Hops in order, the nearest last; several headers count as one list, in order. The
+    // raw bytes are split, so one unreadable hop cannot hide the others.
+    let hops: Vec<&[u8]> = headers
         .get_all(FORWARDED_FOR)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
+        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
         .collect();
     let mut client = peer;
     for hop in hops.iter().rev() {
-        let Some(ip) = parse_hop(hop) else { break };
+        let Some(ip) = std::str::from_utf8(hop).ok().and_then(parse_hop) else {
+            return Some(UNREADABLE_CLIENT);
+        };
         client = ip;
         if !is_trusted(&ip) {
             break;
@@ -93,6 +100,36 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_hop_is_an_unknown_client_never_the_proxy() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let unknown = Some(UNREADABLE_CLIENT);
+        assert_eq!(
+            client_address(
+                ip("10.0.0.2"),
+                &headers(&["198.51.100.7, garbage"]),
+                &trusted
+            ),
+            unknown
+        );
+        let mut raw = HeaderMap::new();
+        raw.append(
+            FORWARDED_FOR,
+            axum::http::HeaderValue::from_bytes(b"\xe9, 10.0.0.9").unwrap(),
+        );
+        assert_eq!(client_address(ip("10.0.0.2"), &raw, &trusted), unknown);
+        let mut mixed = HeaderMap::new();
+        mixed.append(
+            FORWARDED_FOR,
+            axum::http::HeaderValue::from_bytes(b"\xe9, 198.51.100.7").unwrap(),
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &mixed, &trusted),
+            ip("198.51.100.7"),
+            "the readable rightmost hop still counts"
+        );
+    }
+
+    #[test]
     fn a_trusted_proxy_names_the_rightmost_untrusted_hop() {
         let trusted = nets(&["10.0.0.0/8", "127.0.0.1/32"]);
         let chain = headers(&["203.0.113.9, 198.51.100.7, 10.1.1.1"]);
@@ -129,15 +166,6 @@ mod tests {
                 &trusted
             ),
             ip("198.51.100.7")
-        );
-        assert_eq!(
-            client_address(
-                ip("10.0.0.2"),
-                &headers(&["198.51.100.7, garbage"]),
-                &trusted
-            ),
-            ip("10.0.0.2"),
-            "an unreadable hop stops the walk at the last trusted one"
         );
     }
 }

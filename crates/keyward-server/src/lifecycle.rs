@@ -335,19 +335,15 @@ where
 {
     for _ in 0..WRITE_ATTEMPTS {
         let mut credential = read(state, organization_id, id).await?;
-        let before = match reach {
-            Reach::Unchecked => None,
-            Reach::Current | Reach::CurrentAndResult => {
-                Some(effective_scopes(state, &credential).await?)
-            }
-        };
+        // Checked before anything else, so that a caller cannot even read, through a
+        // change that changes nothing, a credential beyond its authority.
+        if reach != Reach::Unchecked {
+            authority.permit(&effective_scopes(state, &credential).await?)?;
+        }
         let now = state.clock.now();
         let Some((action, details)) = change(&mut credential, now)? else {
             return Ok(credential);
         };
-        if let Some(before) = before {
-            authority.permit(&before)?;
-        }
         if reach == Reach::CurrentAndResult {
             authority.permit(&effective_scopes(state, &credential).await?)?;
         }

@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use dashmap::DashMap;
@@ -115,6 +116,9 @@ pub struct Verifier {
     clock: Arc<dyn Clock>,
     config: Arc<ServerConfig>,
     secrets: TtlCache<LookupDigest, Option<Arc<Found>>>,
+    /// Counts the changes forgotten on this node; a cache fill that saw it move while it
+    /// read the store does not keep what it read.
+    generation: AtomicU64,
     /// The cached digests of each credential, so a change can drop them at once.
     digests_of: DashMap<CredentialId, Vec<LookupDigest>>,
     policies: TtlCache<OrganizationId, Arc<Policy>>,
@@ -143,6 +147,7 @@ impl Verifier {
             clock,
             config,
             secrets,
+            generation: AtomicU64::new(0),
             digests_of: DashMap::new(),
             policies,
             throttle,
@@ -226,7 +231,11 @@ impl Verifier {
         let found = match self.secrets.get(&digest, Instant::now()) {
             Some(cached) => cached,
             None => {
+                let generation = self.generation.load(Ordering::Acquire);
                 let loaded = self.load(&digest).await.map_err(Denial::Store)?;
+                // Cache first, index second, then check that no change was forgotten
+                // meanwhile: a fill that raced a revoke on this node never outlives it.
+                self.secrets.insert(digest, loaded.clone(), Instant::now());
                 if let Some(found) = &loaded {
                     let mut digests = self
                         .digests_of
@@ -236,7 +245,9 @@ impl Verifier {
                         digests.push(digest);
                     }
                 }
-                self.secrets.insert(digest, loaded.clone(), Instant::now());
+                if self.generation.load(Ordering::Acquire) != generation {
+                    self.secrets.remove(&digest);
+                }
                 loaded
             }
         };
@@ -268,6 +279,7 @@ impl Verifier {
         if let Some(policy) = self.policies.get(org, Instant::now()) {
             return Ok(policy);
         }
+        let generation = self.generation.load(Ordering::Acquire);
         let rules = self.store.ip_rules(org).await?;
         let roles = self
             .store
@@ -279,6 +291,9 @@ impl Verifier {
         let policy = Arc::new(Policy { rules, roles });
         self.policies
             .insert(org.clone(), policy.clone(), Instant::now());
+        if self.generation.load(Ordering::Acquire) != generation {
+            self.policies.remove(org);
+        }
         Ok(policy)
     }
 
@@ -318,6 +333,7 @@ impl Verifier {
 
     /// Drops what this node cached about a credential: the next check reads the store.
     pub fn forget_credential(&self, id: &CredentialId) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         if let Some((_, digests)) = self.digests_of.remove(id) {
             for digest in digests {
                 self.secrets.remove(&digest);
@@ -327,6 +343,7 @@ impl Verifier {
 
     /// Drops what this node cached about an organization's rules and roles.
     pub fn forget_organization(&self, org: &OrganizationId) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.policies.remove(org);
     }
 

@@ -750,13 +750,19 @@ impl Store for SqlStore {
     async fn roles(&self, org: &OrganizationId) -> Result<Vec<CustomRole>, StoreError> {
         let rows = sqlx::query(
             "SELECT organization_id, name, description, scopes, created_at, created_by \
-             FROM roles WHERE organization_id = $1 ORDER BY name",
+             FROM roles WHERE organization_id = $1",
         )
         .bind(org.as_str())
         .fetch_all(&self.pool)
         .await
         .map_err(map_error)?;
-        rows.iter().map(rows::role_from_row).collect()
+        // Sorted here, not by ORDER BY: PostgreSQL's collation and SQLite's byte order differ.
+        let mut roles: Vec<CustomRole> = rows
+            .iter()
+            .map(rows::role_from_row)
+            .collect::<Result<_, _>>()?;
+        roles.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(roles)
     }
 
     async fn insert_role(&self, role: &CustomRole, event: &AuditEvent) -> Result<(), StoreError> {

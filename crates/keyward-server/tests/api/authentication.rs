@@ -173,3 +173,36 @@ async fn the_query_string_transport_is_off_unless_enabled() {
     let both = app.get(&uri).key(&app.admin_key).send().await;
     both.assert_problem(400, "multiple_credentials");
 }
+
+#[tokio::test]
+async fn credential_headers_that_are_not_ascii_are_malformed_or_ignored() {
+    let app = TestApp::new().await;
+    let bad = app
+        .get("/v1/keys")
+        .header_bytes("x-api-key", b"kw_live_\xe9")
+        .send()
+        .await;
+    assert_eq!(
+        bad.assert_problem(401, "unauthenticated")["outcome"],
+        "MALFORMED"
+    );
+    let bearer = app
+        .get("/v1/keys")
+        .header_bytes("authorization", b"Bearer \xe9")
+        .send()
+        .await;
+    assert_eq!(
+        bearer.assert_problem(401, "unauthenticated")["outcome"],
+        "MALFORMED"
+    );
+    let basic = app
+        .get("/v1/keys")
+        .key(&app.admin_key)
+        .header_bytes("authorization", b"Basic \xe9")
+        .send()
+        .await;
+    assert_eq!(
+        basic.status, 200,
+        "another scheme is ignored, readable or not"
+    );
+}

@@ -49,6 +49,7 @@ async fn invalid_fields_are_named() {
             "expires_at",
         ),
         (json!({"name": "n", "owner_id": ""}), "owner_id"),
+        (json!({"name": "n", "owner_id": "kunde-ü"}), "owner_id"),
     ] {
         let response = app
             .post("/v1/keys")

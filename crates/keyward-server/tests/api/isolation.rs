@@ -169,6 +169,13 @@ async fn a_caller_cannot_widen_rotate_or_enable_a_key_beyond_its_scopes() {
         .create_key(json!({"name": "powerful", "permissions": ["billing:*"]}))
         .await;
     let powerful = admin_made["key_id"].as_str().unwrap();
+    // Not even a change that changes nothing shows the caller a key beyond it.
+    app.patch(&format!("/v1/keys/{powerful}"))
+        .key(&key)
+        .json(json!({}))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
     app.post(&format!("/v1/keys/{powerful}/rotate"))
         .key(&key)
         .send()
