@@ -21,28 +21,67 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::verifier::Identity;
 
 /// How far a change may reach: the CLI on the server's machine is unlimited; an API caller
-/// is bounded by its own scopes.
+/// is bounded by its own credential.
 #[derive(Debug, Clone, Copy)]
 pub enum Authority<'a> {
     /// The operator on the machine (CLI, first-run bootstrap).
     Unlimited,
-    /// A credential holding these scopes.
-    Scopes(&'a ScopeSet),
+    /// The caller's credential.
+    Caller(&'a Identity),
 }
 
 impl Authority<'_> {
-    /// Refuses with 403 `privilege_escalation` unless `wanted` is within the authority.
+    /// Refuses with 403 `privilege_escalation` unless `wanted` is within the caller's scopes.
     pub fn permit(&self, wanted: &ScopeSet) -> Result<(), ApiError> {
         match self {
             Authority::Unlimited => Ok(()),
-            Authority::Scopes(held) if held.covers_all(wanted) => Ok(()),
-            Authority::Scopes(_) => Err(ApiError::Escalation(format!(
+            Authority::Caller(caller) if caller.scopes.covers_all(wanted) => Ok(()),
+            Authority::Caller(_) => Err(ApiError::Escalation(format!(
                 "the credential would hold {:?}, beyond the caller's own scopes",
                 wanted.to_strings()
             ))),
         }
+    }
+
+    /// Refuses with 403 `privilege_escalation` unless a credential holding `scopes` is no
+    /// wider than the caller in any way: its scopes, its environment (a test key manages
+    /// test keys only), its expiry (not later than the caller's), and its addresses (within
+    /// the caller's allowlist, when the caller has one).
+    pub fn permit_credential(
+        &self,
+        credential: &Credential,
+        scopes: &ScopeSet,
+    ) -> Result<(), ApiError> {
+        self.permit(scopes)?;
+        let Authority::Caller(caller) = self else {
+            return Ok(());
+        };
+        let held = &caller.credential;
+        let refuse = |what: &str| {
+            Err(ApiError::Escalation(format!(
+                "the credential would {what} than the caller's own"
+            )))
+        };
+        if held.environment == Environment::Test && credential.environment != Environment::Test {
+            return refuse("reach further (live rather than test)");
+        }
+        if let Some(limit) = held.settings.expires_at
+            && credential.settings.expires_at.is_none_or(|end| end > limit)
+        {
+            return refuse("live longer");
+        }
+        let fences = &held.settings.ip_allowlist;
+        if !fences.is_empty() {
+            let inside = |net: &ipnet::IpNet| fences.iter().any(|fence| fence.contains(net));
+            let allowlist = &credential.settings.ip_allowlist;
+            if allowlist.is_empty() || !allowlist.iter().all(inside) {
+                return refuse("be usable from more addresses");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -271,7 +310,7 @@ pub async fn create(
         last_used_ip: None,
         version: 1,
     };
-    authority.permit(&effective_scopes(state, &credential).await?)?;
+    authority.permit_credential(&credential, &effective_scopes(state, &credential).await?)?;
     let details = json!({
         "name": credential.settings.name,
         "environment": environment.as_str(),
@@ -338,14 +377,16 @@ where
         // Checked before anything else, so that a caller cannot even read, through a
         // change that changes nothing, a credential beyond its authority.
         if reach != Reach::Unchecked {
-            authority.permit(&effective_scopes(state, &credential).await?)?;
+            authority
+                .permit_credential(&credential, &effective_scopes(state, &credential).await?)?;
         }
         let now = state.clock.now();
         let Some((action, details)) = change(&mut credential, now)? else {
             return Ok(credential);
         };
         if reach == Reach::CurrentAndResult {
-            authority.permit(&effective_scopes(state, &credential).await?)?;
+            authority
+                .permit_credential(&credential, &effective_scopes(state, &credential).await?)?;
         }
         credential.updated_at = now;
         let event = actor.event(
@@ -551,7 +592,7 @@ pub async fn rotate(
     for _ in 0..WRITE_ATTEMPTS {
         let mut credential = read(state, organization_id, id).await?;
         refuse_revoked(&credential)?;
-        authority.permit(&effective_scopes(state, &credential).await?)?;
+        authority.permit_credential(&credential, &effective_scopes(state, &credential).await?)?;
         let now = state.clock.now();
         let old_until = rotation_grace_end(now, grace, credential.settings.expires_at)?;
         let (api_key, client_secret, stored) = new_secrets(state, credential.environment);

@@ -187,7 +187,7 @@ pub async fn create(
     ApiJson(request): ApiJson<CreateKeyRequest>,
 ) -> Result<Response, ApiError> {
     caller.require("keys", "write")?;
-    let authority = Authority::Scopes(&caller.identity.scopes);
+    let authority = Authority::Caller(&caller.identity);
     let issued = lifecycle::create(
         &state,
         caller.organization_id(),
@@ -309,7 +309,7 @@ pub async fn update(
     ApiJson(request): ApiJson<UpdateKeyRequest>,
 ) -> Result<Json<KeyResponse>, ApiError> {
     caller.require("keys", "write")?;
-    let authority = Authority::Scopes(&caller.identity.scopes);
+    let authority = Authority::Caller(&caller.identity);
     let id = key_id(&id)?;
     let credential = lifecycle::update(
         &state,
@@ -330,7 +330,7 @@ async fn change_status(
     change: StatusChange,
 ) -> Result<Json<KeyResponse>, ApiError> {
     caller.require("keys", "write")?;
-    let authority = Authority::Scopes(&caller.identity.scopes);
+    let authority = Authority::Caller(&caller.identity);
     let id = key_id(&id)?;
     let credential = lifecycle::set_status(
         &state,
@@ -413,7 +413,7 @@ pub async fn rotate(
     OptionalApiJson(request): OptionalApiJson<RotateKeyRequest>,
 ) -> Result<Response, ApiError> {
     caller.require("keys", "write")?;
-    let authority = Authority::Scopes(&caller.identity.scopes);
+    let authority = Authority::Caller(&caller.identity);
     let id = key_id(&id)?;
     let (issued, old_until) = lifecycle::rotate(
         &state,

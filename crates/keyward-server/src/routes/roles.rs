@@ -114,7 +114,7 @@ pub async fn create(
         .catalogue
         .parse_set(&request.scopes)
         .map_err(|e| ValidationError::new("scopes", e.to_string()))?;
-    Authority::Scopes(&caller.identity.scopes).permit(&scopes)?;
+    Authority::Caller(&caller.identity).permit(&scopes)?;
     let org = caller.organization_id().clone();
     let now = state.clock.now();
     let role = CustomRole {

@@ -206,3 +206,111 @@ async fn a_caller_cannot_widen_rotate_or_enable_a_key_beyond_its_scopes() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_caller_cannot_hand_out_more_environment_lifetime_or_reach_than_it_has() {
+    let app = TestApp::new().await;
+    let test_key = app
+        .create_key(json!({"name": "ci", "environment": "test", "permissions": ["keys:*"]}))
+        .await;
+    let test_key = test_key["key"].as_str().unwrap();
+    app.post("/v1/keys")
+        .key(test_key)
+        .json(json!({"name": "x"}))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    assert_eq!(
+        app.post("/v1/keys")
+            .key(test_key)
+            .json(json!({"name": "x", "environment": "test"}))
+            .send()
+            .await
+            .status,
+        201
+    );
+
+    let expiring = app.create_key(json!({"name": "contractor", "permissions": ["keys:*"], "expires_at": "2026-07-01T00:00:00Z"})).await;
+    let (expiring_id, expiring) = (
+        expiring["key_id"].as_str().unwrap().to_owned(),
+        expiring["key"].as_str().unwrap(),
+    );
+    app.post("/v1/keys")
+        .key(expiring)
+        .json(json!({"name": "forever"}))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    app.post("/v1/keys")
+        .key(expiring)
+        .json(json!({"name": "later", "expires_at": "2026-08-01T00:00:00Z"}))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    assert_eq!(
+        app.post("/v1/keys")
+            .key(expiring)
+            .json(json!({"name": "sooner", "expires_at": "2026-06-15T00:00:00Z"}))
+            .send()
+            .await
+            .status,
+        201
+    );
+    let own = app
+        .patch(&format!("/v1/keys/{expiring_id}"))
+        .key(expiring)
+        .json(json!({"expires_at": null}))
+        .send()
+        .await;
+    own.assert_problem(403, "privilege_escalation");
+
+    let fenced = app
+        .create_key(
+            json!({"name": "fenced", "permissions": ["keys:*"], "ip_allowlist": ["192.0.2.0/24"]}),
+        )
+        .await;
+    let (fenced_id, fenced) = (
+        fenced["key_id"].as_str().unwrap().to_owned(),
+        fenced["key"].as_str().unwrap(),
+    );
+    let from = "192.0.2.5";
+    app.post("/v1/keys")
+        .key(fenced)
+        .peer(from)
+        .json(json!({"name": "open"}))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    app.post("/v1/keys")
+        .key(fenced)
+        .peer(from)
+        .json(json!({"name": "wider", "ip_allowlist": ["192.0.0.0/16"]}))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    let narrower = app
+        .post("/v1/keys")
+        .key(fenced)
+        .peer(from)
+        .json(json!({"name": "narrower", "ip_allowlist": ["192.0.2.128/25"]}))
+        .send()
+        .await;
+    assert_eq!(narrower.status, 201, "{}", narrower.text);
+    app.patch(&format!("/v1/keys/{fenced_id}"))
+        .key(fenced)
+        .peer(from)
+        .json(json!({"ip_allowlist": []}))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    assert_eq!(
+        app.patch(&format!("/v1/keys/{fenced_id}"))
+            .key(fenced)
+            .peer(from)
+            .json(json!({"name": "renamed"}))
+            .send()
+            .await
+            .status,
+        200
+    );
+}
