@@ -61,6 +61,8 @@ pub struct IpRule {
     pub created_by: String,
     /// When it last decided a request (batched; may lag a few seconds).
     pub last_matched_at: Option<OffsetDateTime>,
+    /// Incremented by every change; updates check it so no concurrent change is lost.
+    pub version: i64,
 }
 
 /// The bounds a deployment puts on rules: how many per organization and how wide.
@@ -175,6 +177,7 @@ mod tests {
             created_at: OffsetDateTime::UNIX_EPOCH,
             created_by: "test".into(),
             last_matched_at: None,
+            version: 1,
         }
     }
 

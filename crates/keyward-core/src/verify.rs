@@ -189,6 +189,7 @@ mod tests {
             created_at: NOW,
             created_by: "cli".into(),
             last_matched_at: None,
+            version: 1,
         }
     }
 

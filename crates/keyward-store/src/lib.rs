@@ -198,7 +198,9 @@ pub trait Store: Send + Sync + 'static {
         event: &AuditEvent,
     ) -> Result<(), StoreError>;
 
-    /// Changes a rule's range, kind or description.
+    /// Changes a rule's range, kind or description. `rule.version` is the version it was
+    /// read at; if another change came between, nothing is written and the answer is
+    /// [`StoreError::Conflict`] with `constraint: "version"`.
     async fn update_ip_rule(&self, rule: &IpRule, event: &AuditEvent) -> Result<(), StoreError>;
 
     /// Removes a rule.

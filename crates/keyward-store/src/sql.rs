@@ -613,7 +613,7 @@ impl Store for SqlStore {
 
     async fn ip_rules(&self, org: &OrganizationId) -> Result<Vec<IpRule>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, organization_id, ip_network, kind, description, created_at, created_by, last_matched_at \
+            "SELECT id, organization_id, ip_network, kind, description, created_at, created_by, last_matched_at, version \
              FROM ip_rules WHERE organization_id = $1 ORDER BY id",
         )
         .bind(org.as_str())
@@ -676,19 +676,34 @@ impl Store for SqlStore {
             Box::pin(async move {
                 let (rule, event) = &*data;
                 let updated = sqlx::query(
-                    "UPDATE ip_rules SET ip_network = $1, kind = $2, description = $3 \
-                     WHERE id = $4 AND organization_id = $5",
+                    "UPDATE ip_rules SET ip_network = $1, kind = $2, description = $3, version = version + 1 \
+                     WHERE id = $4 AND organization_id = $5 AND version = $6",
                 )
                 .bind(rule.network.to_string())
                 .bind(rule.kind.as_str())
                 .bind(rule.description.as_deref())
                 .bind(rule.id.as_str())
                 .bind(rule.organization_id.as_str())
+                .bind(rule.version)
                 .execute(&mut *conn)
                 .await
                 .map_err(map_error)?;
                 if updated.rows_affected() == 0 {
-                    return Err(StoreError::NotFound);
+                    let exists = sqlx::query(
+                        "SELECT 1 FROM ip_rules WHERE id = $1 AND organization_id = $2",
+                    )
+                    .bind(rule.id.as_str())
+                    .bind(rule.organization_id.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(map_error)?;
+                    return Err(if exists.is_some() {
+                        StoreError::Conflict {
+                            constraint: "version",
+                        }
+                    } else {
+                        StoreError::NotFound
+                    });
                 }
                 insert_event(conn, event).await
             })

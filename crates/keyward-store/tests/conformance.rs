@@ -704,6 +704,7 @@ fn ip_rule(org: &OrganizationId, net: &str, kind: RuleKind) -> IpRule {
         created_at: now(),
         created_by: "cli".into(),
         last_matched_at: None,
+        version: 1,
     }
 }
 
@@ -757,6 +758,19 @@ async fn ip_rules_are_kept_per_organization_within_the_limit() {
             .update_ip_rule(&changed, &event(&org.id, "ip_rule.updated"))
             .await
             .unwrap();
+        let stale = store
+            .update_ip_rule(&first, &event(&org.id, "ip_rule.updated"))
+            .await;
+        assert!(
+            matches!(
+                stale,
+                Err(StoreError::Conflict {
+                    constraint: "version"
+                })
+            ),
+            "{stale:?}"
+        );
+        changed.version += 1;
         assert_eq!(store.ip_rules(&org.id).await.unwrap()[0], changed);
         let mut theirs = changed.clone();
         theirs.organization_id = other.id.clone();

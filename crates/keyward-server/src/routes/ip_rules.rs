@@ -219,6 +219,7 @@ pub async fn create(
         created_at: now,
         created_by: caller.actor.id.clone(),
         last_matched_at: None,
+        version: 1,
     };
     let before = state.store.ip_rules(&org).await?;
     let after: Vec<IpRule> = before.iter().cloned().chain([rule.clone()]).collect();
@@ -274,37 +275,63 @@ pub async fn update(
     caller.require("ip_rules", "write")?;
     let org = caller.organization_id().clone();
     let id = rule_id(&id)?;
-    let before = state.store.ip_rules(&org).await?;
-    let mut rule = before
-        .iter()
-        .find(|r| r.id == id)
-        .cloned()
-        .ok_or(ApiError::NotFound)?;
-    if let Some(network) = &request.ip_network {
-        rule.network = state.config.rule_policy.parse_network(network)?;
+    let network = request
+        .ip_network
+        .as_deref()
+        .map(|n| state.config.rule_policy.parse_network(n))
+        .transpose()?;
+    let note = request
+        .description
+        .as_deref()
+        .map(|d| description(Some(d)))
+        .transpose()?;
+    // Read, change and write with a version check; a concurrent change makes it start over
+    // from a fresh read (lockout guard included), so neither change is lost.
+    for _ in 0..5 {
+        let before = state.store.ip_rules(&org).await?;
+        let mut rule = before
+            .iter()
+            .find(|r| r.id == id)
+            .cloned()
+            .ok_or(ApiError::NotFound)?;
+        if let Some(network) = network {
+            rule.network = network;
+        }
+        if let Some(kind) = request.kind {
+            rule.kind = kind.into();
+        }
+        if let Some(note) = &note {
+            rule.description = note.clone();
+        }
+        let after: Vec<IpRule> = before
+            .iter()
+            .map(|r| if r.id == id { rule.clone() } else { r.clone() })
+            .collect();
+        guard_lockout(&caller, &before, &after, request.confirm_lockout)?;
+        let details = json!({"ip_network": rule.network.to_string(), "type": rule.kind.as_str()});
+        let event = caller.actor.event(
+            &org,
+            state.clock.now(),
+            "ip_rule.updated",
+            Some(id.as_str()),
+            details.as_object().cloned().unwrap_or_default(),
+        );
+        match state.store.update_ip_rule(&rule, &event).await {
+            Ok(()) => {
+                state.verifier.forget_organization(&org);
+                rule.version += 1;
+                return Ok(Json(IpRuleResponse::from(&rule)));
+            }
+            Err(StoreError::Conflict {
+                constraint: "version",
+            }) => continue,
+            Err(error) => return Err(error.into()),
+        }
     }
-    if let Some(kind) = request.kind {
-        rule.kind = kind.into();
+    Err(StoreError::Conflict {
+        constraint: "version",
     }
-    if request.description.is_some() {
-        rule.description = description(request.description.as_deref())?;
-    }
-    let after: Vec<IpRule> = before
-        .iter()
-        .map(|r| if r.id == id { rule.clone() } else { r.clone() })
-        .collect();
-    guard_lockout(&caller, &before, &after, request.confirm_lockout)?;
-    let details = json!({"ip_network": rule.network.to_string(), "type": rule.kind.as_str()});
-    let event = caller.actor.event(
-        &org,
-        state.clock.now(),
-        "ip_rule.updated",
-        Some(id.as_str()),
-        details.as_object().cloned().unwrap_or_default(),
-    );
-    state.store.update_ip_rule(&rule, &event).await?;
-    state.verifier.forget_organization(&org);
-    Ok(Json(IpRuleResponse::from(&rule)))
+    .into())
 }
 
 /// Remove a rule, with the lockout guard (`?confirm_lockout=true` to override). Needs

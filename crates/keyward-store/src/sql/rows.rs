@@ -210,6 +210,7 @@ pub(super) fn ip_rule_from_row(row: &AnyRow) -> Result<IpRule, StoreError> {
         created_at: from_millis(get(row, 5)?),
         created_by: get(row, 6)?,
         last_matched_at: time_at(row, 7)?,
+        version: get(row, 8)?,
     })
 }
 

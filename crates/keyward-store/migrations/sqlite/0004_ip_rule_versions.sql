@@ -1,0 +1,3 @@
+-- Version-checked IP rule changes: a change made from a stale read is refused, not applied
+-- over a concurrent one (expand-only: existing rows start at version 1).
+ALTER TABLE ip_rules ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
