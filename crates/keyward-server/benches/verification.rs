@@ -57,6 +57,9 @@ impl Store for MemoryStore {
     async fn organization_count(&self) -> Result<u64, StoreError> {
         unused()
     }
+    async fn organization_change_seq(&self, _: &OrganizationId) -> Result<i64, StoreError> {
+        Ok(0)
+    }
     async fn claim_bootstrap(&self, _: OffsetDateTime) -> Result<bool, StoreError> {
         unused()
     }
@@ -188,6 +191,7 @@ fn fixture() -> Fixture {
             kind: "api_key".into(),
             salted: digests.salted,
             expires_at: None,
+            org_change_seq: 0,
         };
         secrets.insert(digests.lookup, found);
         keys.push(key.expose().to_owned());
@@ -195,6 +199,7 @@ fn fixture() -> Fixture {
     let config = ServerConfig {
         cache_capacity: 2 * CREDENTIALS as u64,
         cache_ttl: std::time::Duration::from_secs(3600),
+        credential_cache_ttl: std::time::Duration::from_secs(3600),
         ..ServerConfig::default()
     };
     let verifier = Verifier::new(

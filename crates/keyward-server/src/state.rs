@@ -29,9 +29,12 @@ pub struct ServerConfig {
     pub catalogue: ScopeCatalogue,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
-    /// How long a checked credential (or an unknown digest) stays cached: the longest a
-    /// change made on another node goes unseen here.
+    /// How long an organization's change counter, rules and roles, and an unknown digest,
+    /// stay cached: the longest a change made on another node goes unseen here.
     pub cache_ttl: Duration,
+    /// How long a checked credential stays cached at most (it is re-read sooner whenever
+    /// its organization's change counter moves).
+    pub credential_cache_ttl: Duration,
     /// Most credentials cached.
     pub cache_capacity: u64,
     /// Bounds on organization IP rules.
@@ -54,6 +57,7 @@ impl Default for ServerConfig {
             catalogue: ScopeCatalogue::default(),
             trusted_proxies: Vec::new(),
             cache_ttl: Duration::from_millis(800),
+            credential_cache_ttl: Duration::from_secs(600),
             cache_capacity: 1_000_000,
             rule_policy: RulePolicy::default(),
             throttle: ThrottleConfig::default(),

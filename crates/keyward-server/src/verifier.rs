@@ -6,9 +6,12 @@
 //! negative entries for unknown digests — or in the store, confirms the salted hash in
 //! constant time, and runs `keyward_core::verify::decide` with the organization's IP rules.
 //!
-//! Cache entries live for `cache_ttl` (800 ms by default), which bounds how long another node's
-//! revoke, disable or change can go unseen here; on this node every such change removes
-//! the credential's entries at once. Nothing is written to the database per request: uses
+//! Every change to an organization's credentials, IP rules or roles moves its change
+//! counter in the store. A cached credential is used while the counter has not moved past
+//! the value it was read with, and the counter (with the rules and roles) is re-read every
+//! `cache_ttl` (800 ms by default), which bounds how long another node's revoke, disable or
+//! change can go unseen here — without re-reading every credential in use. On this node
+//! every such change removes the credential's entries at once. Nothing is written to the database per request: uses
 //! are recorded in memory and flushed in batches (see [`crate::usage`]).
 
 use std::collections::HashMap;
@@ -98,6 +101,8 @@ pub enum Denial {
 #[derive(Debug)]
 struct Found {
     identity: Arc<Identity>,
+    /// The organization's change counter when this was read.
+    org_seq: i64,
     kind: SecretKind,
     salted: SaltedHash,
     expires_at: Option<OffsetDateTime>,
@@ -106,6 +111,8 @@ struct Found {
 /// An organization's rules and custom roles, as checks need them.
 #[derive(Debug, Default)]
 struct Policy {
+    /// The organization's change counter, read before the rules and roles.
+    seq: i64,
     rules: Vec<IpRule>,
     roles: HashMap<String, ScopeSet>,
 }
@@ -115,7 +122,11 @@ pub struct Verifier {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config: Arc<ServerConfig>,
-    secrets: TtlCache<LookupDigest, Option<Arc<Found>>>,
+    /// Credentials by the digest of one of their secrets; kept up to
+    /// `credential_cache_ttl`, checked against the organization's change counter on use.
+    secrets: TtlCache<LookupDigest, Arc<Found>>,
+    /// Digests the store does not know, for `cache_ttl`.
+    unknown: TtlCache<LookupDigest, ()>,
     /// Counts the changes forgotten on this node; a cache fill that saw it move while it
     /// read the store does not keep what it read.
     generation: AtomicU64,
@@ -139,7 +150,8 @@ impl Verifier {
     /// A verifier over `store`, with empty caches.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: Arc<ServerConfig>) -> Self {
         let capacity = usize::try_from(config.cache_capacity).unwrap_or(usize::MAX);
-        let secrets = TtlCache::new(config.cache_ttl, capacity);
+        let secrets = TtlCache::new(config.credential_cache_ttl, capacity);
+        let unknown = TtlCache::new(config.cache_ttl, capacity);
         let policies = TtlCache::new(config.cache_ttl, 100_000);
         let throttle = Throttle::new(config.throttle.clone());
         Self {
@@ -147,6 +159,7 @@ impl Verifier {
             clock,
             config,
             secrets,
+            unknown,
             generation: AtomicU64::new(0),
             digests_of: DashMap::new(),
             policies,
@@ -228,32 +241,57 @@ impl Verifier {
             }
         }
         let digest = LookupDigest::of(presented);
-        let found = match self.secrets.get(&digest, Instant::now()) {
-            Some(cached) => cached,
-            None => {
-                let generation = self.generation.load(Ordering::Acquire);
-                let loaded = self.load(&digest).await.map_err(Denial::Store)?;
-                // Cache first, index second, then check that no change was forgotten
-                // meanwhile: a fill that raced a revoke on this node never outlives it.
-                self.secrets.insert(digest, loaded.clone(), Instant::now());
-                if let Some(found) = &loaded {
-                    let mut digests = self
-                        .digests_of
-                        .entry(found.identity.credential.id.clone())
-                        .or_default();
-                    if !digests.contains(&digest) {
-                        digests.push(digest);
-                    }
-                }
-                if self.generation.load(Ordering::Acquire) != generation {
-                    self.secrets.remove(&digest);
-                }
-                loaded
+        let now = Instant::now();
+        if self.unknown.get(&digest, now).is_some() {
+            return Err(Denial::Outcome(Outcome::NotFound));
+        }
+        // A cached credential stays good while its organization's change counter has not
+        // moved past the one it was read with; the counter itself is re-read every
+        // `cache_ttl`, which bounds how long another node's change goes unseen.
+        let fresh = match self.secrets.get(&digest, now) {
+            Some(found) => {
+                let policy = self
+                    .policy(&found.identity.credential.organization_id)
+                    .await
+                    .map_err(Denial::Store)?;
+                (found.org_seq >= policy.seq).then_some(found)
             }
+            None => None,
+        };
+        let found = match fresh {
+            Some(found) => Some(found),
+            None => self.fill(digest).await.map_err(Denial::Store)?,
         };
         found
             .filter(|f| matches!(f.kind, SecretKind::ApiKey(_)) && f.salted.matches(presented))
             .ok_or(Denial::Outcome(Outcome::NotFound))
+    }
+
+    /// Reads a digest from the store into the caches.
+    async fn fill(&self, digest: LookupDigest) -> Result<Option<Arc<Found>>, StoreError> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let loaded = self.load(&digest).await?;
+        // Cache first, index second, then check that no change was forgotten meanwhile:
+        // a fill that raced a change on this node never outlives it.
+        let now = Instant::now();
+        match &loaded {
+            Some(found) => {
+                self.secrets.insert(digest, found.clone(), now);
+                let mut digests = self
+                    .digests_of
+                    .entry(found.identity.credential.id.clone())
+                    .or_default();
+                if !digests.contains(&digest) {
+                    digests.push(digest);
+                }
+            }
+            None => self.unknown.insert(digest, (), now),
+        }
+        if self.generation.load(Ordering::Acquire) != generation {
+            self.secrets.remove(&digest);
+            self.unknown.remove(&digest);
+        }
+        Ok(loaded)
     }
 
     async fn load(&self, digest: &LookupDigest) -> Result<Option<Arc<Found>>, StoreError> {
@@ -272,6 +310,7 @@ impl Verifier {
             kind,
             salted: found.salted,
             expires_at: found.expires_at,
+            org_seq: found.org_change_seq,
         })))
     }
 
@@ -280,6 +319,7 @@ impl Verifier {
             return Ok(policy);
         }
         let generation = self.generation.load(Ordering::Acquire);
+        let seq = self.store.organization_change_seq(org).await?;
         let rules = self.store.ip_rules(org).await?;
         let roles = self
             .store
@@ -288,7 +328,7 @@ impl Verifier {
             .into_iter()
             .map(|role| (role.name, role.scopes))
             .collect();
-        let policy = Arc::new(Policy { rules, roles });
+        let policy = Arc::new(Policy { seq, rules, roles });
         self.policies
             .insert(org.clone(), policy.clone(), Instant::now());
         if self.generation.load(Ordering::Acquire) != generation {

@@ -66,6 +66,8 @@ pub struct SecretMatch {
     pub salted: SaltedHash,
     /// The end of a rotated-out secret's grace period.
     pub expires_at: Option<OffsetDateTime>,
+    /// The organization's change counter as of this read.
+    pub org_change_seq: i64,
 }
 
 /// A successful use of a credential, recorded in batches (never one write per request).
@@ -125,6 +127,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Reads an organization.
     async fn organization(&self, id: &OrganizationId) -> Result<Option<Organization>, StoreError>;
+
+    /// The organization's change counter: it moves with every change to one of its
+    /// credentials, IP rules or roles (creating a credential does not move it). Zero for
+    /// an unknown organization.
+    async fn organization_change_seq(&self, org: &OrganizationId) -> Result<i64, StoreError>;
 
     /// How many organizations exist (zero on a fresh database).
     async fn organization_count(&self) -> Result<u64, StoreError>;

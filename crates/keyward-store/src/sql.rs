@@ -324,6 +324,17 @@ fn bind_mutable_columns<'q>(
         .bind(row.revoked_at)
 }
 
+/// Moves the organization's change counter: nodes that cached its credentials, rules or
+/// roles re-read them (see `Store::organization_change_seq`).
+async fn bump_change_seq(conn: &mut AnyConnection, org: &OrganizationId) -> Result<(), StoreError> {
+    sqlx::query("UPDATE organizations SET change_seq = change_seq + 1 WHERE id = $1")
+        .bind(org.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_error)?;
+    Ok(())
+}
+
 /// Writes every mutable column of a credential if its version is still the one read.
 async fn write_credential(
     conn: &mut AnyConnection,
@@ -346,7 +357,7 @@ async fn write_credential(
     .await
     .map_err(map_error)?;
     if result.rows_affected() == 1 {
-        return Ok(());
+        return bump_change_seq(conn, &credential.organization_id).await;
     }
     let exists = sqlx::query("SELECT 1 FROM credentials WHERE id = $1 AND organization_id = $2")
         .bind(credential.id.as_str())
@@ -401,6 +412,17 @@ impl Store for SqlStore {
             .await
             .map_err(map_error)?;
         row.map(|row| rows::organization_from_row(&row)).transpose()
+    }
+
+    async fn organization_change_seq(&self, org: &OrganizationId) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT change_seq FROM organizations WHERE id = $1")
+            .bind(org.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?;
+        row.map(|row| row.try_get::<i64, _>(0).map_err(map_error))
+            .transpose()
+            .map(|seq| seq.unwrap_or(0))
     }
 
     async fn organization_count(&self) -> Result<u64, StoreError> {
@@ -488,8 +510,9 @@ impl Store for SqlStore {
         lookup: &LookupDigest,
     ) -> Result<Option<SecretMatch>, StoreError> {
         let row = sqlx::query(select_credentials!(
-            ", s.kind, s.salt, s.salted_hash, s.expires_at \
+            ", s.kind, s.salt, s.salted_hash, s.expires_at, o.change_seq \
              FROM credential_secrets s JOIN credentials c ON c.id = s.credential_id \
+             JOIN organizations o ON o.id = c.organization_id \
              WHERE s.lookup_digest = $1"
         ))
         .bind(lookup.as_bytes().to_vec())
@@ -637,13 +660,9 @@ impl Store for SqlStore {
         let write = job(data, |conn, data| {
             Box::pin(async move {
                 let (rule, max_rules, event) = &*data;
-                // Touching the organization's row serialises concurrent inserts on
-                // PostgreSQL, so the count below cannot be raced past the limit.
-                sqlx::query("UPDATE organizations SET name = name WHERE id = $1")
-                    .bind(rule.organization_id.as_str())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(map_error)?;
+                // Moving the counter also locks the organization's row, serialising
+                // concurrent inserts on PostgreSQL: the count cannot be raced past the limit.
+                bump_change_seq(conn, &rule.organization_id).await?;
                 let inserted = sqlx::query(
                     "INSERT INTO ip_rules (id, organization_id, ip_network, kind, description, created_at, created_by, last_matched_at) \
                      SELECT $1, $2, $3, $4, $5, $6, $7, NULL \
@@ -705,6 +724,7 @@ impl Store for SqlStore {
                         StoreError::NotFound
                     });
                 }
+                bump_change_seq(conn, &rule.organization_id).await?;
                 insert_event(conn, event).await
             })
         });
@@ -730,6 +750,7 @@ impl Store for SqlStore {
                 if deleted.rows_affected() == 0 {
                     return Err(StoreError::NotFound);
                 }
+                bump_change_seq(conn, org).await?;
                 insert_event(conn, event).await
             })
         });
@@ -797,6 +818,7 @@ impl Store for SqlStore {
                 .execute(&mut *conn)
                 .await
                 .map_err(map_error)?;
+                bump_change_seq(conn, &role.organization_id).await?;
                 insert_event(conn, event).await
             })
         });

@@ -880,3 +880,65 @@ async fn custom_roles_are_unique_per_organization() {
         assert_eq!(store.roles(&org.id).await.unwrap(), vec![role]);
     }
 }
+
+#[tokio::test]
+async fn the_organization_change_counter_moves_with_every_change_but_creation() {
+    for (store, database) in stores().await {
+        eprintln!("on {:?}", database.dialect());
+        let org = organization(&store).await;
+        let seq = || {
+            let (store, org) = (store.clone(), org.id.clone());
+            async move { store.organization_change_seq(&org).await.unwrap() }
+        };
+        assert_eq!(seq().await, 0);
+        let issued = credential(&store, &org.id, Environment::Live, named("counted")).await;
+        let uses = [CredentialUse {
+            credential_id: issued.credential.id.clone(),
+            at: now(),
+            ip: None,
+        }];
+        store.record_credential_uses(&uses).await.unwrap();
+        assert_eq!(
+            seq().await,
+            0,
+            "creating a key or using it changes nothing cached"
+        );
+        let found = store
+            .credential_by_secret(&LookupDigest::of(issued.api_key.expose()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.org_change_seq, 0);
+
+        let mut changed = issued.credential.clone();
+        changed.settings.name = "renamed".into();
+        store
+            .update_credential(&changed, &event(&org.id, "key.updated"))
+            .await
+            .unwrap();
+        assert_eq!(seq().await, 1);
+        let rule = ip_rule(&org.id, "192.0.2.0/25", RuleKind::Allow);
+        store
+            .insert_ip_rule(&rule, 5, &event(&org.id, "ip_rule.added"))
+            .await
+            .unwrap();
+        store
+            .delete_ip_rule(&org.id, &rule.id, &event(&org.id, "ip_rule.removed"))
+            .await
+            .unwrap();
+        assert_eq!(seq().await, 3);
+        let found = store
+            .credential_by_secret(&LookupDigest::of(issued.api_key.expose()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.org_change_seq, 3);
+        assert_eq!(
+            store
+                .organization_change_seq(&OrganizationId::generate())
+                .await
+                .unwrap(),
+            0
+        );
+    }
+}

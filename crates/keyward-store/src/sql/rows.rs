@@ -156,7 +156,8 @@ pub(super) fn credential_from_row(row: &AnyRow) -> Result<Credential, StoreError
     })
 }
 
-/// Reads a credential followed by `kind, salt, salted_hash, expires_at` of one secret.
+/// Reads a credential followed by `kind, salt, salted_hash, expires_at` of one secret and
+/// its organization's `change_seq`.
 pub(super) fn secret_match_from_row(row: &AnyRow) -> Result<SecretMatch, StoreError> {
     let salt: Vec<u8> = get(row, 24)?;
     let hash: Vec<u8> = get(row, 25)?;
@@ -168,6 +169,7 @@ pub(super) fn secret_match_from_row(row: &AnyRow) -> Result<SecretMatch, StoreEr
             hash: hash.try_into().map_err(|_| corrupt("salted hash"))?,
         },
         expires_at: time_at(row, 26)?,
+        org_change_seq: get(row, 27)?,
     })
 }
 
