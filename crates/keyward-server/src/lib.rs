@@ -15,7 +15,8 @@
 //! - [`error`]: `ApiError` and its problem+json answers.
 //! - [`gate`]: admitting a request to a protected API (`/v1/authorize`, the tower layer).
 //! - [`extract`]: body and query extractors whose rejections are problem+json.
-//! - [`openapi`]: the OpenAPI 3.1 document generated from the handlers.
+//! - [`openapi`]: the OpenAPI 3.1 document generated from the handlers, served at
+//!   `/v1/openapi.json` with an interactive reference at `/docs`.
 
 pub mod auth;
 pub mod cache;
@@ -39,7 +40,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, post};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -50,6 +51,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
 pub use crate::state::{AppState, ServerConfig};
@@ -81,7 +83,9 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
 /// timeout).
 pub fn router(state: AppState) -> Router {
     let (routes, document) = api_routes().split_for_parts();
-    let document = Arc::new(document);
+    // The document at /v1/openapi.json, and the interactive reference at /docs where each
+    // endpoint can be tried; its assets are inside the binary (no CDN).
+    let reference = SwaggerUi::new("/docs").url("/v1/openapi.json", document);
     let config = state.config.clone();
     routes
         // GET is described in the OpenAPI document; proxies that forward the original
@@ -98,10 +102,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/authorize/{*original}",
             any(routes::authorize::authorize),
         )
-        .route(
-            "/v1/openapi.json",
-            get(move || openapi::serve(document.clone())),
-        )
+        .merge(reference)
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))

@@ -1,9 +1,6 @@
 //! The OpenAPI 3.1 document: generated from the handlers' `#[utoipa::path]` annotations,
 //! with the security schemes added here.
 
-use std::sync::Arc;
-
-use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
 
@@ -31,9 +28,4 @@ pub fn base_document() -> OpenApi {
         SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
     );
     document
-}
-
-/// `GET /v1/openapi.json`.
-pub async fn serve(document: Arc<OpenApi>) -> Json<OpenApi> {
-    Json((*document).clone())
 }

@@ -36,3 +36,24 @@ async fn health_probes_answer() {
     assert_eq!(app.get("/healthz").send().await.json()["status"], "ok");
     assert_eq!(app.get("/readyz").send().await.json()["status"], "ok");
 }
+
+#[tokio::test]
+async fn the_interactive_reference_is_served_from_the_binary() {
+    let app = TestApp::new().await;
+    let page = app.get("/docs/").send().await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("swagger-ui"), "{}", page.text);
+    let config = app.get("/docs/swagger-initializer.js").send().await;
+    assert_eq!(config.status, 200);
+    assert!(
+        config.text.contains("/v1/openapi.json"),
+        "the reference loads Keyward's document: {}",
+        config.text
+    );
+    let bundle = app.get("/docs/swagger-ui-bundle.js").send().await;
+    assert_eq!(bundle.status, 200);
+    assert!(
+        bundle.text.len() > 100_000,
+        "the assets are inside the binary"
+    );
+}
