@@ -182,29 +182,26 @@ impl Verifier {
         {
             return Err(Denial::Throttled(wait));
         }
-        let found = match self
-            .find(presented)
-            .await
-            .and_then(|found| match demand.organization {
-                Some(org) if *org != found.identity.credential.organization_id => {
-                    Err(Denial::Outcome(Outcome::NotFound))
+        let (found, policy) =
+            match self
+                .find(presented)
+                .await
+                .and_then(|(found, policy)| match demand.organization {
+                    Some(org) if *org != found.identity.credential.organization_id => {
+                        Err(Denial::Outcome(Outcome::NotFound))
+                    }
+                    _ => Ok((found, policy)),
+                }) {
+                Ok(pair) => pair,
+                Err(Denial::Outcome(outcome)) => {
+                    if let Some(ip) = counted_ip {
+                        self.throttle.record_failure(ip, now);
+                    }
+                    return Err(Denial::Outcome(outcome));
                 }
-                _ => Ok(found),
-            }) {
-            Ok(found) => found,
-            Err(Denial::Outcome(outcome)) => {
-                if let Some(ip) = counted_ip {
-                    self.throttle.record_failure(ip, now);
-                }
-                return Err(Denial::Outcome(outcome));
-            }
-            Err(other) => return Err(other),
-        };
+                Err(other) => return Err(other),
+            };
         let credential = &found.identity.credential;
-        let policy = self
-            .policy(&credential.organization_id)
-            .await
-            .map_err(Denial::Store)?;
         let requirements = Requirements {
             scopes: demand.scopes,
             environment: demand.environment,
@@ -231,9 +228,10 @@ impl Verifier {
         }
     }
 
-    /// Finds the API key `presented` and confirms it: `MALFORMED` for a bad shape or
-    /// checksum (or a client secret), `NOT_FOUND` for an unknown or unconfirmed one.
-    async fn find(&self, presented: &str) -> Result<Arc<Found>, Denial> {
+    /// Finds the API key `presented` and confirms it, with its organization's policy:
+    /// `MALFORMED` for a bad shape or checksum (or a client secret), `NOT_FOUND` for an
+    /// unknown or unconfirmed one.
+    async fn find(&self, presented: &str) -> Result<(Arc<Found>, Arc<Policy>), Denial> {
         match parse_secret(presented) {
             Ok(SecretKind::ApiKey(_)) => {}
             Ok(SecretKind::ClientSecret) | Err(_) => {
@@ -248,23 +246,36 @@ impl Verifier {
         // A cached credential stays good while its organization's change counter has not
         // moved past the one it was read with; the counter itself is re-read every
         // `cache_ttl`, which bounds how long another node's change goes unseen.
-        let fresh = match self.secrets.get(&digest, now) {
+        let cached = match self.secrets.get(&digest, now) {
             Some(found) => {
                 let policy = self
                     .policy(&found.identity.credential.organization_id)
                     .await
                     .map_err(Denial::Store)?;
-                (found.org_seq >= policy.seq).then_some(found)
+                (found.org_seq >= policy.seq).then_some((found, policy))
             }
             None => None,
         };
-        let found = match fresh {
-            Some(found) => Some(found),
-            None => self.fill(digest).await.map_err(Denial::Store)?,
+        let (found, policy) = match cached {
+            Some(pair) => pair,
+            None => {
+                let found = self
+                    .fill(digest)
+                    .await
+                    .map_err(Denial::Store)?
+                    .ok_or(Denial::Outcome(Outcome::NotFound))?;
+                let policy = self
+                    .policy(&found.identity.credential.organization_id)
+                    .await
+                    .map_err(Denial::Store)?;
+                (found, policy)
+            }
         };
-        found
-            .filter(|f| matches!(f.kind, SecretKind::ApiKey(_)) && f.salted.matches(presented))
-            .ok_or(Denial::Outcome(Outcome::NotFound))
+        if matches!(found.kind, SecretKind::ApiKey(_)) && found.salted.matches(presented) {
+            Ok((found, policy))
+        } else {
+            Err(Denial::Outcome(Outcome::NotFound))
+        }
     }
 
     /// Reads a digest from the store into the caches.
@@ -366,11 +377,6 @@ impl Verifier {
         Ok(self.policy(org).await?.roles.get(name).cloned())
     }
 
-    /// The organization's IP rules, as checks see them.
-    pub async fn ip_rules(&self, org: &OrganizationId) -> Result<Vec<IpRule>, StoreError> {
-        Ok(self.policy(org).await?.rules.clone())
-    }
-
     /// Drops what this node cached about a credential: the next check reads the store.
     pub fn forget_credential(&self, id: &CredentialId) {
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -396,12 +402,6 @@ impl Verifier {
             !digests.is_empty()
         });
         self.throttle.prune(self.clock.now());
-    }
-
-    /// Counts a failed authentication from `ip` outside [`Verifier::check`] (e.g. a failed
-    /// OAuth client authentication).
-    pub fn record_failure(&self, ip: IpAddr) {
-        self.throttle.record_failure(ip, self.clock.now());
     }
 
     /// Writes the recorded uses and rule matches now.

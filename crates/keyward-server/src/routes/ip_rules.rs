@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use keyward_core::audit::AuditEvent;
 use keyward_core::credential::ValidationError;
 use keyward_core::ip_rule::{IpRule, RuleKind, would_lock_out};
 use keyward_core::typeid::IpRuleId;
@@ -157,6 +158,24 @@ fn guard_lockout(
     }
 }
 
+/// The audit event of a change to `rule` by `caller`.
+fn rule_event(
+    caller: &Caller,
+    at: time::OffsetDateTime,
+    action: &str,
+    rule: &IpRule,
+) -> AuditEvent {
+    let details = json!({"ip_network": rule.network.to_string(), "type": rule.kind.as_str()});
+    let details = details.as_object().cloned().unwrap_or_default();
+    caller.actor.event(
+        &rule.organization_id,
+        at,
+        action,
+        Some(rule.id.as_str()),
+        details,
+    )
+}
+
 fn rule_id(text: &str) -> Result<IpRuleId, ApiError> {
     IpRuleId::parse(text).map_err(|_| ApiError::NotFound)
 }
@@ -224,14 +243,7 @@ pub async fn create(
     let before = state.store.ip_rules(&org).await?;
     let after: Vec<IpRule> = before.iter().cloned().chain([rule.clone()]).collect();
     guard_lockout(&caller, &before, &after, request.confirm_lockout)?;
-    let details = json!({"ip_network": rule.network.to_string(), "type": rule.kind.as_str()});
-    let event = caller.actor.event(
-        &org,
-        now,
-        "ip_rule.added",
-        Some(rule.id.as_str()),
-        details.as_object().cloned().unwrap_or_default(),
-    );
+    let event = rule_event(&caller, now, "ip_rule.added", &rule);
     match state
         .store
         .insert_ip_rule(&rule, state.config.rule_policy.max_rules, &event)
@@ -308,14 +320,7 @@ pub async fn update(
             .map(|r| if r.id == id { rule.clone() } else { r.clone() })
             .collect();
         guard_lockout(&caller, &before, &after, request.confirm_lockout)?;
-        let details = json!({"ip_network": rule.network.to_string(), "type": rule.kind.as_str()});
-        let event = caller.actor.event(
-            &org,
-            state.clock.now(),
-            "ip_rule.updated",
-            Some(id.as_str()),
-            details.as_object().cloned().unwrap_or_default(),
-        );
+        let event = rule_event(&caller, state.clock.now(), "ip_rule.updated", &rule);
         match state.store.update_ip_rule(&rule, &event).await {
             Ok(()) => {
                 state.verifier.forget_organization(&org);
@@ -360,14 +365,7 @@ pub async fn delete(
         .ok_or(ApiError::NotFound)?;
     let after: Vec<IpRule> = before.iter().filter(|r| r.id != id).cloned().collect();
     guard_lockout(&caller, &before, &after, query.confirm_lockout)?;
-    let details = json!({"ip_network": rule.network.to_string(), "type": rule.kind.as_str()});
-    let event = caller.actor.event(
-        &org,
-        state.clock.now(),
-        "ip_rule.removed",
-        Some(id.as_str()),
-        details.as_object().cloned().unwrap_or_default(),
-    );
+    let event = rule_event(&caller, state.clock.now(), "ip_rule.removed", rule);
     state.store.delete_ip_rule(&org, &id, &event).await?;
     state.verifier.forget_organization(&org);
     Ok(StatusCode::NO_CONTENT)
