@@ -7,12 +7,13 @@ use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+use foldhash::fast::RandomState;
 
 /// Entries live `ttl` after insertion; past `capacity` entries, expired ones are dropped
 /// first, then arbitrary ones, so memory stays bounded.
 #[derive(Debug)]
 pub struct TtlCache<K: Eq + Hash, V> {
-    map: DashMap<K, (V, Instant)>,
+    map: DashMap<K, (V, Instant), RandomState>,
     ttl: Duration,
     capacity: usize,
 }
@@ -21,7 +22,7 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     /// An empty cache.
     pub fn new(ttl: Duration, capacity: usize) -> Self {
         Self {
-            map: DashMap::new(),
+            map: DashMap::default(),
             ttl,
             capacity: capacity.max(1),
         }

@@ -7,6 +7,7 @@
 use std::net::IpAddr;
 
 use dashmap::DashMap;
+use foldhash::fast::RandomState;
 use time::{Duration, OffsetDateTime};
 
 /// How many failures, in what window, block an address, and for how long.
@@ -44,7 +45,7 @@ struct FailureState {
 /// Failure counts per source address; [`Throttle::prune`] drops those long past.
 pub struct Throttle {
     config: ThrottleConfig,
-    states: DashMap<IpAddr, FailureState>,
+    states: DashMap<IpAddr, FailureState, RandomState>,
 }
 
 impl std::fmt::Debug for Throttle {
@@ -71,7 +72,7 @@ impl Throttle {
     pub fn new(config: ThrottleConfig) -> Self {
         Self {
             config,
-            states: DashMap::new(),
+            states: DashMap::default(),
         }
     }
 

@@ -21,9 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use dashmap::DashMap;
+use foldhash::fast::RandomState;
 use keyward_core::clock::Clock;
 use keyward_core::credential::{Credential, Environment};
-use keyward_core::digest::{LookupDigest, SaltedHash};
+use keyward_core::digest::LookupDigest;
 use keyward_core::ip_rule::{IpRule, evaluate};
 use keyward_core::scope::{Scope, ScopeSet, builtin_role};
 use keyward_core::secret::{SecretKind, parse_secret};
@@ -35,7 +36,7 @@ use time::{Duration, OffsetDateTime};
 use crate::cache::TtlCache;
 use crate::state::ServerConfig;
 use crate::throttle::Throttle;
-use crate::usage::UsageRecorder;
+use crate::usage::{Activity, UsageRecorder};
 
 /// Who a valid credential is: what the API behind Keyward learns about its caller.
 #[derive(Debug, Clone)]
@@ -98,14 +99,15 @@ pub enum Denial {
 }
 
 /// A secret found by its digest: the identity behind it and what confirms it.
-#[derive(Debug)]
+/// Held by value in the cache, so a check reads it without another pointer hop.
+#[derive(Debug, Clone)]
 struct Found {
     identity: Arc<Identity>,
     /// The organization's change counter when this was read.
     org_seq: i64,
-    kind: SecretKind,
-    salted: SaltedHash,
     expires_at: Option<OffsetDateTime>,
+    /// Where this node notes the credential's uses.
+    activity: Arc<Activity>,
 }
 
 /// An organization's rules and custom roles, as checks need them.
@@ -124,14 +126,14 @@ pub struct Verifier {
     config: Arc<ServerConfig>,
     /// Credentials by the digest of one of their secrets; kept up to
     /// `credential_cache_ttl`, checked against the organization's change counter on use.
-    secrets: TtlCache<LookupDigest, Arc<Found>>,
+    secrets: TtlCache<LookupDigest, Found>,
     /// Digests the store does not know, for `cache_ttl`.
     unknown: TtlCache<LookupDigest, ()>,
     /// Counts the changes forgotten on this node; a cache fill that saw it move while it
     /// read the store does not keep what it read.
     generation: AtomicU64,
     /// The cached digests of each credential, so a change can drop them at once.
-    digests_of: DashMap<CredentialId, Vec<LookupDigest>>,
+    digests_of: DashMap<CredentialId, Vec<LookupDigest>, RandomState>,
     policies: TtlCache<OrganizationId, Arc<Policy>>,
     throttle: Throttle,
     /// Uses and rule matches waiting to be written.
@@ -161,7 +163,7 @@ impl Verifier {
             secrets,
             unknown,
             generation: AtomicU64::new(0),
-            digests_of: DashMap::new(),
+            digests_of: DashMap::default(),
             policies,
             throttle,
             usage: UsageRecorder::default(),
@@ -216,7 +218,7 @@ impl Verifier {
             now,
         ) {
             Outcome::Valid => {
-                self.usage.record_use(&credential.id, now, client.ip);
+                self.usage.record_use(&found.activity, now, client.ip);
                 if let Some(ip) = client.ip
                     && let Some(rule) = evaluate(&policy.rules, ip).rule()
                 {
@@ -231,7 +233,7 @@ impl Verifier {
     /// Finds the API key `presented` and confirms it, with its organization's policy:
     /// `MALFORMED` for a bad shape or checksum (or a client secret), `NOT_FOUND` for an
     /// unknown or unconfirmed one.
-    async fn find(&self, presented: &str) -> Result<(Arc<Found>, Arc<Policy>), Denial> {
+    async fn find(&self, presented: &str) -> Result<(Found, Arc<Policy>), Denial> {
         match parse_secret(presented) {
             Ok(SecretKind::ApiKey(_)) => {}
             Ok(SecretKind::ClientSecret) | Err(_) => {
@@ -240,48 +242,42 @@ impl Verifier {
         }
         let digest = LookupDigest::of(presented);
         let now = Instant::now();
-        if self.unknown.get(&digest, now).is_some() {
-            return Err(Denial::Outcome(Outcome::NotFound));
-        }
         // A cached credential stays good while its organization's change counter has not
         // moved past the one it was read with; the counter itself is re-read every
-        // `cache_ttl`, which bounds how long another node's change goes unseen.
-        let cached = match self.secrets.get(&digest, now) {
-            Some(found) => {
-                let policy = self
-                    .policy(&found.identity.credential.organization_id)
-                    .await
-                    .map_err(Denial::Store)?;
-                (found.org_seq >= policy.seq).then_some((found, policy))
+        // `cache_ttl`, which bounds how long another node's change goes unseen. Its salted
+        // hash was confirmed when it was cached: the same lookup digest is the same secret.
+        if let Some(found) = self.secrets.get(&digest, now) {
+            let policy = self
+                .policy(&found.identity.credential.organization_id)
+                .await
+                .map_err(Denial::Store)?;
+            if found.org_seq >= policy.seq {
+                return Ok((found, policy));
             }
-            None => None,
-        };
-        let (found, policy) = match cached {
-            Some(pair) => pair,
-            None => {
-                let found = self
-                    .fill(digest)
-                    .await
-                    .map_err(Denial::Store)?
-                    .ok_or(Denial::Outcome(Outcome::NotFound))?;
-                let policy = self
-                    .policy(&found.identity.credential.organization_id)
-                    .await
-                    .map_err(Denial::Store)?;
-                (found, policy)
-            }
-        };
-        if matches!(found.kind, SecretKind::ApiKey(_)) && found.salted.matches(presented) {
-            Ok((found, policy))
-        } else {
-            Err(Denial::Outcome(Outcome::NotFound))
+        } else if self.unknown.get(&digest, now).is_some() {
+            return Err(Denial::Outcome(Outcome::NotFound));
         }
+        let found = self
+            .fill(digest, presented)
+            .await
+            .map_err(Denial::Store)?
+            .ok_or(Denial::Outcome(Outcome::NotFound))?;
+        let policy = self
+            .policy(&found.identity.credential.organization_id)
+            .await
+            .map_err(Denial::Store)?;
+        Ok((found, policy))
     }
 
     /// Reads a digest from the store into the caches.
-    async fn fill(&self, digest: LookupDigest) -> Result<Option<Arc<Found>>, StoreError> {
+    /// Only an API key whose salted hash confirms `presented` is cached as found.
+    async fn fill(
+        &self,
+        digest: LookupDigest,
+        presented: &str,
+    ) -> Result<Option<Found>, StoreError> {
         let generation = self.generation.load(Ordering::Acquire);
-        let loaded = self.load(&digest).await?;
+        let loaded = self.load(&digest, presented).await?;
         // Cache first, index second, then check that no change was forgotten meanwhile:
         // a fill that raced a change on this node never outlives it.
         let now = Instant::now();
@@ -305,24 +301,27 @@ impl Verifier {
         Ok(loaded)
     }
 
-    async fn load(&self, digest: &LookupDigest) -> Result<Option<Arc<Found>>, StoreError> {
+    async fn load(
+        &self,
+        digest: &LookupDigest,
+        presented: &str,
+    ) -> Result<Option<Found>, StoreError> {
         let Some(found) = self.store.credential_by_secret(digest).await? else {
             return Ok(None);
         };
+        if found.kind != "api_key" || !found.salted.matches(presented) {
+            return Ok(None);
+        }
         let policy = self.policy(&found.credential.organization_id).await?;
         let scopes = self.scopes_with(&policy, &found.credential);
-        let kind = match found.kind.as_str() {
-            "api_key" => SecretKind::ApiKey(found.credential.environment),
-            _ => SecretKind::ClientSecret,
-        };
+        let activity = self.usage.cell(&found.credential.id);
         let identity = Arc::new(Identity::new(found.credential, scopes));
-        Ok(Some(Arc::new(Found {
+        Ok(Some(Found {
             identity,
-            kind,
-            salted: found.salted,
+            activity,
             expires_at: found.expires_at,
             org_seq: found.org_change_seq,
-        })))
+        }))
     }
 
     async fn policy(&self, org: &OrganizationId) -> Result<Arc<Policy>, StoreError> {
@@ -402,6 +401,7 @@ impl Verifier {
             !digests.is_empty()
         });
         self.throttle.prune(self.clock.now());
+        self.usage.prune();
     }
 
     /// Writes the recorded uses and rule matches now.
