@@ -19,9 +19,11 @@ use keyward_core::scope::{CustomRole, Scope, ScopeCatalogue};
 use keyward_core::secret::{KeyPrefix, PlainSecret, SecretKind};
 use keyward_core::typeid::{CredentialId, IpRuleId, OrganizationId};
 use keyward_server::ServerConfig;
+use keyward_server::oauth::keys::KeyRing;
 use keyward_server::verifier::{Client, Demand, Verifier};
 use keyward_store::{
-    AuditQuery, CredentialQuery, CredentialUse, NewSecret, SecretMatch, Store, StoreError,
+    AuditQuery, CredentialQuery, CredentialUse, NewSecret, RevokedToken, SecretMatch,
+    SigningKeyRecord, Store, StoreError,
 };
 use time::OffsetDateTime;
 
@@ -142,6 +144,29 @@ impl Store for MemoryStore {
     async fn insert_role(&self, _: &CustomRole, _: &AuditEvent) -> Result<(), StoreError> {
         unused()
     }
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        unused()
+    }
+    async fn insert_signing_key(&self, _: &SigningKeyRecord) -> Result<(), StoreError> {
+        unused()
+    }
+    async fn retire_signing_keys(
+        &self,
+        _: i64,
+        _: OffsetDateTime,
+        _: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        unused()
+    }
+    async fn prune_oauth(&self, _: OffsetDateTime) -> Result<(), StoreError> {
+        unused()
+    }
+    async fn revoke_token(&self, _: &RevokedToken, _: &AuditEvent) -> Result<(), StoreError> {
+        unused()
+    }
+    async fn token_revoked(&self, _: &str) -> Result<bool, StoreError> {
+        unused()
+    }
     async fn insert_audit_event(&self, _: &AuditEvent) -> Result<(), StoreError> {
         unused()
     }
@@ -210,10 +235,12 @@ fn fixture() -> Fixture {
         credential_cache_ttl: std::time::Duration::from_secs(3600),
         ..ServerConfig::default()
     };
+    let ring = Arc::new(KeyRing::new(config.oauth.clone()));
     let verifier = Verifier::new(
         Arc::new(MemoryStore { secrets }),
         Arc::new(SystemClock),
         Arc::new(config),
+        ring,
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()

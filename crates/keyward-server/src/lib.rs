@@ -25,6 +25,7 @@ pub mod error;
 pub mod extract;
 pub mod gate;
 pub mod lifecycle;
+pub mod oauth;
 pub mod openapi;
 pub mod routes;
 pub mod state;
@@ -40,7 +41,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, post};
+use axum::routing::{any, get, post};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -74,6 +75,12 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::roles::list, routes::roles::create))
         .routes(routes!(routes::roles::scopes))
         .routes(routes!(routes::authorize::authorize))
+        .routes(routes!(routes::oauth::token))
+        .routes(routes!(routes::oauth::jwks))
+        .routes(routes!(routes::oauth::metadata))
+        .routes(routes!(routes::oauth::introspect))
+        .routes(routes!(routes::oauth::revoke))
+        .routes(routes!(routes::oauth::caller_record))
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
 }
@@ -101,6 +108,13 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/authorize/{*original}",
             any(routes::authorize::authorize),
+        )
+        .route(
+            "/v1/auth/token",
+            get(routes::oauth::token_method_not_allowed)
+                .put(routes::oauth::token_method_not_allowed)
+                .patch(routes::oauth::token_method_not_allowed)
+                .delete(routes::oauth::token_method_not_allowed),
         )
         .merge(reference)
         .fallback(|| async { ApiError::NotFound })

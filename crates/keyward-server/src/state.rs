@@ -10,6 +10,8 @@ use keyward_core::scope::ScopeCatalogue;
 use keyward_core::secret::KeyPrefix;
 use keyward_store::Store;
 
+use crate::oauth::OAuthConfig;
+use crate::oauth::keys::KeyRing;
 use crate::routes::authorize::AuthorizeConfig;
 use crate::throttle::ThrottleConfig;
 use crate::verifier::Verifier;
@@ -45,6 +47,8 @@ pub struct ServerConfig {
     pub usage_flush_interval: Duration,
     /// How `/v1/authorize` reads the original request and which scopes it requires.
     pub authorize: AuthorizeConfig,
+    /// OAuth client credentials: issuer, token lifetime, signing keys.
+    pub oauth: OAuthConfig,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +67,7 @@ impl Default for ServerConfig {
             throttle: ThrottleConfig::default(),
             usage_flush_interval: Duration::from_secs(1),
             authorize: AuthorizeConfig::default(),
+            oauth: OAuthConfig::default(),
         }
     }
 }
@@ -78,18 +83,27 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// The verification path and its caches.
     pub verifier: Arc<Verifier>,
+    /// The keys that sign access tokens.
+    pub keys: Arc<KeyRing>,
 }
 
 impl AppState {
     /// Builds the state.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: ServerConfig) -> Self {
         let config = Arc::new(config);
-        let verifier = Arc::new(Verifier::new(store.clone(), clock.clone(), config.clone()));
+        let keys = Arc::new(KeyRing::new(config.oauth.clone()));
+        let verifier = Arc::new(Verifier::new(
+            store.clone(),
+            clock.clone(),
+            config.clone(),
+            keys.clone(),
+        ));
         Self {
             store,
             clock,
             config,
             verifier,
+            keys,
         }
     }
 }

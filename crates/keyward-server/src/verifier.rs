@@ -34,6 +34,8 @@ use keyward_store::{Store, StoreError};
 use time::{Duration, OffsetDateTime};
 
 use crate::cache::TtlCache;
+use crate::oauth::keys::KeyRing;
+use crate::oauth::token::{self, AccessTokenClaims, TokenRejection, looks_like_jwt};
 use crate::state::ServerConfig;
 use crate::throttle::Throttle;
 use crate::usage::{Activity, UsageRecorder};
@@ -47,6 +49,8 @@ pub struct Identity {
     pub scopes: ScopeSet,
     /// The scopes as one space-separated text, formatted once per cache fill.
     scopes_text: String,
+    /// The access token's claims, when the credential was presented as one.
+    pub token: Option<AccessTokenClaims>,
 }
 
 impl Identity {
@@ -57,6 +61,7 @@ impl Identity {
             credential,
             scopes,
             scopes_text,
+            token: None,
         }
     }
 
@@ -106,6 +111,8 @@ struct Found {
     /// The organization's change counter when this was read.
     org_seq: i64,
     expires_at: Option<OffsetDateTime>,
+    /// Whether this secret itself was revoked (an access token's `jti`).
+    revoked: bool,
     /// Where this node notes the credential's uses.
     activity: Arc<Activity>,
 }
@@ -117,6 +124,24 @@ struct Policy {
     seq: i64,
     rules: Vec<IpRule>,
     roles: HashMap<String, ScopeSet>,
+}
+
+/// Which kind of secret a check accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    /// An API key or an access token (`X-Api-Key`, `Authorization: Bearer`).
+    Bearer,
+    /// A client secret (the token endpoint's client authentication).
+    ClientSecret,
+}
+
+/// Where a presented secret is confirmed.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// The secrets table, rows of this kind.
+    Secret(&'static str),
+    /// The token's own signature.
+    Token,
 }
 
 /// The verification service.
@@ -136,6 +161,7 @@ pub struct Verifier {
     digests_of: DashMap<CredentialId, Vec<LookupDigest>, RandomState>,
     policies: TtlCache<OrganizationId, Arc<Policy>>,
     throttle: Throttle,
+    keys: Arc<KeyRing>,
     /// Uses and rule matches waiting to be written.
     pub usage: UsageRecorder,
 }
@@ -150,7 +176,12 @@ impl std::fmt::Debug for Verifier {
 
 impl Verifier {
     /// A verifier over `store`, with empty caches.
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: Arc<ServerConfig>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: Arc<ServerConfig>,
+        keys: Arc<KeyRing>,
+    ) -> Self {
         let capacity = usize::try_from(config.cache_capacity).unwrap_or(usize::MAX);
         let secrets = TtlCache::new(config.credential_cache_ttl, capacity);
         let unknown = TtlCache::new(config.cache_ttl, capacity);
@@ -166,14 +197,49 @@ impl Verifier {
             digests_of: DashMap::default(),
             policies,
             throttle,
+            keys,
             usage: UsageRecorder::default(),
         }
     }
 
-    /// Checks a presented API key for `demand`, from `client`.
+    /// Checks a presented API key or access token for `demand`, from `client`.
     pub async fn check(
         &self,
         presented: &str,
+        demand: &Demand<'_>,
+        client: Client,
+    ) -> Result<Arc<Identity>, Denial> {
+        self.check_as(presented, Wanted::Bearer, demand, client)
+            .await
+    }
+
+    /// Authenticates an OAuth client: `client_secret` must be a live client secret of the
+    /// organization `client_id`, usable from `client`. Every failure counts against the
+    /// client's address.
+    pub async fn check_client(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        client: Client,
+    ) -> Result<Arc<Identity>, Denial> {
+        let Ok(organization) = OrganizationId::parse(client_id) else {
+            if let Some(ip) = client.ip.filter(|_| client.throttled) {
+                self.throttle.record_failure(ip, self.clock.now());
+            }
+            return Err(Denial::Outcome(Outcome::NotFound));
+        };
+        let demand = Demand {
+            organization: Some(&organization),
+            ..Demand::default()
+        };
+        self.check_as(client_secret, Wanted::ClientSecret, &demand, client)
+            .await
+    }
+
+    async fn check_as(
+        &self,
+        presented: &str,
+        wanted: Wanted,
         demand: &Demand<'_>,
         client: Client,
     ) -> Result<Arc<Identity>, Denial> {
@@ -186,7 +252,7 @@ impl Verifier {
         }
         let (found, policy) =
             match self
-                .find(presented)
+                .find(presented, wanted)
                 .await
                 .and_then(|(found, policy)| match demand.organization {
                     Some(org) if *org != found.identity.credential.organization_id => {
@@ -203,6 +269,9 @@ impl Verifier {
                 }
                 Err(other) => return Err(other),
             };
+        if found.revoked {
+            return Err(Denial::Outcome(Outcome::Revoked));
+        }
         let credential = &found.identity.credential;
         let requirements = Requirements {
             scopes: demand.scopes,
@@ -230,16 +299,16 @@ impl Verifier {
         }
     }
 
-    /// Finds the API key `presented` and confirms it, with its organization's policy:
-    /// `MALFORMED` for a bad shape or checksum (or a client secret), `NOT_FOUND` for an
-    /// unknown or unconfirmed one.
-    async fn find(&self, presented: &str) -> Result<(Found, Arc<Policy>), Denial> {
-        match parse_secret(presented) {
-            Ok(SecretKind::ApiKey(_)) => {}
-            Ok(SecretKind::ClientSecret) | Err(_) => {
-                return Err(Denial::Outcome(Outcome::Malformed));
-            }
-        }
+    /// Finds the secret `presented` and confirms it, with its organization's policy:
+    /// `MALFORMED` for a bad shape or checksum (or a secret of the wrong kind), `NOT_FOUND`
+    /// for an unknown or unconfirmed one.
+    async fn find(&self, presented: &str, wanted: Wanted) -> Result<(Found, Arc<Policy>), Denial> {
+        let source = match (wanted, parse_secret(presented)) {
+            (Wanted::Bearer, _) if looks_like_jwt(presented) => Source::Token,
+            (Wanted::Bearer, Ok(SecretKind::ApiKey(_))) => Source::Secret("api_key"),
+            (Wanted::ClientSecret, Ok(SecretKind::ClientSecret)) => Source::Secret("client_secret"),
+            _ => return Err(Denial::Outcome(Outcome::Malformed)),
+        };
         let digest = LookupDigest::of(presented);
         let now = Instant::now();
         // A cached credential stays good while its organization's change counter has not
@@ -258,7 +327,7 @@ impl Verifier {
             return Err(Denial::Outcome(Outcome::NotFound));
         }
         let found = self
-            .fill(digest, presented)
+            .fill(digest, presented, source)
             .await
             .map_err(Denial::Store)?
             .ok_or(Denial::Outcome(Outcome::NotFound))?;
@@ -270,14 +339,19 @@ impl Verifier {
     }
 
     /// Reads a digest from the store into the caches.
-    /// Only an API key whose salted hash confirms `presented` is cached as found.
+    /// Only a secret whose salted hash confirms `presented`, or an authentic token, is
+    /// cached as found.
     async fn fill(
         &self,
         digest: LookupDigest,
         presented: &str,
+        source: Source,
     ) -> Result<Option<Found>, StoreError> {
         let generation = self.generation.load(Ordering::Acquire);
-        let loaded = self.load(&digest, presented).await?;
+        let loaded = match source {
+            Source::Secret(kind) => self.load(&digest, presented, kind).await?,
+            Source::Token => self.load_token(presented).await?,
+        };
         // Cache first, index second, then check that no change was forgotten meanwhile:
         // a fill that raced a change on this node never outlives it.
         let now = Instant::now();
@@ -305,11 +379,12 @@ impl Verifier {
         &self,
         digest: &LookupDigest,
         presented: &str,
+        kind: &str,
     ) -> Result<Option<Found>, StoreError> {
         let Some(found) = self.store.credential_by_secret(digest).await? else {
             return Ok(None);
         };
-        if found.kind != "api_key" || !found.salted.matches(presented) {
+        if found.kind != kind || !found.salted.matches(presented) {
             return Ok(None);
         }
         let policy = self.policy(&found.credential.organization_id).await?;
@@ -320,7 +395,62 @@ impl Verifier {
             identity,
             activity,
             expires_at: found.expires_at,
+            revoked: false,
             org_seq: found.org_change_seq,
+        }))
+    }
+
+    /// Checks an access token's signature and claims, then reads its credential, whether
+    /// its `jti` was revoked, and narrows its scopes to what the credential still holds.
+    async fn load_token(&self, presented: &str) -> Result<Option<Found>, StoreError> {
+        let now = self.clock.now();
+        let oauth = &self.config.oauth;
+        let ring = self.keys.current(&self.store, now).await?;
+        let verified = match token::verify(presented, &ring, oauth) {
+            Err(TokenRejection::UnknownKey) => {
+                let ring = self.keys.refresh(&self.store, now).await?;
+                token::verify(presented, &ring, oauth)
+            }
+            other => other,
+        };
+        let claims = match verified {
+            Ok(claims) => claims,
+            Err(TokenRejection::Expired(claims)) => *claims,
+            Err(_) => return Ok(None),
+        };
+        let (Ok(org), Ok(id)) = (
+            OrganizationId::parse(&claims.client_id),
+            CredentialId::parse(&claims.sub),
+        ) else {
+            return Ok(None);
+        };
+        // The counter first: a change after this read moves it past what is cached.
+        let org_seq = self.store.organization_change_seq(&org).await?;
+        let Some(credential) = self.store.credential(&org, &id).await? else {
+            return Ok(None);
+        };
+        let revoked = self.store.token_revoked(&claims.jti).await?;
+        let policy = self.policy(&org).await?;
+        let held = self.scopes_with(&policy, &credential);
+        let scopes: ScopeSet = claims
+            .scope
+            .split_whitespace()
+            .filter_map(Scope::from_canonical)
+            .filter(|scope| held.grants(scope))
+            .collect();
+        let leeway = Duration::try_from(oauth.leeway).unwrap_or(Duration::ZERO);
+        let expires_at = OffsetDateTime::from_unix_timestamp(claims.exp)
+            .map(|exp| exp + leeway)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let activity = self.usage.cell(&credential.id);
+        let mut identity = Identity::new(credential, scopes);
+        identity.token = Some(claims);
+        Ok(Some(Found {
+            identity: Arc::new(identity),
+            activity,
+            expires_at: Some(expires_at),
+            revoked,
+            org_seq,
         }))
     }
 
@@ -384,6 +514,12 @@ impl Verifier {
                 self.secrets.remove(&digest);
             }
         }
+    }
+
+    /// Drops what this node cached about one presented secret or token.
+    pub fn forget_secret(&self, presented: &str) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.secrets.remove(&LookupDigest::of(presented));
     }
 
     /// Drops what this node cached about an organization's rules and roles.

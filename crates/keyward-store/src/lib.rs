@@ -81,6 +81,45 @@ pub struct CredentialUse {
     pub ip: Option<std::net::IpAddr>,
 }
 
+/// A key that signs access tokens, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    /// Its key id (the JWT `kid`).
+    pub kid: String,
+    /// Its place in the sequence of keys: a newer key has a higher one, and two nodes
+    /// creating a key at once cannot both take the same.
+    pub generation: i64,
+    /// The JWS algorithm, e.g. `ES256`.
+    pub algorithm: String,
+    /// The public key as a JWK (JSON text).
+    pub public_jwk: String,
+    /// The private key sealed under the master key; gone once a newer key signs.
+    pub sealed_private_key: Option<String>,
+    /// When it was made.
+    pub created_at: OffsetDateTime,
+    /// When it starts signing (it is published from `created_at`).
+    pub activates_at: OffsetDateTime,
+    /// When a newer key took over signing.
+    pub retired_at: Option<OffsetDateTime>,
+    /// When the last token it signed expires: it is unpublished after this.
+    pub published_until: Option<OffsetDateTime>,
+}
+
+/// An access token revoked before its expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedToken {
+    /// The token's `jti`.
+    pub jti: String,
+    /// Its organization (its `client_id`).
+    pub organization_id: OrganizationId,
+    /// Its credential (its `sub`).
+    pub credential_id: CredentialId,
+    /// Its `exp`: the row may go after this.
+    pub expires_at: OffsetDateTime,
+    /// When it was revoked.
+    pub revoked_at: OffsetDateTime,
+}
+
 /// Filters and page of a credential listing, newest first.
 #[derive(Debug, Clone)]
 pub struct CredentialQuery {
@@ -229,6 +268,36 @@ pub trait Store: Send + Sync + 'static {
 
     /// Adds a custom role; a taken name is a [`StoreError::Conflict`].
     async fn insert_role(&self, role: &CustomRole, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// The signing keys still published, oldest first.
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+
+    /// Adds a signing key; a generation already taken is a [`StoreError::Conflict`].
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+
+    /// Erases the private keys of every key older than generation `below`, marking them
+    /// retired at `at` and published until `published_until`.
+    async fn retire_signing_keys(
+        &self,
+        below: i64,
+        at: OffsetDateTime,
+        published_until: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes retired keys published until before `now`, and revoked-token rows expired
+    /// before `now`.
+    async fn prune_oauth(&self, now: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Records a revoked access token with its audit event, and moves its organization's
+    /// change counter. Revoking a revoked token changes nothing.
+    async fn revoke_token(
+        &self,
+        token: &RevokedToken,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Whether the access token `jti` was revoked.
+    async fn token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
 
     /// Appends an audit event on its own (for events that change nothing else).
     async fn insert_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError>;

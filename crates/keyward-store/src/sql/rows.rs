@@ -12,12 +12,13 @@ use keyward_core::ip_rule::{IpRule, RuleKind};
 use keyward_core::scope::CustomRole;
 use keyward_core::scope::{Scope, ScopeSet};
 use keyward_core::typeid::{AuditEventId, CredentialId, IpRuleId, OrganizationId};
+
 use serde_json::{Map, Value};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
-use crate::{SecretMatch, StoreError};
+use crate::{SecretMatch, SigningKeyRecord, StoreError};
 
 /// The columns of a credential that change after creation, as bound into statements.
 pub(super) struct CredentialRow {
@@ -231,5 +232,19 @@ pub(super) fn role_from_row(row: &AnyRow) -> Result<CustomRole, StoreError> {
         scopes,
         created_at: from_millis(get(row, 4)?),
         created_by: get(row, 5)?,
+    })
+}
+
+pub(super) fn signing_key_from_row(row: &AnyRow) -> Result<SigningKeyRecord, StoreError> {
+    Ok(SigningKeyRecord {
+        kid: get(row, 0)?,
+        generation: get(row, 1)?,
+        algorithm: get(row, 2)?,
+        public_jwk: get(row, 3)?,
+        sealed_private_key: get(row, 4)?,
+        created_at: from_millis(get(row, 5)?),
+        activates_at: from_millis(get(row, 6)?),
+        retired_at: time_at(row, 7)?,
+        published_until: time_at(row, 8)?,
     })
 }

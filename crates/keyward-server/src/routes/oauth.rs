@@ -1,0 +1,478 @@
+//! OAuth 2.0 client credentials (R-OAUTH): the token endpoint, the JWKS and metadata
+//! documents, introspection (RFC 7662), revocation (RFC 7009), and OpusDNS's record of the
+//! calling credential. OAuth endpoints answer errors in OAuth's JSON shape
+//! ([`OAuthError`]), every answer with `Cache-Control: no-store`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::to_bytes;
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use keyward_core::audit::Actor;
+use keyward_core::scope::Scope;
+use keyward_core::typeid::{CredentialId, OrganizationId};
+use keyward_core::verify::Outcome;
+use keyward_store::RevokedToken;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+
+use crate::auth::{Caller, presented_credential, request_client_ip};
+use crate::error::{ApiError, Problem};
+use crate::oauth::params::{self, ClientCredentials, Params};
+use crate::oauth::token::{self, Subject, TokenRejection, looks_like_jwt};
+use crate::oauth::{OAuthError, no_store};
+use crate::routes::keys::KeyResponse;
+use crate::routes::rfc3339;
+use crate::state::AppState;
+use crate::verifier::{Client, Demand, Denial, Identity};
+
+/// A successful token answer (RFC 6749 §5.1); there is never a refresh token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// The JWT access token (RFC 9068).
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+    /// The granted scopes, space-separated.
+    pub scope: String,
+}
+
+/// An OAuth error answer (RFC 6749 §5.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthErrorBody {
+    /// `invalid_request`, `invalid_client`, `unsupported_grant_type`, `invalid_scope`,
+    /// `unauthorized_client` or `temporarily_unavailable`.
+    pub error: String,
+    /// What went wrong, for a person.
+    pub error_description: Option<String>,
+}
+
+/// Exchange client credentials for an access token (`grant_type=client_credentials`).
+///
+/// The client id is the organization id and the client secret one of its credentials'.
+/// Authenticate with HTTP Basic (`client_secret_basic`) or `client_id` and `client_secret`
+/// in the body (`client_secret_post`), form-encoded or JSON. `scope` (space-separated)
+/// narrows the credential's scopes. Every failure of client authentication gets the same
+/// `invalid_client` answer.
+#[utoipa::path(post, path = "/v1/auth/token", tag = "oauth",
+    request_body(content_type = "application/x-www-form-urlencoded", content = Object),
+    responses(
+        (status = 200, body = TokenResponse),
+        (status = 400, body = OAuthErrorBody),
+        (status = 401, body = OAuthErrorBody),
+        (status = 405, body = OAuthErrorBody),
+        (status = 429, body = OAuthErrorBody),
+        (status = 503, body = OAuthErrorBody),
+    ))]
+pub async fn token(State(state): State<AppState>, request: Request) -> Response {
+    match issue(&state, request).await {
+        Ok(answer) => answer,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// The token endpoint takes POST only.
+pub async fn token_method_not_allowed() -> OAuthError {
+    OAuthError::MethodNotAllowed
+}
+
+async fn read_request(
+    state: &AppState,
+    request: Request,
+) -> Result<(Parts, Params, Option<IpAddr>), OAuthError> {
+    let (parts, body) = request.into_parts();
+    let bytes = to_bytes(body, state.config.body_limit_bytes)
+        .await
+        .map_err(|_| OAuthError::InvalidRequest("the body is too large or cut short"))?;
+    let params = params::read(&parts.headers, parts.uri.query(), &bytes)?;
+    let ip = request_client_ip(&parts, state);
+    Ok((parts, params, ip))
+}
+
+/// Authenticates the client of an OAuth request.
+async fn authenticate(
+    state: &AppState,
+    credentials: &ClientCredentials,
+    ip: Option<IpAddr>,
+) -> Result<Arc<Identity>, OAuthError> {
+    let client = Client {
+        ip,
+        throttled: true,
+    };
+    state
+        .verifier
+        .check_client(&credentials.client_id, &credentials.client_secret, client)
+        .await
+        .map_err(|denial| match denial {
+            Denial::Throttled(wait) => OAuthError::Throttled(wait),
+            Denial::Store(_) => OAuthError::Unavailable,
+            Denial::Outcome(Outcome::IpDenied) => OAuthError::UnauthorizedClient,
+            Denial::Outcome(_) => OAuthError::InvalidClient {
+                basic: credentials.basic,
+            },
+        })
+}
+
+async fn issue(state: &AppState, request: Request) -> Result<Response, OAuthError> {
+    let (parts, params, ip) = read_request(state, request).await?;
+    let grant_type = params
+        .get("grant_type")
+        .ok_or(OAuthError::InvalidRequest("grant_type is required"))?;
+    let credentials = params::client_credentials(&parts.headers, &params)?;
+    let identity = authenticate(state, &credentials, ip).await?;
+    if grant_type != "client_credentials" {
+        return Err(OAuthError::UnsupportedGrantType);
+    }
+    let scope = match params.get("scope") {
+        Some(requested) => granted_scope(state, &identity, requested)?,
+        None => identity.scopes_text().to_owned(),
+    };
+    let now = state.clock.now();
+    let ring = state
+        .keys
+        .current(&state.store, now)
+        .await
+        .map_err(|_| OAuthError::Unavailable)?;
+    let Some(key) = ring.signer(now) else {
+        tracing::error!("no signing key can sign; check the master key");
+        return Err(OAuthError::Unavailable);
+    };
+    let credential = &identity.credential;
+    let subject = Subject {
+        credential_id: credential.id.as_str(),
+        client_id: credential.organization_id.as_str(),
+        scope: &scope,
+        environment: credential.environment.as_str(),
+    };
+    let oauth = &state.config.oauth;
+    let (access_token, _) =
+        token::issue(&key, oauth, now, subject).ok_or(OAuthError::Unavailable)?;
+    let body = TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: oauth.token_lifetime.as_secs(),
+        scope,
+    };
+    let mut answer = Json(body).into_response();
+    no_store(answer.headers_mut());
+    Ok(answer)
+}
+
+/// The requested scopes, each known and held by the credential, in canonical form.
+fn granted_scope(
+    state: &AppState,
+    identity: &Identity,
+    requested: &str,
+) -> Result<String, OAuthError> {
+    let mut granted: Vec<String> = Vec::new();
+    for text in requested.split(' ').filter(|s| !s.is_empty()) {
+        let scope: Scope = state
+            .config
+            .catalogue
+            .parse(text)
+            .map_err(|_| OAuthError::InvalidScope)?;
+        if !identity.scopes.grants(&scope) {
+            return Err(OAuthError::InvalidScope);
+        }
+        let canonical = scope.to_string();
+        if !granted.contains(&canonical) {
+            granted.push(canonical);
+        }
+    }
+    if granted.is_empty() {
+        return Err(OAuthError::InvalidScope);
+    }
+    Ok(granted.join(" "))
+}
+
+/// The public signing keys (JWKS): every key that signs or signed a token still valid, and
+/// the next one before it signs.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "oauth",
+    responses((status = 200, description = "A JSON Web Key Set", content_type = "application/json", body = Object)))]
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    match state.keys.current(&state.store, state.clock.now()).await {
+        Ok(ring) => {
+            let mut answer = (
+                [(header::CONTENT_TYPE, "application/json")],
+                ring.jwks().to_string(),
+            )
+                .into_response();
+            let max_age = format!(
+                "public, max-age={}",
+                state.config.oauth.jwks_max_age.as_secs()
+            );
+            if let Ok(value) = HeaderValue::from_str(&max_age) {
+                answer.headers_mut().insert(header::CACHE_CONTROL, value);
+            }
+            answer
+        }
+        Err(error) => ApiError::from(error).into_response(),
+    }
+}
+
+/// The authorization server metadata (RFC 8414).
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth",
+    responses((status = 200, description = "RFC 8414 metadata", content_type = "application/json", body = Object)))]
+pub async fn metadata(State(state): State<AppState>) -> Json<Value> {
+    let oauth = &state.config.oauth;
+    let issuer = oauth.issuer.trim_end_matches('/');
+    let methods = ["client_secret_basic", "client_secret_post"];
+    Json(json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}/v1/auth/token"),
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "introspection_endpoint": format!("{issuer}/v1/auth/introspect"),
+        "revocation_endpoint": format!("{issuer}/v1/auth/revoke"),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": methods,
+        "introspection_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint_auth_methods_supported": methods,
+        "scopes_supported": state.config.catalogue.resources().map(|(r, _)| format!("{r}:*")).collect::<Vec<_>>(),
+        "service_documentation": format!("{issuer}/docs"),
+    }))
+}
+
+/// The organization a caller of introspection speaks for: an API key or access token
+/// holding `keys:verify`, or client authentication.
+async fn introspecting_organization(
+    state: &AppState,
+    parts: &Parts,
+    params: &Params,
+    ip: Option<IpAddr>,
+) -> Result<OrganizationId, Response> {
+    let presented =
+        presented_credential(&parts.headers, None, false).map_err(IntoResponse::into_response)?;
+    if let Some((secret, _)) = presented {
+        let client = Client {
+            ip,
+            throttled: true,
+        };
+        let identity = state
+            .verifier
+            .check(&secret, &Demand::default(), client)
+            .await
+            .map_err(|denial| ApiError::from_denial(denial, "").into_response())?;
+        if !identity.scopes.grants(&Scope::exact("keys", "verify")) {
+            return Err(ApiError::InsufficientScope("keys:verify".to_owned()).into_response());
+        }
+        return Ok(identity.credential.organization_id.clone());
+    }
+    let credentials =
+        params::client_credentials(&parts.headers, params).map_err(IntoResponse::into_response)?;
+    let identity = authenticate(state, &credentials, ip)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    Ok(identity.credential.organization_id.clone())
+}
+
+/// Introspect a token (RFC 7662): an access token or API key of the caller's organization.
+///
+/// The caller authenticates with an API key or access token holding `keys:verify`, or as
+/// an OAuth client. Anything not active — unknown, expired, revoked, another
+/// organization's, garbage — is `{"active": false}` and nothing else.
+#[utoipa::path(post, path = "/v1/auth/introspect", tag = "oauth",
+    request_body(content_type = "application/x-www-form-urlencoded", content = Object),
+    responses(
+        (status = 200, description = "`active` and, when active, the token's claims", body = Object),
+        (status = 400, body = OAuthErrorBody),
+        (status = 401, body = OAuthErrorBody),
+    ))]
+pub async fn introspect(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, params, ip) = match read_request(&state, request).await {
+        Ok(read) => read,
+        Err(error) => return error.into_response(),
+    };
+    let organization = match introspecting_organization(&state, &parts, &params, ip).await {
+        Ok(org) => org,
+        Err(mut answer) => {
+            no_store(answer.headers_mut());
+            return answer;
+        }
+    };
+    let Some(presented) = params.get("token") else {
+        return OAuthError::InvalidRequest("token is required").into_response();
+    };
+    let demand = Demand {
+        organization: Some(&organization),
+        ..Demand::default()
+    };
+    let client = Client {
+        ip: None,
+        throttled: false,
+    };
+    let body = match state.verifier.check(presented, &demand, client).await {
+        Ok(identity) => active(&identity, &state),
+        Err(_) => json!({ "active": false }),
+    };
+    let mut answer = Json(body).into_response();
+    no_store(answer.headers_mut());
+    answer
+}
+
+fn active(identity: &Identity, state: &AppState) -> Value {
+    let credential = &identity.credential;
+    let mut body = Map::new();
+    body.insert("active".into(), json!(true));
+    body.insert("scope".into(), json!(identity.scopes_text()));
+    body.insert(
+        "client_id".into(),
+        json!(credential.organization_id.as_str()),
+    );
+    body.insert("sub".into(), json!(credential.id.as_str()));
+    body.insert("env".into(), json!(credential.environment.as_str()));
+    match &identity.token {
+        Some(claims) => {
+            body.insert("token_type".into(), json!("Bearer"));
+            body.insert("exp".into(), json!(claims.exp));
+            body.insert("iat".into(), json!(claims.iat));
+            body.insert("jti".into(), json!(claims.jti));
+            body.insert("iss".into(), json!(claims.iss));
+            body.insert("aud".into(), json!(claims.aud));
+        }
+        None => {
+            body.insert("token_type".into(), json!("api_key"));
+            if let Some(exp) = credential.settings.expires_at {
+                body.insert("exp".into(), json!(exp.unix_timestamp()));
+            }
+            body.insert("iat".into(), json!(credential.created_at.unix_timestamp()));
+            body.insert("iss".into(), json!(state.config.oauth.issuer));
+        }
+    }
+    Value::Object(body)
+}
+
+/// Revoke an access token (RFC 7009): it is refused at once on this node and within the
+/// cache interval on every other.
+///
+/// The caller authenticates as an OAuth client. The answer is 200 for the client's own
+/// tokens and equally for unknown, expired, another organization's or garbage tokens.
+#[utoipa::path(post, path = "/v1/auth/revoke", tag = "oauth",
+    request_body(content_type = "application/x-www-form-urlencoded", content = Object),
+    responses(
+        (status = 200, description = "Revoked, or nothing to revoke"),
+        (status = 400, body = OAuthErrorBody),
+        (status = 401, body = OAuthErrorBody),
+        (status = 429, body = OAuthErrorBody),
+    ))]
+pub async fn revoke(State(state): State<AppState>, request: Request) -> Response {
+    match revoke_token(&state, request).await {
+        Ok(()) => {
+            let mut answer = ().into_response();
+            no_store(answer.headers_mut());
+            answer
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn revoke_token(state: &AppState, request: Request) -> Result<(), OAuthError> {
+    let (parts, params, ip) = read_request(state, request).await?;
+    let credentials = params::client_credentials(&parts.headers, &params)?;
+    let identity = authenticate(state, &credentials, ip).await?;
+    let presented = params
+        .get("token")
+        .ok_or(OAuthError::InvalidRequest("token is required"))?;
+    if !looks_like_jwt(presented) {
+        return Ok(());
+    }
+    let now = state.clock.now();
+    let oauth = &state.config.oauth;
+    let ring = state
+        .keys
+        .current(&state.store, now)
+        .await
+        .map_err(|_| OAuthError::Unavailable)?;
+    let claims = match token::verify(presented, &ring, oauth) {
+        Ok(claims) => claims,
+        Err(TokenRejection::Expired(claims)) => *claims,
+        Err(_) => return Ok(()),
+    };
+    let organization = &identity.credential.organization_id;
+    let Ok(credential_id) = CredentialId::parse(&claims.sub) else {
+        return Ok(());
+    };
+    if claims.client_id != organization.as_str() {
+        return Ok(());
+    }
+    let expires_at = time::OffsetDateTime::from_unix_timestamp(claims.exp).unwrap_or(now)
+        + time::Duration::try_from(oauth.leeway).unwrap_or(time::Duration::ZERO);
+    let revoked = RevokedToken {
+        jti: claims.jti.clone(),
+        organization_id: organization.clone(),
+        credential_id,
+        expires_at,
+        revoked_at: now,
+    };
+    let actor = Actor {
+        id: identity.credential.id.to_string(),
+        source_ip: ip,
+    };
+    let mut details = Map::new();
+    details.insert("jti".into(), json!(claims.jti));
+    details.insert("expires_at".into(), json!(rfc3339(expires_at)));
+    let event = actor.event(
+        organization,
+        now,
+        "token.revoked",
+        Some(claims.sub.as_str()),
+        details,
+    );
+    state
+        .store
+        .revoke_token(&revoked, &event)
+        .await
+        .map_err(|_| OAuthError::Unavailable)?;
+    state.verifier.forget_secret(presented);
+    Ok(())
+}
+
+/// The calling credential, as OpusDNS's `client_credentials/introspect` shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallerRecord {
+    /// The credential.
+    pub credential: KeyResponse,
+    /// The scopes this request holds: the credential's, or the token's narrower ones.
+    pub scopes: Vec<String>,
+    /// `api_key` or `access_token`.
+    pub authenticated_with: &'static str,
+    /// The access token's expiry (RFC 3339), when one was used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<String>,
+}
+
+/// The record of the credential making the call (OpusDNS's `client_credentials/introspect`),
+/// authenticated by its API key or an access token.
+#[utoipa::path(get, path = "/v1/auth/client_credentials/introspect", tag = "oauth",
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, body = CallerRecord),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn caller_record(State(state): State<AppState>, caller: Caller) -> Response {
+    let identity = &caller.identity;
+    let record = CallerRecord {
+        credential: KeyResponse::new(&identity.credential, state.clock.now()),
+        scopes: identity.scopes.to_strings(),
+        authenticated_with: if identity.token.is_some() {
+            "access_token"
+        } else {
+            "api_key"
+        },
+        token_expires_at: identity.token.as_ref().and_then(|claims| {
+            time::OffsetDateTime::from_unix_timestamp(claims.exp)
+                .ok()
+                .map(rfc3339)
+        }),
+    };
+    let mut answer = Json(record).into_response();
+    no_store(answer.headers_mut());
+    answer
+}
