@@ -11,6 +11,8 @@ use keyward_core::credential::parse_ip_network;
 use keyward_core::ip_rule::RulePolicy;
 use keyward_core::secret::KeyPrefix;
 use keyward_server::ServerConfig;
+use keyward_server::oauth::OAuthConfig;
+use keyward_server::oauth::keys::SigningAlgorithm;
 use keyward_server::routes::authorize::{
     AuthorizeConfig, RouteScopes, RouteScopesConfig, Unmatched,
 };
@@ -21,6 +23,8 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// The default database: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE: &str = "keyward.db";
+/// The default master key file, in the working directory.
+pub const DEFAULT_MASTER_KEY_FILE: &str = "keyward-master.key";
 
 /// The settings a TOML file may hold; every key is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -51,6 +55,34 @@ pub struct FileConfig {
     pub brute_force: Option<BruteForceConfig>,
     /// `/v1/authorize` settings.
     pub authorize: Option<AuthorizeFileConfig>,
+    /// OAuth client credentials.
+    pub oauth: Option<OAuthFileConfig>,
+}
+
+/// `[oauth]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthFileConfig {
+    /// The `iss` of tokens and metadata: the deployment's public URL.
+    pub issuer: Option<String>,
+    /// The `aud` of tokens.
+    pub audience: Option<String>,
+    /// Access token lifetime, in seconds.
+    pub token_lifetime_seconds: Option<u64>,
+    /// `ES256`, `EdDSA` or `RS256`.
+    pub algorithm: Option<String>,
+    /// Days between scheduled signing-key rotations.
+    pub rotation_days: Option<u64>,
+    /// Seconds a new key is published before it signs.
+    pub publish_lead_seconds: Option<u64>,
+    /// Seconds clients may cache the JWKS.
+    pub jwks_max_age_seconds: Option<u64>,
+    /// Tolerated clock skew on `exp`, in seconds.
+    pub leeway_seconds: Option<u64>,
+    /// Seconds between re-reads of the signing keys.
+    pub key_refresh_seconds: Option<u64>,
+    /// The file holding the master key that seals signing keys (created if missing).
+    pub master_key_file: Option<PathBuf>,
 }
 
 /// `[ip_rules]`.
@@ -149,6 +181,11 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The server's settings.
     pub server: ServerConfig,
+    /// Where the master key is kept (`KEYWARD_MASTER_KEY` wins over it).
+    pub master_key_file: PathBuf,
+    /// Whether the OAuth issuer (and audience) were left to default to the listening
+    /// address, so `serve` sets them from the address it actually bound.
+    pub issuer_from_listen: bool,
 }
 
 impl Config {
@@ -264,7 +301,54 @@ impl Config {
             Some(listen) => listen,
             None => DEFAULT_LISTEN.parse()?,
         };
+        let oauth_file = file.oauth.unwrap_or_default();
+        let issuer_from_listen = oauth_file.issuer.is_none() && oauth_file.audience.is_none();
+        let issuer = oauth_file
+            .issuer
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let seconds = |value: Option<u64>, default: Duration| {
+            value.map(Duration::from_secs).unwrap_or(default)
+        };
+        let oauth_defaults = &defaults.oauth;
+        let oauth = OAuthConfig {
+            audience: oauth_file.audience.unwrap_or_else(|| issuer.clone()),
+            issuer,
+            token_lifetime: seconds(
+                oauth_file.token_lifetime_seconds,
+                oauth_defaults.token_lifetime,
+            ),
+            leeway: seconds(oauth_file.leeway_seconds, oauth_defaults.leeway),
+            algorithm: match oauth_file.algorithm.as_deref() {
+                None => oauth_defaults.algorithm,
+                Some(name) => SigningAlgorithm::parse(name).with_context(|| {
+                    format!("oauth.algorithm must be ES256, EdDSA or RS256, not `{name}`")
+                })?,
+            },
+            rotation_interval: seconds(
+                oauth_file.rotation_days.map(|d| d * 86_400),
+                oauth_defaults.rotation_interval,
+            ),
+            publish_lead: seconds(oauth_file.publish_lead_seconds, oauth_defaults.publish_lead),
+            jwks_max_age: seconds(oauth_file.jwks_max_age_seconds, oauth_defaults.jwks_max_age),
+            key_refresh_interval: seconds(
+                oauth_file.key_refresh_seconds,
+                oauth_defaults.key_refresh_interval,
+            ),
+            master_key: oauth_defaults.master_key.clone(),
+        };
+        if oauth.publish_lead < oauth.jwks_max_age + oauth.key_refresh_interval {
+            bail!(
+                "oauth.publish_lead_seconds must be at least jwks_max_age_seconds + key_refresh_seconds, so every cache knows a key before it signs"
+            );
+        }
+        let master_key_file = oauth_file
+            .master_key_file
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_MASTER_KEY_FILE));
         Ok(Self {
+            master_key_file,
+            issuer_from_listen,
             listen,
             database_url,
             log_format: overrides.log_format.or(file.log_format).unwrap_or_default(),
@@ -287,6 +371,7 @@ impl Config {
                 rule_policy,
                 throttle,
                 authorize,
+                oauth,
                 ..defaults
             },
         })
@@ -324,6 +409,18 @@ impl Config {
                     "path": r.path,
                     "scopes": r.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
+            },
+            "oauth": {
+                "issuer": self.server.oauth.issuer,
+                "audience": self.server.oauth.audience,
+                "token_lifetime_seconds": self.server.oauth.token_lifetime.as_secs(),
+                "algorithm": self.server.oauth.algorithm.name(),
+                "rotation_days": self.server.oauth.rotation_interval.as_secs() / 86_400,
+                "publish_lead_seconds": self.server.oauth.publish_lead.as_secs(),
+                "jwks_max_age_seconds": self.server.oauth.jwks_max_age.as_secs(),
+                "leeway_seconds": self.server.oauth.leeway.as_secs(),
+                "key_refresh_seconds": self.server.oauth.key_refresh_interval.as_secs(),
+                "master_key_file": self.master_key_file.display().to_string(),
             },
         })
     }

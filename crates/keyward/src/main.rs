@@ -16,6 +16,7 @@ use keyward_server::error::ApiError;
 use keyward_server::lifecycle::{
     self, Authority, CreateKeyRequest, EnvironmentName, Issued, RotateKeyRequest, StatusChange,
 };
+use keyward_server::oauth::keys::MasterKey;
 use keyward_server::routes::keys::KeyResponse;
 use keyward_store::{CredentialQuery, SqlStore};
 use tokio::net::TcpListener;
@@ -54,6 +55,11 @@ enum Command {
         /// Print one JSON object instead of text
         #[arg(long)]
         json: bool,
+    },
+    /// Manage the keys that sign access tokens
+    SigningKeys {
+        #[command(subcommand)]
+        command: SigningKeysCommand,
     },
     /// Manage credentials directly in the database
     Keys {
@@ -126,6 +132,15 @@ enum KeysCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum SigningKeysCommand {
+    /// Make a new signing key: published now, signing after `oauth.publish_lead_seconds`;
+    /// the current key's private half is erased once the new one signs
+    Rotate,
+    /// List the published signing keys
+    List,
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum CliEnvironment {
     Live,
@@ -164,6 +179,8 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn open_state(config: &Config) -> anyhow::Result<AppState> {
+    let mut server = config.server.clone();
+    server.oauth.master_key = master_key(&config.master_key_file)?;
     let store = SqlStore::open(&config.database_url)
         .await
         .with_context(|| {
@@ -175,8 +192,39 @@ async fn open_state(config: &Config) -> anyhow::Result<AppState> {
     Ok(AppState::new(
         Arc::new(store),
         Arc::new(SystemClock),
-        config.server.clone(),
+        server,
     ))
+}
+
+/// The master key: `KEYWARD_MASTER_KEY` (base64), or the file, created with a fresh key
+/// (mode 0600) when missing.
+fn master_key(path: &std::path::Path) -> anyhow::Result<MasterKey> {
+    if let Ok(text) = std::env::var("KEYWARD_MASTER_KEY") {
+        return MasterKey::from_base64(&text).context("KEYWARD_MASTER_KEY");
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut file) => {
+            let key = MasterKey::generate();
+            std::io::Write::write_all(&mut file, key.to_base64().as_bytes())
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("writing the master key to {}", path.display()))?;
+            tracing::info!(path = %path.display(), "created a master key; every node needs the same one");
+            Ok(key)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the master key from {}", path.display()))?;
+            MasterKey::from_base64(&text)
+                .with_context(|| format!("the master key in {}", path.display()))
+        }
+        Err(error) => {
+            Err(error).with_context(|| format!("creating the master key file {}", path.display()))
+        }
+    }
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
@@ -200,6 +248,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             print_bootstrap(&organization.id, &issued, json)
         }
         Command::Serve { .. } => serve(config).await,
+        Command::SigningKeys { command } => {
+            let state = open_state(&config).await?;
+            signing_keys(&state, command).await
+        }
         Command::Keys { command } => {
             let state = open_state(&config).await?;
             keys(&state, command).await
@@ -207,7 +259,16 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(mut config: Config) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    if config.issuer_from_listen {
+        let oauth = &mut config.server.oauth;
+        oauth.issuer = format!("http://{address}");
+        oauth.audience = oauth.issuer.clone();
+    }
     let state = open_state(&config).await?;
     if state.store.organization_count().await? == 0
         && state.store.claim_bootstrap(state.clock.now()).await?
@@ -217,16 +278,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .map_err(api_error)?;
         print_bootstrap(&organization.id, &issued, false)?;
     }
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.listen))?;
-    let address = listener.local_addr()?;
     let shutdown = shutdown_signal()?;
     tracing::info!(%address, "listening on http://{address}");
     println!("Keyward listening on http://{address}");
     let flusher = state.verifier.spawn_usage_flusher();
+    let key_schedule = state
+        .keys
+        .spawn_schedule(state.store.clone(), state.clock.clone());
     keyward_server::serve(listener, state.clone(), shutdown).await?;
     flusher.abort();
+    key_schedule.abort();
     if let Err(error) = state.verifier.flush_usage().await {
         tracing::warn!(%error, "could not write the last usage records");
     }
@@ -253,6 +314,44 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
     Ok(async {
         let _ = tokio::signal::ctrl_c().await;
     })
+}
+
+async fn signing_keys(state: &AppState, command: SigningKeysCommand) -> anyhow::Result<()> {
+    let now = state.clock.now();
+    match command {
+        SigningKeysCommand::Rotate => {
+            // Read (and make the first key) before adding the next.
+            state.keys.current(&state.store, now).await?;
+            let key = state.keys.rotate(&state.store, now).await?;
+            println!(
+                "Made signing key {} ({}); published now, signing from {}.",
+                key.kid,
+                key.algorithm,
+                keyward_server::routes::rfc3339(key.activates_at)
+            );
+        }
+        SigningKeysCommand::List => {
+            let rfc3339 = keyward_server::routes::rfc3339;
+            for key in state.store.signing_keys().await? {
+                let private = if key.sealed_private_key.is_some() {
+                    "private key sealed"
+                } else {
+                    "private key erased"
+                };
+                let until = key
+                    .published_until
+                    .map(|t| format!(", published until {}", rfc3339(t)))
+                    .unwrap_or_default();
+                println!(
+                    "{}  {}  signs from {}, {private}{until}",
+                    key.kid,
+                    key.algorithm,
+                    rfc3339(key.activates_at)
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn api_error(error: ApiError) -> anyhow::Error {

@@ -342,6 +342,26 @@ impl KeyRing {
         }
     }
 
+    /// Keeps the schedule (a new key every `rotation_interval`, retirement, removal) by
+    /// reading the keys every `key_refresh_interval` until the handle is aborted.
+    pub fn spawn_schedule(
+        self: &Arc<Self>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn keyward_core::clock::Clock>,
+    ) -> tokio::task::JoinHandle<()> {
+        let ring = self.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(ring.config.key_refresh_interval);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                if let Err(error) = ring.current(&store, clock.now()).await {
+                    tracing::warn!(%error, "could not read the signing keys; will retry");
+                }
+            }
+        })
+    }
+
     /// Makes a new key that starts signing `publish_lead` from now (at once when there is
     /// no key at all).
     pub async fn rotate(

@@ -231,7 +231,9 @@ pub async fn metadata(State(state): State<AppState>) -> Json<Value> {
         "introspection_endpoint": format!("{issuer}/v1/auth/introspect"),
         "revocation_endpoint": format!("{issuer}/v1/auth/revoke"),
         "grant_types_supported": ["client_credentials"],
-        "response_types_supported": [],
+        // Required by RFC 8414 even without an authorization endpoint; `none` (OAuth 2.0
+        // Multiple Response Types) is the registered value that issues nothing there.
+        "response_types_supported": ["none"],
         "token_endpoint_auth_methods_supported": methods,
         "introspection_endpoint_auth_methods_supported": methods,
         "revocation_endpoint_auth_methods_supported": methods,

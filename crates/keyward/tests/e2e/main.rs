@@ -7,4 +7,5 @@ mod durability;
 mod leaks;
 mod nginx;
 mod nodes;
+mod oauth_clients;
 mod support;

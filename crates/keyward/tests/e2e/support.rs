@@ -8,13 +8,18 @@ use std::time::{Duration, Instant};
 use keyward_store::testing::TestDatabase;
 use serde_json::Value;
 
+/// The master key of every test server (32 bytes, base64).
+pub const TEST_MASTER_KEY: &str = "a2V5d2FyZC10ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXM=";
+
 /// The binary under test.
 pub fn keyward() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
     command
         .env_remove("KEYWARD_DATABASE_URL")
         .env_remove("KEYWARD_CONFIG")
-        .env_remove("KEYWARD_LISTEN");
+        .env_remove("KEYWARD_LISTEN")
+        // One master key for every node of a test, and no key file left in the crate.
+        .env("KEYWARD_MASTER_KEY", TEST_MASTER_KEY);
     command
 }
 
