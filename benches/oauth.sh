@@ -22,7 +22,8 @@ trap 'kill "$SERVER" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 export KEYWARD_MASTER_KEY="$(head -c 32 /dev/urandom | base64)"
 
 INIT="$("$TARGET" --database "$DB" init --org-name bench --json)"
-field() { sed "s/.*\"$1\":\"\([^\"]*\)\".*/\1/"; }
+# One JSON string field of a one-line answer, on a line of its own.
+field() { sed "s/.*\"$1\":\"\([^\"]*\)\".*/\1/"; echo; }
 ADMIN="$(echo "$INIT" | field api_key)"
 export CLIENT_ID="$(echo "$INIT" | field client_id)" CLIENT_SECRET="$(echo "$INIT" | field client_secret)"
 KEYWARD_LOG=warn "$TARGET" --database "$DB" serve --listen "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &

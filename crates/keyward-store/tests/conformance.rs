@@ -20,7 +20,8 @@ use keyward_core::secret::{KeyPrefix, PlainSecret, SecretKind};
 use keyward_core::typeid::{CredentialId, IpRuleId, OrganizationId};
 use keyward_store::testing::TestDatabase;
 use keyward_store::{
-    AuditQuery, CredentialQuery, CredentialUse, NewSecret, SqlStore, Store, StoreError,
+    AuditQuery, CredentialQuery, CredentialUse, NewSecret, RevokedToken, SigningKeyRecord,
+    SqlStore, Store, StoreError,
 };
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -940,5 +941,90 @@ async fn the_organization_change_counter_moves_with_every_change_but_creation() 
                 .unwrap(),
             0
         );
+    }
+}
+
+fn signing_key(generation: i64, at: OffsetDateTime) -> SigningKeyRecord {
+    SigningKeyRecord {
+        kid: format!("kid-{generation}"),
+        generation,
+        algorithm: "ES256".into(),
+        public_jwk: r#"{"kty":"EC"}"#.into(),
+        sealed_private_key: Some(format!("sealed-{generation}")),
+        created_at: at,
+        activates_at: at + Duration::minutes(10),
+        retired_at: None,
+        published_until: None,
+    }
+}
+
+#[tokio::test]
+async fn signing_keys_take_one_generation_each_retire_and_are_pruned() {
+    for (store, _db) in stores().await {
+        let t0 = now();
+        let first = signing_key(1, t0);
+        store.insert_signing_key(&first).await.unwrap();
+        assert_eq!(store.signing_keys().await.unwrap(), vec![first.clone()]);
+
+        // Two nodes making the next key at once: one wins, the other sees a conflict.
+        let mut rival = signing_key(2, t0);
+        rival.kid = "kid-2-rival".into();
+        store.insert_signing_key(&signing_key(2, t0)).await.unwrap();
+        assert!(matches!(
+            store.insert_signing_key(&rival).await,
+            Err(StoreError::Conflict { .. })
+        ));
+
+        let until = t0 + Duration::hours(1);
+        store.retire_signing_keys(2, t0, until).await.unwrap();
+        let keys = store.signing_keys().await.unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0].sealed_private_key, None, "the private key is erased");
+        assert_eq!(keys[0].retired_at, Some(t0));
+        assert_eq!(keys[0].published_until, Some(until));
+        assert_eq!(keys[1].sealed_private_key.as_deref(), Some("sealed-2"));
+        assert_eq!(keys[1].retired_at, None);
+
+        store.prune_oauth(until).await.unwrap();
+        assert_eq!(store.signing_keys().await.unwrap().len(), 2, "kept through its last day");
+        store.prune_oauth(until + Duration::seconds(1)).await.unwrap();
+        let keys = store.signing_keys().await.unwrap();
+        assert_eq!(keys.iter().map(|k| k.generation).collect::<Vec<_>>(), vec![2]);
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_remembered_until_it_expires_and_moves_the_counter() {
+    for (store, _db) in stores().await {
+        let org = organization(&store).await;
+        let t0 = now();
+        let token = RevokedToken {
+            jti: "jti-1".into(),
+            organization_id: org.id.clone(),
+            credential_id: CredentialId::generate(),
+            expires_at: t0 + Duration::hours(1),
+            revoked_at: t0,
+        };
+        let event = Actor::cli().event(&org.id, t0, "token.revoked", None, Default::default());
+        let before = store.organization_change_seq(&org.id).await.unwrap();
+        assert!(!store.token_revoked("jti-1").await.unwrap());
+        store.revoke_token(&token, &event).await.unwrap();
+        assert!(store.token_revoked("jti-1").await.unwrap());
+        let after = store.organization_change_seq(&org.id).await.unwrap();
+        assert!(after > before, "other nodes learn of it through the counter");
+
+        // Revoking again changes nothing and records no second event.
+        store.revoke_token(&token, &event).await.unwrap();
+        assert_eq!(store.organization_change_seq(&org.id).await.unwrap(), after);
+        let query = AuditQuery {
+            action: Some("token.revoked".into()),
+            target_id: None,
+            before: None,
+            limit: 10,
+        };
+        assert_eq!(store.list_audit_events(&org.id, &query).await.unwrap().len(), 1);
+
+        store.prune_oauth(t0 + Duration::hours(2)).await.unwrap();
+        assert!(!store.token_revoked("jti-1").await.unwrap(), "pruned after expiry");
     }
 }

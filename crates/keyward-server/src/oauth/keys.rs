@@ -279,6 +279,9 @@ impl RingState {
     }
 }
 
+/// The shortest time between two reads of the keys forced by unknown key ids.
+const MIN_FORCED_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The signing keys as this node knows them, re-read from the store every
 /// `key_refresh_interval`, and the schedule that makes, retires and drops them.
 pub struct KeyRing {
@@ -327,17 +330,16 @@ impl KeyRing {
         self.reload(store, now).await
     }
 
-    /// Re-reads the keys now, unless another read finished meanwhile: for a token whose
-    /// `kid` is not known yet.
+    /// Re-reads the keys for a token whose `kid` is not known yet, unless they were read
+    /// less than a second ago: made-up key ids cannot make every check read the store.
     pub async fn refresh(
         &self,
         store: &Arc<dyn Store>,
         now: OffsetDateTime,
     ) -> Result<Arc<RingState>, StoreError> {
-        let before = self.cached(None).map(|state| state.read_at);
         let _reading = self.reading.lock().await;
         match self.cached(None) {
-            Some(state) if Some(state.read_at) != before => Ok(state),
+            Some(state) if state.read_at.elapsed() < MIN_FORCED_REFRESH => Ok(state),
             _ => self.reload(store, now).await,
         }
     }

@@ -1,10 +1,10 @@
-//! After a run that issues, uses, rotates and revokes secrets, none of them appears in the
-//! database (the SQLite file and its WAL, or every PostgreSQL row) nor in any line the
+//! After a run that issues, uses, rotates and revokes secrets and access tokens, none of
+//! them, nor the master key or an unsealed signing key, appears in the database (the SQLite file and its WAL, or every PostgreSQL row) nor in any line the
 //! server printed.
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, client, database, init};
+use crate::support::{Server, TEST_MASTER_KEY, client, database, init};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_secret_reaches_the_database_or_the_logs() {
@@ -93,6 +93,57 @@ async fn no_secret_reaches_the_database_or_the_logs() {
             .await
             .unwrap();
     }
+    // Access tokens: issued by both client authentication methods, used, introspected,
+    // one revoked; a wrong secret tried too.
+    let client_id = bootstrap.organization_id.clone();
+    let mut tokens = Vec::new();
+    for body in &issued {
+        let secret = body["client_secret"].as_str().unwrap();
+        let by_basic: Value = http
+            .post(server.url("/v1/auth/token"))
+            .basic_auth(&client_id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let by_post: Value = http
+            .post(server.url("/v1/auth/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &client_id),
+                ("client_secret", &format!("{secret}x")),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(by_post["error"], "invalid_client");
+        tokens.push(by_basic["access_token"].as_str().unwrap().to_owned());
+    }
+    for token in &tokens {
+        for request in [
+            http.get(server.url("/v1/keys")).bearer_auth(token),
+            http.get(server.url("/v1/authorize")).bearer_auth(token),
+            http.post(server.url("/v1/auth/introspect"))
+                .header("x-api-key", &admin)
+                .form(&[("token", token.as_str())]),
+        ] {
+            request.send().await.unwrap();
+        }
+    }
+    http.post(server.url("/v1/auth/revoke"))
+        .basic_auth(&client_id, Some(&bootstrap.client_secret))
+        .form(&[("token", tokens[0].as_str())])
+        .send()
+        .await
+        .unwrap();
+    secrets.extend(tokens);
+
     for body in &issued[1..] {
         let id = body["key_id"].as_str().unwrap();
         http.post(server.url(&format!("/v1/keys/{id}/revoke")))
@@ -108,6 +159,15 @@ async fn no_secret_reaches_the_database_or_the_logs() {
         "debug logs were captured: {output}"
     );
     let stored = db.stored_bytes().await;
+    // Neither the master key nor an unsealed P-256 private key (the base64 opening of its
+    // PKCS#8 document) is stored or printed.
+    for sealed_only in [TEST_MASTER_KEY, "MIGHAgEAMBMGByqGSM49AgEG"] {
+        assert!(!output.contains(sealed_only), "printed: {sealed_only}");
+        assert!(
+            !stored.windows(sealed_only.len()).any(|w| w == sealed_only.as_bytes()),
+            "stored: {sealed_only}"
+        );
+    }
     for secret in &secrets {
         let random_part = &secret[secret.len() - 24..];
         assert!(
