@@ -979,17 +979,30 @@ async fn signing_keys_take_one_generation_each_retire_and_are_pruned() {
         store.retire_signing_keys(2, t0, until).await.unwrap();
         let keys = store.signing_keys().await.unwrap();
         assert_eq!(keys.len(), 2);
-        assert_eq!(keys[0].sealed_private_key, None, "the private key is erased");
+        assert_eq!(
+            keys[0].sealed_private_key, None,
+            "the private key is erased"
+        );
         assert_eq!(keys[0].retired_at, Some(t0));
         assert_eq!(keys[0].published_until, Some(until));
         assert_eq!(keys[1].sealed_private_key.as_deref(), Some("sealed-2"));
         assert_eq!(keys[1].retired_at, None);
 
         store.prune_oauth(until).await.unwrap();
-        assert_eq!(store.signing_keys().await.unwrap().len(), 2, "kept through its last day");
-        store.prune_oauth(until + Duration::seconds(1)).await.unwrap();
+        assert_eq!(
+            store.signing_keys().await.unwrap().len(),
+            2,
+            "kept through its last day"
+        );
+        store
+            .prune_oauth(until + Duration::seconds(1))
+            .await
+            .unwrap();
         let keys = store.signing_keys().await.unwrap();
-        assert_eq!(keys.iter().map(|k| k.generation).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(
+            keys.iter().map(|k| k.generation).collect::<Vec<_>>(),
+            vec![2]
+        );
     }
 }
 
@@ -1011,7 +1024,10 @@ async fn a_revoked_token_is_remembered_until_it_expires_and_moves_the_counter() 
         store.revoke_token(&token, &event).await.unwrap();
         assert!(store.token_revoked("jti-1").await.unwrap());
         let after = store.organization_change_seq(&org.id).await.unwrap();
-        assert!(after > before, "other nodes learn of it through the counter");
+        assert!(
+            after > before,
+            "other nodes learn of it through the counter"
+        );
 
         // Revoking again changes nothing and records no second event.
         store.revoke_token(&token, &event).await.unwrap();
@@ -1022,9 +1038,19 @@ async fn a_revoked_token_is_remembered_until_it_expires_and_moves_the_counter() 
             before: None,
             limit: 10,
         };
-        assert_eq!(store.list_audit_events(&org.id, &query).await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .list_audit_events(&org.id, &query)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
 
         store.prune_oauth(t0 + Duration::hours(2)).await.unwrap();
-        assert!(!store.token_revoked("jti-1").await.unwrap(), "pruned after expiry");
+        assert!(
+            !store.token_revoked("jti-1").await.unwrap(),
+            "pruned after expiry"
+        );
     }
 }

@@ -262,3 +262,30 @@ async fn a_guessing_address_is_throttled_and_others_are_not() {
         "the holder elsewhere is unaffected"
     );
 }
+
+#[tokio::test]
+async fn an_access_token_passes_the_layer_with_its_narrower_scopes() {
+    use keyward_server::oauth::token::{Subject, issue};
+    let api = api(ServerConfig::default()).await;
+    let (_, id) = api.key(&["domains:*", "dns:*"], |_| {}).await;
+    let now = api.state.clock.now();
+    let ring = api.state.keys.current(&api.state.store, now).await.unwrap();
+    let signer = ring.signer(now).unwrap();
+    let subject = Subject {
+        credential_id: id.as_str(),
+        client_id: api.org.as_str(),
+        scope: "domains:read",
+        environment: "live",
+    };
+    let (token, _) = issue(&signer, &api.state.config.oauth, now, subject).unwrap();
+    let (status, body, _) = api.get("/v1/domains", Some(&token), "192.0.2.1").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, format!("{id} domains:read"));
+    let (status, _, challenge) = api.get("/v1/dns", Some(&token), "192.0.2.1").await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the token holds only domains:read"
+    );
+    assert!(challenge.unwrap().contains("insufficient_scope"));
+}

@@ -753,3 +753,34 @@ async fn failed_client_authentication_is_throttled_per_address() {
         .await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.text);
 }
+
+#[tokio::test]
+async fn ed25519_and_rs256_keys_sign_tokens_that_verify() {
+    use keyward_server::ServerConfig;
+    use keyward_server::oauth::OAuthConfig;
+    use keyward_server::oauth::keys::SigningAlgorithm;
+    for (algorithm, kty) in [
+        (SigningAlgorithm::EdDsa, "OKP"),
+        (SigningAlgorithm::Rs256, "RSA"),
+    ] {
+        let config = ServerConfig {
+            oauth: OAuthConfig {
+                algorithm,
+                ..OAuthConfig::default()
+            },
+            ..ServerConfig::default()
+        };
+        let app = TestApp::with_config(config).await;
+        let c = client(&app, json!({"name": "oauth"})).await;
+        let token = access_token(&app, &c).await;
+        assert_eq!(header(&token)["alg"], algorithm.name());
+        let jwks: Value = app.get("/.well-known/jwks.json").send().await.json();
+        assert_eq!(jwks["keys"][0]["kty"], kty);
+        assert!(jwks["keys"][0].get("d").is_none());
+        assert_eq!(
+            authorize_bearer(&app, &token).await.status,
+            StatusCode::OK,
+            "{algorithm:?}"
+        );
+    }
+}

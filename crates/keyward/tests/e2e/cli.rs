@@ -189,3 +189,20 @@ async fn the_first_serve_bootstraps_once_and_its_key_works() {
         "a second start prints no secrets: {second}"
     );
 }
+
+#[tokio::test]
+async fn signing_keys_rotate_publishes_a_second_key() {
+    let db = database().await;
+    init(db.url());
+    let rotated = run(&["signing-keys", "rotate"], db.url());
+    assert!(rotated.starts_with("Made signing key kw2-"), "{rotated}");
+    let listed = run(&["signing-keys", "list"], db.url());
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("ES256") && l.contains("private key sealed")),
+        "{listed}"
+    );
+}

@@ -164,7 +164,9 @@ async fn no_secret_reaches_the_database_or_the_logs() {
     for sealed_only in [TEST_MASTER_KEY, "MIGHAgEAMBMGByqGSM49AgEG"] {
         assert!(!output.contains(sealed_only), "printed: {sealed_only}");
         assert!(
-            !stored.windows(sealed_only.len()).any(|w| w == sealed_only.as_bytes()),
+            !stored
+                .windows(sealed_only.len())
+                .any(|w| w == sealed_only.as_bytes()),
             "stored: {sealed_only}"
         );
     }
