@@ -8,6 +8,7 @@
 //! - [`scope`]: scopes, wildcards, presets and built-in roles.
 //! - [`credential`]: organizations, credentials, validation and rotation arithmetic.
 //! - [`verify`]: the verification decision and its outcome codes.
+//! - [`rate_limit`]: per-credential limits with GCRA.
 //! - [`audit`]: audit events.
 //! - [`clock`]: injected time.
 
@@ -16,6 +17,7 @@ pub mod clock;
 pub mod credential;
 pub mod digest;
 pub mod ip_rule;
+pub mod rate_limit;
 pub mod scope;
 pub mod secret;
 pub mod typeid;
