@@ -92,6 +92,9 @@ pub struct Requirements<'a> {
     /// organization's rules. Unknown (`None`) fails any such restriction: a restricted
     /// credential is never accepted from an address nobody checked.
     pub client_ip: Option<IpAddr>,
+    /// Skip the address checks: for a question about a credential itself, not about a
+    /// request from somewhere (token introspection).
+    pub any_address: bool,
     /// The IP access rules of the credential's organization.
     pub org_rules: &'a [IpRule],
 }
@@ -130,11 +133,13 @@ pub fn decide(
     if settings.not_before.is_some_and(|t| t > now) {
         return Outcome::NotYetValid;
     }
-    if !address_permitted(
-        &settings.ip_allowlist,
-        requirements.org_rules,
-        requirements.client_ip,
-    ) {
+    if !requirements.any_address
+        && !address_permitted(
+            &settings.ip_allowlist,
+            requirements.org_rules,
+            requirements.client_ip,
+        )
+    {
         return Outcome::IpDenied;
     }
     if requirements

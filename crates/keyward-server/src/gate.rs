@@ -49,6 +49,7 @@ pub async fn admit(
         scopes,
         environment,
         organization: None,
+        any_address: false,
     };
     verifier
         .check(&secret, &demand, client)

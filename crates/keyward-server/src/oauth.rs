@@ -70,11 +70,9 @@ impl Default for OAuthConfig {
 pub enum OAuthError {
     /// 400 `invalid_request`: a missing, repeated or malformed parameter.
     InvalidRequest(&'static str),
-    /// 401 `invalid_client`: one answer for every cause; `basic` adds `WWW-Authenticate`.
-    InvalidClient {
-        /// Whether the client tried HTTP Basic authentication.
-        basic: bool,
-    },
+    /// 401 `invalid_client` with `WWW-Authenticate: Basic`: one answer for every cause
+    /// and either client authentication method.
+    InvalidClient,
     /// 400 `unsupported_grant_type`.
     UnsupportedGrantType,
     /// 400 `invalid_scope`: a scope unknown or beyond the credential's.
@@ -100,7 +98,7 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let (status, error, description) = match &self {
             OAuthError::InvalidRequest(why) => (StatusCode::BAD_REQUEST, "invalid_request", *why),
-            OAuthError::InvalidClient { .. } => (
+            OAuthError::InvalidClient => (
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
                 "client authentication failed",
@@ -144,7 +142,7 @@ impl IntoResponse for OAuthError {
         let headers = response.headers_mut();
         no_store(headers);
         match self {
-            OAuthError::InvalidClient { basic: true } => {
+            OAuthError::InvalidClient => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Basic realm=\"keyward\", charset=\"UTF-8\""),

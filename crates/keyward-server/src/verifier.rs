@@ -80,6 +80,9 @@ pub struct Demand<'a> {
     pub environment: Option<Environment>,
     /// The organization it must belong to: another organization's key is `NOT_FOUND`.
     pub organization: Option<&'a OrganizationId>,
+    /// Accept it from any address (the allowlist and IP rules are not checked): for
+    /// questions about a credential, such as token introspection.
+    pub any_address: bool,
 }
 
 /// Where the presented credential came from.
@@ -126,6 +129,13 @@ struct Policy {
     roles: HashMap<String, ScopeSet>,
 }
 
+/// How many shards `Verifier::secret_generations` has.
+const SECRET_SHARDS: usize = 64;
+
+fn shard_of(digest: &LookupDigest) -> usize {
+    usize::from(digest.as_bytes()[0]) % SECRET_SHARDS
+}
+
 /// Which kind of secret a check accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wanted {
@@ -157,6 +167,9 @@ pub struct Verifier {
     /// Counts the changes forgotten on this node; a cache fill that saw it move while it
     /// read the store does not keep what it read.
     generation: AtomicU64,
+    /// The same for single forgotten secrets, per shard of digests: revoking one token
+    /// (which any OAuth client may do) disturbs only fills of that shard.
+    secret_generations: [AtomicU64; SECRET_SHARDS],
     /// The cached digests of each credential, so a change can drop them at once.
     digests_of: DashMap<CredentialId, Vec<LookupDigest>, RandomState>,
     policies: TtlCache<OrganizationId, Arc<Policy>>,
@@ -194,6 +207,7 @@ impl Verifier {
             secrets,
             unknown,
             generation: AtomicU64::new(0),
+            secret_generations: std::array::from_fn(|_| AtomicU64::new(0)),
             digests_of: DashMap::default(),
             policies,
             throttle,
@@ -278,6 +292,7 @@ impl Verifier {
             environment: demand.environment,
             client_ip: client.ip,
             org_rules: &policy.rules,
+            any_address: demand.any_address,
         };
         match decide(
             credential,
@@ -295,7 +310,16 @@ impl Verifier {
                 }
                 Ok(found.identity.clone())
             }
-            outcome => Err(Denial::Outcome(outcome)),
+            outcome => {
+                // Every failed client authentication counts, so a revoked, disabled or
+                // expired secret cannot be told from a made-up one by the throttle.
+                if wanted == Wanted::ClientSecret
+                    && let Some(ip) = counted_ip
+                {
+                    self.throttle.record_failure(ip, now);
+                }
+                Err(Denial::Outcome(outcome))
+            }
         }
     }
 
@@ -348,6 +372,8 @@ impl Verifier {
         source: Source,
     ) -> Result<Option<Found>, StoreError> {
         let generation = self.generation.load(Ordering::Acquire);
+        let shard = &self.secret_generations[shard_of(&digest)];
+        let secret_generation = shard.load(Ordering::Acquire);
         let loaded = match source {
             Source::Secret(kind) => self.load(&digest, presented, kind).await?,
             Source::Token => self.load_token(presented).await?,
@@ -368,7 +394,9 @@ impl Verifier {
             }
             None => self.unknown.insert(digest, (), now),
         }
-        if self.generation.load(Ordering::Acquire) != generation {
+        if self.generation.load(Ordering::Acquire) != generation
+            || shard.load(Ordering::Acquire) != secret_generation
+        {
             self.secrets.remove(&digest);
             self.unknown.remove(&digest);
         }
@@ -518,8 +546,9 @@ impl Verifier {
 
     /// Drops what this node cached about one presented secret or token.
     pub fn forget_secret(&self, presented: &str) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        self.secrets.remove(&LookupDigest::of(presented));
+        let digest = LookupDigest::of(presented);
+        self.secret_generations[shard_of(&digest)].fetch_add(1, Ordering::AcqRel);
+        self.secrets.remove(&digest);
     }
 
     /// Drops what this node cached about an organization's rules and roles.

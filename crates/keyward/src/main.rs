@@ -199,7 +199,7 @@ async fn open_state(config: &Config) -> anyhow::Result<AppState> {
 /// The master key: `KEYWARD_MASTER_KEY` (base64), or the file, created with a fresh key
 /// (mode 0600) when missing.
 fn master_key(path: &std::path::Path) -> anyhow::Result<MasterKey> {
-    if let Ok(text) = std::env::var("KEYWARD_MASTER_KEY") {
+    if let Ok(text) = std::env::var("KEYWARD_MASTER_KEY").map(zeroize::Zeroizing::new) {
         return MasterKey::from_base64(&text).context("KEYWARD_MASTER_KEY");
     }
     let mut options = std::fs::OpenOptions::new();
@@ -216,8 +216,10 @@ fn master_key(path: &std::path::Path) -> anyhow::Result<MasterKey> {
             Ok(key)
         }
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the master key from {}", path.display()))?;
+            let text = zeroize::Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the master key from {}", path.display()))?,
+            );
             MasterKey::from_base64(&text)
                 .with_context(|| format!("the master key in {}", path.display()))
         }

@@ -158,7 +158,11 @@ impl Signer {
     fn sign(&self, message: &[u8]) -> Option<Vec<u8>> {
         let rng = SystemRandom::new();
         match self {
-            Signer::Ecdsa(key) => Some(key.sign(&rng, message).ok()?.as_ref().to_vec()),
+            Signer::Ecdsa(key) => {
+                let mut signature = key.sign(&rng, message).ok()?.as_ref().to_vec();
+                low_s(&mut signature);
+                Some(signature)
+            }
             Signer::Ed25519(key) => Some(key.sign(message).as_ref().to_vec()),
             Signer::Rsa(key) => {
                 let mut signature = vec![0; key.public_modulus_len()];
@@ -168,6 +172,41 @@ impl Signer {
             }
         }
     }
+}
+
+/// The order of the P-256 group, big-endian.
+const P256_ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+/// Half of it, rounded down: the largest `s` of a low-S signature.
+const P256_HALF_ORDER: [u8; 32] = [
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+];
+
+/// Turns an ES256 signature (`r ‖ s`, 64 bytes) into its low-S form, `s ≤ n/2`, by
+/// replacing `s` with `n − s`: both verify, so an issuer that signs only low-S and a
+/// checker that accepts only low-S leave one valid string per token (ECDSA is malleable).
+fn low_s(signature: &mut [u8]) {
+    let Some(s) = signature.get_mut(32..64) else {
+        return;
+    };
+    if *s > P256_HALF_ORDER[..] {
+        let mut borrow = 0u16;
+        for i in (0..32).rev() {
+            let difference = u16::from(P256_ORDER[i])
+                .wrapping_sub(u16::from(s[i]))
+                .wrapping_sub(borrow);
+            borrow = u16::from(u16::from(P256_ORDER[i]) < u16::from(s[i]) + borrow);
+            s[i] = (difference & 0xff) as u8;
+        }
+    }
+}
+
+/// Whether an ES256 signature is in low-S form (see [`low_s`]).
+pub fn is_low_s(signature: &[u8]) -> bool {
+    signature.len() == 64 && signature[32..] <= P256_HALF_ORDER[..]
 }
 
 /// A fresh key pair of `alg`: its PKCS#8 document and its public JWK (without `kid`).
@@ -279,6 +318,11 @@ impl RingState {
     }
 }
 
+/// Why a node neither makes nor retires signing keys.
+const MASTER_KEY_MISMATCH: &str = "the master key does not open the stored signing keys: \
+     every node (and the CLI) needs the deployment's one master key; this node will not make, \
+     retire or sign with keys until it has it";
+
 /// The shortest time between two reads of the keys forced by unknown key ids.
 const MIN_FORCED_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -372,10 +416,22 @@ impl KeyRing {
         now: OffsetDateTime,
     ) -> Result<SigningKeyRecord, StoreError> {
         let keys = store.signing_keys().await?;
+        if !self.opens_all(&keys) {
+            return Err(StoreError::Internal(MASTER_KEY_MISMATCH.into()));
+        }
         let record = self.make_key(&keys, now)?;
         store.insert_signing_key(&record).await?;
         *self.state.write().unwrap_or_else(PoisonError::into_inner) = None;
         Ok(record)
+    }
+
+    /// Whether this node's master key opens every sealed key in `keys`.
+    fn opens_all(&self, keys: &[SigningKeyRecord]) -> bool {
+        keys.iter().all(|key| {
+            key.sealed_private_key
+                .as_ref()
+                .is_none_or(|sealed| self.config.master_key.open(&key.kid, sealed).is_some())
+        })
     }
 
     fn make_key(
@@ -415,8 +471,17 @@ impl KeyRing {
         now: OffsetDateTime,
     ) -> Result<Arc<RingState>, StoreError> {
         let mut keys = store.signing_keys().await?;
+        // A node whose master key does not open the stored keys makes and retires nothing:
+        // a key it made could not be opened by the others, and retiring theirs would leave
+        // no key anyone can sign with.
+        let master_key_fits = self.opens_all(&keys);
+        if !master_key_fits {
+            tracing::error!("{MASTER_KEY_MISMATCH}");
+        }
         let newest_made = keys.iter().map(|k| k.created_at).max();
-        if newest_made.is_none_or(|made| made + self.config.rotation_interval <= now) {
+        if master_key_fits
+            && newest_made.is_none_or(|made| made + self.config.rotation_interval <= now)
+        {
             let record = self.make_key(&keys, now)?;
             match store.insert_signing_key(&record).await {
                 // Another node made it first; read what it made.
@@ -430,7 +495,8 @@ impl KeyRing {
             .filter(|k| k.activates_at <= now && k.sealed_private_key.is_some())
             .map(|k| k.generation)
             .max();
-        if let Some(active) = active_generation
+        if master_key_fits
+            && let Some(active) = active_generation
             && keys
                 .iter()
                 .any(|k| k.generation < active && k.retired_at.is_none())
@@ -569,6 +635,45 @@ mod tests {
             assert!(signer.sign(b"input").is_some(), "{alg:?}");
             assert!(decoding_key(&jwk).is_some(), "{alg:?}: {jwk}");
             assert!(jwk.get("d").is_none(), "no private parameter in {jwk}");
+        }
+    }
+
+    #[test]
+    fn es256_signatures_are_low_s_and_still_verify() {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
+        let (der, _) = generate(SigningAlgorithm::Es256).unwrap_or_else(|e| panic!("{e}"));
+        let signer =
+            Signer::from_pkcs8(SigningAlgorithm::Es256, &der).unwrap_or_else(|| panic!("key"));
+        let Signer::Ecdsa(pair) = &signer else {
+            panic!("ES256")
+        };
+        let public = UnparsedPublicKey::new(
+            &ECDSA_P256_SHA256_FIXED,
+            pair.public_key().as_ref().to_vec(),
+        );
+        // Random nonces: about half of the raw signatures are high-S; all come out low-S.
+        for i in 0..64u32 {
+            let message = i.to_be_bytes();
+            let signature = signer.sign(&message).unwrap_or_default();
+            assert!(is_low_s(&signature), "signature {i}");
+            assert!(
+                public.verify(&message, &signature).is_ok(),
+                "signature {i} verifies"
+            );
+            // Its high-S twin verifies as ECDSA but is not low-S.
+            let mut twin = signature.clone();
+            let s: Vec<u8> = twin[32..].to_vec();
+            let mut borrow = 0i16;
+            for j in (0..32).rev() {
+                let mut d = i16::from(P256_ORDER[j]) - i16::from(s[j]) - borrow;
+                borrow = i16::from(d < 0);
+                if d < 0 {
+                    d += 256;
+                }
+                twin[32 + j] = d as u8;
+            }
+            assert!(public.verify(&message, &twin).is_ok());
+            assert!(!is_low_s(&twin));
         }
     }
 

@@ -23,6 +23,11 @@ impl Params {
             .map(String::as_str)
             .filter(|v| !v.is_empty())
     }
+
+    /// Whether `name` was sent at all, even empty.
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
 }
 
 /// Reads the body's parameters: `application/x-www-form-urlencoded` or `application/json`
@@ -90,19 +95,18 @@ impl<'de> Visitor<'de> for PairsVisitor {
     }
 }
 
-/// How the client authenticated.
+/// The client's credentials, as presented.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientCredentials {
     /// The client id (an organization id, unchecked).
     pub client_id: String,
     /// The client secret, as presented.
     pub client_secret: String,
-    /// Whether it came by HTTP Basic (`client_secret_basic`).
-    pub basic: bool,
 }
 
 /// The client authentication of a request: HTTP Basic (`client_secret_basic`) or the
-/// body's `client_id` and `client_secret` (`client_secret_post`), never both.
+/// body's `client_id` and `client_secret` (`client_secret_post`), never both. A `Basic`
+/// header that cannot be read is a failed authentication, not an absent one.
 pub fn client_credentials(
     headers: &HeaderMap,
     params: &Params,
@@ -110,16 +114,20 @@ pub fn client_credentials(
     let basic = headers
         .get(header::AUTHORIZATION)
         .map(|value| value.as_bytes().trim_ascii())
-        .filter(|bytes| bytes.len() > 6 && bytes[..6].eq_ignore_ascii_case(b"basic "));
+        .filter(|bytes| {
+            bytes.len() >= 5
+                && bytes[..5].eq_ignore_ascii_case(b"basic")
+                && bytes.get(5).is_none_or(|b| *b == b' ')
+        });
     match basic {
         Some(bytes) => {
-            if params.get("client_secret").is_some() {
+            if params.has("client_secret") {
                 return Err(OAuthError::InvalidRequest(
                     "use one client authentication method, not two",
                 ));
             }
             let (client_id, client_secret) =
-                basic_credentials(&bytes[6..]).ok_or(OAuthError::InvalidClient { basic: true })?;
+                basic_credentials(&bytes[5..]).ok_or(OAuthError::InvalidClient)?;
             if params.get("client_id").is_some_and(|id| id != client_id) {
                 return Err(OAuthError::InvalidRequest(
                     "client_id differs from the authenticated client",
@@ -128,16 +136,14 @@ pub fn client_credentials(
             Ok(ClientCredentials {
                 client_id,
                 client_secret,
-                basic: true,
             })
         }
         None => match (params.get("client_id"), params.get("client_secret")) {
             (Some(id), Some(secret)) => Ok(ClientCredentials {
                 client_id: id.to_owned(),
                 client_secret: secret.to_owned(),
-                basic: false,
             }),
-            _ => Err(OAuthError::InvalidClient { basic: false }),
+            _ => Err(OAuthError::InvalidClient),
         },
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::oauth::OAuthConfig;
-use crate::oauth::keys::{ActiveKey, RingState, random_id};
+use crate::oauth::keys::{ActiveKey, RingState, SigningAlgorithm, is_low_s, random_id};
 
 /// The `typ` of an access token's header.
 pub const TOKEN_TYPE: &str = "at+jwt";
@@ -127,6 +127,17 @@ pub fn verify(
     let key = ring.key(kid).ok_or(TokenRejection::UnknownKey)?;
     if header.alg != key.jwt_algorithm() {
         return Err(TokenRejection::Invalid);
+    }
+    if key.algorithm == SigningAlgorithm::Es256 {
+        let signature = presented
+            .rsplit('.')
+            .next()
+            .and_then(|part| URL_SAFE_NO_PAD.decode(part).ok())
+            .ok_or(TokenRejection::Invalid)?;
+        if !is_low_s(&signature) {
+            // The malleable twin of a token: only the form Keyward issued is accepted.
+            return Err(TokenRejection::Invalid);
+        }
     }
     let mut validation = Validation::new(key.jwt_algorithm());
     validation.set_issuer(&[&config.issuer]);

@@ -114,9 +114,7 @@ async fn authenticate(
             Denial::Throttled(wait) => OAuthError::Throttled(wait),
             Denial::Store(_) => OAuthError::Unavailable,
             Denial::Outcome(Outcome::IpDenied) => OAuthError::UnauthorizedClient,
-            Denial::Outcome(_) => OAuthError::InvalidClient {
-                basic: credentials.basic,
-            },
+            Denial::Outcome(_) => OAuthError::InvalidClient,
         })
 }
 
@@ -304,6 +302,7 @@ pub async fn introspect(State(state): State<AppState>, request: Request) -> Resp
     };
     let demand = Demand {
         organization: Some(&organization),
+        any_address: true,
         ..Demand::default()
     };
     let client = Client {
@@ -392,7 +391,18 @@ async fn revoke_token(state: &AppState, request: Request) -> Result<(), OAuthErr
         .current(&state.store, now)
         .await
         .map_err(|_| OAuthError::Unavailable)?;
-    let claims = match token::verify(presented, &ring, oauth) {
+    let verified = match token::verify(presented, &ring, oauth) {
+        Err(TokenRejection::UnknownKey) => {
+            let ring = state
+                .keys
+                .refresh(&state.store, now)
+                .await
+                .map_err(|_| OAuthError::Unavailable)?;
+            token::verify(presented, &ring, oauth)
+        }
+        other => other,
+    };
+    let claims = match verified {
         Ok(claims) => claims,
         Err(TokenRejection::Expired(claims)) => *claims,
         Err(_) => return Ok(()),

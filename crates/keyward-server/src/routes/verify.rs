@@ -120,6 +120,7 @@ pub async fn verify(
         scopes: &scopes,
         environment: request.environment.map(Environment::from),
         organization: Some(caller.organization_id()),
+        any_address: false,
     };
     let client = Client {
         ip,

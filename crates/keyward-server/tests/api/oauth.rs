@@ -270,7 +270,13 @@ async fn every_client_authentication_failure_gets_the_same_answer() {
             .send()
             .await;
         assert_oauth_error(&response, 401, "invalid_client");
-        assert_eq!(response.header("www-authenticate"), None, "{cause}");
+        assert!(
+            response
+                .header("www-authenticate")
+                .unwrap()
+                .starts_with("Basic realm="),
+            "{cause}: a 401 names the scheme it takes"
+        );
         post_answers.push((cause, response.text));
     }
     for answers in [basic_answers, post_answers] {
@@ -783,4 +789,174 @@ async fn ed25519_and_rs256_keys_sign_tokens_that_verify() {
             "{algorithm:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_node_with_another_master_key_makes_and_retires_no_signing_key() {
+    use std::sync::Arc;
+
+    use keyward_server::{AppState, ServerConfig};
+    use keyward_store::SqlStore;
+    let app = TestApp::new().await;
+    let c = client(&app, json!({"name": "oauth"})).await;
+    let first = access_token(&app, &c).await;
+
+    // Another node (or a CLI run) on the same database with a different master key.
+    let store = SqlStore::open(app.database.url()).await.unwrap();
+    let stray = AppState::new(
+        Arc::new(store),
+        Arc::new(app.clock.clone()),
+        ServerConfig::default(),
+    );
+    let now = app.state.clock.now();
+    assert!(
+        stray.keys.rotate(&stray.store, now).await.is_err(),
+        "rotation refused"
+    );
+    app.clock.advance(time::Duration::days(40));
+    let later = app.state.clock.now();
+    let ring = stray.keys.current(&stray.store, later).await.unwrap();
+    assert!(ring.signer(later).is_none(), "it cannot sign");
+    assert_eq!(
+        stray.store.signing_keys().await.unwrap().len(),
+        1,
+        "it made no key, though one was due"
+    );
+    // The real node still signs (its scheduled key now), and its old key was not erased
+    // by the stray one.
+    let token = access_token(&app, &c).await;
+    assert_eq!(authorize_bearer(&app, &token).await.status, StatusCode::OK);
+    drop(first);
+}
+
+#[tokio::test]
+async fn introspection_ignores_the_address_restrictions_of_the_introspected_credential() {
+    let app = TestApp::new().await;
+    let c = client(
+        &app,
+        json!({"name": "restricted", "ip_allowlist": ["127.0.0.0/8"], "permissions": ["dns:read"]}),
+    )
+    .await;
+    let token = access_token(&app, &c).await;
+    for (auth_header, value) in [
+        ("x-api-key", app.admin_key.clone()),
+        ("authorization", basic(&c.id, &c.secret)),
+    ] {
+        let response = app
+            .post("/v1/auth/introspect")
+            .header(auth_header, &value)
+            .raw(
+                "application/x-www-form-urlencoded",
+                format!("token={token}"),
+            )
+            .send()
+            .await;
+        assert_eq!(
+            response.json()["active"],
+            true,
+            "{auth_header}: {}",
+            response.text
+        );
+    }
+}
+
+#[tokio::test]
+async fn revoked_secrets_count_towards_the_throttle_like_made_up_ones() {
+    let app = TestApp::new().await;
+    let revoked = client(&app, json!({"name": "revoked"})).await;
+    app.post(&format!("/v1/keys/{}/revoke", revoked.key_id))
+        .key(&app.admin_key)
+        .send()
+        .await;
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        let response = app
+            .post("/v1/auth/token")
+            .header("authorization", &basic(&revoked.id, &revoked.secret))
+            .peer("127.0.0.4")
+            .raw(
+                "application/x-www-form-urlencoded",
+                "grant_type=client_credentials",
+            )
+            .send()
+            .await;
+        statuses.push(response.status.as_u16());
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn an_unreadable_basic_header_or_an_extra_empty_secret_is_refused() {
+    let app = TestApp::new().await;
+    let c = client(&app, json!({"name": "oauth"})).await;
+    for header_value in ["Basic", "Basic ", "basic !!!"] {
+        let response = app
+            .post("/v1/auth/token")
+            .header("authorization", header_value)
+            .raw(
+                "application/x-www-form-urlencoded",
+                format!(
+                    "grant_type=client_credentials&client_id={}&client_secret={}",
+                    c.id, c.secret
+                ),
+            )
+            .send()
+            .await;
+        assert_eq!(
+            response.status.as_u16() / 100,
+            4,
+            "{header_value}: {}",
+            response.text
+        );
+        assert_ne!(response.status, StatusCode::OK);
+    }
+    let bare = app
+        .post("/v1/auth/token")
+        .header("authorization", "Basic")
+        .raw(
+            "application/x-www-form-urlencoded",
+            "grant_type=client_credentials",
+        )
+        .send()
+        .await;
+    assert_oauth_error(&bare, 401, "invalid_client");
+    assert!(bare.header("www-authenticate").is_some());
+    let empty_secret = app
+        .post("/v1/auth/token")
+        .header("authorization", &basic(&c.id, &c.secret))
+        .raw(
+            "application/x-www-form-urlencoded",
+            "grant_type=client_credentials&client_secret=",
+        )
+        .send()
+        .await;
+    assert_oauth_error(&empty_secret, 400, "invalid_request");
+}
+
+/// The order of P-256, big-endian, to build the high-S twin of an ES256 signature.
+const P256_ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+#[tokio::test]
+async fn the_malleable_twin_of_an_es256_token_is_refused() {
+    let app = TestApp::new().await;
+    let c = client(&app, json!({"name": "oauth"})).await;
+    let token = access_token(&app, &c).await;
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let mut bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    let mut borrow = 0i16;
+    for j in (0..32).rev() {
+        let mut d = i16::from(P256_ORDER[j]) - i16::from(bytes[32 + j]) - borrow;
+        borrow = i16::from(d < 0);
+        if d < 0 {
+            d += 256;
+        }
+        bytes[32 + j] = u8::try_from(d).unwrap();
+    }
+    let twin = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(bytes));
+    assert_eq!(authorize_bearer(&app, &token).await.status, StatusCode::OK);
+    let answer = authorize_bearer(&app, &twin).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.text);
 }
