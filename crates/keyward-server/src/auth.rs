@@ -7,14 +7,19 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use keyward_core::audit::Actor;
+use keyward_core::rate_limit::RateDecision;
 use keyward_core::scope::Scope;
 use keyward_core::typeid::OrganizationId;
 use keyward_core::verify::Outcome;
 
 use crate::client_ip::{client_address, peer};
 use crate::error::ApiError;
+use crate::gate::RateSlot;
 use crate::state::AppState;
-use crate::verifier::{Client, Demand, Denial, Identity};
+use crate::verifier::{Client, Demand, Denial, Identity, Purpose};
+
+/// The path of the verification endpoint, whose callers are not rate-limited.
+const VERIFY_PATH: &str = "/v1/keys/verify";
 
 /// The header carrying an API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
@@ -88,6 +93,7 @@ impl ApiError {
         match denial {
             Denial::Outcome(outcome) => ApiError::from_outcome(outcome, demanded),
             Denial::Throttled(wait) => ApiError::Throttled(wait),
+            Denial::RateLimited(decision) => ApiError::RateLimited(decision),
             Denial::Store(error) => error.into(),
         }
     }
@@ -98,6 +104,9 @@ impl ApiError {
 pub struct Caller {
     /// The caller's credential and scopes.
     pub identity: Arc<Identity>,
+    /// The state of its rate limit after this request (`None` for the callers of
+    /// verification endpoints, which are not counted).
+    pub rate: Option<RateDecision>,
     /// How it is recorded in the audit log.
     pub actor: Actor,
 }
@@ -149,15 +158,33 @@ impl FromRequestParts<AppState> for Caller {
             ip,
             throttled: true,
         };
-        let identity = state
+        // The caller of /v1/keys/verify asks for many requests; the keys it verifies are
+        // what is counted.
+        let purpose = if parts.uri.path() == VERIFY_PATH {
+            Purpose::Verification
+        } else {
+            Purpose::Use
+        };
+        let demand = Demand {
+            purpose,
+            ..Demand::default()
+        };
+        let admitted = state
             .verifier
-            .check(&secret, &Demand::default(), client)
+            .check(&secret, &demand, client)
             .await
             .map_err(|denial| ApiError::from_denial(denial, ""))?;
+        if let (Some(rate), Some(slot)) = (&admitted.rate, parts.extensions.get::<RateSlot>()) {
+            slot.fill(*rate);
+        }
         let actor = Actor {
-            id: identity.credential.id.to_string(),
+            id: admitted.identity.credential.id.to_string(),
             source_ip: ip,
         };
-        Ok(Caller { identity, actor })
+        Ok(Caller {
+            identity: admitted.identity,
+            rate: admitted.rate,
+            actor,
+        })
     }
 }

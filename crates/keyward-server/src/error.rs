@@ -6,6 +6,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyward_core::credential::ValidationError;
+use keyward_core::rate_limit::RateDecision;
 use keyward_core::verify::Outcome;
 use keyward_store::StoreError;
 use serde::Serialize;
@@ -71,6 +72,10 @@ pub enum ApiError {
     /// `Retry-After` header says when to try again.
     #[error("too many failed attempts from this address; retry later")]
     Throttled(time::Duration),
+    /// 429 `rate_limited`: the credential's rate limit refused the request; `Retry-After`
+    /// and the `RateLimit-*` headers say more.
+    #[error("the credential's rate limit is exhausted; retry later")]
+    RateLimited(RateDecision),
     /// 405 `method_not_allowed`.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -156,6 +161,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Timeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_failures"),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -210,7 +216,7 @@ pub fn problem(error: &ApiError) -> Problem {
     let outcome = match error {
         ApiError::Unauthenticated(o) | ApiError::Forbidden(o) => Some(o.code()),
         ApiError::InsufficientScope(_) => Some(Outcome::InsufficientScope.code()),
-        ApiError::Throttled(_) => Some(Outcome::RateLimited.code()),
+        ApiError::Throttled(_) | ApiError::RateLimited(_) => Some(Outcome::RateLimited.code()),
         _ => None,
     };
     let errors = match error {
@@ -250,8 +256,12 @@ impl IntoResponse for ApiError {
         {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
-        if let ApiError::Throttled(wait) = &self {
-            headers.insert(header::RETRY_AFTER, retry_after(*wait));
+        match &self {
+            ApiError::Throttled(wait) => {
+                headers.insert(header::RETRY_AFTER, retry_after(*wait));
+            }
+            ApiError::RateLimited(decision) => crate::gate::rate_limit_headers(decision, headers),
+            _ => {}
         }
         response
     }

@@ -3,18 +3,22 @@
 //! [`Verifier`], and answer either the identity or the refusal (401, 403 or 429 with their
 //! RFC 6750 headers, as problem+json).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use axum::extract::Request;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
 use keyward_core::credential::Environment;
+use keyward_core::rate_limit::{RateDecision, ceil_seconds};
 use keyward_core::scope::Scope;
 use keyward_core::verify::Outcome;
 
 use crate::auth::{presented_credential, request_client_ip_with};
-use crate::error::ApiError;
+use crate::error::{ApiError, retry_after};
 use crate::state::ServerConfig;
-use crate::verifier::{Client, Demand, Identity, Verifier};
+use crate::verifier::{Admitted, Client, Demand, Identity, Purpose, Verifier};
 
 /// Response headers naming the admitted credential, for the API behind the gate.
 pub const KEY_ID_HEADER: &str = "x-keyward-key-id";
@@ -36,7 +40,7 @@ pub async fn admit(
     query: Option<&str>,
     scopes: &[Scope],
     environment: Option<Environment>,
-) -> Result<Arc<Identity>, ApiError> {
+) -> Result<Admitted, ApiError> {
     let presented = presented_credential(&parts.headers, query, config.allow_query_api_key)?;
     let Some((secret, _transport)) = presented else {
         return Err(ApiError::Unauthenticated(Outcome::Missing));
@@ -49,7 +53,7 @@ pub async fn admit(
         scopes,
         environment,
         organization: None,
-        any_address: false,
+        purpose: Purpose::Use,
     };
     verifier
         .check(&secret, &demand, client)
@@ -58,6 +62,62 @@ pub async fn admit(
             let demanded: Vec<String> = scopes.iter().map(ToString::to_string).collect();
             ApiError::from_denial(denial, &demanded.join(" "))
         })
+}
+
+/// The `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers of a rate
+/// limit's state (reset in whole seconds, rounded up), and `Retry-After` when it refused.
+pub fn rate_limit_headers(decision: &RateDecision, headers: &mut HeaderMap) {
+    headers.insert(LIMIT_HEADER, HeaderValue::from(decision.limit));
+    headers.insert(REMAINING_HEADER, HeaderValue::from(decision.remaining));
+    headers.insert(
+        RESET_HEADER,
+        HeaderValue::from(ceil_seconds(decision.reset).max(0)),
+    );
+    if !decision.allowed {
+        headers.insert(header::RETRY_AFTER, retry_after(decision.retry_after));
+    }
+}
+
+/// `RateLimit-Limit`: the credential's burst.
+pub const LIMIT_HEADER: HeaderName = HeaderName::from_static("ratelimit-limit");
+/// `RateLimit-Remaining`: requests left at once.
+pub const REMAINING_HEADER: HeaderName = HeaderName::from_static("ratelimit-remaining");
+/// `RateLimit-Reset`: seconds until the limit is whole again.
+pub const RESET_HEADER: HeaderName = HeaderName::from_static("ratelimit-reset");
+
+/// Where a management API request's authentication leaves the caller's rate limit state,
+/// for [`rate_limit_layer`] to put on the answer.
+#[derive(Debug, Clone, Default)]
+pub struct RateSlot(Arc<OnceLock<RateDecision>>);
+
+impl RateSlot {
+    /// Keeps `decision` for the answer (the first one wins).
+    pub fn fill(&self, decision: RateDecision) {
+        let _ = self.0.set(decision);
+    }
+}
+
+/// Middleware: gives each request a [`RateSlot`] and puts what the `Caller` extractor left
+/// there on the answer as `RateLimit-*` headers, unless the handler set its own.
+pub async fn rate_limit_layer(mut request: Request, next: Next) -> Response {
+    let slot = RateSlot::default();
+    request.extensions_mut().insert(slot.clone());
+    let mut response = next.run(request).await;
+    if let Some(decision) = slot.0.get()
+        && !response.headers().contains_key(LIMIT_HEADER)
+    {
+        rate_limit_headers(decision, response.headers_mut());
+    }
+    response
+}
+
+/// The headers of an admitted request: identity and rate limit state.
+pub fn admitted_headers(admitted: &Admitted) -> HeaderMap {
+    let mut headers = identity_headers(&admitted.identity);
+    if let Some(rate) = &admitted.rate {
+        rate_limit_headers(rate, &mut headers);
+    }
+    headers
 }
 
 /// The identity headers of an admitted credential.

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use keyward_core::clock::Clock;
+use keyward_core::credential::{Credential, Environment};
 use keyward_core::ip_rule::RulePolicy;
+use keyward_core::rate_limit::RateLimit;
 use keyward_core::scope::ScopeCatalogue;
 use keyward_core::secret::KeyPrefix;
 use keyward_store::Store;
@@ -49,6 +51,46 @@ pub struct ServerConfig {
     pub authorize: AuthorizeConfig,
     /// OAuth client credentials: issuer, token lifetime, signing keys.
     pub oauth: OAuthConfig,
+    /// Per-credential rate limits by environment.
+    pub rate_limits: RateLimits,
+}
+
+/// The deployment's default rate limit of each environment; a credential's
+/// `rate_limit_override` (requests per second, burst twice that) replaces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// For `live` credentials: 50 a second, burst 100 by default.
+    pub live: RateLimit,
+    /// For `test` credentials: 10 a second, burst 20 by default.
+    pub test: RateLimit,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            live: RateLimit {
+                per_second: 50,
+                burst: 100,
+            },
+            test: RateLimit {
+                per_second: 10,
+                burst: 20,
+            },
+        }
+    }
+}
+
+impl RateLimits {
+    /// The limit of `credential`.
+    pub fn of(&self, credential: &Credential) -> RateLimit {
+        match credential.settings.rate_limit_override {
+            Some(per_second) => RateLimit::with_double_burst(per_second),
+            None => match credential.environment {
+                Environment::Live => self.live,
+                Environment::Test => self.test,
+            },
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -68,6 +110,7 @@ impl Default for ServerConfig {
             usage_flush_interval: Duration::from_secs(1),
             authorize: AuthorizeConfig::default(),
             oauth: OAuthConfig::default(),
+            rate_limits: RateLimits::default(),
         }
     }
 }

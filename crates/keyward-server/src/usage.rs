@@ -13,15 +13,23 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use dashmap::DashMap;
 use foldhash::fast::RandomState;
+use keyward_core::rate_limit::{Gcra, RateDecision, RateLimit};
 use keyward_core::typeid::{CredentialId, IpRuleId};
 use keyward_store::{CredentialUse, Store, StoreError};
 use time::OffsetDateTime;
 
-/// The unwritten last use of one credential.
+/// What this node tracks of one credential in use: its unwritten last use and its rate
+/// limit state.
 #[derive(Debug)]
 pub struct Activity {
     credential: CredentialId,
-    last_use: Mutex<Option<(OffsetDateTime, Option<IpAddr>)>>,
+    state: Mutex<ActivityState>,
+}
+
+#[derive(Debug, Default)]
+struct ActivityState {
+    last_use: Option<(OffsetDateTime, Option<IpAddr>)>,
+    rate: Gcra,
 }
 
 /// Uses and matches waiting to be written.
@@ -43,27 +51,44 @@ impl UsageRecorder {
         }
         let cell = Arc::new(Activity {
             credential: credential.clone(),
-            last_use: Mutex::new(None),
+            state: Mutex::new(ActivityState::default()),
         });
         *entry = Arc::downgrade(&cell);
         cell
     }
 
+    /// Counts a request of the credential of `cell` at `at` from `ip` against `limit`,
+    /// and notes the use when the limit lets it through.
+    pub fn admit(
+        &self,
+        cell: &Arc<Activity>,
+        limit: RateLimit,
+        at: OffsetDateTime,
+        ip: Option<IpAddr>,
+    ) -> RateDecision {
+        let mut state = cell.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let decision = state.rate.check(limit, at);
+        if decision.allowed && note(&mut state, at, ip) {
+            drop(state);
+            self.mark_pending(cell);
+        }
+        decision
+    }
+
     /// Notes that a check accepted the credential of `cell` at `at` from `ip`.
     pub fn record_use(&self, cell: &Arc<Activity>, at: OffsetDateTime, ip: Option<IpAddr>) {
-        let mut last = cell.last_use.lock().unwrap_or_else(PoisonError::into_inner);
-        match *last {
-            Some((previous, _)) if previous > at => {}
-            Some(_) => *last = Some((at, ip)),
-            None => {
-                *last = Some((at, ip));
-                drop(last);
-                self.pending
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(cell.clone());
-            }
+        let mut state = cell.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if note(&mut state, at, ip) {
+            drop(state);
+            self.mark_pending(cell);
         }
+    }
+
+    fn mark_pending(&self, cell: &Arc<Activity>) {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(cell.clone());
     }
 
     /// Notes that `rule` decided a request at `at`.
@@ -85,9 +110,10 @@ impl UsageRecorder {
         let mut uses = Vec::with_capacity(pending.len());
         for cell in pending {
             let taken = cell
-                .last_use
+                .state
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
+                .last_use
                 .take();
             if let Some((at, ip)) = taken {
                 uses.push(CredentialUse {
@@ -115,6 +141,21 @@ impl UsageRecorder {
             return Err(error);
         }
         Ok(())
+    }
+}
+
+/// Notes a use in `state`; true when it is the first one since the last flush.
+fn note(state: &mut ActivityState, at: OffsetDateTime, ip: Option<IpAddr>) -> bool {
+    match state.last_use {
+        Some((previous, _)) if previous > at => false,
+        Some(_) => {
+            state.last_use = Some((at, ip));
+            false
+        }
+        None => {
+            state.last_use = Some((at, ip));
+            true
+        }
     }
 }
 

@@ -26,6 +26,7 @@ use keyward_core::clock::Clock;
 use keyward_core::credential::{Credential, Environment};
 use keyward_core::digest::LookupDigest;
 use keyward_core::ip_rule::{IpRule, evaluate};
+use keyward_core::rate_limit::RateDecision;
 use keyward_core::scope::{Scope, ScopeSet, builtin_role};
 use keyward_core::secret::{SecretKind, parse_secret};
 use keyward_core::typeid::{CredentialId, OrganizationId};
@@ -80,9 +81,35 @@ pub struct Demand<'a> {
     pub environment: Option<Environment>,
     /// The organization it must belong to: another organization's key is `NOT_FOUND`.
     pub organization: Option<&'a OrganizationId>,
-    /// Accept it from any address (the allowlist and IP rules are not checked): for
-    /// questions about a credential, such as token introspection.
-    pub any_address: bool,
+    /// Why the credential is checked: a use (the default), a verification endpoint's
+    /// caller, or an inspection.
+    pub purpose: Purpose,
+}
+
+/// Why a credential is checked, which decides what the check applies and counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Purpose {
+    /// A request made with the credential: every rule applies, the request counts against
+    /// its rate limit and is recorded.
+    #[default]
+    Use,
+    /// The caller of a verification endpoint (`/v1/keys/verify`, introspection), which
+    /// asks on behalf of many requests: every rule applies and the use is recorded, but
+    /// it is not counted against the caller's rate limit (the verified key's is).
+    Verification,
+    /// A question about the credential, not a use of it (token introspection): the
+    /// allowlist and IP rules are not applied, and nothing is counted or recorded.
+    Inspection,
+}
+
+/// A check that passed: who the caller is, and the rate limit the request was counted
+/// against (`None` for an inspection).
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// The credential and its scopes.
+    pub identity: Arc<Identity>,
+    /// The state of the credential's rate limit after this request.
+    pub rate: Option<RateDecision>,
 }
 
 /// Where the presented credential came from.
@@ -102,6 +129,8 @@ pub enum Denial {
     Outcome(Outcome),
     /// The client's address failed too often; it may try again after this long.
     Throttled(Duration),
+    /// The credential's rate limit refused the request.
+    RateLimited(RateDecision),
     /// The store could not answer; the check fails closed.
     Store(StoreError),
 }
@@ -222,7 +251,7 @@ impl Verifier {
         presented: &str,
         demand: &Demand<'_>,
         client: Client,
-    ) -> Result<Arc<Identity>, Denial> {
+    ) -> Result<Admitted, Denial> {
         self.check_as(presented, Wanted::Bearer, demand, client)
             .await
     }
@@ -235,7 +264,7 @@ impl Verifier {
         client_id: &str,
         client_secret: &str,
         client: Client,
-    ) -> Result<Arc<Identity>, Denial> {
+    ) -> Result<Admitted, Denial> {
         let Ok(organization) = OrganizationId::parse(client_id) else {
             if let Some(ip) = client.ip.filter(|_| client.throttled) {
                 self.throttle.record_failure(ip, self.clock.now());
@@ -256,7 +285,7 @@ impl Verifier {
         wanted: Wanted,
         demand: &Demand<'_>,
         client: Client,
-    ) -> Result<Arc<Identity>, Denial> {
+    ) -> Result<Admitted, Denial> {
         let now = self.clock.now();
         let counted_ip = client.ip.filter(|_| client.throttled);
         if let Some(ip) = counted_ip
@@ -292,7 +321,7 @@ impl Verifier {
             environment: demand.environment,
             client_ip: client.ip,
             org_rules: &policy.rules,
-            any_address: demand.any_address,
+            any_address: demand.purpose == Purpose::Inspection,
         };
         match decide(
             credential,
@@ -301,14 +330,32 @@ impl Verifier {
             &requirements,
             now,
         ) {
-            Outcome::Valid => {
+            Outcome::Valid if demand.purpose == Purpose::Inspection => Ok(Admitted {
+                identity: found.identity.clone(),
+                rate: None,
+            }),
+            Outcome::Valid if demand.purpose == Purpose::Verification => {
                 self.usage.record_use(&found.activity, now, client.ip);
+                Ok(Admitted {
+                    identity: found.identity.clone(),
+                    rate: None,
+                })
+            }
+            Outcome::Valid => {
+                let limit = self.config.rate_limits.of(credential);
+                let rate = self.usage.admit(&found.activity, limit, now, client.ip);
+                if !rate.allowed {
+                    return Err(Denial::RateLimited(rate));
+                }
                 if let Some(ip) = client.ip
                     && let Some(rule) = evaluate(&policy.rules, ip).rule()
                 {
                     self.usage.record_match(rule, now);
                 }
-                Ok(found.identity.clone())
+                Ok(Admitted {
+                    identity: found.identity.clone(),
+                    rate: Some(rate),
+                })
             }
             outcome => {
                 // Every failed client authentication counts, so a revoked, disabled or

@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use axum::http::HeaderName;
 use keyward_core::credential::parse_ip_network;
 use keyward_core::ip_rule::RulePolicy;
+use keyward_core::rate_limit::RateLimit;
 use keyward_core::secret::KeyPrefix;
 use keyward_server::ServerConfig;
 use keyward_server::oauth::OAuthConfig;
@@ -16,6 +17,7 @@ use keyward_server::oauth::keys::SigningAlgorithm;
 use keyward_server::routes::authorize::{
     AuthorizeConfig, RouteScopes, RouteScopesConfig, Unmatched,
 };
+use keyward_server::state::RateLimits;
 use keyward_server::throttle::ThrottleConfig;
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +59,22 @@ pub struct FileConfig {
     pub authorize: Option<AuthorizeFileConfig>,
     /// OAuth client credentials.
     pub oauth: Option<OAuthFileConfig>,
+    /// Default per-credential rate limits.
+    pub rate_limits: Option<RateLimitsFileConfig>,
+}
+
+/// `[rate_limits]`: the default limit of each environment's credentials.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsFileConfig {
+    /// Requests per second of a `live` credential.
+    pub live_per_second: Option<u32>,
+    /// Requests at once of a `live` credential.
+    pub live_burst: Option<u32>,
+    /// Requests per second of a `test` credential.
+    pub test_per_second: Option<u32>,
+    /// Requests at once of a `test` credential.
+    pub test_burst: Option<u32>,
 }
 
 /// `[oauth]`.
@@ -343,6 +361,29 @@ impl Config {
                 "oauth.publish_lead_seconds must be at least jwks_max_age_seconds + key_refresh_seconds, so every cache knows a key before it signs"
             );
         }
+        let limits_file = file.rate_limits.unwrap_or_default();
+        let limit = |per_second: Option<u32>, burst: Option<u32>, default: RateLimit| {
+            let limit = RateLimit {
+                per_second: per_second.unwrap_or(default.per_second),
+                burst: burst.unwrap_or(default.burst),
+            };
+            if limit.per_second == 0 || limit.burst == 0 {
+                bail!("rate_limits: rates and bursts must be at least 1");
+            }
+            Ok(limit)
+        };
+        let rate_limits = RateLimits {
+            live: limit(
+                limits_file.live_per_second,
+                limits_file.live_burst,
+                defaults.rate_limits.live,
+            )?,
+            test: limit(
+                limits_file.test_per_second,
+                limits_file.test_burst,
+                defaults.rate_limits.test,
+            )?,
+        };
         let master_key_file = oauth_file
             .master_key_file
             .unwrap_or_else(|| PathBuf::from(DEFAULT_MASTER_KEY_FILE));
@@ -372,6 +413,7 @@ impl Config {
                 throttle,
                 authorize,
                 oauth,
+                rate_limits,
                 ..defaults
             },
         })
@@ -409,6 +451,12 @@ impl Config {
                     "path": r.path,
                     "scopes": r.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
+            },
+            "rate_limits": {
+                "live_per_second": self.server.rate_limits.live.per_second,
+                "live_burst": self.server.rate_limits.live.burst,
+                "test_per_second": self.server.rate_limits.test.per_second,
+                "test_burst": self.server.rate_limits.test.burst,
             },
             "oauth": {
                 "issuer": self.server.oauth.issuer,

@@ -28,7 +28,7 @@ use keyward_core::credential::Environment;
 use keyward_core::scope::{Scope, ScopeCatalogue, ScopeError};
 use keyward_core::verify::Outcome;
 use keyward_server::error::ApiError;
-use keyward_server::gate::admit;
+use keyward_server::gate::{admit, rate_limit_headers};
 use keyward_server::verifier::{Identity, Verifier};
 use keyward_server::{AppState, ServerConfig};
 use tower::{Layer, Service};
@@ -122,9 +122,13 @@ where
             )
             .await;
             match admitted {
-                Ok(identity) => {
-                    parts.extensions.insert(identity);
-                    inner.call(Request::from_parts(parts, body)).await
+                Ok(admitted) => {
+                    parts.extensions.insert(admitted.identity.clone());
+                    let mut response = inner.call(Request::from_parts(parts, body)).await?;
+                    if let Some(rate) = &admitted.rate {
+                        rate_limit_headers(rate, response.headers_mut());
+                    }
+                    Ok(response)
                 }
                 Err(refusal) => Ok(refusal.into_response()),
             }

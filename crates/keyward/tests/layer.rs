@@ -289,3 +289,39 @@ async fn an_access_token_passes_the_layer_with_its_narrower_scopes() {
     );
     assert!(challenge.unwrap().contains("insufficient_scope"));
 }
+
+#[tokio::test]
+async fn the_layer_applies_the_rate_limit_with_its_headers() {
+    let api = api(ServerConfig::default()).await;
+    let (key, _) = api
+        .key(&["domains:*"], |r| r.rate_limit_override = Some(1))
+        .await;
+    let request = |key: &str| {
+        let mut request = Request::builder()
+            .uri("/v1/domains")
+            .header("x-api-key", key)
+            .body(Body::empty())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new([192, 0, 2, 1].into(), 5000)));
+        request
+    };
+    let first = api.app.clone().oneshot(request(&key)).await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["ratelimit-limit"], "2");
+    assert_eq!(first.headers()["ratelimit-remaining"], "1");
+    assert_eq!(
+        api.app
+            .clone()
+            .oneshot(request(&key))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let refused = api.app.clone().oneshot(request(&key)).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(refused.headers()["ratelimit-remaining"], "0");
+}

@@ -93,7 +93,20 @@ async fn acknowledged_writes_survive_a_postgres_crash() {
         return;
     };
     let admin = init(db.url()).api_key;
-    let server = Arc::new(Server::start(db.url(), &[], &[("KEYWARD_LOG", "warn")]));
+    // The load runs on the bootstrap key: lift its rate limit out of the way.
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("keyward.toml");
+    std::fs::write(
+        &config,
+        "[rate_limits]\nlive_per_second = 1000000\nlive_burst = 1000000\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let server = Arc::new(Server::start(
+        db.url(),
+        &["--config", config],
+        &[("KEYWARD_LOG", "warn")],
+    ));
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let deadline = Instant::now() + Duration::from_secs(60);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -9,7 +9,7 @@ use keyward_core::scope::{Scope, ScopeCatalogue, ScopeError};
 use serde::Deserialize;
 
 use crate::error::{ApiError, Problem};
-use crate::gate::{admit, identity_headers};
+use crate::gate::{admit, admitted_headers};
 use crate::state::AppState;
 
 /// The header naming the scopes the proxied request needs (space- or comma-separated).
@@ -298,7 +298,7 @@ pub async fn authorize(
             })
         })
         .transpose()?;
-    let identity = admit(
+    let admitted = admit(
         &state.verifier,
         &state.config,
         &parts,
@@ -307,7 +307,7 @@ pub async fn authorize(
         environment,
     )
     .await?;
-    Ok((StatusCode::OK, identity_headers(&identity)).into_response())
+    Ok((StatusCode::OK, admitted_headers(&admitted)).into_response())
 }
 
 #[cfg(test)]

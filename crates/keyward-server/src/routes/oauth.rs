@@ -29,7 +29,7 @@ use crate::oauth::{OAuthError, no_store};
 use crate::routes::keys::KeyResponse;
 use crate::routes::rfc3339;
 use crate::state::AppState;
-use crate::verifier::{Client, Demand, Denial, Identity};
+use crate::verifier::{Client, Demand, Denial, Identity, Purpose};
 
 /// A successful token answer (RFC 6749 §5.1); there is never a refresh token.
 #[derive(Debug, Serialize, ToSchema)]
@@ -110,8 +110,10 @@ async fn authenticate(
         .verifier
         .check_client(&credentials.client_id, &credentials.client_secret, client)
         .await
+        .map(|admitted| admitted.identity)
         .map_err(|denial| match denial {
             Denial::Throttled(wait) => OAuthError::Throttled(wait),
+            Denial::RateLimited(decision) => OAuthError::Throttled(decision.retry_after),
             Denial::Store(_) => OAuthError::Unavailable,
             Denial::Outcome(Outcome::IpDenied) => OAuthError::UnauthorizedClient,
             Denial::Outcome(_) => OAuthError::InvalidClient,
@@ -255,11 +257,16 @@ async fn introspecting_organization(
             ip,
             throttled: true,
         };
+        let demand = Demand {
+            purpose: Purpose::Verification,
+            ..Demand::default()
+        };
         let identity = state
             .verifier
-            .check(&secret, &Demand::default(), client)
+            .check(&secret, &demand, client)
             .await
-            .map_err(|denial| ApiError::from_denial(denial, "").into_response())?;
+            .map_err(|denial| ApiError::from_denial(denial, "").into_response())?
+            .identity;
         if !identity.scopes.grants(&Scope::exact("keys", "verify")) {
             return Err(ApiError::InsufficientScope("keys:verify".to_owned()).into_response());
         }
@@ -302,7 +309,7 @@ pub async fn introspect(State(state): State<AppState>, request: Request) -> Resp
     };
     let demand = Demand {
         organization: Some(&organization),
-        any_address: true,
+        purpose: Purpose::Inspection,
         ..Demand::default()
     };
     let client = Client {
@@ -310,7 +317,7 @@ pub async fn introspect(State(state): State<AppState>, request: Request) -> Resp
         throttled: false,
     };
     let body = match state.verifier.check(presented, &demand, client).await {
-        Ok(identity) => active(&identity, &state),
+        Ok(admitted) => active(&admitted.identity, &state),
         Err(_) => json!({ "active": false }),
     };
     let mut answer = Json(body).into_response();

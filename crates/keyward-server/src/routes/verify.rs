@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use axum::Json;
 use axum::extract::State;
 use keyward_core::credential::Environment;
+use keyward_core::rate_limit::{RateDecision, ceil_seconds};
 use keyward_core::scope::Scope;
 use keyward_core::verify::Outcome;
 use serde::{Deserialize, Serialize};
@@ -18,7 +19,7 @@ use crate::extract::ApiJson;
 use crate::lifecycle::EnvironmentName;
 use crate::routes::rfc3339;
 use crate::state::AppState;
-use crate::verifier::{Client, Demand, Denial};
+use crate::verifier::{Client, Demand, Denial, Purpose};
 use keyward_core::credential::ValidationError;
 
 /// The body of `POST /v1/keys/verify`.
@@ -73,6 +74,30 @@ pub struct VerifyResponse {
     /// Its expiry (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// Its rate limit after this request, when one applied (valid, or `RATE_LIMITED`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitState>,
+}
+
+/// A credential's rate limit as a verification left it (the `RateLimit-*` values).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub struct RateLimitState {
+    /// Requests allowed at once (the burst).
+    pub limit: u32,
+    /// Requests left at once.
+    pub remaining: u32,
+    /// Seconds until the limit is whole again.
+    pub reset: i64,
+}
+
+impl From<&RateDecision> for RateLimitState {
+    fn from(decision: &RateDecision) -> Self {
+        Self {
+            limit: decision.limit,
+            remaining: decision.remaining,
+            reset: ceil_seconds(decision.reset),
+        }
+    }
 }
 
 fn invalid(code: Outcome) -> VerifyResponse {
@@ -120,16 +145,18 @@ pub async fn verify(
         scopes: &scopes,
         environment: request.environment.map(Environment::from),
         organization: Some(caller.organization_id()),
-        any_address: false,
+        purpose: Purpose::Use,
     };
     let client = Client {
         ip,
         throttled: ip.is_some(),
     };
     let response = match state.verifier.check(&request.key, &demand, client).await {
-        Ok(identity) => {
+        Ok(admitted) => {
+            let identity = &admitted.identity;
             let c = &identity.credential;
             VerifyResponse {
+                rate_limit: admitted.rate.as_ref().map(RateLimitState::from),
                 valid: true,
                 code: Outcome::Valid.code(),
                 retry_after: None,
@@ -150,6 +177,11 @@ pub async fn verify(
                     .div_ceil(1000)
                     .max(1),
             ),
+            ..invalid(Outcome::RateLimited)
+        },
+        Err(Denial::RateLimited(decision)) => VerifyResponse {
+            retry_after: Some(ceil_seconds(decision.retry_after).max(1).unsigned_abs()),
+            rate_limit: Some(RateLimitState::from(&decision)),
             ..invalid(Outcome::RateLimited)
         },
         Err(Denial::Store(error)) => return Err(error.into()),

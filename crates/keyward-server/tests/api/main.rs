@@ -11,6 +11,7 @@ mod isolation;
 mod keys;
 mod oauth;
 mod openapi;
+mod rate_limits;
 mod roles;
 mod rotation;
 mod secrets;

@@ -960,3 +960,15 @@ async fn the_malleable_twin_of_an_es256_token_is_refused() {
     let answer = authorize_bearer(&app, &twin).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.text);
 }
+
+#[tokio::test]
+async fn token_requests_count_against_the_credentials_rate_limit() {
+    let app = TestApp::new().await;
+    let c = client(&app, json!({"name": "oauth", "rate_limit_override": 1})).await;
+    for _ in 0..2 {
+        access_token(&app, &c).await;
+    }
+    let refused = token_basic(&app, &c.id, &c.secret, "grant_type=client_credentials").await;
+    assert_oauth_error(&refused, 429, "temporarily_unavailable");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+}
