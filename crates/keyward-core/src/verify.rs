@@ -41,7 +41,28 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The stable code, e.g. `NOT_FOUND`.
+    /// The outcome of a stable code.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|outcome| outcome.code() == code)
+    }
+
+    /// Every outcome.
+    pub const ALL: [Outcome; 12] = [
+        Outcome::Valid,
+        Outcome::Missing,
+        Outcome::Malformed,
+        Outcome::NotFound,
+        Outcome::Disabled,
+        Outcome::Revoked,
+        Outcome::Expired,
+        Outcome::NotYetValid,
+        Outcome::IpDenied,
+        Outcome::InsufficientScope,
+        Outcome::EnvironmentMismatch,
+        Outcome::RateLimited,
+    ];
+
+    /// The stable code, e.g. `VALID`.
     pub fn code(self) -> &'static str {
         match self {
             Outcome::Valid => "VALID",

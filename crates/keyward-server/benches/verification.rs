@@ -23,7 +23,7 @@ use keyward_server::oauth::keys::KeyRing;
 use keyward_server::verifier::{Client, Demand, Verifier};
 use keyward_store::{
     AuditQuery, CredentialQuery, CredentialUse, NewSecret, RevokedToken, SecretMatch,
-    SigningKeyRecord, Store, StoreError,
+    SigningKeyRecord, Store, StoreError, UsageCount,
 };
 use time::OffsetDateTime;
 
@@ -142,6 +142,21 @@ impl Store for MemoryStore {
         Ok(Vec::new())
     }
     async fn insert_role(&self, _: &CustomRole, _: &AuditEvent) -> Result<(), StoreError> {
+        unused()
+    }
+    async fn record_usage(&self, _: &[UsageCount]) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn usage(
+        &self,
+        _: &CredentialId,
+        _: i64,
+        _: i64,
+        _: i64,
+    ) -> Result<Vec<UsageCount>, StoreError> {
+        unused()
+    }
+    async fn prune_usage(&self, _: i64) -> Result<(), StoreError> {
         unused()
     }
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {

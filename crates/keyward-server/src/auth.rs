@@ -150,13 +150,14 @@ impl FromRequestParts<AppState> for Caller {
             parts.uri.query(),
             state.config.allow_query_api_key,
         )?;
-        let Some((secret, _transport)) = presented else {
+        let Some((secret, transport)) = presented else {
             return Err(ApiError::Unauthenticated(Outcome::Missing));
         };
         let ip = request_client_ip(parts, state);
         let client = Client {
             ip,
             throttled: true,
+            via_query: transport == Transport::Query,
         };
         // The caller of /v1/keys/verify asks for many requests; the keys it verifies are
         // what is counted.

@@ -15,7 +15,7 @@ use keyward_core::rate_limit::{RateDecision, ceil_seconds};
 use keyward_core::scope::Scope;
 use keyward_core::verify::Outcome;
 
-use crate::auth::{presented_credential, request_client_ip_with};
+use crate::auth::{Transport, presented_credential, request_client_ip_with};
 use crate::error::{ApiError, retry_after};
 use crate::state::ServerConfig;
 use crate::verifier::{Admitted, Client, Demand, Identity, Purpose, Verifier};
@@ -42,12 +42,13 @@ pub async fn admit(
     environment: Option<Environment>,
 ) -> Result<Admitted, ApiError> {
     let presented = presented_credential(&parts.headers, query, config.allow_query_api_key)?;
-    let Some((secret, _transport)) = presented else {
+    let Some((secret, transport)) = presented else {
         return Err(ApiError::Unauthenticated(Outcome::Missing));
     };
     let client = Client {
         ip: request_client_ip_with(parts, &config.trusted_proxies),
         throttled: true,
+        via_query: transport == Transport::Query,
     };
     let demand = Demand {
         scopes,

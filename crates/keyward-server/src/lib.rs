@@ -68,6 +68,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::keys::enable))
         .routes(routes!(routes::keys::revoke))
         .routes(routes!(routes::keys::rotate))
+        .routes(routes!(routes::usage::usage))
         .routes(routes!(routes::audit::list))
         .routes(routes!(routes::verify::verify))
         .routes(routes!(routes::ip_rules::list, routes::ip_rules::create))

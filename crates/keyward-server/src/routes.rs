@@ -9,6 +9,7 @@ pub mod ip_rules;
 pub mod keys;
 pub mod oauth;
 pub mod roles;
+pub mod usage;
 pub mod verify;
 
 use time::OffsetDateTime;

@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub throttle: ThrottleConfig,
     /// How often recorded usage is written.
     pub usage_flush_interval: Duration,
+    /// How long per-minute usage counts are kept.
+    pub usage_retention: Duration,
     /// How `/v1/authorize` reads the original request and which scopes it requires.
     pub authorize: AuthorizeConfig,
     /// OAuth client credentials: issuer, token lifetime, signing keys.
@@ -108,6 +110,7 @@ impl Default for ServerConfig {
             rule_policy: RulePolicy::default(),
             throttle: ThrottleConfig::default(),
             usage_flush_interval: Duration::from_secs(1),
+            usage_retention: Duration::from_secs(30 * 24 * 3600),
             authorize: AuthorizeConfig::default(),
             oauth: OAuthConfig::default(),
             rate_limits: RateLimits::default(),

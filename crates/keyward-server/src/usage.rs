@@ -4,9 +4,12 @@
 //! shows within a few seconds). A process killed without warning loses at most the last
 //! interval's record.
 //!
+//! Requests are also counted per credential, minute and outcome (`VALID`, `RATE_LIMITED`,
+//! `IP_DENIED`, …, and how many came by the query string), written as sums.
+//!
 //! Each credential in use has one [`Activity`] cell, shared by every cached entry of its
 //! secrets, so noting a use touches only memory the check has already read: no map lookup
-//! per request. A cell joins the pending list when its first unwritten use arrives.
+//! per request. A cell joins the pending list when its first unwritten record arrives.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -15,11 +18,12 @@ use dashmap::DashMap;
 use foldhash::fast::RandomState;
 use keyward_core::rate_limit::{Gcra, RateDecision, RateLimit};
 use keyward_core::typeid::{CredentialId, IpRuleId};
-use keyward_store::{CredentialUse, Store, StoreError};
+use keyward_core::verify::Outcome;
+use keyward_store::{CredentialUse, Store, StoreError, UsageCount};
 use time::OffsetDateTime;
 
-/// What this node tracks of one credential in use: its unwritten last use and its rate
-/// limit state.
+/// What this node tracks of one credential in use: its unwritten last use and request
+/// counts, and its rate limit state.
 #[derive(Debug)]
 pub struct Activity {
     credential: CredentialId,
@@ -29,7 +33,47 @@ pub struct Activity {
 #[derive(Debug, Default)]
 struct ActivityState {
     last_use: Option<(OffsetDateTime, Option<IpAddr>)>,
+    /// Unwritten counts: (minute since the epoch, outcome) → (requests, via the query).
+    counts: Vec<((i64, Outcome), (i64, i64))>,
+    /// Whether the cell is on the pending list.
+    queued: bool,
     rate: Gcra,
+}
+
+impl ActivityState {
+    /// Adds a request with `outcome` at `at`; true when the cell must join the pending
+    /// list.
+    fn count(&mut self, outcome: Outcome, at: OffsetDateTime, via_query: bool) -> bool {
+        let key = (at.unix_timestamp().div_euclid(60), outcome);
+        let query = i64::from(via_query);
+        match self.counts.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, (count, via))) => {
+                *count += 1;
+                *via += query;
+            }
+            None => self.counts.push((key, (1, query))),
+        }
+        !std::mem::replace(&mut self.queued, true)
+    }
+
+    /// Notes an accepted request at `at` from `ip`, counted as `VALID`.
+    fn accept(&mut self, at: OffsetDateTime, ip: Option<IpAddr>, via_query: bool) -> bool {
+        if self.last_use.is_none_or(|(previous, _)| previous <= at) {
+            self.last_use = Some((at, ip));
+        }
+        self.count(Outcome::Valid, at, via_query)
+    }
+}
+
+/// One request's circumstances, as usage records them.
+#[derive(Debug, Clone, Copy)]
+pub struct Request {
+    /// When.
+    pub at: OffsetDateTime,
+    /// From where, if known.
+    pub ip: Option<IpAddr>,
+    /// Whether the key came in the `api_key` query parameter.
+    pub via_query: bool,
 }
 
 /// Uses and matches waiting to be written.
@@ -37,7 +81,7 @@ struct ActivityState {
 pub struct UsageRecorder {
     /// The cell of each credential that has one alive.
     cells: DashMap<CredentialId, Weak<Activity>, RandomState>,
-    /// Cells holding a use not yet written.
+    /// Cells holding something not yet written.
     pending: Mutex<Vec<Arc<Activity>>>,
     matches: DashMap<IpRuleId, OffsetDateTime, RandomState>,
 }
@@ -57,29 +101,43 @@ impl UsageRecorder {
         cell
     }
 
-    /// Counts a request of the credential of `cell` at `at` from `ip` against `limit`,
-    /// and notes the use when the limit lets it through.
-    pub fn admit(
-        &self,
-        cell: &Arc<Activity>,
-        limit: RateLimit,
-        at: OffsetDateTime,
-        ip: Option<IpAddr>,
-    ) -> RateDecision {
+    /// Counts a request of the credential of `cell` against `limit`: an accepted one is
+    /// recorded as its last use and counted `VALID`, a refused one `RATE_LIMITED`.
+    pub fn admit(&self, cell: &Arc<Activity>, limit: RateLimit, request: Request) -> RateDecision {
         let mut state = cell.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let decision = state.rate.check(limit, at);
-        if decision.allowed && note(&mut state, at, ip) {
-            drop(state);
+        let decision = state.rate.check(limit, request.at);
+        let first = if decision.allowed {
+            state.accept(request.at, request.ip, request.via_query)
+        } else {
+            state.count(Outcome::RateLimited, request.at, request.via_query)
+        };
+        drop(state);
+        if first {
             self.mark_pending(cell);
         }
         decision
     }
 
-    /// Notes that a check accepted the credential of `cell` at `at` from `ip`.
-    pub fn record_use(&self, cell: &Arc<Activity>, at: OffsetDateTime, ip: Option<IpAddr>) {
-        let mut state = cell.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if note(&mut state, at, ip) {
-            drop(state);
+    /// Records an accepted request of the credential of `cell` outside any rate limit.
+    pub fn record_use(&self, cell: &Arc<Activity>, request: Request) {
+        let first = cell
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .accept(request.at, request.ip, request.via_query);
+        if first {
+            self.mark_pending(cell);
+        }
+    }
+
+    /// Counts a refused request of the credential of `cell`, by its outcome.
+    pub fn record_refusal(&self, cell: &Arc<Activity>, outcome: Outcome, request: Request) {
+        let first = cell
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .count(outcome, request.at, request.via_query);
+        if first {
             self.mark_pending(cell);
         }
     }
@@ -106,28 +164,37 @@ impl UsageRecorder {
     pub async fn flush(&self, store: &Arc<dyn Store>) -> Result<(), StoreError> {
         let pending =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
-        let mut cells = Vec::with_capacity(pending.len());
-        let mut uses = Vec::with_capacity(pending.len());
-        for cell in pending {
-            let taken = cell
-                .state
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .last_use
-                .take();
-            if let Some((at, ip)) = taken {
+        let mut uses = Vec::new();
+        let mut counts = Vec::new();
+        for cell in &pending {
+            let mut state = cell.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.queued = false;
+            if let Some((at, ip)) = state.last_use.take() {
                 uses.push(CredentialUse {
                     credential_id: cell.credential.clone(),
                     at,
                     ip,
                 });
-                cells.push(cell);
             }
+            counts.extend(
+                state
+                    .counts
+                    .drain(..)
+                    .map(|((minute, outcome), (count, via_query))| UsageCount {
+                        credential_id: cell.credential.clone(),
+                        minute,
+                        outcome: outcome.code().to_owned(),
+                        count,
+                        via_query,
+                    }),
+            );
         }
-        if let Err(error) = store.record_credential_uses(&uses).await {
-            for (cell, used) in cells.iter().zip(&uses) {
-                self.record_use(cell, used.at, used.ip);
-            }
+        let written = match store.record_credential_uses(&uses).await {
+            Ok(()) => store.record_usage(&counts).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = written {
+            self.restore(&pending, &uses, &counts);
             return Err(error);
         }
         let matches = drain(&self.matches);
@@ -144,17 +211,34 @@ impl UsageRecorder {
     }
 }
 
-/// Notes a use in `state`; true when it is the first one since the last flush.
-fn note(state: &mut ActivityState, at: OffsetDateTime, ip: Option<IpAddr>) -> bool {
-    match state.last_use {
-        Some((previous, _)) if previous > at => false,
-        Some(_) => {
-            state.last_use = Some((at, ip));
-            false
-        }
-        None => {
-            state.last_use = Some((at, ip));
-            true
+impl UsageRecorder {
+    /// Puts back what a failed flush took, merged with anything recorded since.
+    fn restore(&self, cells: &[Arc<Activity>], uses: &[CredentialUse], counts: &[UsageCount]) {
+        for cell in cells {
+            let mut state = cell.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(used) = uses.iter().find(|u| u.credential_id == cell.credential)
+                && state.last_use.is_none_or(|(at, _)| at < used.at)
+            {
+                state.last_use = Some((used.at, used.ip));
+            }
+            for count in counts.iter().filter(|c| c.credential_id == cell.credential) {
+                let Some(outcome) = Outcome::from_code(&count.outcome) else {
+                    continue;
+                };
+                let key = (count.minute, outcome);
+                match state.counts.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, (n, via))) => {
+                        *n += count.count;
+                        *via += count.via_query;
+                    }
+                    None => state.counts.push((key, (count.count, count.via_query))),
+                }
+            }
+            let first = !std::mem::replace(&mut state.queued, true);
+            drop(state);
+            if first {
+                self.mark_pending(cell);
+            }
         }
     }
 }

@@ -39,7 +39,7 @@ use crate::oauth::keys::KeyRing;
 use crate::oauth::token::{self, AccessTokenClaims, TokenRejection, looks_like_jwt};
 use crate::state::ServerConfig;
 use crate::throttle::Throttle;
-use crate::usage::{Activity, UsageRecorder};
+use crate::usage::{Activity, Request, UsageRecorder};
 
 /// Who a valid credential is: what the API behind Keyward learns about its caller.
 #[derive(Debug, Clone)]
@@ -120,6 +120,8 @@ pub struct Client {
     /// Whether failures count against that address (brute-force protection). Off when the
     /// address was only reported by a caller, as in `/v1/keys/verify` without `client_ip`.
     pub throttled: bool,
+    /// Whether the credential came in the `api_key` query parameter (marked in usage).
+    pub via_query: bool,
 }
 
 /// Why a check did not pass.
@@ -157,6 +159,9 @@ struct Policy {
     rules: Vec<IpRule>,
     roles: HashMap<String, ScopeSet>,
 }
+
+/// How often old usage counts are pruned.
+const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How many shards `Verifier::secret_generations` has.
 const SECRET_SHARDS: usize = 64;
@@ -312,7 +317,17 @@ impl Verifier {
                 }
                 Err(other) => return Err(other),
             };
+        let request = Request {
+            at: now,
+            ip: client.ip,
+            via_query: client.via_query,
+        };
+        let counted = demand.purpose != Purpose::Inspection;
         if found.revoked {
+            if counted {
+                self.usage
+                    .record_refusal(&found.activity, Outcome::Revoked, request);
+            }
             return Err(Denial::Outcome(Outcome::Revoked));
         }
         let credential = &found.identity.credential;
@@ -335,7 +350,7 @@ impl Verifier {
                 rate: None,
             }),
             Outcome::Valid if demand.purpose == Purpose::Verification => {
-                self.usage.record_use(&found.activity, now, client.ip);
+                self.usage.record_use(&found.activity, request);
                 Ok(Admitted {
                     identity: found.identity.clone(),
                     rate: None,
@@ -343,7 +358,7 @@ impl Verifier {
             }
             Outcome::Valid => {
                 let limit = self.config.rate_limits.of(credential);
-                let rate = self.usage.admit(&found.activity, limit, now, client.ip);
+                let rate = self.usage.admit(&found.activity, limit, request);
                 if !rate.allowed {
                     return Err(Denial::RateLimited(rate));
                 }
@@ -358,6 +373,9 @@ impl Verifier {
                 })
             }
             outcome => {
+                if counted {
+                    self.usage.record_refusal(&found.activity, outcome, request);
+                }
                 // Every failed client authentication counts, so a revoked, disabled or
                 // expired secret cannot be told from a made-up one by the throttle.
                 if wanted == Wanted::ClientSecret
@@ -616,9 +634,19 @@ impl Verifier {
         self.usage.prune();
     }
 
-    /// Writes the recorded uses and rule matches now.
+    /// Writes the recorded uses, counts and rule matches now.
     pub async fn flush_usage(&self) -> Result<(), StoreError> {
         self.usage.flush(&self.store).await
+    }
+
+    /// Deletes usage counts older than `usage_retention`.
+    pub async fn prune_usage(&self) -> Result<(), StoreError> {
+        let retention =
+            i64::try_from(self.config.usage_retention.as_secs() / 60).unwrap_or(i64::MAX);
+        let now_minute = self.clock.now().unix_timestamp().div_euclid(60);
+        self.store
+            .prune_usage(now_minute.saturating_sub(retention))
+            .await
     }
 
     /// Flushes recorded usage every `config.usage_flush_interval` until the returned
@@ -628,11 +656,18 @@ impl Verifier {
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(verifier.config.usage_flush_interval);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut pruned = Instant::now();
             loop {
                 interval.tick().await;
                 verifier.maintain();
                 if let Err(error) = verifier.flush_usage().await {
                     tracing::warn!(%error, "could not write usage; will retry");
+                }
+                if pruned.elapsed() >= PRUNE_INTERVAL {
+                    pruned = Instant::now();
+                    if let Err(error) = verifier.prune_usage().await {
+                        tracing::warn!(%error, "could not prune usage counts; will retry");
+                    }
                 }
             }
         })

@@ -120,6 +120,21 @@ pub struct RevokedToken {
     pub revoked_at: OffsetDateTime,
 }
 
+/// Requests of one credential in one minute with one outcome, as recorded or summed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageCount {
+    /// The credential.
+    pub credential_id: CredentialId,
+    /// The minute (or the first minute of a longer bucket), in minutes since the epoch.
+    pub minute: i64,
+    /// The outcome code, e.g. `VALID`.
+    pub outcome: String,
+    /// How many requests.
+    pub count: i64,
+    /// How many of them presented the key in the query string.
+    pub via_query: i64,
+}
+
 /// Filters and page of a credential listing, newest first.
 #[derive(Debug, Clone)]
 pub struct CredentialQuery {
@@ -268,6 +283,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Adds a custom role; a taken name is a [`StoreError::Conflict`].
     async fn insert_role(&self, role: &CustomRole, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// Adds usage counts to what is stored (a sum per credential, minute and outcome).
+    async fn record_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError>;
+
+    /// A credential's usage from minute `from` (included) to `to` (excluded), summed per
+    /// bucket of `bucket_minutes` (aligned on the epoch) and outcome, oldest first.
+    async fn usage(
+        &self,
+        credential: &CredentialId,
+        from: i64,
+        to: i64,
+        bucket_minutes: i64,
+    ) -> Result<Vec<UsageCount>, StoreError>;
+
+    /// Deletes usage counts of minutes before `before`.
+    async fn prune_usage(&self, before: i64) -> Result<(), StoreError>;
 
     /// The signing keys still published, oldest first.
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;

@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 
 use crate::{
     AuditQuery, CredentialQuery, CredentialUse, NewSecret, RevokedToken, SecretMatch,
-    SigningKeyRecord, Store, StoreError,
+    SigningKeyRecord, Store, StoreError, UsageCount,
 };
 use rows::{CredentialRow, audit_event_from_row, credential_from_row};
 use writer::{Writer, job};
@@ -821,6 +821,82 @@ impl Store for SqlStore {
                 .map_err(map_error)?;
                 bump_change_seq(conn, &role.organization_id).await?;
                 insert_event(conn, event).await
+            })
+        });
+        self.writer.write(write).await
+    }
+
+    async fn record_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let write = job(counts.to_vec(), |conn, counts| {
+            Box::pin(async move {
+                for c in counts.iter() {
+                    sqlx::query(
+                        "INSERT INTO usage_counts (credential_id, minute, outcome, count, via_query) \
+                         VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (credential_id, minute, outcome) DO UPDATE SET \
+                         count = usage_counts.count + excluded.count, \
+                         via_query = usage_counts.via_query + excluded.via_query",
+                    )
+                    .bind(c.credential_id.as_str())
+                    .bind(c.minute)
+                    .bind(c.outcome.as_str())
+                    .bind(c.count)
+                    .bind(c.via_query)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_error)?;
+                }
+                Ok(())
+            })
+        });
+        self.writer.write(write).await
+    }
+
+    async fn usage(
+        &self,
+        credential: &CredentialId,
+        from: i64,
+        to: i64,
+        bucket_minutes: i64,
+    ) -> Result<Vec<UsageCount>, StoreError> {
+        let bucket = bucket_minutes.max(1);
+        let rows = sqlx::query(
+            "SELECT (minute / $1) * $1 AS bucket, outcome, CAST(SUM(count) AS BIGINT), CAST(SUM(via_query) AS BIGINT) \
+             FROM usage_counts WHERE credential_id = $2 AND minute >= $3 AND minute < $4 \
+             GROUP BY bucket, outcome ORDER BY bucket, outcome",
+        )
+        .bind(bucket)
+        .bind(credential.as_str())
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(UsageCount {
+                    credential_id: credential.clone(),
+                    minute: row.try_get(0).map_err(map_error)?,
+                    outcome: row.try_get(1).map_err(map_error)?,
+                    count: row.try_get(2).map_err(map_error)?,
+                    via_query: row.try_get(3).map_err(map_error)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn prune_usage(&self, before: i64) -> Result<(), StoreError> {
+        let write = job(before, |conn, before| {
+            Box::pin(async move {
+                sqlx::query("DELETE FROM usage_counts WHERE minute < $1")
+                    .bind(*before)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_error)?;
+                Ok(())
             })
         });
         self.writer.write(write).await

@@ -21,7 +21,7 @@ use keyward_core::typeid::{CredentialId, IpRuleId, OrganizationId};
 use keyward_store::testing::TestDatabase;
 use keyward_store::{
     AuditQuery, CredentialQuery, CredentialUse, NewSecret, RevokedToken, SigningKeyRecord,
-    SqlStore, Store, StoreError,
+    SqlStore, Store, StoreError, UsageCount,
 };
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -1052,5 +1052,59 @@ async fn a_revoked_token_is_remembered_until_it_expires_and_moves_the_counter() 
             !store.token_revoked("jti-1").await.unwrap(),
             "pruned after expiry"
         );
+    }
+}
+
+#[tokio::test]
+async fn usage_counts_add_up_per_minute_sum_per_bucket_and_are_pruned() {
+    for (store, _db) in stores().await {
+        let id = CredentialId::generate();
+        let other = CredentialId::generate();
+        let count =
+            |credential: &CredentialId, minute: i64, outcome: &str, n: i64, q: i64| UsageCount {
+                credential_id: credential.clone(),
+                minute,
+                outcome: outcome.into(),
+                count: n,
+                via_query: q,
+            };
+        store
+            .record_usage(&[
+                count(&id, 100, "VALID", 3, 1),
+                count(&id, 101, "VALID", 2, 0),
+                count(&id, 101, "IP_DENIED", 1, 0),
+                count(&other, 100, "VALID", 9, 0),
+            ])
+            .await
+            .unwrap();
+        // A second batch adds to the same rows.
+        store
+            .record_usage(&[count(&id, 100, "VALID", 4, 2)])
+            .await
+            .unwrap();
+        let minutes = store.usage(&id, 0, 1_000, 1).await.unwrap();
+        assert_eq!(
+            minutes,
+            vec![
+                count(&id, 100, "VALID", 7, 3),
+                count(&id, 101, "IP_DENIED", 1, 0),
+                count(&id, 101, "VALID", 2, 0),
+            ]
+        );
+        let hours = store.usage(&id, 60, 120, 60).await.unwrap();
+        assert_eq!(
+            hours,
+            vec![
+                count(&id, 60, "IP_DENIED", 1, 0),
+                count(&id, 60, "VALID", 9, 3)
+            ]
+        );
+        assert!(
+            store.usage(&id, 102, 200, 1).await.unwrap().is_empty(),
+            "window bounds"
+        );
+        store.prune_usage(101).await.unwrap();
+        assert_eq!(store.usage(&id, 0, 1_000, 1).await.unwrap().len(), 2);
+        assert_eq!(store.usage(&other, 0, 1_000, 1).await.unwrap(), vec![]);
     }
 }

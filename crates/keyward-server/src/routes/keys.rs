@@ -161,7 +161,8 @@ pub struct KeyPage {
     pub next_cursor: Option<String>,
 }
 
-fn key_id(text: &str) -> Result<CredentialId, ApiError> {
+/// The credential id of a path; one that cannot exist is 404.
+pub fn key_id(text: &str) -> Result<CredentialId, ApiError> {
     // An id that cannot exist is simply not found, like another organization's id.
     CredentialId::parse(text).map_err(|_| ApiError::NotFound)
 }

@@ -105,6 +105,7 @@ async fn authenticate(
     let client = Client {
         ip,
         throttled: true,
+        via_query: false,
     };
     state
         .verifier
@@ -256,6 +257,7 @@ async fn introspecting_organization(
         let client = Client {
             ip,
             throttled: true,
+            via_query: false,
         };
         let demand = Demand {
             purpose: Purpose::Verification,
@@ -315,6 +317,7 @@ pub async fn introspect(State(state): State<AppState>, request: Request) -> Resp
     let client = Client {
         ip: None,
         throttled: false,
+        via_query: false,
     };
     let body = match state.verifier.check(presented, &demand, client).await {
         Ok(admitted) => active(&admitted.identity, &state),

@@ -150,6 +150,7 @@ pub async fn verify(
     let client = Client {
         ip,
         throttled: ip.is_some(),
+        via_query: false,
     };
     let response = match state.verifier.check(&request.key, &demand, client).await {
         Ok(admitted) => {

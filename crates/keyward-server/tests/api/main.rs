@@ -17,4 +17,5 @@ mod rotation;
 mod secrets;
 mod status;
 mod support;
+mod usage;
 mod verify;
