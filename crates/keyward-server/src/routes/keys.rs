@@ -161,8 +161,23 @@ pub struct KeyPage {
     pub next_cursor: Option<String>,
 }
 
+/// The caller's credential `id`, once the caller is found to hold `keys:read`; another
+/// organization's, or one that cannot exist, is 404.
+pub async fn readable_credential(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Credential, ApiError> {
+    caller.require("keys", "read")?;
+    state
+        .store
+        .credential(caller.organization_id(), &key_id(id)?)
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
 /// The credential id of a path; one that cannot exist is 404.
-pub fn key_id(text: &str) -> Result<CredentialId, ApiError> {
+fn key_id(text: &str) -> Result<CredentialId, ApiError> {
     // An id that cannot exist is simply not found, like another organization's id.
     CredentialId::parse(text).map_err(|_| ApiError::NotFound)
 }
@@ -279,12 +294,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<KeyResponse>, ApiError> {
-    caller.require("keys", "read")?;
-    let credential = state
-        .store
-        .credential(caller.organization_id(), &key_id(&id)?)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let credential = readable_credential(&state, &caller, &id).await?;
     Ok(Json(KeyResponse::new(&credential, state.clock.now())))
 }
 

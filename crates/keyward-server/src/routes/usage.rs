@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiQuery;
-use crate::routes::keys::key_id;
+use crate::routes::keys::readable_credential;
 use crate::routes::rfc3339;
 use crate::state::AppState;
 
@@ -94,12 +94,7 @@ pub async fn usage(
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<UsageQuery>,
 ) -> Result<Json<UsageReport>, ApiError> {
-    caller.require("keys", "read")?;
-    let credential = state
-        .store
-        .credential(caller.organization_id(), &key_id(&id)?)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let credential = readable_credential(&state, &caller, &id).await?;
     let (granularity, bucket_minutes) = match query.granularity.as_deref() {
         None | Some("hour") => ("hour", 60),
         Some("minute") => ("minute", 1),
