@@ -70,18 +70,21 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::keys::rotate))
         .routes(routes!(routes::usage::usage))
         .routes(routes!(routes::audit::list))
-        .routes(routes!(routes::verify::verify))
         .routes(routes!(routes::ip_rules::list, routes::ip_rules::create))
         .routes(routes!(routes::ip_rules::update, routes::ip_rules::delete))
         .routes(routes!(routes::roles::list, routes::roles::create))
         .routes(routes!(routes::roles::scopes))
+        .routes(routes!(routes::oauth::caller_record))
+        // The management routes above put their caller's rate limit on every answer; the
+        // verification and OAuth routes below set their own headers and skip the cost.
+        .route_layer(axum::middleware::from_fn(gate::rate_limit_layer))
+        .routes(routes!(routes::verify::verify))
         .routes(routes!(routes::authorize::authorize))
         .routes(routes!(routes::oauth::token))
         .routes(routes!(routes::oauth::jwks))
         .routes(routes!(routes::oauth::metadata))
         .routes(routes!(routes::oauth::introspect))
         .routes(routes!(routes::oauth::revoke))
-        .routes(routes!(routes::oauth::caller_record))
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
 }
@@ -121,7 +124,6 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
-        .layer(axum::middleware::from_fn(gate::rate_limit_layer))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, RequestIds::new()))
