@@ -6,8 +6,6 @@
 //! Its own test binary: the counting subscriber is global, since SQLite runs statements on
 //! a worker thread of its own.
 
-#![expect(clippy::unwrap_used, reason = "a test fails loudly")]
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
