@@ -292,6 +292,7 @@ fn check_a_cached_key(bencher: divan::Bencher) {
                 .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
         ),
         throttled: true,
+        via_query: false,
     };
     let mut i: usize = 0;
     // The key is copied out untimed, as a request's key sits in a buffer just read.
