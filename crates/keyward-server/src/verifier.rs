@@ -317,6 +317,10 @@ impl Verifier {
                 }
                 Err(other) => return Err(other),
             };
+        // The time again: finding the credential may have waited on the store, and a rate
+        // limit checked with a time from before that wait would see other requests' later
+        // arrivals as already spent (a slow read would look like a burst).
+        let now = self.clock.now();
         let request = Request {
             at: now,
             ip: client.ip,

@@ -107,6 +107,17 @@ async fn acknowledged_writes_survive_a_postgres_crash() {
         &["--config", config],
         &[("KEYWARD_LOG", "warn")],
     ));
+    let limit = client()
+        .get(server.url("/v1/keys?limit=1"))
+        .header("x-api-key", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        limit.headers()["ratelimit-limit"],
+        "1000000",
+        "the configuration lifted the limit"
+    );
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let deadline = Instant::now() + Duration::from_secs(60);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
