@@ -175,6 +175,15 @@ impl FromRequestParts<AppState> for Caller {
             .check(&secret, &demand, client)
             .await
             .map_err(|denial| ApiError::from_denial(denial, ""))?;
+        if purpose == Purpose::Use {
+            let ceiling = state.ceiling.check(
+                &admitted.identity.credential.organization_id,
+                state.clock.now(),
+            );
+            if !ceiling.allowed {
+                return Err(ApiError::OrganizationRateLimited(ceiling.retry_after));
+            }
+        }
         if let (Some(rate), Some(slot)) = (&admitted.rate, parts.extensions.get::<RateSlot>()) {
             slot.fill(*rate);
         }

@@ -76,6 +76,10 @@ pub enum ApiError {
     /// and the `RateLimit-*` headers say more.
     #[error("the credential's rate limit is exhausted; retry later")]
     RateLimited(RateDecision),
+    /// 429 `organization_rate_limited`: the organization's management requests together
+    /// reached its ceiling; `Retry-After` says when to try again.
+    #[error("the organization's management API requests exceed its ceiling; retry later")]
+    OrganizationRateLimited(time::Duration),
     /// 405 `method_not_allowed`.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -162,6 +166,9 @@ impl ApiError {
             ApiError::Timeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_failures"),
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::OrganizationRateLimited(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, "organization_rate_limited")
+            }
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -216,7 +223,9 @@ pub fn problem(error: &ApiError) -> Problem {
     let outcome = match error {
         ApiError::Unauthenticated(o) | ApiError::Forbidden(o) => Some(o.code()),
         ApiError::InsufficientScope(_) => Some(Outcome::InsufficientScope.code()),
-        ApiError::Throttled(_) | ApiError::RateLimited(_) => Some(Outcome::RateLimited.code()),
+        ApiError::Throttled(_)
+        | ApiError::RateLimited(_)
+        | ApiError::OrganizationRateLimited(_) => Some(Outcome::RateLimited.code()),
         _ => None,
     };
     let errors = match error {
@@ -261,6 +270,9 @@ impl IntoResponse for ApiError {
                 headers.insert(header::RETRY_AFTER, retry_after(*wait));
             }
             ApiError::RateLimited(decision) => crate::gate::rate_limit_headers(decision, headers),
+            ApiError::OrganizationRateLimited(wait) => {
+                headers.insert(header::RETRY_AFTER, retry_after(*wait));
+            }
             _ => {}
         }
         response

@@ -20,6 +20,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod ceiling;
 pub mod client_ip;
 pub mod error;
 pub mod extract;

@@ -12,6 +12,7 @@ use keyward_core::scope::ScopeCatalogue;
 use keyward_core::secret::KeyPrefix;
 use keyward_store::Store;
 
+use crate::ceiling::OrganizationCeiling;
 use crate::oauth::OAuthConfig;
 use crate::oauth::keys::KeyRing;
 use crate::routes::authorize::AuthorizeConfig;
@@ -65,6 +66,9 @@ pub struct RateLimits {
     pub live: RateLimit,
     /// For `test` credentials: 10 a second, burst 20 by default.
     pub test: RateLimit,
+    /// For all management API requests of one organization together: 100 a second,
+    /// burst 200 by default.
+    pub management: RateLimit,
 }
 
 impl Default for RateLimits {
@@ -77,6 +81,10 @@ impl Default for RateLimits {
             test: RateLimit {
                 per_second: 10,
                 burst: 20,
+            },
+            management: RateLimit {
+                per_second: 100,
+                burst: 200,
             },
         }
     }
@@ -131,6 +139,8 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     /// The keys that sign access tokens.
     pub keys: Arc<KeyRing>,
+    /// The per-organization ceiling on management requests.
+    pub ceiling: Arc<OrganizationCeiling>,
 }
 
 impl AppState {
@@ -144,12 +154,14 @@ impl AppState {
             config.clone(),
             keys.clone(),
         ));
+        let ceiling = Arc::new(OrganizationCeiling::new(config.rate_limits.management));
         Self {
             store,
             clock,
             config,
             verifier,
             keys,
+            ceiling,
         }
     }
 }

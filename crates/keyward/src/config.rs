@@ -75,6 +75,10 @@ pub struct RateLimitsFileConfig {
     pub test_per_second: Option<u32>,
     /// Requests at once of a `test` credential.
     pub test_burst: Option<u32>,
+    /// Management API requests per second of one organization, all its keys together.
+    pub management_per_second: Option<u32>,
+    /// Management API requests at once of one organization.
+    pub management_burst: Option<u32>,
 }
 
 /// `[oauth]`.
@@ -383,6 +387,11 @@ impl Config {
                 limits_file.test_burst,
                 defaults.rate_limits.test,
             )?,
+            management: limit(
+                limits_file.management_per_second,
+                limits_file.management_burst,
+                defaults.rate_limits.management,
+            )?,
         };
         let master_key_file = oauth_file
             .master_key_file
@@ -457,6 +466,8 @@ impl Config {
                 "live_burst": self.server.rate_limits.live.burst,
                 "test_per_second": self.server.rate_limits.test.per_second,
                 "test_burst": self.server.rate_limits.test.burst,
+                "management_per_second": self.server.rate_limits.management.per_second,
+                "management_burst": self.server.rate_limits.management.burst,
             },
             "oauth": {
                 "issuer": self.server.oauth.issuer,

@@ -98,7 +98,8 @@ async fn acknowledged_writes_survive_a_postgres_crash() {
     let config = work.path().join("keyward.toml");
     std::fs::write(
         &config,
-        "[rate_limits]\nlive_per_second = 1000000\nlive_burst = 1000000\n",
+        "[rate_limits]\nlive_per_second = 1000000\nlive_burst = 1000000\n\
+         management_per_second = 1000000\nmanagement_burst = 1000000\n",
     )
     .unwrap();
     let config = config.to_str().unwrap();

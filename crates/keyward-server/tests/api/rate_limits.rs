@@ -172,3 +172,58 @@ async fn the_management_api_counts_and_shows_the_callers_limit() {
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert_eq!(rate_headers(&refused).1, 0);
 }
+
+#[tokio::test]
+async fn an_organizations_management_requests_share_a_ceiling() {
+    use keyward_core::rate_limit::RateLimit;
+    use keyward_server::ServerConfig;
+    use keyward_server::state::RateLimits;
+    let app = TestApp::with_config(ServerConfig {
+        rate_limits: RateLimits {
+            management: RateLimit {
+                per_second: 2,
+                burst: 5,
+            },
+            ..RateLimits::default()
+        },
+        ..ServerConfig::default()
+    })
+    .await;
+    // Keys are made outside the ceiling's reach: the ceiling counts from here on.
+    app.clock.advance(Duration::seconds(10));
+    let keys: Vec<String> = {
+        let mut keys = Vec::new();
+        for i in 0..2 {
+            keys.push(
+                app.create_key(json!({"name": format!("k{i}"), "permissions": ["keys:read"]}))
+                    .await["key"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        keys
+    };
+    app.clock.advance(Duration::seconds(10));
+    // Five requests at once pass, alternating between two keys well within their own limits.
+    for i in 0..5 {
+        let response = app.get("/v1/keys").key(&keys[i % 2]).send().await;
+        assert_eq!(response.status, StatusCode::OK, "request {i}");
+    }
+    let refused = app.get("/v1/keys").key(&keys[1]).send().await;
+    refused.assert_problem(429, "organization_rate_limited");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    // Another organization is not affected, nor is verification of this one's keys.
+    let other = app.other_organization().await;
+    assert_eq!(
+        app.get("/v1/keys").key(&other).send().await.status,
+        StatusCode::OK
+    );
+    assert_eq!(authorize(&app, &keys[0]).await.status, StatusCode::OK);
+    // The ceiling refills at its rate.
+    app.clock.advance(Duration::milliseconds(500));
+    assert_eq!(
+        app.get("/v1/keys").key(&keys[0]).send().await.status,
+        StatusCode::OK
+    );
+}
