@@ -26,6 +26,7 @@ pub mod error;
 pub mod extract;
 pub mod gate;
 pub mod lifecycle;
+pub mod metrics;
 pub mod oauth;
 pub mod openapi;
 pub mod routes;
@@ -121,7 +122,9 @@ pub fn router(state: AppState) -> Router {
                 .patch(routes::oauth::token_method_not_allowed)
                 .delete(routes::oauth::token_method_not_allowed),
         )
+        .route("/metrics", get(metrics::scrape))
         .merge(reference)
+        .layer(metrics::LatencyLayer)
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))

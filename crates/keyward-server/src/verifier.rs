@@ -35,6 +35,7 @@ use keyward_store::{Store, StoreError};
 use time::{Duration, OffsetDateTime};
 
 use crate::cache::TtlCache;
+use crate::metrics::VerificationMetrics;
 use crate::oauth::keys::KeyRing;
 use crate::oauth::token::{self, AccessTokenClaims, TokenRejection, looks_like_jwt};
 use crate::state::ServerConfig;
@@ -209,6 +210,9 @@ pub struct Verifier {
     policies: TtlCache<OrganizationId, Arc<Policy>>,
     throttle: Throttle,
     keys: Arc<KeyRing>,
+    metrics: VerificationMetrics,
+    /// When usage was last written in full.
+    flushed: std::sync::Mutex<Instant>,
     /// Uses and rule matches waiting to be written.
     pub usage: UsageRecorder,
 }
@@ -246,6 +250,8 @@ impl Verifier {
             policies,
             throttle,
             keys,
+            metrics: VerificationMetrics::new(),
+            flushed: std::sync::Mutex::new(Instant::now()),
             usage: UsageRecorder::default(),
         }
     }
@@ -284,7 +290,29 @@ impl Verifier {
             .await
     }
 
+    /// Runs a check and counts its outcome in the metrics.
     async fn check_as(
+        &self,
+        presented: &str,
+        wanted: Wanted,
+        demand: &Demand<'_>,
+        client: Client,
+    ) -> Result<Admitted, Denial> {
+        let result = self.run_check(presented, wanted, demand, client).await;
+        match &result {
+            Ok(_) => self.metrics.verification(Outcome::Valid),
+            Err(Denial::Outcome(outcome)) => self.metrics.verification(*outcome),
+            Err(Denial::RateLimited(_)) => {
+                self.metrics.rate_limited.increment(1);
+                self.metrics.verification(Outcome::RateLimited);
+            }
+            Err(Denial::Throttled(_)) => self.metrics.verification(Outcome::RateLimited),
+            Err(Denial::Store(_)) => self.metrics.store_error.increment(1),
+        }
+        result
+    }
+
+    async fn run_check(
         &self,
         presented: &str,
         wanted: Wanted,
@@ -408,7 +436,14 @@ impl Verifier {
         // moved past the one it was read with; the counter itself is re-read every
         // `cache_ttl`, which bounds how long another node's change goes unseen. Its salted
         // hash was confirmed when it was cached: the same lookup digest is the same secret.
-        if let Some(found) = self.secrets.get(&digest, now) {
+        let cached = self.secrets.get(&digest, now);
+        let lookup = if cached.is_some() {
+            &self.metrics.cache_hit
+        } else {
+            &self.metrics.cache_miss
+        };
+        lookup.increment(1);
+        if let Some(found) = cached {
             let policy = self
                 .policy(&found.identity.credential.organization_id)
                 .await
@@ -640,7 +675,20 @@ impl Verifier {
 
     /// Writes the recorded uses, counts and rule matches now.
     pub async fn flush_usage(&self) -> Result<(), StoreError> {
-        self.usage.flush(&self.store).await
+        self.usage.flush(&self.store).await?;
+        *self
+            .flushed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+        Ok(())
+    }
+
+    /// How long ago usage was last written in full.
+    pub fn flush_lag(&self) -> std::time::Duration {
+        self.flushed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .elapsed()
     }
 
     /// Deletes usage counts older than `usage_retention`.

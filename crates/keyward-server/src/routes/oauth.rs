@@ -155,6 +155,7 @@ async fn issue(state: &AppState, request: Request) -> Result<Response, OAuthErro
     let oauth = &state.config.oauth;
     let (access_token, _) =
         token::issue(&key, oauth, now, subject).ok_or(OAuthError::Unavailable)?;
+    crate::metrics::token_issued();
     let body = TokenResponse {
         access_token,
         token_type: "Bearer",

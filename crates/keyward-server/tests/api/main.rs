@@ -9,6 +9,7 @@ mod errors;
 mod ip_rules;
 mod isolation;
 mod keys;
+mod metrics;
 mod oauth;
 mod openapi;
 mod rate_limits;

@@ -1,0 +1,171 @@
+//! Prometheus metrics, served at `GET /metrics` in the text format: verifications by
+//! outcome, request latency per endpoint, cache hits and misses, rate-limited requests,
+//! token issuance, store errors and how far behind the usage flush is. No label carries a
+//! secret or an organization's data: outcomes, route templates and fixed words only.
+
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::response::{IntoResponse, Response};
+use metrics::{Counter, counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::state::AppState;
+
+/// Verifications, by `outcome`.
+pub const VERIFICATIONS: &str = "keyward_verifications_total";
+/// Request latency, by `endpoint` (the route template).
+pub const REQUEST_DURATION: &str = "keyward_http_request_duration_seconds";
+/// Verification cache lookups, by `result` (`hit` or `miss`).
+pub const CACHE_LOOKUPS: &str = "keyward_cache_lookups_total";
+/// Requests refused by a credential's rate limit.
+pub const RATE_LIMITED: &str = "keyward_rate_limited_total";
+/// Access tokens issued.
+pub const TOKENS_ISSUED: &str = "keyward_tokens_issued_total";
+/// Store calls that failed.
+pub const STORE_ERRORS: &str = "keyward_store_errors_total";
+/// Seconds since usage was last written.
+pub const FLUSH_LAG: &str = "keyward_usage_flush_lag_seconds";
+
+/// Latency buckets, in seconds: 50 µs to 2.5 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The process's recorder, installed on first use; `None` when another recorder was
+/// installed first (metrics are then not served).
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .as_ref()
+}
+
+/// `GET /metrics`: every series in the Prometheus text format.
+pub async fn scrape(State(state): State<AppState>) -> Response {
+    match handle() {
+        Some(handle) => {
+            gauge!(FLUSH_LAG).set(state.verifier.flush_lag().as_secs_f64());
+            handle.run_upkeep();
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4",
+                )],
+                handle.render(),
+            )
+                .into_response()
+        }
+        None => crate::error::ApiError::NotFound.into_response(),
+    }
+}
+
+/// The counters the verification path increments, looked up once.
+#[derive(Debug, Clone)]
+pub struct VerificationMetrics {
+    outcomes: Vec<Counter>,
+    /// A cache hit.
+    pub cache_hit: Counter,
+    /// A cache miss (a store read follows).
+    pub cache_miss: Counter,
+    /// A rate-limited request.
+    pub rate_limited: Counter,
+    /// A store failure.
+    pub store_error: Counter,
+}
+
+impl VerificationMetrics {
+    /// Registers the series (with the recorder installed first, so they are counted).
+    pub fn new() -> Self {
+        handle();
+        Self {
+            outcomes: keyward_core::verify::Outcome::ALL
+                .iter()
+                .map(|o| counter!(VERIFICATIONS, "outcome" => o.code()))
+                .collect(),
+            cache_hit: counter!(CACHE_LOOKUPS, "result" => "hit"),
+            cache_miss: counter!(CACHE_LOOKUPS, "result" => "miss"),
+            rate_limited: counter!(RATE_LIMITED),
+            store_error: counter!(STORE_ERRORS),
+        }
+    }
+
+    /// Counts a verification with `outcome`.
+    pub fn verification(&self, outcome: keyward_core::verify::Outcome) {
+        if let Some(i) = keyward_core::verify::Outcome::ALL
+            .iter()
+            .position(|o| *o == outcome)
+        {
+            self.outcomes[i].increment(1);
+        }
+    }
+}
+
+impl Default for VerificationMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Counts an issued access token.
+pub fn token_issued() {
+    counter!(TOKENS_ISSUED).increment(1);
+}
+
+/// A layer timing each request by its route template.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LatencyLayer;
+
+impl<S> tower::Layer<S> for LatencyLayer {
+    type Service = Latency<S>;
+
+    fn layer(&self, inner: S) -> Latency<S> {
+        Latency { inner }
+    }
+}
+
+/// The service of [`LatencyLayer`].
+#[derive(Debug, Clone)]
+pub struct Latency<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for Latency<S>
+where
+    S: tower::Service<Request, Response = Response> + Send,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let endpoint = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+        let started = Instant::now();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await;
+            histogram!(REQUEST_DURATION, "endpoint" => endpoint)
+                .record(started.elapsed().as_secs_f64());
+            response
+        })
+    }
+}
