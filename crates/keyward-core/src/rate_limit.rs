@@ -28,12 +28,13 @@ impl RateLimit {
         }
     }
 
-    fn interval_nanos(self) -> i128 {
-        1_000_000_000 / i128::from(self.per_second.max(1))
+    fn interval_nanos(self) -> i64 {
+        1_000_000_000 / i64::from(self.per_second.max(1))
     }
 
-    fn capacity_nanos(self) -> i128 {
-        self.interval_nanos() * i128::from(self.burst.max(1))
+    fn capacity_nanos(self) -> i64 {
+        self.interval_nanos()
+            .saturating_mul(i64::from(self.burst.max(1)))
     }
 }
 
@@ -53,20 +54,21 @@ pub struct RateDecision {
 }
 
 /// The state of one limited credential: its theoretical arrival time, in nanoseconds since
-/// the Unix epoch (0 = at rest).
+/// the Unix epoch (0 = at rest). `i64` nanoseconds reach the year 2262, and keep the
+/// arithmetic out of 128-bit division on the verification path.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Gcra {
     /// The theoretical arrival time.
-    pub tat_nanos: i128,
+    pub tat_nanos: i64,
 }
 
 impl Gcra {
     /// Checks one request at `now` against `limit`, moving the state when it is allowed.
     pub fn check(&mut self, limit: RateLimit, now: OffsetDateTime) -> RateDecision {
-        let now = now.unix_timestamp_nanos();
+        let now = i64::try_from(now.unix_timestamp_nanos()).unwrap_or(i64::MAX);
         let interval = limit.interval_nanos();
         let capacity = limit.capacity_nanos();
-        let new_tat = self.tat_nanos.max(now) + interval;
+        let new_tat = self.tat_nanos.max(now).saturating_add(interval);
         let ahead = new_tat - now;
         if ahead <= capacity {
             self.tat_nanos = new_tat;
@@ -90,8 +92,8 @@ impl Gcra {
     }
 }
 
-fn nanos(n: i128) -> Duration {
-    Duration::nanoseconds(i64::try_from(n).unwrap_or(i64::MAX))
+fn nanos(n: i64) -> Duration {
+    Duration::nanoseconds(n)
 }
 
 /// Whole seconds, rounded up: what `RateLimit-Reset` and `Retry-After` carry.
