@@ -281,8 +281,12 @@ impl IntoResponse for ApiError {
 
 /// A `Retry-After` value: whole seconds, rounded up, at least 1.
 pub fn retry_after(wait: time::Duration) -> HeaderValue {
-    let seconds = (wait.whole_milliseconds().max(0) as u64)
-        .div_ceil(1000)
-        .max(1);
-    HeaderValue::from(seconds)
+    HeaderValue::from(retry_after_seconds(wait))
+}
+
+/// Seconds to wait: rounded up (a client that waits them is never early), at least 1.
+pub fn retry_after_seconds(wait: time::Duration) -> u64 {
+    keyward_core::rate_limit::ceil_seconds(wait)
+        .max(1)
+        .unsigned_abs()
 }

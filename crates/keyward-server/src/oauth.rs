@@ -152,10 +152,7 @@ impl IntoResponse for OAuthError {
                 headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
             }
             OAuthError::Throttled(wait) => {
-                let seconds = wait.whole_seconds().max(1);
-                if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-                    headers.insert(header::RETRY_AFTER, value);
-                }
+                headers.insert(header::RETRY_AFTER, crate::error::retry_after(wait));
             }
             _ => {}
         }

@@ -37,7 +37,7 @@ use time::{Duration, OffsetDateTime};
 use crate::cache::TtlCache;
 use crate::metrics::VerificationMetrics;
 use crate::oauth::keys::KeyRing;
-use crate::oauth::token::{self, AccessTokenClaims, TokenRejection, looks_like_jwt};
+use crate::oauth::token::{AccessTokenClaims, looks_like_jwt};
 use crate::state::ServerConfig;
 use crate::throttle::Throttle;
 use crate::usage::{Activity, Request, UsageRecorder};
@@ -537,18 +537,12 @@ impl Verifier {
     async fn load_token(&self, presented: &str) -> Result<Option<Found>, StoreError> {
         let now = self.clock.now();
         let oauth = &self.config.oauth;
-        let ring = self.keys.current(&self.store, now).await?;
-        let verified = match token::verify(presented, &ring, oauth) {
-            Err(TokenRejection::UnknownKey) => {
-                let ring = self.keys.refresh(&self.store, now).await?;
-                token::verify(presented, &ring, oauth)
-            }
-            other => other,
-        };
-        let claims = match verified {
-            Ok(claims) => claims,
-            Err(TokenRejection::Expired(claims)) => *claims,
-            Err(_) => return Ok(None),
+        let Some(claims) = self
+            .keys
+            .authentic_claims(&self.store, now, presented)
+            .await?
+        else {
+            return Ok(None);
         };
         let (Ok(org), Ok(id)) = (
             OrganizationId::parse(&claims.client_id),

@@ -25,6 +25,7 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::oauth::OAuthConfig;
+use crate::oauth::token::{self, AccessTokenClaims, TokenRejection};
 
 /// The JWS algorithms Keyward signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -405,6 +406,30 @@ impl KeyRing {
                     tracing::warn!(%error, "could not read the signing keys; will retry");
                 }
             }
+        })
+    }
+
+    /// The claims of `presented` if it is an access token signed by one of our keys,
+    /// expired or not (the caller decides what expiry means); the keys are re-read once for
+    /// a `kid` not known yet. `None` for anything else.
+    pub async fn authentic_claims(
+        &self,
+        store: &Arc<dyn Store>,
+        now: OffsetDateTime,
+        presented: &str,
+    ) -> Result<Option<AccessTokenClaims>, StoreError> {
+        let ring = self.current(store, now).await?;
+        let verified = match token::verify(presented, &ring, &self.config) {
+            Err(TokenRejection::UnknownKey) => {
+                let ring = self.refresh(store, now).await?;
+                token::verify(presented, &ring, &self.config)
+            }
+            other => other,
+        };
+        Ok(match verified {
+            Ok(claims) => Some(claims),
+            Err(TokenRejection::Expired(claims)) => Some(*claims),
+            Err(_) => None,
         })
     }
 

@@ -24,7 +24,7 @@ use utoipa::ToSchema;
 use crate::auth::{Caller, presented_credential, request_client_ip};
 use crate::error::{ApiError, Problem};
 use crate::oauth::params::{self, ClientCredentials, Params};
-use crate::oauth::token::{self, Subject, TokenRejection, looks_like_jwt};
+use crate::oauth::token::{self, Subject, looks_like_jwt};
 use crate::oauth::{OAuthError, no_store};
 use crate::routes::keys::KeyResponse;
 use crate::routes::rfc3339;
@@ -397,26 +397,13 @@ async fn revoke_token(state: &AppState, request: Request) -> Result<(), OAuthErr
     }
     let now = state.clock.now();
     let oauth = &state.config.oauth;
-    let ring = state
+    let Some(claims) = state
         .keys
-        .current(&state.store, now)
+        .authentic_claims(&state.store, now, presented)
         .await
-        .map_err(|_| OAuthError::Unavailable)?;
-    let verified = match token::verify(presented, &ring, oauth) {
-        Err(TokenRejection::UnknownKey) => {
-            let ring = state
-                .keys
-                .refresh(&state.store, now)
-                .await
-                .map_err(|_| OAuthError::Unavailable)?;
-            token::verify(presented, &ring, oauth)
-        }
-        other => other,
-    };
-    let claims = match verified {
-        Ok(claims) => claims,
-        Err(TokenRejection::Expired(claims)) => *claims,
-        Err(_) => return Ok(()),
+        .map_err(|_| OAuthError::Unavailable)?
+    else {
+        return Ok(());
     };
     let organization = &identity.credential.organization_id;
     let Ok(credential_id) = CredentialId::parse(&claims.sub) else {

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, retry_after_seconds};
 use crate::extract::ApiJson;
 use crate::lifecycle::EnvironmentName;
 use crate::routes::rfc3339;
@@ -173,15 +173,11 @@ pub async fn verify(
         }
         Err(Denial::Outcome(outcome)) => invalid(outcome),
         Err(Denial::Throttled(wait)) => VerifyResponse {
-            retry_after: Some(
-                (wait.whole_milliseconds().max(0) as u64)
-                    .div_ceil(1000)
-                    .max(1),
-            ),
+            retry_after: Some(retry_after_seconds(wait)),
             ..invalid(Outcome::RateLimited)
         },
         Err(Denial::RateLimited(decision)) => VerifyResponse {
-            retry_after: Some(ceil_seconds(decision.retry_after).max(1).unsigned_abs()),
+            retry_after: Some(retry_after_seconds(decision.retry_after)),
             rate_limit: Some(RateLimitState::from(&decision)),
             ..invalid(Outcome::RateLimited)
         },
