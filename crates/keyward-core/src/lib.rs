@@ -9,6 +9,8 @@
 //! - [`credential`]: organizations, credentials, validation and rotation arithmetic.
 //! - [`verify`]: the verification decision and its outcome codes.
 //! - [`rate_limit`]: per-credential limits with GCRA.
+//! - [`member`]: organization members who log in to the dashboard: emails, passwords
+//!   (argon2id), session tokens.
 //! - [`audit`]: audit events.
 //! - [`clock`]: injected time.
 
@@ -17,6 +19,7 @@ pub mod clock;
 pub mod credential;
 pub mod digest;
 pub mod ip_rule;
+pub mod member;
 pub mod rate_limit;
 pub mod scope;
 pub mod secret;

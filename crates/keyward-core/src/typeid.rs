@@ -140,6 +140,11 @@ typed_id!(
     "ip_rule"
 );
 typed_id!(
+    /// An organization member (dashboard user) id, `user_…`.
+    UserId,
+    "user"
+);
+typed_id!(
     /// An audit event id, `audit_event_…`.
     AuditEventId,
     "audit_event"

@@ -12,6 +12,8 @@
 //! - [`lifecycle`]: create, change, disable, enable, revoke and rotate credentials, for the
 //!   HTTP handlers and the CLI alike.
 //! - [`routes`]: the handlers, one module per resource.
+//! - [`dashboard`]: the web dashboard for organization members (login, credentials, IP
+//!   rules, audit log).
 //! - [`error`]: `ApiError` and its problem+json answers.
 //! - [`gate`]: admitting a request to a protected API (`/v1/authorize`, the tower layer).
 //! - [`extract`]: body and query extractors whose rejections are problem+json.
@@ -22,6 +24,7 @@ pub mod auth;
 pub mod cache;
 pub mod ceiling;
 pub mod client_ip;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod gate;
@@ -50,7 +53,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::sensitive_headers::{
+    SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
+};
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -124,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/metrics", get(metrics::scrape))
         .merge(reference)
+        .merge(dashboard::routes())
         .layer(metrics::LatencyLayer)
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -136,6 +142,7 @@ pub fn router(state: AppState) -> Router {
                     header::COOKIE,
                     HeaderName::from_static(auth::API_KEY_HEADER),
                 ]))
+                .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(CatchPanicLayer::custom(|_| panic_response()))

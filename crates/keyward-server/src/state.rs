@@ -16,7 +16,7 @@ use crate::ceiling::OrganizationCeiling;
 use crate::oauth::OAuthConfig;
 use crate::oauth::keys::KeyRing;
 use crate::routes::authorize::AuthorizeConfig;
-use crate::throttle::ThrottleConfig;
+use crate::throttle::{Throttle, ThrottleConfig};
 use crate::verifier::Verifier;
 
 /// Settings of the HTTP interface and the credential rules it applies.
@@ -44,8 +44,10 @@ pub struct ServerConfig {
     pub cache_capacity: u64,
     /// Bounds on organization IP rules.
     pub rule_policy: RulePolicy,
-    /// Brute-force protection.
+    /// Brute-force protection of credential checks.
     pub throttle: ThrottleConfig,
+    /// Brute-force protection of dashboard logins.
+    pub login_throttle: ThrottleConfig,
     /// How often recorded usage is written.
     pub usage_flush_interval: Duration,
     /// How long per-minute usage counts are kept.
@@ -117,6 +119,12 @@ impl Default for ServerConfig {
             cache_capacity: 1_000_000,
             rule_policy: RulePolicy::default(),
             throttle: ThrottleConfig::default(),
+            login_throttle: ThrottleConfig {
+                threshold: 5,
+                window: time::Duration::minutes(5),
+                block: time::Duration::seconds(30),
+                max_block: time::Duration::minutes(30),
+            },
             usage_flush_interval: Duration::from_secs(1),
             usage_retention: Duration::from_secs(30 * 24 * 3600),
             authorize: AuthorizeConfig::default(),
@@ -141,6 +149,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// The per-organization ceiling on management requests.
     pub ceiling: Arc<OrganizationCeiling>,
+    /// Failed dashboard logins per source address.
+    pub login_throttle: Arc<Throttle>,
 }
 
 impl AppState {
@@ -155,6 +165,7 @@ impl AppState {
             keys.clone(),
         ));
         let ceiling = Arc::new(OrganizationCeiling::new(config.rate_limits.management));
+        let login_throttle = Arc::new(Throttle::new(config.login_throttle.clone()));
         Self {
             store,
             clock,
@@ -162,6 +173,7 @@ impl AppState {
             verifier,
             keys,
             ceiling,
+            login_throttle,
         }
     }
 }

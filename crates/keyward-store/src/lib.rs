@@ -15,9 +15,10 @@ use keyward_core::audit::AuditEvent;
 use keyward_core::credential::{Credential, DisplayStatus, Environment, Organization};
 use keyward_core::digest::{LookupDigest, SaltedHash, SecretDigests};
 use keyward_core::ip_rule::IpRule;
+use keyward_core::member::{Member, Session};
 use keyward_core::scope::CustomRole;
 use keyward_core::secret::SecretKind;
-use keyward_core::typeid::{AuditEventId, CredentialId, IpRuleId, OrganizationId};
+use keyward_core::typeid::{AuditEventId, CredentialId, IpRuleId, OrganizationId, UserId};
 use time::OffsetDateTime;
 
 pub mod sql;
@@ -329,6 +330,33 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether the access token `jti` was revoked.
     async fn token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+
+    /// Adds an organization member with its audit event; a taken email is a
+    /// [`StoreError::Conflict`] with `constraint: "unique"`.
+    async fn insert_member(&self, member: &Member, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// The member with this (lower-cased) email.
+    async fn member_by_email(&self, email: &str) -> Result<Option<Member>, StoreError>;
+
+    /// Replaces a member's password hash, marks it changed at `at`, and ends every session
+    /// of the member, with the audit event; an unknown member is [`StoreError::NotFound`].
+    async fn set_member_password(
+        &self,
+        id: &UserId,
+        password_hash: &str,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Starts a session, and deletes the member's sessions that ended before it began.
+    async fn insert_session(&self, session: &Session) -> Result<(), StoreError>;
+
+    /// The session with this token digest and its member, ended or not.
+    async fn session(&self, digest: &LookupDigest)
+    -> Result<Option<(Session, Member)>, StoreError>;
+
+    /// Ends a session; an unknown one changes nothing.
+    async fn delete_session(&self, digest: &LookupDigest) -> Result<(), StoreError>;
 
     /// Appends an audit event on its own (for events that change nothing else).
     async fn insert_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError>;

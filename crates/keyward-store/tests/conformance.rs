@@ -15,9 +15,10 @@ use keyward_core::credential::{
 };
 use keyward_core::digest::LookupDigest;
 use keyward_core::ip_rule::{IpRule, RuleKind, RulePolicy};
+use keyward_core::member::{Member, Session, SessionToken};
 use keyward_core::scope::{CustomRole, ScopeCatalogue};
 use keyward_core::secret::{KeyPrefix, PlainSecret, SecretKind};
-use keyward_core::typeid::{CredentialId, IpRuleId, OrganizationId};
+use keyward_core::typeid::{CredentialId, IpRuleId, OrganizationId, UserId};
 use keyward_store::testing::TestDatabase;
 use keyward_store::{
     AuditQuery, CredentialQuery, CredentialUse, NewSecret, RevokedToken, SigningKeyRecord,
@@ -1106,5 +1107,100 @@ async fn usage_counts_add_up_per_minute_sum_per_bucket_and_are_pruned() {
         store.prune_usage(101).await.unwrap();
         assert_eq!(store.usage(&id, 0, 1_000, 1).await.unwrap().len(), 2);
         assert_eq!(store.usage(&other, 0, 1_000, 1).await.unwrap(), vec![]);
+    }
+}
+
+#[tokio::test]
+async fn members_have_unique_emails_and_a_new_password_ends_their_sessions() {
+    for (store, _db) in stores().await {
+        let org = organization(&store).await;
+        let t0 = now();
+        let member = Member {
+            id: UserId::generate(),
+            organization_id: org.id.clone(),
+            email: "ada@example.com".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            created_at: t0,
+            password_changed_at: t0,
+        };
+        store
+            .insert_member(&member, &event(&org.id, "member.added"))
+            .await
+            .unwrap();
+        let twin = Member {
+            id: UserId::generate(),
+            ..member.clone()
+        };
+        assert!(matches!(
+            store.insert_member(&twin, &event(&org.id, "member.added")).await,
+            Err(StoreError::Conflict {
+                constraint: "unique"
+            })
+        ));
+        assert_eq!(
+            store.member_by_email("ada@example.com").await.unwrap(),
+            Some(member.clone())
+        );
+        assert_eq!(store.member_by_email("bob@example.com").await.unwrap(), None);
+
+        // Sessions: found by digest only, an ended one swept at the member's next login.
+        let old = SessionToken::generate();
+        let ended = Session {
+            digest: old.digest(),
+            user_id: member.id.clone(),
+            created_at: t0 - Duration::hours(13),
+            expires_at: t0 - Duration::hours(1),
+        };
+        store.insert_session(&ended).await.unwrap();
+        let token = SessionToken::generate();
+        let session = Session {
+            digest: token.digest(),
+            user_id: member.id.clone(),
+            created_at: t0,
+            expires_at: t0 + Duration::hours(12),
+        };
+        store.insert_session(&session).await.unwrap();
+        assert_eq!(
+            store.session(&token.digest()).await.unwrap(),
+            Some((session.clone(), member.clone()))
+        );
+        assert_eq!(store.session(&old.digest()).await.unwrap(), None);
+        let near_miss = LookupDigest::of(&token.expose().to_uppercase());
+        assert_eq!(store.session(&near_miss).await.unwrap(), None);
+
+        // Logout ends one session; a new password ends all of them and is audited.
+        let other = SessionToken::generate();
+        store
+            .insert_session(&Session {
+                digest: other.digest(),
+                ..session.clone()
+            })
+            .await
+            .unwrap();
+        store.delete_session(&token.digest()).await.unwrap();
+        assert_eq!(store.session(&token.digest()).await.unwrap(), None);
+        assert!(store.session(&other.digest()).await.unwrap().is_some());
+        let t1 = t0 + Duration::minutes(5);
+        store
+            .set_member_password(&member.id, "$argon2id$new", t1, &event(&org.id, "member.password_set"))
+            .await
+            .unwrap();
+        assert_eq!(store.session(&other.digest()).await.unwrap(), None);
+        let changed = store.member_by_email("ada@example.com").await.unwrap().unwrap();
+        assert_eq!(changed.password_hash, "$argon2id$new");
+        assert_eq!(changed.password_changed_at, t1);
+        assert!(matches!(
+            store
+                .set_member_password(&UserId::generate(), "x", t1, &event(&org.id, "member.password_set"))
+                .await,
+            Err(StoreError::NotFound)
+        ));
+        let query = AuditQuery {
+            action: Some("member.password_set".into()),
+            target_id: None,
+            before: None,
+            limit: 10,
+        };
+        assert_eq!(store.list_audit_events(&org.id, &query).await.unwrap().len(), 1);
     }
 }

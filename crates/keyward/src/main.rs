@@ -1,4 +1,5 @@
-//! The `keyward` binary: `serve`, `migrate`, `init`, `keys …` and `config check`.
+//! The `keyward` binary: `serve`, `migrate`, `init`, `keys …`, `users …`, `signing-keys …`
+//! and `config check`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use keyward_core::clock::SystemClock;
 use keyward_core::credential::DisplayStatus;
 use keyward_core::typeid::{CredentialId, OrganizationId};
 use keyward_server::AppState;
+use keyward_server::dashboard::members;
 use keyward_server::error::ApiError;
 use keyward_server::lifecycle::{
     self, Authority, CreateKeyRequest, EnvironmentName, Issued, RotateKeyRequest, StatusChange,
@@ -37,8 +39,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the HTTP server (on a fresh database, first create an organization and print
-    /// its bootstrap credential once)
+    /// Run the HTTP server (on a fresh database, first create an organization, its
+    /// bootstrap credential and a dashboard member, and print their secrets once)
     Serve {
         /// Address to listen on [default: 127.0.0.1:8080]
         #[arg(long, env = "KEYWARD_LISTEN")]
@@ -65,6 +67,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Manage the organization members who log in to the dashboard
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
     },
     /// Configuration
     Config {
@@ -129,6 +136,33 @@ enum KeysCommand {
         /// Print JSON
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Add a member to an organization; prints a generated password once, or reads one
+    /// from standard input with --password-stdin
+    Add {
+        /// Organization id
+        #[arg(long)]
+        org: String,
+        /// The member's email (the login name)
+        #[arg(long)]
+        email: String,
+        /// Read the password (at least 12 characters) from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a member's password and end the member's sessions; prints a generated password
+    /// once, or reads one from standard input with --password-stdin
+    Passwd {
+        /// The member's email
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
     },
 }
 
@@ -258,6 +292,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let state = open_state(&config).await?;
             keys(&state, command).await
         }
+        Command::Users { command } => {
+            let state = open_state(&config).await?;
+            users(&state, command).await
+        }
     }
 }
 
@@ -279,6 +317,21 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             .await
             .map_err(api_error)?;
         print_bootstrap(&organization.id, &issued, false)?;
+        let (member, password) = members::add(
+            &state,
+            &organization.id,
+            &Actor::cli(),
+            FIRST_MEMBER_EMAIL,
+            None,
+        )
+        .await
+        .map_err(api_error)?;
+        if let Some(password) = password {
+            println!("Dashboard: http://{address}/login");
+            println!("  Email:    {}", member.email);
+            println!("  Password: {}", password.as_str());
+            println!("The password is shown only this once; change it with `keyward users passwd`.");
+        }
     }
     let shutdown = shutdown_signal()?;
     tracing::info!(%address, "listening on http://{address}");
@@ -352,6 +405,65 @@ async fn signing_keys(state: &AppState, command: SigningKeysCommand) -> anyhow::
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// The login of the member made on first run.
+const FIRST_MEMBER_EMAIL: &str = "admin@localhost";
+
+/// The password from the first line of standard input, or none to have one generated.
+fn password_from_stdin(read: bool) -> anyhow::Result<Option<zeroize::Zeroizing<String>>> {
+    if !read {
+        return Ok(None);
+    }
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    Ok(Some(zeroize::Zeroizing::new(
+        line.trim_end_matches(['\r', '\n']).to_owned(),
+    )))
+}
+
+async fn users(state: &AppState, command: UsersCommand) -> anyhow::Result<()> {
+    let actor = Actor::cli();
+    let (member, password, verb) = match command {
+        UsersCommand::Add {
+            org,
+            email,
+            password_stdin,
+        } => {
+            let organization_id =
+                OrganizationId::parse(&org).context("--org must be an organization id")?;
+            let password = password_from_stdin(password_stdin)?;
+            let (member, generated) =
+                members::add(state, &organization_id, &actor, &email, password)
+                    .await
+                    .map_err(|e| match e {
+                        ApiError::NotFound => anyhow::anyhow!("no organization {organization_id}"),
+                        other => api_error(other),
+                    })?;
+            (member, generated, "Added")
+        }
+        UsersCommand::Passwd {
+            email,
+            password_stdin,
+        } => {
+            let password = password_from_stdin(password_stdin)?;
+            let (member, generated) = members::set_password(state, &actor, &email, password)
+                .await
+                .map_err(|e| match e {
+                    ApiError::NotFound => anyhow::anyhow!("no member with the email {email}"),
+                    other => api_error(other),
+                })?;
+            (member, generated, "Set the password of")
+        }
+    };
+    println!("{verb} {} ({}) of {}.", member.email, member.id, member.organization_id);
+    if let Some(password) = password {
+        println!("  Password: {}", password.as_str());
+        println!("The password is shown only this once.");
     }
     Ok(())
 }

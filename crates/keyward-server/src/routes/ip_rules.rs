@@ -3,10 +3,10 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use keyward_core::audit::AuditEvent;
+use keyward_core::audit::{Actor, AuditEvent};
 use keyward_core::credential::ValidationError;
 use keyward_core::ip_rule::{IpRule, RuleKind, would_lock_out};
-use keyward_core::typeid::IpRuleId;
+use keyward_core::typeid::{IpRuleId, OrganizationId};
 use keyward_store::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -140,14 +140,14 @@ fn description(text: Option<&str>) -> Result<Option<String>, ValidationError> {
     Ok(Some(text.to_owned()))
 }
 
-/// Refuses a change that would shut out the caller's own address, unless confirmed.
+/// Refuses a change that would shut out the address making it, unless confirmed.
 fn guard_lockout(
-    caller: &Caller,
+    actor: &Actor,
     before: &[IpRule],
     after: &[IpRule],
     confirmed: bool,
 ) -> Result<(), ApiError> {
-    match caller.actor.source_ip {
+    match actor.source_ip {
         Some(ip) if !confirmed && would_lock_out(before, after, ip) => Err(ApiError::Conflict {
             code: "lockout",
             message: format!(
@@ -158,16 +158,11 @@ fn guard_lockout(
     }
 }
 
-/// The audit event of a change to `rule` by `caller`.
-fn rule_event(
-    caller: &Caller,
-    at: time::OffsetDateTime,
-    action: &str,
-    rule: &IpRule,
-) -> AuditEvent {
+/// The audit event of a change to `rule` by `actor`.
+fn rule_event(actor: &Actor, at: time::OffsetDateTime, action: &str, rule: &IpRule) -> AuditEvent {
     let details = json!({"ip_network": rule.network.to_string(), "type": rule.kind.as_str()});
     let details = details.as_object().cloned().unwrap_or_default();
-    caller.actor.event(
+    actor.event(
         &rule.organization_id,
         at,
         action,
@@ -193,16 +188,8 @@ pub async fn list(
     Ok(Json(IpRuleList {
         data: rules.iter().map(IpRuleResponse::from).collect(),
         max_rules: policy.max_rules,
-        ipv4_prefixes: format!(
-            "/{}–/{}",
-            policy.ipv4_prefixes.start(),
-            policy.ipv4_prefixes.end()
-        ),
-        ipv6_prefixes: format!(
-            "/{}–/{}",
-            policy.ipv6_prefixes.start(),
-            policy.ipv6_prefixes.end()
-        ),
+        ipv4_prefixes: policy.ipv4_range(),
+        ipv6_prefixes: policy.ipv6_range(),
         your_ip: caller.actor.source_ip.map(|ip| ip.to_string()),
     }))
 }
@@ -224,7 +211,18 @@ pub async fn create(
     ApiJson(request): ApiJson<CreateIpRuleRequest>,
 ) -> Result<(StatusCode, Json<IpRuleResponse>), ApiError> {
     caller.require("ip_rules", "write")?;
-    let org = caller.organization_id().clone();
+    let rule = add_rule(&state, caller.organization_id(), &caller.actor, request).await?;
+    Ok((StatusCode::CREATED, Json(IpRuleResponse::from(&rule))))
+}
+
+/// Adds an organization IP rule for `actor`, within the deployment's bounds and the
+/// lockout guard: what `POST /v1/ip-rules` and the dashboard both do.
+pub async fn add_rule(
+    state: &AppState,
+    org: &OrganizationId,
+    actor: &Actor,
+    request: CreateIpRuleRequest,
+) -> Result<IpRule, ApiError> {
     let now = state.clock.now();
     let rule = IpRule {
         id: IpRuleId::generate(),
@@ -236,14 +234,14 @@ pub async fn create(
         kind: request.kind.into(),
         description: description(request.description.as_deref())?,
         created_at: now,
-        created_by: caller.actor.id.clone(),
+        created_by: actor.id.clone(),
         last_matched_at: None,
         version: 1,
     };
-    let before = state.store.ip_rules(&org).await?;
+    let before = state.store.ip_rules(org).await?;
     let after: Vec<IpRule> = before.iter().cloned().chain([rule.clone()]).collect();
-    guard_lockout(&caller, &before, &after, request.confirm_lockout)?;
-    let event = rule_event(&caller, now, "ip_rule.added", &rule);
+    guard_lockout(actor, &before, &after, request.confirm_lockout)?;
+    let event = rule_event(actor, now, "ip_rule.added", &rule);
     match state
         .store
         .insert_ip_rule(&rule, state.config.rule_policy.max_rules, &event)
@@ -263,8 +261,8 @@ pub async fn create(
         }
         Err(error) => return Err(error.into()),
     }
-    state.verifier.forget_organization(&org);
-    Ok((StatusCode::CREATED, Json(IpRuleResponse::from(&rule))))
+    state.verifier.forget_organization(org);
+    Ok(rule)
 }
 
 /// Change a rule's range, type or description, with the same bounds and lockout guard.
@@ -319,8 +317,8 @@ pub async fn update(
             .iter()
             .map(|r| if r.id == id { rule.clone() } else { r.clone() })
             .collect();
-        guard_lockout(&caller, &before, &after, request.confirm_lockout)?;
-        let event = rule_event(&caller, state.clock.now(), "ip_rule.updated", &rule);
+        guard_lockout(&caller.actor, &before, &after, request.confirm_lockout)?;
+        let event = rule_event(&caller.actor, state.clock.now(), "ip_rule.updated", &rule);
         match state.store.update_ip_rule(&rule, &event).await {
             Ok(()) => {
                 state.verifier.forget_organization(&org);
@@ -356,17 +354,36 @@ pub async fn delete(
     ApiQuery(query): ApiQuery<DeleteIpRuleQuery>,
 ) -> Result<StatusCode, ApiError> {
     caller.require("ip_rules", "delete")?;
-    let org = caller.organization_id().clone();
     let id = rule_id(&id)?;
-    let before = state.store.ip_rules(&org).await?;
+    remove_rule(
+        &state,
+        caller.organization_id(),
+        &caller.actor,
+        &id,
+        query.confirm_lockout,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes an organization IP rule for `actor`, with the lockout guard: what
+/// `DELETE /v1/ip-rules/{id}` and the dashboard both do.
+pub async fn remove_rule(
+    state: &AppState,
+    org: &OrganizationId,
+    actor: &Actor,
+    id: &IpRuleId,
+    confirm_lockout: bool,
+) -> Result<(), ApiError> {
+    let before = state.store.ip_rules(org).await?;
     let rule = before
         .iter()
-        .find(|r| r.id == id)
+        .find(|r| r.id == *id)
         .ok_or(ApiError::NotFound)?;
-    let after: Vec<IpRule> = before.iter().filter(|r| r.id != id).cloned().collect();
-    guard_lockout(&caller, &before, &after, query.confirm_lockout)?;
-    let event = rule_event(&caller, state.clock.now(), "ip_rule.removed", rule);
-    state.store.delete_ip_rule(&org, &id, &event).await?;
-    state.verifier.forget_organization(&org);
-    Ok(StatusCode::NO_CONTENT)
+    let after: Vec<IpRule> = before.iter().filter(|r| r.id != *id).cloned().collect();
+    guard_lockout(actor, &before, &after, confirm_lockout)?;
+    let event = rule_event(actor, state.clock.now(), "ip_rule.removed", rule);
+    state.store.delete_ip_rule(org, id, &event).await?;
+    state.verifier.forget_organization(org);
+    Ok(())
 }

@@ -7,11 +7,12 @@ use ipnet::IpNet;
 use keyward_core::audit::AuditEvent;
 use keyward_core::clock::{from_millis, to_millis};
 use keyward_core::credential::{Credential, CredentialSettings, Environment, Organization, Status};
-use keyward_core::digest::SaltedHash;
+use keyward_core::digest::{LookupDigest, SaltedHash};
 use keyward_core::ip_rule::{IpRule, RuleKind};
+use keyward_core::member::{Member, Session};
 use keyward_core::scope::CustomRole;
 use keyward_core::scope::{Scope, ScopeSet};
-use keyward_core::typeid::{AuditEventId, CredentialId, IpRuleId, OrganizationId};
+use keyward_core::typeid::{AuditEventId, CredentialId, IpRuleId, OrganizationId, UserId};
 
 use serde_json::{Map, Value};
 use sqlx::Row;
@@ -246,5 +247,34 @@ pub(super) fn signing_key_from_row(row: &AnyRow) -> Result<SigningKeyRecord, Sto
         activates_at: from_millis(get(row, 6)?),
         retired_at: time_at(row, 7)?,
         published_until: time_at(row, 8)?,
+    })
+}
+
+/// Reads the member columns that `select_members!` lists, from column `at` on.
+pub(super) fn member_from_row(row: &AnyRow, at: usize) -> Result<Member, StoreError> {
+    Ok(Member {
+        id: parsed(&get::<String>(row, at)?, "user id", |t| UserId::parse(t).ok())?,
+        organization_id: parsed(&get::<String>(row, at + 1)?, "organization id", |t| {
+            OrganizationId::parse(t).ok()
+        })?,
+        email: get(row, at + 2)?,
+        password_hash: get(row, at + 3)?,
+        created_at: from_millis(get(row, at + 4)?),
+        password_changed_at: from_millis(get(row, at + 5)?),
+    })
+}
+
+/// Reads a session row: `digest, user_id, created_at, expires_at`.
+pub(super) fn session_from_row(row: &AnyRow) -> Result<Session, StoreError> {
+    let digest: Vec<u8> = get(row, 0)?;
+    Ok(Session {
+        digest: LookupDigest::from_bytes(
+            digest
+                .try_into()
+                .map_err(|_| corrupt("session digest"))?,
+        ),
+        user_id: parsed(&get::<String>(row, 1)?, "user id", |t| UserId::parse(t).ok())?,
+        created_at: from_millis(get(row, 2)?),
+        expires_at: from_millis(get(row, 3)?),
     })
 }

@@ -3,6 +3,7 @@
 #![expect(clippy::unwrap_used, reason = "a test fails loudly")]
 
 mod cli;
+mod dashboard;
 mod durability;
 mod leaks;
 mod nginx;

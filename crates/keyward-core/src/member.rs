@@ -1,0 +1,218 @@
+//! Organization members: the people who log in to the dashboard (R-UI).
+//!
+//! A member has an email and a password. The password is stored only as an argon2id hash
+//! (a PHC string with its own salt and cost); a login session is a random token kept in a
+//! cookie, stored only as its SHA-256 [`LookupDigest`], like every other secret here.
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use crate::credential::ValidationError;
+use crate::digest::LookupDigest;
+use crate::secret::fill_random;
+use crate::typeid::{OrganizationId, UserId};
+
+/// Shortest accepted password, in characters.
+pub const PASSWORD_MIN_CHARS: usize = 12;
+/// Longest accepted password, in bytes: a bound on the work one login attempt can ask for.
+pub const PASSWORD_MAX_BYTES: usize = 1024;
+/// Longest accepted email, in bytes (RFC 5321's path limit).
+const EMAIL_MAX_BYTES: usize = 254;
+
+/// A member of an organization, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// `user_…`.
+    pub id: UserId,
+    /// The organization the member manages.
+    pub organization_id: OrganizationId,
+    /// The login name, lower-cased.
+    pub email: String,
+    /// The argon2id hash of the password, as a PHC string.
+    pub password_hash: String,
+    /// When the member was added.
+    pub created_at: OffsetDateTime,
+    /// When the password was last set: sessions older than this are void.
+    pub password_changed_at: OffsetDateTime,
+}
+
+/// Checks an email address and returns its stored form: trimmed and lower-cased.
+///
+/// Only the shape is checked (one `@`, something on each side, no spaces or control
+/// characters, at most 254 bytes); no mail is sent.
+pub fn validate_email(email: &str) -> Result<String, ValidationError> {
+    let email = email.trim().to_lowercase();
+    let refuse = |message: &str| Err(ValidationError::new("email", message));
+    if email.is_empty() {
+        return refuse("is required");
+    }
+    if email.len() > EMAIL_MAX_BYTES {
+        return refuse("must be at most 254 bytes");
+    }
+    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return refuse("must not contain spaces or control characters");
+    }
+    match email.split_once('@') {
+        Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@') => {
+            Ok(email)
+        }
+        _ => refuse("must look like name@example.com"),
+    }
+}
+
+/// Checks a new password's length: at least 12 characters, at most 1,024 bytes.
+pub fn validate_password(password: &str) -> Result<(), ValidationError> {
+    if password.chars().count() < PASSWORD_MIN_CHARS {
+        return Err(ValidationError::new(
+            "password",
+            format!("must be at least {PASSWORD_MIN_CHARS} characters"),
+        ));
+    }
+    if password.len() > PASSWORD_MAX_BYTES {
+        return Err(ValidationError::new(
+            "password",
+            format!("must be at most {PASSWORD_MAX_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Hashes a password with argon2id (19 MiB, 2 passes: OWASP's minimum) and a fresh salt.
+/// Slow by design: call it off the async threads.
+pub fn hash_password(password: &str) -> String {
+    #[expect(
+        clippy::expect_used,
+        reason = "argon2id with its default parameters and a generated salt cannot fail"
+    )]
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .expect("argon2id hashing with default parameters")
+        .to_string()
+}
+
+/// Whether `password` matches `stored` (a PHC string); a malformed hash matches nothing.
+/// Slow by design: call it off the async threads.
+pub fn password_matches(password: &str, stored: &str) -> bool {
+    Argon2::default()
+        .verify_password(password.as_bytes(), stored)
+        .is_ok()
+}
+
+/// A hash of no one's password, checked when a login names an unknown email so that the
+/// answer takes as long as for a known one.
+pub fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password(&generate_password()))
+}
+
+/// A random password of 20 characters from an alphabet without look-alikes (about 100
+/// bits), for `keyward users add` to print once.
+pub fn generate_password() -> Zeroizing<String> {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzACDEFGHJKLMNPQRTUVWXYZ2345679";
+    let mut bytes = Zeroizing::new([0u8; 20]);
+    fill_random(bytes.as_mut());
+    // 256 is not a multiple of the alphabet's 52 letters: the bias is below 2^-2 per
+    // character and costs under a bit of the 114 drawn.
+    Zeroizing::new(
+        bytes
+            .iter()
+            .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+            .collect(),
+    )
+}
+
+/// A login session's token: 32 random bytes as 64 hex characters, kept in the member's
+/// cookie and stored only as its digest.
+pub struct SessionToken(Zeroizing<String>);
+
+impl SessionToken {
+    /// A fresh token.
+    pub fn generate() -> Self {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        fill_random(bytes.as_mut());
+        let mut text = String::with_capacity(64);
+        for b in bytes.iter() {
+            text.push_str(&format!("{b:02x}"));
+        }
+        Self(Zeroizing::new(text))
+    }
+
+    /// The token as sent in the cookie.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// What is stored in its place.
+    pub fn digest(&self) -> LookupDigest {
+        LookupDigest::of(&self.0)
+    }
+}
+
+impl std::fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionToken(…)")
+    }
+}
+
+/// A login session, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The digest of its token.
+    pub digest: LookupDigest,
+    /// Whose session it is.
+    pub user_id: UserId,
+    /// When the member logged in.
+    pub created_at: OffsetDateTime,
+    /// When it ends, however active the member is.
+    pub expires_at: OffsetDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_lower_cased_and_checked_for_shape() {
+        assert_eq!(
+            validate_email("  Ada@Example.COM ").map_err(|e| e.message),
+            Ok("ada@example.com".to_owned())
+        );
+        for bad in ["", "ada", "@example.com", "ada@", "a da@example.com", "a@b@c", "a\u{7}@b"] {
+            assert!(validate_email(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(validate_email(&format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn passwords_hash_with_argon2id_and_match_only_themselves() {
+        let hash = hash_password("correct horse battery");
+        assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
+        assert!(!hash.contains("correct horse"));
+        assert!(password_matches("correct horse battery", &hash));
+        assert!(!password_matches("correct horse battery!", &hash));
+        assert!(!password_matches("correct horse battery", "not a hash"));
+        assert_ne!(hash, hash_password("correct horse battery"), "salts differ");
+    }
+
+    #[test]
+    fn password_length_is_bounded_both_ways() {
+        assert!(validate_password("short").is_err());
+        assert!(validate_password("twelve chars").is_ok());
+        assert!(validate_password(&"x".repeat(PASSWORD_MAX_BYTES + 1)).is_err());
+    }
+
+    #[test]
+    fn generated_passwords_and_tokens_are_long_and_distinct() {
+        let password = generate_password();
+        assert_eq!(password.chars().count(), 20);
+        assert!(validate_password(&password).is_ok());
+        assert_ne!(*password, *generate_password());
+        let token = SessionToken::generate();
+        assert_eq!(token.expose().len(), 64);
+        assert!(token.expose().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(token.digest(), SessionToken::generate().digest());
+        assert!(!format!("{token:?}").contains(token.expose()));
+    }
+}

@@ -1,0 +1,252 @@
+//! Dashboard sessions and CSRF protection.
+//!
+//! - A login sets `keyward_session`: a random token (stored only as its digest),
+//!   `HttpOnly`, `SameSite=Strict`, `Path=/`, and `Secure` when a trusted proxy says the
+//!   request came over TLS. Sessions end after [`SESSION_LIFETIME`], at logout, and when the
+//!   member's password is set.
+//! - Every form carries a CSRF token derived from the session token (or, on the login page,
+//!   from a pre-login cookie): SHA-256 over a label and the token, so it cannot be forged
+//!   without the cookie and reveals nothing of it. [`Protected`] checks it, in constant
+//!   time, before a handler sees the form. tower-http's `CsrfLayer` (Origin and
+//!   `Sec-Fetch-Site`) guards the same routes as a second line.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use keyward_core::audit::Actor;
+use keyward_core::digest::LookupDigest;
+use keyward_core::member::{Member, SessionToken};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::auth::request_client_ip;
+use crate::client_ip::peer;
+use crate::dashboard::PageError;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "keyward_session";
+/// The cookie the login form's CSRF token is derived from, before there is a session.
+pub const LOGIN_COOKIE: &str = "keyward_login";
+/// The form field carrying the CSRF token.
+pub const CSRF_FIELD: &str = "csrf_token";
+/// How long a session lasts, however active its member.
+pub const SESSION_LIFETIME: time::Duration = time::Duration::hours(12);
+
+/// The value of cookie `name` in the request, if any.
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// The CSRF token of forms shown to the holder of the cookie `secret`.
+pub fn csrf_token(secret: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"keyward dashboard csrf v1\0");
+    hasher.update(secret.as_bytes());
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `presented` is the CSRF token for the cookie `secret`, compared in constant time.
+pub fn csrf_matches(secret: &str, presented: &str) -> bool {
+    csrf_token(secret)
+        .as_bytes()
+        .ct_eq(presented.as_bytes())
+        .into()
+}
+
+/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Strict`, `Secure` when `secure`; a
+/// `max_age` of zero deletes the cookie.
+pub fn set_cookie(name: &str, value: &str, path: &str, max_age: i64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let text =
+        format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}");
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Whether cookies set in answer to this request must be `Secure`: when a trusted proxy
+/// says the request reached it over TLS (Keyward itself serves plain HTTP).
+pub fn secure_cookies(parts: &Parts, state: &AppState) -> bool {
+    let from_proxy = peer(parts).is_some_and(|ip| {
+        state
+            .config
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&ip))
+    });
+    from_proxy
+        && parts
+            .headers
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+}
+
+/// A signed-in member: extracting it from a request without a live session redirects to
+/// the login page (or, for htmx, asks it to).
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The member.
+    pub member: Member,
+    /// The CSRF token of the forms this member is shown.
+    pub csrf_token: String,
+    /// How the member's changes are recorded in the audit log.
+    pub actor: Actor,
+    /// The session's digest, for logout.
+    pub session: LookupDigest,
+    /// The secret the CSRF token derives from (the session cookie).
+    session_secret: String,
+}
+
+impl SignedIn {
+    /// Whether `presented` is this session's CSRF token.
+    pub fn csrf_matches(&self, presented: &str) -> bool {
+        csrf_matches(&self.session_secret, presented)
+    }
+}
+
+/// The answer to a request that needs a session and has none: to the login page, coming
+/// back to `next` afterwards when it is a page.
+fn to_login(parts: &Parts) -> Response {
+    let target = if parts.method == Method::GET {
+        let next = parts
+            .uri
+            .path_and_query()
+            .map(|pq| pq.as_str())
+            .unwrap_or("/");
+        format!(
+            "/login?next={}",
+            url_encode(next)
+        )
+    } else {
+        "/login".to_owned()
+    };
+    if parts.headers.contains_key("hx-request") {
+        let mut response = axum::http::StatusCode::UNAUTHORIZED.into_response();
+        if let Ok(value) = HeaderValue::from_str(&target) {
+            response.headers_mut().insert("hx-redirect", value);
+        }
+        return response;
+    }
+    Redirect::to(&target).into_response()
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+pub fn url_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Some(secret) = cookie(&parts.headers, SESSION_COOKIE) else {
+            return Err(to_login(parts));
+        };
+        let secret = secret.to_owned();
+        let digest = LookupDigest::of(&secret);
+        let found = state
+            .store
+            .session(&digest)
+            .await
+            .map_err(|e| PageError(e.into()).into_response())?;
+        let now = state.clock.now();
+        let Some((session, member)) = found.filter(|(session, member)| {
+            session.expires_at > now && session.created_at >= member.password_changed_at
+        }) else {
+            return Err(to_login(parts));
+        };
+        let actor = Actor {
+            id: member.id.to_string(),
+            source_ip: request_client_ip(parts, state),
+        };
+        Ok(SignedIn {
+            member,
+            csrf_token: csrf_token(&secret),
+            actor,
+            session: session.digest,
+            session_secret: secret,
+        })
+    }
+}
+
+/// A form with no field but its CSRF token (logout, status changes).
+#[derive(Debug, serde::Deserialize)]
+pub struct TokenOnly {}
+
+/// A form posted by a signed-in member whose CSRF token matched; anything else is refused
+/// (403) before the handler runs. `T` reads the other fields (unknown ones are ignored).
+pub struct Protected<T> {
+    /// The member.
+    pub signed_in: SignedIn,
+    /// The form.
+    pub form: T,
+}
+
+/// Reads a urlencoded body into `T`, with the problem's wording on failure.
+pub fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_urlencoded::from_bytes(body)
+        .map_err(|e| ApiError::bad_request("invalid_form", format!("the form cannot be read: {e}")))
+}
+
+/// The CSRF field of a urlencoded body.
+pub fn form_csrf(body: &[u8]) -> Option<String> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .ok()?
+        .into_iter()
+        .find(|(name, _)| name == CSRF_FIELD)
+        .map(|(_, value)| value)
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Protected<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let signed_in = SignedIn::from_request_parts(&mut parts, state).await?;
+        let body = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let presented = form_csrf(&body).unwrap_or_default();
+        if !signed_in.csrf_matches(&presented) {
+            return Err(PageError::csrf().into_response());
+        }
+        let form = parse_form(&body).map_err(|e| PageError(e).into_response())?;
+        Ok(Protected { signed_in, form })
+    }
+}
+
+/// A fresh session for `member`: its token (for the cookie) after storing its digest.
+pub async fn start_session(state: &AppState, member: &Member) -> Result<SessionToken, ApiError> {
+    let token = SessionToken::generate();
+    let now = state.clock.now();
+    let session = keyward_core::member::Session {
+        digest: token.digest(),
+        user_id: member.id.clone(),
+        created_at: now,
+        expires_at: now + SESSION_LIFETIME,
+    };
+    state.store.insert_session(&session).await?;
+    Ok(token)
+}

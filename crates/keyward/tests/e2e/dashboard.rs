@@ -1,0 +1,96 @@
+//! The dashboard in a real browser (`dashboard_browser.py`): Debian's Chromium driven by
+//! Playwright from PyPI, against the binary. Skipped with a notice when the browser or the
+//! package is missing, failing under `KEYWARD_TEST_REQUIRE_SERVICES=1`. Screenshots of each
+//! page at 1280×800 go to `target/screenshots/`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use keyward_store::testing::skip_or_fail;
+
+use crate::support::{Server, database, init, keyward};
+
+/// The browser the tests drive: `KEYWARD_TEST_CHROMIUM`, else Debian's.
+fn chromium() -> Option<String> {
+    let path =
+        std::env::var("KEYWARD_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    Path::new(&path).exists().then_some(path)
+}
+
+/// A Python interpreter with Playwright: `KEYWARD_TEST_PYTHON`, else `python3`.
+fn python_with_playwright() -> Option<String> {
+    let python = std::env::var("KEYWARD_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let probe = Command::new(&python)
+        .args(["-c", "import playwright.sync_api, requests"])
+        .output()
+        .ok()?;
+    probe.status.success().then_some(python)
+}
+
+/// Adds a member with a password read from standard input, as an operator would.
+pub fn add_member(database: &str, organization_id: &str, email: &str, password: &str) {
+    let mut child = keyward()
+        .arg("--database")
+        .arg(database)
+        .args(["users", "add", "--org", organization_id, "--email", email, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(email), "{stdout}");
+    assert!(!stdout.contains(password), "a chosen password is not echoed");
+}
+
+fn screenshots() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_manages_credentials_and_rules_in_chromium() {
+    let (Some(chromium), Some(python)) = (chromium(), python_with_playwright()) else {
+        skip_or_fail(
+            "chromium with playwright",
+            "Debian's chromium and the playwright package from PyPI (see .ci/run)",
+        );
+        return;
+    };
+    let db = database().await;
+    let bootstrap = init(db.url());
+    let password = "correct horse battery staple";
+    add_member(db.url(), &bootstrap.organization_id, "ada@example.com", password);
+    let server = Server::start(db.url(), &[], &[]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/dashboard_browser.py");
+    let base = server.base.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(script)
+            .env("KEYWARD_URL", base)
+            .env("KEYWARD_EMAIL", "ada@example.com")
+            .env("KEYWARD_PASSWORD", password)
+            .env("KEYWARD_SCREENSHOTS", screenshots())
+            .env("KEYWARD_CHROMIUM", chromium)
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.trim_end().ends_with("OK"),
+        "{stdout}\n{stderr}\nserver:\n{}",
+        server.output.lock().unwrap()
+    );
+    let logs = server.stop();
+    assert!(!logs.contains(password), "the password reached the logs");
+}
