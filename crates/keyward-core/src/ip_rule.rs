@@ -89,12 +89,20 @@ impl Default for RulePolicy {
 impl RulePolicy {
     /// The accepted IPv4 prefix lengths as people read them: `/25–/32`.
     pub fn ipv4_range(&self) -> String {
-        format!("/{}–/{}", self.ipv4_prefixes.start(), self.ipv4_prefixes.end())
+        format!(
+            "/{}–/{}",
+            self.ipv4_prefixes.start(),
+            self.ipv4_prefixes.end()
+        )
     }
 
     /// The accepted IPv6 prefix lengths as people read them: `/48–/128`.
     pub fn ipv6_range(&self) -> String {
-        format!("/{}–/{}", self.ipv6_prefixes.start(), self.ipv6_prefixes.end())
+        format!(
+            "/{}–/{}",
+            self.ipv6_prefixes.start(),
+            self.ipv6_prefixes.end()
+        )
     }
 
     /// Parses and bounds a rule's range: `192.0.2.7` becomes `192.0.2.7/32`.

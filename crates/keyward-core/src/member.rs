@@ -55,7 +55,9 @@ pub fn validate_email(email: &str) -> Result<String, ValidationError> {
         return refuse("must not contain spaces or control characters");
     }
     match email.split_once('@') {
-        Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@') => {
+        Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && !domain.contains('@') =>
+        {
             Ok(email)
         }
         _ => refuse("must look like name@example.com"),
@@ -179,7 +181,15 @@ mod tests {
             validate_email("  Ada@Example.COM ").map_err(|e| e.message),
             Ok("ada@example.com".to_owned())
         );
-        for bad in ["", "ada", "@example.com", "ada@", "a da@example.com", "a@b@c", "a\u{7}@b"] {
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "a da@example.com",
+            "a@b@c",
+            "a\u{7}@b",
+        ] {
             assert!(validate_email(bad).is_err(), "{bad:?} was accepted");
         }
         assert!(validate_email(&format!("{}@example.com", "a".repeat(250))).is_err());

@@ -15,10 +15,11 @@ use keyward_core::clock::SystemClock;
 use keyward_core::credential::{Credential, CredentialSettings, Environment, Organization, Status};
 use keyward_core::digest::LookupDigest;
 use keyward_core::ip_rule::IpRule;
+use keyward_core::member::{Member, Session};
 use keyward_core::rate_limit::RateLimit;
 use keyward_core::scope::{CustomRole, Scope, ScopeCatalogue};
 use keyward_core::secret::{KeyPrefix, PlainSecret, SecretKind};
-use keyward_core::typeid::{CredentialId, IpRuleId, OrganizationId};
+use keyward_core::typeid::{CredentialId, IpRuleId, OrganizationId, UserId};
 use keyward_server::ServerConfig;
 use keyward_server::oauth::keys::KeyRing;
 use keyward_server::state::RateLimits;
@@ -182,6 +183,30 @@ impl Store for MemoryStore {
         unused()
     }
     async fn token_revoked(&self, _: &str) -> Result<bool, StoreError> {
+        unused()
+    }
+    async fn insert_member(&self, _: &Member, _: &AuditEvent) -> Result<(), StoreError> {
+        unused()
+    }
+    async fn member_by_email(&self, _: &str) -> Result<Option<Member>, StoreError> {
+        unused()
+    }
+    async fn set_member_password(
+        &self,
+        _: &UserId,
+        _: &str,
+        _: OffsetDateTime,
+        _: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        unused()
+    }
+    async fn insert_session(&self, _: &Session) -> Result<(), StoreError> {
+        unused()
+    }
+    async fn session(&self, _: &LookupDigest) -> Result<Option<(Session, Member)>, StoreError> {
+        unused()
+    }
+    async fn delete_session(&self, _: &LookupDigest) -> Result<(), StoreError> {
         unused()
     }
     async fn insert_audit_event(&self, _: &AuditEvent) -> Result<(), StoreError> {

@@ -64,10 +64,7 @@ pub fn routes() -> Router<AppState> {
             "/developer/api-credentials/{id}/{action}",
             post(credentials::change_status),
         )
-        .route(
-            security::PATH,
-            get(security::page).post(security::add_rule),
-        )
+        .route(security::PATH, get(security::page).post(security::add_rule))
         .route(
             "/developer/api-security/rules/{id}/remove",
             post(security::remove_rule),
@@ -83,9 +80,9 @@ pub fn routes() -> Router<AppState> {
                 .layer(header_layer(header::REFERRER_POLICY, "no-referrer"))
                 .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
                 .layer(header_layer(header::CACHE_CONTROL, "no-store"))
-                .layer(CsrfLayer::new().with_rejection_response(|_| {
-                    PageError::csrf().into_response()
-                })),
+                .layer(
+                    CsrfLayer::new().with_rejection_response(|_| PageError::csrf().into_response()),
+                ),
         );
     pages.route("/assets/{name}", get(assets::serve))
 }

@@ -1144,8 +1144,13 @@ impl Store for SqlStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(map_error)?;
-        row.map(|row| Ok((rows::session_from_row(&row)?, rows::member_from_row(&row, 4)?)))
-            .transpose()
+        row.map(|row| {
+            Ok((
+                rows::session_from_row(&row)?,
+                rows::member_from_row(&row, 4)?,
+            ))
+        })
+        .transpose()
     }
 
     async fn delete_session(&self, digest: &LookupDigest) -> Result<(), StoreError> {

@@ -1132,7 +1132,9 @@ async fn members_have_unique_emails_and_a_new_password_ends_their_sessions() {
             ..member.clone()
         };
         assert!(matches!(
-            store.insert_member(&twin, &event(&org.id, "member.added")).await,
+            store
+                .insert_member(&twin, &event(&org.id, "member.added"))
+                .await,
             Err(StoreError::Conflict {
                 constraint: "unique"
             })
@@ -1141,7 +1143,10 @@ async fn members_have_unique_emails_and_a_new_password_ends_their_sessions() {
             store.member_by_email("ada@example.com").await.unwrap(),
             Some(member.clone())
         );
-        assert_eq!(store.member_by_email("bob@example.com").await.unwrap(), None);
+        assert_eq!(
+            store.member_by_email("bob@example.com").await.unwrap(),
+            None
+        );
 
         // Sessions: found by digest only, an ended one swept at the member's next login.
         let old = SessionToken::generate();
@@ -1182,16 +1187,30 @@ async fn members_have_unique_emails_and_a_new_password_ends_their_sessions() {
         assert!(store.session(&other.digest()).await.unwrap().is_some());
         let t1 = t0 + Duration::minutes(5);
         store
-            .set_member_password(&member.id, "$argon2id$new", t1, &event(&org.id, "member.password_set"))
+            .set_member_password(
+                &member.id,
+                "$argon2id$new",
+                t1,
+                &event(&org.id, "member.password_set"),
+            )
             .await
             .unwrap();
         assert_eq!(store.session(&other.digest()).await.unwrap(), None);
-        let changed = store.member_by_email("ada@example.com").await.unwrap().unwrap();
+        let changed = store
+            .member_by_email("ada@example.com")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(changed.password_hash, "$argon2id$new");
         assert_eq!(changed.password_changed_at, t1);
         assert!(matches!(
             store
-                .set_member_password(&UserId::generate(), "x", t1, &event(&org.id, "member.password_set"))
+                .set_member_password(
+                    &UserId::generate(),
+                    "x",
+                    t1,
+                    &event(&org.id, "member.password_set")
+                )
                 .await,
             Err(StoreError::NotFound)
         ));
@@ -1201,6 +1220,13 @@ async fn members_have_unique_emails_and_a_new_password_ends_their_sessions() {
             before: None,
             limit: 10,
         };
-        assert_eq!(store.list_audit_events(&org.id, &query).await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .list_audit_events(&org.id, &query)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }

@@ -330,7 +330,9 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             println!("Dashboard: http://{address}/login");
             println!("  Email:    {}", member.email);
             println!("  Password: {}", password.as_str());
-            println!("The password is shown only this once; change it with `keyward users passwd`.");
+            println!(
+                "The password is shown only this once; change it with `keyward users passwd`."
+            );
         }
     }
     let shutdown = shutdown_signal()?;
@@ -460,7 +462,10 @@ async fn users(state: &AppState, command: UsersCommand) -> anyhow::Result<()> {
             (member, generated, "Set the password of")
         }
     };
-    println!("{verb} {} ({}) of {}.", member.email, member.id, member.organization_id);
+    println!(
+        "{verb} {} ({}) of {}.",
+        member.email, member.id, member.organization_id
+    );
     if let Some(password) = password {
         println!("  Password: {}", password.as_str());
         println!("The password is shown only this once.");

@@ -88,7 +88,7 @@ impl UsageChart {
                 None => legend.push((count.outcome.clone(), class_of(&count.outcome), count.count)),
             }
         }
-        legend.sort_by(|a, b| b.2.cmp(&a.2));
+        legend.sort_by_key(|(_, _, count)| std::cmp::Reverse(*count));
         let peak = hours
             .iter()
             .map(|h| h.iter().map(|(_, n)| n).sum::<i64>())

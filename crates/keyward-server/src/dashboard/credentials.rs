@@ -302,8 +302,10 @@ fn create_request(
     };
     let expires_at = match form.expires_on.trim() {
         "" => None,
-        text => match Date::parse(text, time::macros::format_description!("[year]-[month]-[day]"))
-        {
+        text => match Date::parse(
+            text,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        ) {
             // The end of the chosen day, UTC: the last millisecond it is valid.
             Ok(day) => Some(
                 day.with_time(Time::MIDNIGHT).assume_utc() + Duration::days(1)
@@ -326,7 +328,10 @@ fn create_request(
                 }
             },
             Err(_) => {
-                errors.insert("rate_limit", "must be a whole number of requests per second".to_owned());
+                errors.insert(
+                    "rate_limit",
+                    "must be a whole number of requests per second".to_owned(),
+                );
                 None
             }
         },
@@ -400,7 +405,15 @@ pub async fn create(
         Err(errors) => return form_page(&state, &signed_in, form, errors).await,
     };
     let org = signed_in.member.organization_id.clone();
-    match lifecycle::create(&state, &org, &signed_in.actor, Authority::Unlimited, request).await {
+    match lifecycle::create(
+        &state,
+        &org,
+        &signed_in.actor,
+        Authority::Unlimited,
+        request,
+    )
+    .await
+    {
         Ok(issued) => Ok(issued_page(
             &signed_in,
             &issued,
@@ -518,12 +531,16 @@ pub async fn rotate(
     Protected { signed_in, form }: Protected<RotateForm>,
 ) -> Result<Response, PageError> {
     let credential = member_credential(&state, &signed_in, &id).await?;
-    let grace = form.grace_period_seconds.trim().parse::<i64>().map_err(|_| {
-        ApiError::from(ValidationError::new(
-            "grace_period_seconds",
-            "must be a number of seconds",
-        ))
-    })?;
+    let grace = form
+        .grace_period_seconds
+        .trim()
+        .parse::<i64>()
+        .map_err(|_| {
+            ApiError::from(ValidationError::new(
+                "grace_period_seconds",
+                "must be a number of seconds",
+            ))
+        })?;
     let (issued, old_until) = lifecycle::rotate(
         &state,
         &signed_in.member.organization_id,

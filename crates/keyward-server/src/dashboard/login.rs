@@ -16,8 +16,8 @@ use crate::auth::request_client_ip;
 use crate::dashboard::credentials::LIST_PATH;
 use crate::dashboard::members::{LoginFailure, authenticate};
 use crate::dashboard::session::{
-    LOGIN_COOKIE, Protected, SESSION_COOKIE, SESSION_LIFETIME, TokenOnly, cookie, csrf_matches, csrf_token,
-    form_csrf, parse_form, secure_cookies, set_cookie, start_session,
+    LOGIN_COOKIE, Protected, SESSION_COOKIE, SESSION_LIFETIME, TokenOnly, cookie, csrf_matches,
+    csrf_token, form_csrf, parse_form, secure_cookies, set_cookie, start_session,
 };
 use crate::dashboard::{PageError, render};
 use crate::error::ApiError;
@@ -96,12 +96,13 @@ pub struct LoginForm {
 /// Checks the login form; on success starts a session and goes to `next`.
 pub async fn submit(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let body = match axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), &state)
-        .await
-    {
-        Ok(body) => body,
-        Err(rejection) => return rejection.into_response(),
-    };
+    let body =
+        match axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), &state)
+            .await
+        {
+            Ok(body) => body,
+            Err(rejection) => return rejection.into_response(),
+        };
     let presented = form_csrf(&body).unwrap_or_default();
     let secret = cookie(&parts.headers, LOGIN_COOKIE).unwrap_or_default();
     if secret.is_empty() || !csrf_matches(secret, &presented) {

@@ -75,11 +75,9 @@ pub async fn add(
     );
     match state.store.insert_member(&member, &event).await {
         Ok(()) => Ok((member, generated)),
-        Err(StoreError::Conflict { .. }) => Err(ValidationError::new(
-            "email",
-            "belongs to a member already",
-        )
-        .into()),
+        Err(StoreError::Conflict { .. }) => {
+            Err(ValidationError::new("email", "belongs to a member already").into())
+        }
         Err(error) => Err(error.into()),
     }
 }

@@ -13,7 +13,9 @@ use serde::Deserialize;
 use crate::dashboard::session::{Protected, SignedIn};
 use crate::dashboard::{Nav, PageError, display_time, render};
 use crate::error::ApiError;
-use crate::routes::ip_rules::{CreateIpRuleRequest, RuleType, add_rule as add, remove_rule as remove};
+use crate::routes::ip_rules::{
+    CreateIpRuleRequest, RuleType, add_rule as add, remove_rule as remove,
+};
 use crate::routes::split_page;
 use crate::state::AppState;
 
@@ -88,13 +90,19 @@ async fn security_page(
     failure: Option<(ApiError, String)>,
     notice: &'static str,
 ) -> Result<Response, PageError> {
-    let rules = state.store.ip_rules(&signed_in.member.organization_id).await?;
+    let rules = state
+        .store
+        .ip_rules(&signed_in.member.organization_id)
+        .await?;
     let policy = &state.config.rule_policy;
     let (status, error, lockout, removing) = match failure {
         None => (StatusCode::OK, None, false, String::new()),
-        Some((ApiError::Conflict { code: "lockout", .. }, removing)) => {
-            (StatusCode::CONFLICT, None, true, removing)
-        }
+        Some((
+            ApiError::Conflict {
+                code: "lockout", ..
+            },
+            removing,
+        )) => (StatusCode::CONFLICT, None, true, removing),
         Some((ApiError::Validation(error), _)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             Some((error.field, error.message)),
@@ -168,8 +176,16 @@ pub async fn add_rule(
         "allow" => RuleType::Allow,
         "deny" => RuleType::Deny,
         _ => {
-            let error = keyward_core::credential::ValidationError::new("type", "must be allow or deny");
-            return security_page(&state, &signed_in, form, Some((error.into(), String::new())), "").await;
+            let error =
+                keyward_core::credential::ValidationError::new("type", "must be allow or deny");
+            return security_page(
+                &state,
+                &signed_in,
+                form,
+                Some((error.into(), String::new())),
+                "",
+            )
+            .await;
         }
     };
     let request = CreateIpRuleRequest {
@@ -178,9 +194,18 @@ pub async fn add_rule(
         description: Some(form.description.clone()),
         confirm_lockout: form.confirm_lockout == "on",
     };
-    match add(&state, &signed_in.member.organization_id, &signed_in.actor, request).await {
+    match add(
+        &state,
+        &signed_in.member.organization_id,
+        &signed_in.actor,
+        request,
+    )
+    .await
+    {
         Ok(_) => Ok(Redirect::to(&format!("{PATH}?done=added")).into_response()),
-        Err(error) => security_page(&state, &signed_in, form, Some((error, String::new())), "").await,
+        Err(error) => {
+            security_page(&state, &signed_in, form, Some((error, String::new())), "").await
+        }
     }
 }
 
@@ -200,7 +225,15 @@ pub async fn remove_rule(
 ) -> Result<Response, PageError> {
     let rule = IpRuleId::parse(&id).map_err(|_| ApiError::NotFound)?;
     let confirmed = form.confirm_lockout == "on";
-    match remove(&state, &signed_in.member.organization_id, &signed_in.actor, &rule, confirmed).await {
+    match remove(
+        &state,
+        &signed_in.member.organization_id,
+        &signed_in.actor,
+        &rule,
+        confirmed,
+    )
+    .await
+    {
         Ok(()) => Ok(Redirect::to(&format!("{PATH}?done=removed")).into_response()),
         Err(error @ ApiError::Conflict { .. }) => {
             let form = RuleForm {

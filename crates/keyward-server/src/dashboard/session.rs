@@ -73,8 +73,9 @@ pub fn csrf_matches(secret: &str, presented: &str) -> bool {
 /// `max_age` of zero deletes the cookie.
 pub fn set_cookie(name: &str, value: &str, path: &str, max_age: i64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
-    let text =
-        format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}");
+    let text = format!(
+        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
+    );
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
@@ -127,10 +128,7 @@ fn to_login(parts: &Parts) -> Response {
             .path_and_query()
             .map(|pq| pq.as_str())
             .unwrap_or("/");
-        format!(
-            "/login?next={}",
-            url_encode(next)
-        )
+        format!("/login?next={}", url_encode(next))
     } else {
         "/login".to_owned()
     };

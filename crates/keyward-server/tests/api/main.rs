@@ -5,6 +5,7 @@
 mod audit;
 mod authentication;
 mod authorize;
+mod dashboard;
 mod errors;
 mod ip_rules;
 mod isolation;

@@ -253,7 +253,9 @@ pub(super) fn signing_key_from_row(row: &AnyRow) -> Result<SigningKeyRecord, Sto
 /// Reads the member columns that `select_members!` lists, from column `at` on.
 pub(super) fn member_from_row(row: &AnyRow, at: usize) -> Result<Member, StoreError> {
     Ok(Member {
-        id: parsed(&get::<String>(row, at)?, "user id", |t| UserId::parse(t).ok())?,
+        id: parsed(&get::<String>(row, at)?, "user id", |t| {
+            UserId::parse(t).ok()
+        })?,
         organization_id: parsed(&get::<String>(row, at + 1)?, "organization id", |t| {
             OrganizationId::parse(t).ok()
         })?,
@@ -268,12 +270,10 @@ pub(super) fn member_from_row(row: &AnyRow, at: usize) -> Result<Member, StoreEr
 pub(super) fn session_from_row(row: &AnyRow) -> Result<Session, StoreError> {
     let digest: Vec<u8> = get(row, 0)?;
     Ok(Session {
-        digest: LookupDigest::from_bytes(
-            digest
-                .try_into()
-                .map_err(|_| corrupt("session digest"))?,
-        ),
-        user_id: parsed(&get::<String>(row, 1)?, "user id", |t| UserId::parse(t).ok())?,
+        digest: LookupDigest::from_bytes(digest.try_into().map_err(|_| corrupt("session digest"))?),
+        user_id: parsed(&get::<String>(row, 1)?, "user id", |t| {
+            UserId::parse(t).ok()
+        })?,
         created_at: from_millis(get(row, 2)?),
         expires_at: from_millis(get(row, 3)?),
     })

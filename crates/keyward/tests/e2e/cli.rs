@@ -20,6 +20,133 @@ fn run(args: &[&str], database: &str) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// Logs in through the dashboard's form; returns the status of the form post (303 when
+/// the email and password are right).
+async fn dashboard_login(server: &Server, email: &str, password: &str) -> reqwest::StatusCode {
+    let form = client().get(server.url("/login")).send().await.unwrap();
+    let cookie = form
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_owned();
+    let page = form.text().await.unwrap();
+    let token = Regex::new(r#"name="csrf_token" value="([0-9a-f]{64})""#)
+        .unwrap()
+        .captures(&page)
+        .unwrap()[1]
+        .to_owned();
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    no_redirects
+        .post(server.url("/login"))
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            serde_urlencoded::to_string([
+                ("csrf_token", token.as_str()),
+                ("email", email),
+                ("password", password),
+            ])
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_add_and_passwd_set_dashboard_logins() {
+    let db = database().await;
+    let bootstrap = init(db.url());
+    let added = run(
+        &[
+            "users",
+            "add",
+            "--org",
+            &bootstrap.organization_id,
+            "--email",
+            "Grace@Example.com",
+        ],
+        db.url(),
+    );
+    let generated = Regex::new(r"Password:\s+(\S{20})")
+        .unwrap()
+        .captures(&added)
+        .unwrap_or_else(|| panic!("no password in {added}"))[1]
+        .to_owned();
+    assert!(added.contains("grace@example.com"), "{added}");
+    // A second member with the same email, an unknown organization and a short password are
+    // refused with a message.
+    for (args, message) in [
+        (
+            vec![
+                "users",
+                "add",
+                "--org",
+                &bootstrap.organization_id,
+                "--email",
+                "grace@example.com",
+            ],
+            "belongs to a member already",
+        ),
+        (
+            vec![
+                "users",
+                "add",
+                "--org",
+                "organization_01h455vb4pex5vsknk084sn02q",
+                "--email",
+                "x@example.com",
+            ],
+            "no organization",
+        ),
+        (
+            vec!["users", "passwd", "--email", "nobody@example.com"],
+            "no member",
+        ),
+    ] {
+        let output = keyward()
+            .arg("--database")
+            .arg(db.url())
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    let server = Server::start(db.url(), &[], &[]);
+    assert_eq!(
+        dashboard_login(&server, "grace@example.com", &generated).await,
+        reqwest::StatusCode::SEE_OTHER
+    );
+    let changed = run(
+        &["users", "passwd", "--email", "grace@example.com"],
+        db.url(),
+    );
+    let new_password = Regex::new(r"Password:\s+(\S{20})")
+        .unwrap()
+        .captures(&changed)
+        .unwrap()[1]
+        .to_owned();
+    assert_eq!(
+        dashboard_login(&server, "grace@example.com", &generated).await,
+        reqwest::StatusCode::UNAUTHORIZED,
+        "the old password no longer works"
+    );
+    assert_eq!(
+        dashboard_login(&server, "grace@example.com", &new_password).await,
+        reqwest::StatusCode::SEE_OTHER
+    );
+    let logs = server.stop();
+    assert!(!logs.contains(&generated) && !logs.contains(&new_password));
+}
+
 #[tokio::test]
 async fn init_prints_the_three_values_once_as_json() {
     let db = database().await;
@@ -175,17 +302,28 @@ async fn the_first_serve_bootstraps_once_and_its_key_works() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    let password = Regex::new(r"Email:\s+admin@localhost\n\s+Password:\s+(\S{20})\n")
+        .unwrap()
+        .captures(&output)
+        .unwrap_or_else(|| panic!("no first member in {output}"))[1]
+        .to_owned();
+    assert_eq!(
+        dashboard_login(&server, "admin@localhost", &password).await,
+        reqwest::StatusCode::SEE_OTHER,
+        "the printed password logs in"
+    );
     let first_output = server.stop();
     assert_eq!(
         first_output.matches(&key).count(),
         1,
         "the key is printed exactly once"
     );
+    assert_eq!(first_output.matches(&password).count(), 1);
 
     let again = Server::start(path, &[], &[]);
     let second = again.stop();
     assert!(
-        !second.contains("API key:"),
+        !second.contains("API key:") && !second.contains("Password:"),
         "a second start prints no secrets: {second}"
     );
 }

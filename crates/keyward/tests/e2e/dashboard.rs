@@ -33,7 +33,15 @@ pub fn add_member(database: &str, organization_id: &str, email: &str, password: 
     let mut child = keyward()
         .arg("--database")
         .arg(database)
-        .args(["users", "add", "--org", organization_id, "--email", email, "--password-stdin"])
+        .args([
+            "users",
+            "add",
+            "--org",
+            organization_id,
+            "--email",
+            email,
+            "--password-stdin",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -48,7 +56,10 @@ pub fn add_member(database: &str, organization_id: &str, email: &str, password: 
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains(email), "{stdout}");
-    assert!(!stdout.contains(password), "a chosen password is not echoed");
+    assert!(
+        !stdout.contains(password),
+        "a chosen password is not echoed"
+    );
 }
 
 fn screenshots() -> PathBuf {
@@ -67,7 +78,12 @@ async fn a_member_manages_credentials_and_rules_in_chromium() {
     let db = database().await;
     let bootstrap = init(db.url());
     let password = "correct horse battery staple";
-    add_member(db.url(), &bootstrap.organization_id, "ada@example.com", password);
+    add_member(
+        db.url(),
+        &bootstrap.organization_id,
+        "ada@example.com",
+        password,
+    );
     let server = Server::start(db.url(), &[], &[]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/dashboard_browser.py");
     let base = server.base.clone();

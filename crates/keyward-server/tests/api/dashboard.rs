@@ -1,0 +1,729 @@
+//! The dashboard through HTTP, without a browser: sessions, cookies, CSRF, escaping,
+//! security headers, login throttling, isolation between organizations, and what is
+//! stored. The browser walk is `crates/keyward/tests/e2e/dashboard_browser.py`.
+
+use axum::http::StatusCode;
+use keyward_core::audit::Actor;
+use keyward_core::typeid::OrganizationId;
+use keyward_server::dashboard::members;
+use keyward_store::AuditQuery;
+use zeroize::Zeroizing;
+
+use crate::support::{TestApp, TestResponse};
+
+const EMAIL: &str = "ada@example.com";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// The value of the hidden `csrf_token` field of a page.
+fn csrf_of(page: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = page
+        .find(marker)
+        .unwrap_or_else(|| panic!("no CSRF field in {page}"))
+        + marker.len();
+    page[start..start + 64].to_owned()
+}
+
+/// The value a `Set-Cookie` header gives `name`, with the header's attributes.
+fn set_cookie<'r>(response: &'r TestResponse, name: &str) -> Option<&'r str> {
+    response
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+}
+
+fn cookie_value(header: &str) -> String {
+    header
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .unwrap()
+}
+
+async fn add_member(app: &TestApp, org: &str, email: &str) {
+    members::add(
+        &app.state,
+        &OrganizationId::parse(org).unwrap(),
+        &Actor::cli(),
+        email,
+        Some(Zeroizing::new(PASSWORD.to_owned())),
+    )
+    .await
+    .unwrap();
+}
+
+/// A logged-in member: its session cookie and its forms' CSRF token.
+struct Member {
+    cookie: String,
+    csrf: String,
+}
+
+/// Logs in through the form from `ip`; returns the answer to the form post and the
+/// pre-login cookie used.
+async fn post_login(app: &TestApp, email: &str, password: &str, ip: &str) -> TestResponse {
+    let form = app.get("/login").peer(ip).send().await;
+    assert_eq!(form.status, StatusCode::OK);
+    let login_cookie = cookie_value(set_cookie(&form, "keyward_login").unwrap());
+    let body = serde_urlencoded::to_string([
+        ("csrf_token", csrf_of(&form.text).as_str()),
+        ("email", email),
+        ("password", password),
+        ("next", "/developer/api-security"),
+    ])
+    .unwrap();
+    app.post("/login")
+        .peer(ip)
+        .header("cookie", &format!("keyward_login={login_cookie}"))
+        .raw("application/x-www-form-urlencoded", body)
+        .send()
+        .await
+}
+
+async fn login(app: &TestApp, email: &str) -> Member {
+    let response = post_login(app, email, PASSWORD, "127.0.0.1").await;
+    assert_eq!(response.status, StatusCode::SEE_OTHER, "{}", response.text);
+    assert_eq!(response.header("location"), Some("/developer/api-security"));
+    let cookie = format!(
+        "keyward_session={}",
+        cookie_value(set_cookie(&response, "keyward_session").unwrap())
+    );
+    let page = app
+        .get("/developer/api-credentials")
+        .header("cookie", &cookie)
+        .send()
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    Member {
+        csrf: csrf_of(&page.text),
+        cookie,
+    }
+}
+
+impl Member {
+    async fn get(&self, app: &TestApp, path: &str) -> TestResponse {
+        app.get(path).header("cookie", &self.cookie).send().await
+    }
+
+    async fn post(&self, app: &TestApp, path: &str, fields: &[(&str, &str)]) -> TestResponse {
+        let mut all = vec![("csrf_token", self.csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post_raw(app, path, &serde_urlencoded::to_string(&all).unwrap())
+            .await
+    }
+
+    async fn post_raw(&self, app: &TestApp, path: &str, body: &str) -> TestResponse {
+        app.post(path)
+            .header("cookie", &self.cookie)
+            .raw("application/x-www-form-urlencoded", body.to_owned())
+            .send()
+            .await
+    }
+}
+
+/// An application with one member, logged in.
+async fn signed_in() -> (TestApp, Member) {
+    let app = TestApp::new().await;
+    add_member(&app, &app.organization_id, EMAIL).await;
+    let member = login(&app, EMAIL).await;
+    (app, member)
+}
+
+/// The status `/v1/authorize` answers for `key`.
+async fn authorize(app: &TestApp, key: &str) -> StatusCode {
+    app.get("/v1/authorize").key(key).send().await.status
+}
+
+/// Creates a credential through the form; returns its id, API key and client secret.
+async fn create(app: &TestApp, member: &Member, name: &str) -> (String, String, String) {
+    let page = member
+        .post(
+            app,
+            "/developer/api-credentials",
+            &[("name", name), ("environment", "live")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::CREATED, "{}", page.text);
+    let value_of = |id: &str| {
+        let marker = format!("id=\"{id}\" value=\"");
+        let start = page.text.find(&marker).unwrap() + marker.len();
+        let end = start + page.text[start..].find('"').unwrap();
+        page.text[start..end].to_owned()
+    };
+    let key = value_of("api-key");
+    let credential = app
+        .post("/v1/keys/verify")
+        .key(&app.admin_key)
+        .json(serde_json::json!({ "key": key }))
+        .send()
+        .await
+        .json();
+    (
+        credential["key_id"].as_str().unwrap().to_owned(),
+        key,
+        value_of("client-secret"),
+    )
+}
+
+#[tokio::test]
+async fn logged_out_pages_redirect_to_login_and_come_back() {
+    let app = TestApp::new().await;
+    for path in [
+        "/developer/api-credentials",
+        "/developer/api-credentials/new",
+        "/developer/api-security",
+        "/developer/audit-log",
+    ] {
+        let response = app.get(path).send().await;
+        assert_eq!(response.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(
+            response.header("location"),
+            Some(format!("/login?next={path}").as_str())
+        );
+    }
+    let root = app.get("/").send().await;
+    assert_eq!(root.header("location"), Some("/developer/api-credentials"));
+    // A made-up or stale cookie is no session.
+    let stale = app
+        .get("/developer/api-security")
+        .header("cookie", &format!("keyward_session={}", "ab".repeat(32)))
+        .send()
+        .await;
+    assert_eq!(stale.status, StatusCode::SEE_OTHER);
+    // htmx requests are told where to go instead of being redirected.
+    let htmx = app
+        .get("/developer/api-credentials")
+        .header("hx-request", "true")
+        .send()
+        .await;
+    assert_eq!(htmx.status, StatusCode::UNAUTHORIZED);
+    assert!(htmx.header("hx-redirect").unwrap().starts_with("/login"));
+    // Posts without a session go to the login page too, and change nothing.
+    let post = app
+        .post("/developer/api-security")
+        .raw(
+            "application/x-www-form-urlencoded",
+            "type=deny&ip_network=10.0.0.0/25",
+        )
+        .send()
+        .await;
+    assert_eq!(post.status, StatusCode::SEE_OTHER);
+    assert!(
+        app.state
+            .store
+            .ip_rules(&OrganizationId::parse(&app.organization_id).unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_httponly_strict_and_secure_only_behind_tls() {
+    let config = keyward_server::ServerConfig {
+        trusted_proxies: vec!["10.9.0.1/32".parse().unwrap()],
+        ..Default::default()
+    };
+    let app = TestApp::with_config(config).await;
+    add_member(&app, &app.organization_id, EMAIL).await;
+    let plain = post_login(&app, EMAIL, PASSWORD, "127.0.0.1").await;
+    let cookie = set_cookie(&plain, "keyward_session").unwrap();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+
+    // Through a trusted proxy that terminated TLS, the cookie is Secure.
+    let form = app.get("/login").peer("10.9.0.1").send().await;
+    let login_cookie = cookie_value(set_cookie(&form, "keyward_login").unwrap());
+    let body = serde_urlencoded::to_string([
+        ("csrf_token", csrf_of(&form.text).as_str()),
+        ("email", EMAIL),
+        ("password", PASSWORD),
+    ])
+    .unwrap();
+    let proxied = app
+        .post("/login")
+        .peer("10.9.0.1")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-proto", "https")
+        .header("cookie", &format!("keyward_login={login_cookie}"))
+        .raw("application/x-www-form-urlencoded", body)
+        .send()
+        .await;
+    assert!(
+        set_cookie(&proxied, "keyward_session")
+            .unwrap()
+            .contains("; Secure")
+    );
+    // The same header from anyone else is not believed.
+    let form = app.get("/login").send().await;
+    let spoofed_cookie = set_cookie(&form, "keyward_login").unwrap();
+    assert!(!spoofed_cookie.contains("Secure"));
+}
+
+#[tokio::test]
+async fn every_page_has_a_strict_content_security_policy() {
+    let (app, member) = signed_in().await;
+    for path in [
+        "/login",
+        "/developer/api-credentials",
+        "/developer/api-credentials/new",
+        "/developer/api-security",
+        "/developer/audit-log",
+    ] {
+        let page = member.get(&app, path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        let csp = page.header("content-security-policy").unwrap();
+        assert!(csp.contains("script-src 'self'"), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+            "{csp}"
+        );
+        assert_eq!(page.header("x-frame-options"), Some("DENY"));
+        assert_eq!(page.header("cache-control"), Some("no-store"));
+        assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+        // No inline script and no inline event handler anywhere.
+        assert!(
+            !page.text.contains("<script>"),
+            "{path} has an inline script"
+        );
+        assert!(!page.text.contains(" onclick="), "{path}");
+        assert!(page.text.contains("href=\"/assets/dashboard.css"), "{path}");
+    }
+    for (asset, media_type) in [
+        ("dashboard.css", "text/css; charset=utf-8"),
+        ("dashboard.js", "text/javascript; charset=utf-8"),
+        ("htmx.min.js", "text/javascript; charset=utf-8"),
+    ] {
+        let file = app.get(&format!("/assets/{asset}")).send().await;
+        assert_eq!(file.status, StatusCode::OK, "{asset}");
+        assert_eq!(file.header("content-type"), Some(media_type));
+        assert!(file.text.len() > 1000, "{asset} is served whole");
+    }
+    assert_eq!(
+        app.get("/assets/missing.js").send().await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn forms_without_the_csrf_token_or_from_another_origin_are_refused() {
+    let (app, member) = signed_in().await;
+    let (id, api_key, _) = create(&app, &member, "Kept").await;
+    let revoke = format!("/developer/api-credentials/{id}/revoke");
+    for body in [
+        String::new(),
+        "csrf_token=".to_owned(),
+        format!("csrf_token={}", "0".repeat(64)),
+        format!("csrf_token={}", &member.csrf[..63]),
+    ] {
+        let refused = member.post_raw(&app, &revoke, &body).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::FORBIDDEN,
+            "{body}: {}",
+            refused.text
+        );
+        assert!(refused.text.contains("cannot be accepted"));
+    }
+    // Another member's token does not fit this session.
+    let other = login(&app, EMAIL).await;
+    assert_ne!(other.csrf, member.csrf);
+    let crossed = member
+        .post_raw(&app, &revoke, &format!("csrf_token={}", other.csrf))
+        .await;
+    assert_eq!(crossed.status, StatusCode::FORBIDDEN);
+    // A cross-site post with the right token is refused by the Origin check.
+    let cross_site = app
+        .post(&revoke)
+        .header("cookie", &member.cookie)
+        .header("sec-fetch-site", "cross-site")
+        .header("origin", "https://evil.example")
+        .raw(
+            "application/x-www-form-urlencoded",
+            format!("csrf_token={}", member.csrf),
+        )
+        .send()
+        .await;
+    assert_eq!(cross_site.status, StatusCode::FORBIDDEN);
+    // The login form needs its token too.
+    let login = app
+        .post("/login")
+        .raw(
+            "application/x-www-form-urlencoded",
+            format!("email={EMAIL}&password={PASSWORD}"),
+        )
+        .send()
+        .await;
+    assert_eq!(login.status, StatusCode::FORBIDDEN);
+    assert!(set_cookie(&login, "keyward_session").is_none());
+    // Nothing was revoked.
+    assert_eq!(authorize(&app, &api_key).await, StatusCode::OK);
+    let done = member.post(&app, &revoke, &[]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        authorize(&app, &api_key).await,
+        StatusCode::UNAUTHORIZED,
+        "revoked at once"
+    );
+}
+
+#[tokio::test]
+async fn names_are_escaped_and_secrets_are_shown_only_in_the_creation_answer() {
+    let (app, member) = signed_in().await;
+    let hostile = "<script>alert(1)</script>\"'&";
+    let (id, api_key, client_secret) = create(&app, &member, hostile).await;
+    for path in [
+        "/developer/api-credentials".to_owned(),
+        format!("/developer/api-credentials/{id}"),
+        format!("/developer/api-credentials/{id}/usage-chart"),
+        "/developer/audit-log".to_owned(),
+    ] {
+        let page = member.get(&app, &path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert!(
+            !page.text.contains("<script>alert"),
+            "{path} is not escaped"
+        );
+        assert!(
+            !page.text.contains(&api_key) && !page.text.contains(&client_secret),
+            "{path} shows a secret"
+        );
+    }
+    let list = member.get(&app, "/developer/api-credentials").await;
+    assert!(
+        list.text
+            .contains("&#60;script&#62;alert(1)&#60;/script&#62;&#34;&#39;&#38;")
+    );
+    // Rotation shows the new secrets once; the old key keeps its grace period.
+    let rotated = member
+        .post(
+            &app,
+            &format!("/developer/api-credentials/{id}/rotate"),
+            &[("grace_period_seconds", "3600")],
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::CREATED);
+    assert!(
+        rotated
+            .text
+            .contains("keep working until 2026-06-01 13:00 UTC"),
+        "{}",
+        rotated.text
+    );
+    assert!(!rotated.text.contains(&api_key));
+    assert_eq!(authorize(&app, &api_key).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn form_errors_are_shown_beside_their_fields() {
+    let (app, member) = signed_in().await;
+    let page = member
+        .post(
+            &app,
+            "/developer/api-credentials",
+            &[
+                ("name", " "),
+                ("expires_on", "31/12/2099"),
+                ("rate_limit", "0"),
+                ("description", "kept"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for id in ["name-error", "expires-error", "rate-error"] {
+        assert!(page.text.contains(&format!("id=\"{id}\"")), "{id} missing");
+    }
+    assert!(
+        page.text.contains(">kept</textarea>"),
+        "what was typed is kept"
+    );
+    // A past expiry and an unknown scope come back from the lifecycle, beside their field.
+    let past = member
+        .post(
+            &app,
+            "/developer/api-credentials",
+            &[("name", "Old"), ("expires_on", "2020-01-01")],
+        )
+        .await;
+    assert_eq!(past.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(past.text.contains("id=\"expires-error\""), "{}", past.text);
+    let scope = member
+        .post(
+            &app,
+            "/developer/api-credentials",
+            &[("name", "Odd"), ("scopes", "nonsense:fly")],
+        )
+        .await;
+    assert_eq!(scope.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(scope.text.contains("id=\"scopes-error\""), "{}", scope.text);
+    // Nothing was created.
+    let list = member.get(&app, "/developer/api-credentials").await;
+    assert!(!list.text.contains(">Old<") && !list.text.contains(">Odd<"));
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_address_and_audited() {
+    let app = TestApp::new().await;
+    add_member(&app, &app.organization_id, EMAIL).await;
+    for _ in 0..5 {
+        let failed = post_login(&app, EMAIL, "wrong password here", "127.0.0.7").await;
+        assert_eq!(failed.status, StatusCode::UNAUTHORIZED);
+        assert!(
+            failed
+                .text
+                .contains("The email or the password is not right.")
+        );
+        assert!(set_cookie(&failed, "keyward_session").is_none());
+    }
+    // An unknown email reads the same as a wrong password.
+    let unknown = post_login(&app, "nobody@example.com", PASSWORD, "127.0.0.8").await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        unknown
+            .text
+            .contains("The email or the password is not right.")
+    );
+    // The sixth try from that address waits, even with the right password.
+    let blocked = post_login(&app, EMAIL, PASSWORD, "127.0.0.7").await;
+    assert_eq!(blocked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(blocked.header("retry-after"), Some("30"));
+    // From another address the member still gets in.
+    let elsewhere = post_login(&app, EMAIL, PASSWORD, "127.0.0.9").await;
+    assert_eq!(elsewhere.status, StatusCode::SEE_OTHER);
+    // After the wait the address may try again.
+    app.clock.advance(time::Duration::seconds(31));
+    let later = post_login(&app, EMAIL, PASSWORD, "127.0.0.7").await;
+    assert_eq!(later.status, StatusCode::SEE_OTHER);
+
+    let org = OrganizationId::parse(&app.organization_id).unwrap();
+    let count = |action: &'static str| {
+        let store = app.state.store.clone();
+        let org = org.clone();
+        async move {
+            let query = AuditQuery {
+                action: Some(action.into()),
+                target_id: None,
+                before: None,
+                limit: 50,
+            };
+            store.list_audit_events(&org, &query).await.unwrap()
+        }
+    };
+    let failed = count("member.login_failed").await;
+    assert_eq!(failed.len(), 5);
+    assert_eq!(failed[0].source_ip, Some("127.0.0.7".parse().unwrap()));
+    assert_eq!(count("member.logged_in").await.len(), 2);
+}
+
+#[tokio::test]
+async fn logout_and_a_new_password_end_sessions() {
+    let app = TestApp::new().await;
+    add_member(&app, &app.organization_id, EMAIL).await;
+    let first = login(&app, EMAIL).await;
+    let second = login(&app, EMAIL).await;
+    let out = first.post(&app, "/logout", &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(
+        set_cookie(&out, "keyward_session")
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert_eq!(
+        first.get(&app, "/developer/api-security").await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        second.get(&app, "/developer/api-security").await.status,
+        StatusCode::OK
+    );
+    members::set_password(
+        &app.state,
+        &Actor::cli(),
+        EMAIL,
+        Some(Zeroizing::new("a brand new passphrase".to_owned())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        second.get(&app, "/developer/api-security").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let old = post_login(&app, EMAIL, PASSWORD, "127.0.0.1").await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+    // Sessions end after 12 hours however active.
+    let third = {
+        let response = post_login(&app, EMAIL, "a brand new passphrase", "127.0.0.1").await;
+        format!(
+            "keyward_session={}",
+            cookie_value(set_cookie(&response, "keyward_session").unwrap())
+        )
+    };
+    let page = app
+        .get("/developer/api-security")
+        .header("cookie", &third)
+        .send()
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    app.clock.advance(time::Duration::hours(12));
+    let page = app
+        .get("/developer/api-security")
+        .header("cookie", &third)
+        .send()
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn login_never_redirects_to_another_site() {
+    let app = TestApp::new().await;
+    add_member(&app, &app.organization_id, EMAIL).await;
+    for next in [
+        "//evil.example/",
+        "https://evil.example/",
+        "/\\evil.example",
+        "javascript:alert(1)",
+    ] {
+        let form = app
+            .get(&format!("/login?next={}", next.replace('/', "%2F")))
+            .send()
+            .await;
+        assert!(
+            !form.text.contains("evil.example") && !form.text.contains("javascript:"),
+            "{next}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_member_sees_and_changes_only_its_own_organization() {
+    let app = TestApp::new().await;
+    add_member(&app, &app.organization_id, EMAIL).await;
+    let other_key = app.other_organization().await;
+    let foreign = app
+        .create_key_as(&other_key, serde_json::json!({"name": "Theirs"}))
+        .await;
+    let foreign_id = foreign["key_id"].as_str().unwrap();
+    let member = login(&app, EMAIL).await;
+    let list = member.get(&app, "/developer/api-credentials").await;
+    assert!(!list.text.contains("Theirs"));
+    let page = member
+        .get(&app, &format!("/developer/api-credentials/{foreign_id}"))
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    for action in ["revoke", "disable", "rotate"] {
+        let refused = member
+            .post(
+                &app,
+                &format!("/developer/api-credentials/{foreign_id}/{action}"),
+                &[("grace_period_seconds", "0")],
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::NOT_FOUND, "{action}");
+    }
+    let theirs = authorize(&app, foreign["key"].as_str().unwrap()).await;
+    assert_eq!(theirs, StatusCode::OK, "untouched");
+    let junk = member
+        .get(&app, "/developer/api-credentials/not-an-id")
+        .await;
+    assert_eq!(junk.status, StatusCode::NOT_FOUND);
+    assert!(
+        junk.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+}
+
+#[tokio::test]
+async fn ip_rules_are_added_and_removed_with_the_lockout_guard() {
+    let (app, member) = signed_in().await;
+    let refused = member
+        .post(
+            &app,
+            "/developer/api-security",
+            &[("type", "deny"), ("ip_network", "127.0.0.1")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert!(refused.text.contains("id=\"lockout-warning\""));
+    let org = OrganizationId::parse(&app.organization_id).unwrap();
+    assert!(app.state.store.ip_rules(&org).await.unwrap().is_empty());
+    let narrow = member
+        .post(
+            &app,
+            "/developer/api-security",
+            &[("type", "allow"), ("ip_network", "10.0.0.0/8")],
+        )
+        .await;
+    assert_eq!(narrow.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(narrow.text.contains("id=\"network-error\""));
+    let added = member
+        .post(
+            &app,
+            "/developer/api-security",
+            &[
+                ("type", "deny"),
+                ("ip_network", "127.0.0.1"),
+                ("confirm_lockout", "on"),
+                ("description", "<b>me</b>"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.text);
+    let rules = app.state.store.ip_rules(&org).await.unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        rules[0].created_by,
+        app.state
+            .store
+            .member_by_email(EMAIL)
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+            .to_string()
+    );
+    let page = member.get(&app, "/developer/api-security").await;
+    assert!(page.text.contains("127.0.0.1/32") && page.text.contains("&#60;b&#62;me"));
+    // The organization's keys are now refused from here.
+    assert_eq!(authorize(&app, &app.admin_key).await, StatusCode::FORBIDDEN);
+    let path = format!("/developer/api-security/rules/{}/remove", rules[0].id);
+    assert_eq!(
+        member.post(&app, &path, &[]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert!(app.state.store.ip_rules(&org).await.unwrap().is_empty());
+    assert_eq!(authorize(&app, &app.admin_key).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn passwords_and_sessions_are_stored_only_as_hashes() {
+    let (app, member) = signed_in().await;
+    let token = member
+        .cookie
+        .trim_start_matches("keyward_session=")
+        .to_owned();
+    let stored = app
+        .state
+        .store
+        .member_by_email(EMAIL)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored.password_hash.starts_with("$argon2id$v=19$"),
+        "{}",
+        stored.password_hash
+    );
+    let dump = app.database.stored_bytes().await;
+    for secret in [PASSWORD, token.as_str(), &token[..20], member.csrf.as_str()] {
+        assert!(
+            !dump.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret} is stored in plain text"
+        );
+    }
+}
