@@ -4,7 +4,7 @@
 // - [data-closes] closes the dialog it is in;
 // - <dialog data-open-on-load> opens as a modal when the page (or an htmx swap) loads;
 // - <dialog data-return-to="URL"> goes to URL when closed, so the secrets it showed are
-//   gone from the page;
+//   gone from the page; Escape does not close it, only its button does;
 // - [data-copy="ID"] copies the value of the element ID to the clipboard.
 (function () {
   "use strict";
@@ -80,6 +80,17 @@
       );
     }
   });
+
+  document.addEventListener(
+    "cancel",
+    function (event) {
+      var dialog = event.target;
+      if (dialog instanceof HTMLDialogElement && dialog.hasAttribute("data-return-to")) {
+        event.preventDefault();
+      }
+    },
+    true
+  );
 
   document.addEventListener(
     "close",

@@ -23,7 +23,7 @@ use keyward_core::typeid::{CredentialId, IpRuleId, OrganizationId, UserId};
 use keyward_server::ServerConfig;
 use keyward_server::oauth::keys::KeyRing;
 use keyward_server::state::RateLimits;
-use keyward_server::verifier::{Client, Demand, Verifier};
+use keyward_server::verifier::{Client, Demand, Purpose, Verifier};
 use keyward_store::{
     AuditQuery, CredentialQuery, CredentialUse, NewSecret, RevokedToken, SecretMatch,
     SigningKeyRecord, Store, StoreError, UsageCount,
@@ -313,12 +313,18 @@ fn fixture() -> Fixture {
     }
 }
 
-/// One check of a cached key, keys taken in a scattered order across the million.
-#[divan::bench(sample_count = 200, sample_size = 1000)]
-fn check_a_cached_key(bencher: divan::Bencher) {
-    let fixture = fixture();
+/// The fixture, built once for both benchmarks (a million credentials take a minute).
+fn shared_fixture() -> &'static Fixture {
+    static FIXTURE: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
+    FIXTURE.get_or_init(fixture)
+}
+
+/// Times checks of cached keys for `purpose`, keys taken in a scattered order.
+fn check_cached_keys(bencher: divan::Bencher, purpose: Purpose) {
+    let fixture = shared_fixture();
     let demand = Demand {
         scopes: &fixture.required,
+        purpose,
         ..Demand::default()
     };
     let client = Client {
@@ -344,4 +350,18 @@ fn check_a_cached_key(bencher: divan::Bencher) {
             // Only the accepted path is timed: a refusal would be a different benchmark.
             assert!(checked.is_ok(), "every check passes");
         });
+}
+
+/// One check of a cached key as verify, authorize and the tower layer make it: with the
+/// key's rate limit (GCRA) and its usage counted.
+#[divan::bench(sample_count = 200, sample_size = 1000)]
+fn check_a_cached_key(bencher: divan::Bencher) {
+    check_cached_keys(bencher, Purpose::Use);
+}
+
+/// The same check with rate limiting and usage accounting off (issue #6's baseline): the
+/// path introspection takes, which neither limits nor counts.
+#[divan::bench(sample_count = 200, sample_size = 1000)]
+fn check_a_cached_key_uncounted(bencher: divan::Bencher) {
+    check_cached_keys(bencher, Purpose::Inspection);
 }

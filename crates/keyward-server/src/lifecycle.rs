@@ -271,6 +271,28 @@ pub async fn create(
     authority: Authority<'_>,
     request: CreateKeyRequest,
 ) -> Result<Issued, ApiError> {
+    create_with_id(
+        state,
+        organization_id,
+        actor,
+        authority,
+        request,
+        CredentialId::generate(),
+    )
+    .await
+}
+
+/// Creates a credential with an id chosen beforehand (the dashboard's form carries one, so
+/// that sending the form twice creates one credential): an id already taken is 409
+/// `credential_exists`.
+pub async fn create_with_id(
+    state: &AppState,
+    organization_id: &OrganizationId,
+    actor: &Actor,
+    authority: Authority<'_>,
+    request: CreateKeyRequest,
+    id: CredentialId,
+) -> Result<Issued, ApiError> {
     let now = state.clock.now();
     let name = request
         .name
@@ -294,8 +316,16 @@ pub async fn create(
     validate_validity(settings.not_before, settings.expires_at, now)?;
     let environment: Environment = request.environment.unwrap_or_default().into();
     let (api_key, client_secret, stored) = new_secrets(state, environment);
+    if state
+        .store
+        .credential(organization_id, &id)
+        .await?
+        .is_some()
+    {
+        return Err(credential_exists());
+    }
     let credential = Credential {
-        id: CredentialId::generate(),
+        id,
         organization_id: organization_id.clone(),
         environment,
         settings,
@@ -324,16 +354,38 @@ pub async fn create(
         Some(credential.id.as_str()),
         object(details),
     );
-    state
+    match state
         .store
         .insert_credential(&credential, &stored, &event)
-        .await?;
+        .await
+    {
+        Ok(()) => {}
+        // Sent twice at once: the other request created it.
+        Err(StoreError::Conflict {
+            constraint: "unique",
+        }) if state
+            .store
+            .credential(organization_id, &credential.id)
+            .await?
+            .is_some() =>
+        {
+            return Err(credential_exists());
+        }
+        Err(error) => return Err(error.into()),
+    }
     tracing::info!(key.id = %credential.id, org.id = %organization_id, "created key {}", credential.id);
     Ok(Issued {
         credential,
         api_key,
         client_secret,
     })
+}
+
+fn credential_exists() -> ApiError {
+    ApiError::Conflict {
+        code: "credential_exists",
+        message: "a credential with this id exists already".into(),
+    }
 }
 
 fn object(value: Value) -> Map<String, Value> {
@@ -588,10 +640,31 @@ pub async fn rotate(
     authority: Authority<'_>,
     request: RotateKeyRequest,
 ) -> Result<(Issued, Option<OffsetDateTime>), ApiError> {
+    rotate_version(state, organization_id, id, actor, authority, request, None).await
+}
+
+/// Rotates as [`rotate`] does, but only the credential as it was at `expected_version`
+/// when that is given: a credential changed since (or already rotated by the same form
+/// sent twice) is 409 `credential_changed`, and nothing is rotated.
+pub async fn rotate_version(
+    state: &AppState,
+    organization_id: &OrganizationId,
+    id: &CredentialId,
+    actor: &Actor,
+    authority: Authority<'_>,
+    request: RotateKeyRequest,
+    expected_version: Option<i64>,
+) -> Result<(Issued, Option<OffsetDateTime>), ApiError> {
     let grace = Duration::seconds(request.grace_period_seconds.unwrap_or(0));
     for _ in 0..WRITE_ATTEMPTS {
         let mut credential = read(state, organization_id, id).await?;
         refuse_revoked(&credential)?;
+        if expected_version.is_some_and(|v| v != credential.version) {
+            return Err(ApiError::Conflict {
+                code: "credential_changed",
+                message: "the credential changed since this form was shown".into(),
+            });
+        }
         authority.permit_credential(&credential, &effective_scopes(state, &credential).await?)?;
         let now = state.clock.now();
         let old_until = rotation_grace_end(now, grace, credential.settings.expires_at)?;

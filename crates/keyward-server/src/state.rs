@@ -13,10 +13,11 @@ use keyward_core::secret::KeyPrefix;
 use keyward_store::Store;
 
 use crate::ceiling::OrganizationCeiling;
+use crate::dashboard::login::LoginGate;
 use crate::oauth::OAuthConfig;
 use crate::oauth::keys::KeyRing;
 use crate::routes::authorize::AuthorizeConfig;
-use crate::throttle::{Throttle, ThrottleConfig};
+use crate::throttle::ThrottleConfig;
 use crate::verifier::Verifier;
 
 /// Settings of the HTTP interface and the credential rules it applies.
@@ -149,8 +150,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// The per-organization ceiling on management requests.
     pub ceiling: Arc<OrganizationCeiling>,
-    /// Failed dashboard logins per source address.
-    pub login_throttle: Arc<Throttle>,
+    /// What stands before a dashboard password check.
+    pub login_gate: Arc<LoginGate>,
 }
 
 impl AppState {
@@ -165,7 +166,7 @@ impl AppState {
             keys.clone(),
         ));
         let ceiling = Arc::new(OrganizationCeiling::new(config.rate_limits.management));
-        let login_throttle = Arc::new(Throttle::new(config.login_throttle.clone()));
+        let login_gate = Arc::new(LoginGate::new(config.login_throttle.clone()));
         Self {
             store,
             clock,
@@ -173,7 +174,7 @@ impl AppState {
             verifier,
             keys,
             ceiling,
-            login_throttle,
+            login_gate,
         }
     }
 }

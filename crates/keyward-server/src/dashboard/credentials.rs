@@ -16,7 +16,7 @@ use keyward_core::scope::BUILTIN_ROLES;
 use keyward_core::typeid::{CredentialId, OrganizationId};
 use keyward_store::CredentialQuery;
 use serde::Deserialize;
-use time::{Date, Duration, OffsetDateTime, Time};
+use time::{Date, OffsetDateTime, Time};
 
 use crate::dashboard::chart::UsageChart;
 use crate::dashboard::session::{Protected, SignedIn, TokenOnly};
@@ -30,6 +30,8 @@ use crate::state::AppState;
 
 /// The credentials table.
 pub const LIST_PATH: &str = "/developer/api-credentials";
+/// The last millisecond of a day: when a credential expiring "on" that day stops.
+const END_OF_DAY: Time = time::macros::time!(23:59:59.999);
 /// Rows per page of the table.
 const PAGE_SIZE: u32 = 25;
 
@@ -68,6 +70,8 @@ pub struct CredentialView {
     pub revocable: bool,
     /// Whether it is switched off (and can be switched on).
     pub disabled: bool,
+    /// The version the page shows, which the rotate form carries.
+    pub version: i64,
 }
 
 impl CredentialView {
@@ -112,6 +116,7 @@ impl CredentialView {
                 .unwrap_or_default(),
             revocable: credential.status != keyward_core::credential::Status::Revoked,
             disabled: credential.status == keyward_core::credential::Status::Disabled,
+            version: credential.version,
         }
     }
 }
@@ -191,6 +196,9 @@ pub async fn list(
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct CredentialForm {
+    /// The id the credential will have, chosen when the form is shown: sending the form
+    /// twice (a reload) cannot create a second credential.
+    pub id: String,
     /// Name (required).
     pub name: String,
     /// Description.
@@ -267,6 +275,7 @@ pub async fn new_form(
     signed_in: SignedIn,
 ) -> Result<Response, PageError> {
     let form = CredentialForm {
+        id: CredentialId::generate().to_string(),
         environment: "live".to_owned(),
         ..CredentialForm::default()
     };
@@ -306,11 +315,8 @@ fn create_request(
             text,
             time::macros::format_description!("[year]-[month]-[day]"),
         ) {
-            // The end of the chosen day, UTC: the last millisecond it is valid.
-            Ok(day) => Some(
-                day.with_time(Time::MIDNIGHT).assume_utc() + Duration::days(1)
-                    - Duration::milliseconds(1),
-            ),
+            // The end of the chosen day, UTC: its last millisecond.
+            Ok(day) => Some(day.with_time(END_OF_DAY).assume_utc()),
             Err(_) => {
                 errors.insert("expires_on", "must be a date like 2027-01-31".to_owned());
                 None
@@ -400,20 +406,28 @@ pub async fn create(
     State(state): State<AppState>,
     Protected { signed_in, form }: Protected<CredentialForm>,
 ) -> Result<Response, PageError> {
+    // A form without an id (sent by a script) still creates one credential per post.
+    let id = match form.id.trim() {
+        "" => CredentialId::generate(),
+        text => CredentialId::parse(text).map_err(|_| {
+            ApiError::bad_request("invalid_form", "the form's credential id is not one")
+        })?,
+    };
     let request = match create_request(&form) {
         Ok(request) => request,
         Err(errors) => return form_page(&state, &signed_in, form, errors).await,
     };
     let org = signed_in.member.organization_id.clone();
-    match lifecycle::create(
+    let created = lifecycle::create_with_id(
         &state,
         &org,
         &signed_in.actor,
         Authority::Unlimited,
         request,
+        id.clone(),
     )
-    .await
-    {
+    .await;
+    match created {
         Ok(issued) => Ok(issued_page(
             &signed_in,
             &issued,
@@ -425,6 +439,10 @@ pub async fn create(
             let errors = BTreeMap::from([(form_field(&error), error.message)]);
             form_page(&state, &signed_in, form, errors).await
         }
+        Err(ApiError::Conflict {
+            code: "credential_exists",
+            ..
+        }) => Ok(done(&id, "created")),
         Err(error) => Err(error.into()),
     }
 }
@@ -458,6 +476,11 @@ struct DetailPage {
     notice: &'static str,
 }
 
+/// Back to the credential's page, saying what happened.
+fn done(id: &CredentialId, what: &str) -> Response {
+    Redirect::to(&format!("{LIST_PATH}/{id}?done={what}")).into_response()
+}
+
 /// One credential: its settings, its actions and its usage chart.
 pub async fn detail(
     State(state): State<AppState>,
@@ -470,6 +493,14 @@ pub async fn detail(
         "disabled" => "The credential is disabled: every check refuses it until it is enabled.",
         "enabled" => "The credential is enabled again.",
         "revoked" => "The credential is revoked: every check refuses it, for good.",
+        "created" => {
+            "This form was sent already and the credential exists: its API key and client \
+             secret were shown once and cannot be shown again. Rotate it for new ones."
+        }
+        "unchanged" => {
+            "Nothing was rotated: the credential changed since that page was shown, or the \
+             form was sent twice. Its secrets are as they were."
+        }
         _ => "",
     };
     let page = DetailPage {
@@ -513,7 +544,7 @@ pub async fn change_status(
         change,
     )
     .await?;
-    Ok(Redirect::to(&format!("{LIST_PATH}/{}?done={done}", credential.id)).into_response())
+    Ok(self::done(&credential.id, done))
 }
 
 /// The rotate form.
@@ -522,6 +553,8 @@ pub async fn change_status(
 pub struct RotateForm {
     /// Seconds the old secrets keep working: 0 to 604800.
     pub grace_period_seconds: String,
+    /// The credential's version when the form was shown: a form sent twice rotates once.
+    pub version: String,
 }
 
 /// Issues new secrets, shown once; the old ones stop now or after the chosen grace period.
@@ -541,7 +574,14 @@ pub async fn rotate(
                 "must be a number of seconds",
             ))
         })?;
-    let (issued, old_until) = lifecycle::rotate(
+    // A form without a version (sent by a script) rotates whatever the credential is now.
+    let version = match form.version.trim() {
+        "" => None,
+        text => Some(text.parse::<i64>().map_err(|_| {
+            ApiError::bad_request("invalid_form", "the form's credential version is not one")
+        })?),
+    };
+    let rotated = lifecycle::rotate_version(
         &state,
         &signed_in.member.organization_id,
         &credential.id,
@@ -550,8 +590,17 @@ pub async fn rotate(
         RotateKeyRequest {
             grace_period_seconds: Some(grace),
         },
+        version,
     )
-    .await?;
+    .await;
+    let (issued, old_until) = match rotated {
+        Ok(rotated) => rotated,
+        Err(ApiError::Conflict {
+            code: "credential_changed",
+            ..
+        }) => return Ok(done(&credential.id, "unchanged")),
+        Err(error) => return Err(error.into()),
+    };
     Ok(issued_page(
         &signed_in,
         &issued,

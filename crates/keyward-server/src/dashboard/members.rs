@@ -4,8 +4,8 @@
 use keyward_core::audit::Actor;
 use keyward_core::credential::ValidationError;
 use keyward_core::member::{
-    Member, decoy_hash, generate_password, hash_password, password_matches, validate_email,
-    validate_password,
+    Member, PASSWORD_MAX_BYTES, decoy_hash, generate_password, hash_password, password_matches,
+    validate_email, validate_password,
 };
 use keyward_core::typeid::{OrganizationId, UserId};
 use keyward_store::StoreError;
@@ -130,6 +130,10 @@ pub async fn authenticate(
     source_ip: Option<std::net::IpAddr>,
 ) -> Result<Member, LoginFailure> {
     let email = email.trim().to_lowercase();
+    // Longer than any password that can be set: refused without the work of a hash.
+    if password.len() > PASSWORD_MAX_BYTES {
+        return Err(LoginFailure::Mismatch);
+    }
     let member = state
         .store
         .member_by_email(&email)
@@ -159,14 +163,22 @@ pub async fn authenticate(
                 Some(member.id.as_str()),
                 Default::default(),
             );
-            state
-                .store
-                .insert_audit_event(&event)
-                .await
-                .map_err(|e| LoginFailure::Store(e.into()))?;
             if matches {
+                state
+                    .store
+                    .insert_audit_event(&event)
+                    .await
+                    .map_err(|e| LoginFailure::Store(e.into()))?;
                 Ok(member)
             } else {
+                // Written without waiting, so a wrong password for a member answers as
+                // fast as an unknown email, even when the store is slow or down.
+                let store = state.store.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = store.insert_audit_event(&event).await {
+                        tracing::warn!(%error, "could not record a failed login");
+                    }
+                });
                 Err(LoginFailure::Mismatch)
             }
         }

@@ -1,9 +1,10 @@
 //! Dashboard sessions and CSRF protection.
 //!
 //! - A login sets `keyward_session`: a random token (stored only as its digest),
-//!   `HttpOnly`, `SameSite=Strict`, `Path=/`, and `Secure` when a trusted proxy says the
-//!   request came over TLS. Sessions end after [`SESSION_LIFETIME`], at logout, and when the
-//!   member's password is set.
+//!   `HttpOnly`, `SameSite=Strict`, `Path=/`. When a trusted proxy says the request came
+//!   over TLS it is `Secure` and named `__Host-keyward_session`, which no other host can
+//!   set. Sessions end after [`SESSION_LIFETIME`], at logout, and when the member's
+//!   password is set.
 //! - Every form carries a CSRF token derived from the session token (or, on the login page,
 //!   from a pre-login cookie): SHA-256 over a label and the token, so it cannot be forged
 //!   without the cookie and reveals nothing of it. [`Protected`] checks it, in constant
@@ -28,8 +29,16 @@ use crate::dashboard::PageError;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The session cookie.
-pub const SESSION_COOKIE: &str = "keyward_session";
+/// The session cookie's name: with the `__Host-` prefix over TLS (browsers then refuse it
+/// from any other host, a sibling subdomain included), plain on HTTP, where the prefix
+/// cannot be used.
+pub fn session_cookie(secure: bool) -> &'static str {
+    if secure {
+        "__Host-keyward_session"
+    } else {
+        "keyward_session"
+    }
+}
 /// The cookie the login form's CSRF token is derived from, before there is a session.
 pub const LOGIN_COOKIE: &str = "keyward_login";
 /// The form field carrying the CSRF token.
@@ -98,7 +107,7 @@ pub fn secure_cookies(parts: &Parts, state: &AppState) -> bool {
 
 /// A signed-in member: extracting it from a request without a live session redirects to
 /// the login page (or, for htmx, asks it to).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SignedIn {
     /// The member.
     pub member: Member,
@@ -112,6 +121,14 @@ pub struct SignedIn {
     session_secret: String,
 }
 
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("member", &self.member.id)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SignedIn {
     /// Whether `presented` is this session's CSRF token.
     pub fn csrf_matches(&self, presented: &str) -> bool {
@@ -120,14 +137,22 @@ impl SignedIn {
 }
 
 /// The answer to a request that needs a session and has none: to the login page, coming
-/// back to `next` afterwards when it is a page.
+/// back afterwards to the page (for htmx, the page that made the request).
 fn to_login(parts: &Parts) -> Response {
-    let target = if parts.method == Method::GET {
-        let next = parts
-            .uri
-            .path_and_query()
-            .map(|pq| pq.as_str())
-            .unwrap_or("/");
+    let htmx_page = parts
+        .headers
+        .get("hx-current-url")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|url| url.parse::<axum::http::Uri>().ok())
+        .and_then(|uri| uri.path_and_query().map(|pq| pq.as_str().to_owned()));
+    let target = if parts.method == Method::GET || htmx_page.is_some() {
+        let next = htmx_page.unwrap_or_else(|| {
+            parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned())
+        });
+        let next = next.as_str();
         format!("/login?next={}", url_encode(next))
     } else {
         "/login".to_owned()
@@ -159,7 +184,8 @@ impl FromRequestParts<AppState> for SignedIn {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let Some(secret) = cookie(&parts.headers, SESSION_COOKIE) else {
+        let name = session_cookie(secure_cookies(parts, state));
+        let Some(secret) = cookie(&parts.headers, name) else {
             return Err(to_login(parts));
         };
         let secret = secret.to_owned();
@@ -235,10 +261,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Protected<T> {
     }
 }
 
-/// A fresh session for `member`: its token (for the cookie) after storing its digest.
-pub async fn start_session(state: &AppState, member: &Member) -> Result<SessionToken, ApiError> {
+/// A fresh session for `member`, started at `now`: its token (for the cookie) after
+/// storing its digest.
+pub async fn start_session(
+    state: &AppState,
+    member: &Member,
+    now: time::OffsetDateTime,
+) -> Result<SessionToken, ApiError> {
     let token = SessionToken::generate();
-    let now = state.clock.now();
     let session = keyward_core::member::Session {
         digest: token.digest(),
         user_id: member.id.clone(),

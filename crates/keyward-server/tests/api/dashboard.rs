@@ -253,11 +253,27 @@ async fn the_session_cookie_is_httponly_strict_and_secure_only_behind_tls() {
         .raw("application/x-www-form-urlencoded", body)
         .send()
         .await;
+    let host_only = set_cookie(&proxied, "__Host-keyward_session").unwrap();
     assert!(
-        set_cookie(&proxied, "keyward_session")
-            .unwrap()
-            .contains("; Secure")
+        host_only.contains("; Secure") && host_only.contains("Path=/;"),
+        "{host_only}"
     );
+    assert!(set_cookie(&proxied, "keyward_session").is_none());
+    // Behind TLS only the __Host- cookie is a session: one a sibling host planted is not.
+    let token = cookie_value(host_only);
+    for (name, expected) in [
+        ("__Host-keyward_session", StatusCode::OK),
+        ("keyward_session", StatusCode::SEE_OTHER),
+    ] {
+        let page = app
+            .get("/developer/api-security")
+            .peer("10.9.0.1")
+            .header("x-forwarded-proto", "https")
+            .header("cookie", &format!("{name}={token}"))
+            .send()
+            .await;
+        assert_eq!(page.status, expected, "{name}");
+    }
     // The same header from anyone else is not believed.
     let form = app.get("/login").send().await;
     let spoofed_cookie = set_cookie(&form, "keyward_login").unwrap();
@@ -514,7 +530,15 @@ async fn failed_logins_are_throttled_per_address_and_audited() {
             store.list_audit_events(&org, &query).await.unwrap()
         }
     };
-    let failed = count("member.login_failed").await;
+    // Failed logins are recorded without making the answer wait.
+    let mut failed = count("member.login_failed").await;
+    for _ in 0..100 {
+        if failed.len() >= 5 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        failed = count("member.login_failed").await;
+    }
     assert_eq!(failed.len(), 5);
     assert_eq!(failed[0].source_ip, Some("127.0.0.7".parse().unwrap()));
     assert_eq!(count("member.logged_in").await.len(), 2);
@@ -724,6 +748,178 @@ async fn passwords_and_sessions_are_stored_only_as_hashes() {
         assert!(
             !dump.windows(secret.len()).any(|w| w == secret.as_bytes()),
             "{secret} is stored in plain text"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sending_a_form_twice_creates_and_rotates_once() {
+    let (app, member) = signed_in().await;
+    let form = member.get(&app, "/developer/api-credentials/new").await;
+    let marker = "name=\"id\" value=\"";
+    let start = form.text.find(marker).unwrap() + marker.len();
+    let id = form.text[start..].split('"').next().unwrap().to_owned();
+    assert!(id.starts_with("api_key_"), "{id}");
+    let fields = [("id", id.as_str()), ("name", "Reloaded")];
+    let first = member
+        .post(&app, "/developer/api-credentials", &fields)
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    // A reload sends the same form again: no second credential, and no secret.
+    let again = member
+        .post(&app, "/developer/api-credentials", &fields)
+        .await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER);
+    let detail = format!("/developer/api-credentials/{id}");
+    assert_eq!(
+        again.header("location"),
+        Some(format!("{detail}?done=created").as_str())
+    );
+    let list = member.get(&app, "/developer/api-credentials").await;
+    assert_eq!(list.text.matches(">Reloaded</a>").count(), 1);
+    assert!(!again.text.contains("kw_live_"));
+
+    // Rotate: the form carries the version it was shown at; sent twice, it rotates once.
+    let page = member.get(&app, &detail).await;
+    let marker = "name=\"version\" value=\"";
+    let start = page.text.find(marker).unwrap() + marker.len();
+    let version = page.text[start..].split('"').next().unwrap().to_owned();
+    let rotate = format!("{detail}/rotate");
+    let fields = [("grace_period_seconds", "0"), ("version", version.as_str())];
+    let rotated = member.post(&app, &rotate, &fields).await;
+    assert_eq!(rotated.status, StatusCode::CREATED);
+    let marker = "id=\"api-key\" value=\"";
+    let start = rotated.text.find(marker).unwrap() + marker.len();
+    let new_key = rotated.text[start..].split('"').next().unwrap().to_owned();
+    let twice = member.post(&app, &rotate, &fields).await;
+    assert_eq!(twice.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        twice.header("location"),
+        Some(format!("{detail}?done=unchanged").as_str())
+    );
+    assert_eq!(
+        authorize(&app, &new_key).await,
+        StatusCode::OK,
+        "the copied key still works"
+    );
+}
+
+#[tokio::test]
+async fn odd_form_values_get_answers_not_failures() {
+    let (app, member) = signed_in().await;
+    // The last day there is: a credential expiring at its end, not an overflow.
+    let far = member
+        .post(
+            &app,
+            "/developer/api-credentials",
+            &[("name", "Far"), ("expires_on", "9999-12-31")],
+        )
+        .await;
+    assert_eq!(far.status, StatusCode::CREATED, "{}", far.text);
+    // Bytes that are not UTF-8 are read as replacement characters.
+    let body = format!("csrf_token={}&name=%FF%FE", member.csrf);
+    let odd = member
+        .post_raw(&app, "/developer/api-credentials", &body)
+        .await;
+    assert_eq!(odd.status, StatusCode::CREATED, "{}", odd.text);
+    for (path, body) in [
+        (
+            "/developer/api-credentials",
+            "csrf_token=CSRF&id=nonsense&name=x",
+        ),
+        (
+            "/developer/api-credentials",
+            "csrf_token=CSRF&name=a&name=b",
+        ),
+        (
+            "/developer/api-security",
+            "csrf_token=CSRF&type=maybe&ip_network=1.2.3.4",
+        ),
+        (
+            "/developer/api-security",
+            "csrf_token=CSRF&type=deny&ip_network=999.1.1.1",
+        ),
+    ] {
+        let response = member
+            .post_raw(&app, path, &body.replace("CSRF", &member.csrf))
+            .await;
+        assert!(
+            response.status.is_client_error(),
+            "{path} {body}: {} {}",
+            response.status,
+            response.text
+        );
+        assert!(
+            response
+                .header("content-type")
+                .unwrap()
+                .starts_with("text/html"),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_guesses_cannot_outrun_the_login_throttle() {
+    let app = TestApp::new().await;
+    add_member(&app, &app.organization_id, EMAIL).await;
+    let guesses = (0..24).map(|i| {
+        let app = &app;
+        async move {
+            post_login(app, EMAIL, &format!("guess number {i:02}"), "127.0.0.5")
+                .await
+                .status
+        }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    assert!(
+        checked < 5 + keyward_server::dashboard::login::LoginGate::PARALLEL,
+        "{checked} passwords were checked: {statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::SERVICE_UNAVAILABLE
+        ]
+        .contains(s)),
+        "{statuses:?}"
+    );
+    // A password far longer than any that can be set is refused without a hash.
+    let long = post_login(&app, EMAIL, &"x".repeat(5_000), "127.0.0.6").await;
+    assert_eq!(long.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_login_page_keeps_its_cookie_and_refuses_disguised_redirects() {
+    let app = TestApp::new().await;
+    let first = app.get("/login").send().await;
+    let cookie = cookie_value(set_cookie(&first, "keyward_login").unwrap());
+    let second = app
+        .get("/login")
+        .header("cookie", &format!("keyward_login={cookie}"))
+        .send()
+        .await;
+    assert_eq!(
+        csrf_of(&first.text),
+        csrf_of(&second.text),
+        "two tabs share one token"
+    );
+    for next in [
+        "/%09/evil.example",
+        "/%0A/evil.example",
+        "/%5Cevil.example",
+        "%2F%2Fevil.example",
+    ] {
+        let page = app.get(&format!("/login?next={next}")).send().await;
+        assert!(
+            page.text
+                .contains("name=\"next\" value=\"/developer/api-credentials\""),
+            "{next}"
         );
     }
 }

@@ -114,6 +114,8 @@ def main():
             "document.querySelector('#issued-dialog').contains(document.activeElement)"
         )
         assert focused_inside, "focus is not inside the dialog"
+        page.keyboard.press("Escape")
+        expect(dialog).to_be_visible()  # only its button closes it: the secrets stay until then
         page.click("[data-copy=api-key]")
         expect(page.locator("[data-copy=api-key] .copy-status")).to_have_text(
             re.compile("Copied|Press Ctrl\\+C")
