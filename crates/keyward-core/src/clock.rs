@@ -4,13 +4,20 @@
 //! when an object is created is the same one read back later.
 
 use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use time::OffsetDateTime;
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + 'static {
+    /// The current time in whole milliseconds since the Unix epoch: what the verification
+    /// path counts in.
+    fn now_millis(&self) -> i64;
+
     /// The current time, truncated to the millisecond.
-    fn now(&self) -> OffsetDateTime;
+    fn now(&self) -> OffsetDateTime {
+        from_millis(self.now_millis())
+    }
 }
 
 /// The system clock.
@@ -18,8 +25,16 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    fn now(&self) -> OffsetDateTime {
-        truncate_to_millis(OffsetDateTime::now_utc())
+    fn now_millis(&self) -> i64 {
+        // Whole milliseconds straight from the system time: no 128-bit arithmetic, which
+        // `OffsetDateTime::now_utc` and a truncation would take (this runs twice a check).
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        i64::try_from(since.as_secs())
+            .unwrap_or(i64::MAX / 1_000)
+            .saturating_mul(1_000)
+            .saturating_add(i64::from(since.subsec_millis()))
     }
 }
 
@@ -41,6 +56,10 @@ impl ManualClock {
 }
 
 impl Clock for ManualClock {
+    fn now_millis(&self) -> i64 {
+        to_millis(self.now())
+    }
+
     fn now(&self) -> OffsetDateTime {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -51,13 +70,45 @@ pub fn truncate_to_millis(t: OffsetDateTime) -> OffsetDateTime {
     from_millis(to_millis(t))
 }
 
-/// Milliseconds since the Unix epoch, as the store keeps times.
+/// Milliseconds since the Unix epoch, as the store keeps times (whole milliseconds, counted
+/// down for times before 1970).
 pub fn to_millis(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
+    t.unix_timestamp()
+        .saturating_mul(1_000)
+        .saturating_add(i64::from(t.millisecond()))
 }
 
-/// The time `millis` milliseconds after the Unix epoch (clamped to the representable range).
+/// The time `millis` milliseconds after the Unix epoch (the epoch itself when out of the
+/// representable range).
 pub fn from_millis(millis: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+    let millisecond = u16::try_from(millis.rem_euclid(1_000)).unwrap_or(0);
+    OffsetDateTime::from_unix_timestamp(millis.div_euclid(1_000))
+        .and_then(|t| t.replace_millisecond(millisecond))
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The millisecond conversions agree with the nanosecond arithmetic of `time`.
+        #[test]
+        fn millis_round_trip(millis in -62_135_596_800_000i64..253_402_300_799_999) {
+            let t = from_millis(millis);
+            prop_assert_eq!(t.unix_timestamp_nanos(), i128::from(millis) * 1_000_000);
+            prop_assert_eq!(to_millis(t), millis);
+            let finer = t + time::Duration::nanoseconds(999_999);
+            prop_assert_eq!(truncate_to_millis(finer), t);
+        }
+    }
+
+    #[test]
+    fn the_system_clock_reads_whole_milliseconds_near_now() {
+        let before = OffsetDateTime::now_utc();
+        let now = SystemClock.now();
+        assert_eq!(now.nanosecond() % 1_000_000, 0);
+        assert!((now - before).abs() < time::Duration::seconds(1));
+    }
 }

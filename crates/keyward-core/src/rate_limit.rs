@@ -60,14 +60,43 @@ pub struct RateDecision {
 pub struct Gcra {
     /// The theoretical arrival time.
     pub tat_nanos: i64,
+    derived: Derived,
+}
+
+/// Nanoseconds since the Unix epoch, as the limiter counts time (saturating in 2262).
+pub fn unix_nanos(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(i64::from(t.nanosecond()))
+}
+
+/// The limit, the interval and the capacity last used: a credential keeps its limit, and
+/// the interval costs a division to work out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Derived {
+    limit: Option<RateLimit>,
+    interval: i64,
+    capacity: i64,
 }
 
 impl Gcra {
     /// Checks one request at `now` against `limit`, moving the state when it is allowed.
     pub fn check(&mut self, limit: RateLimit, now: OffsetDateTime) -> RateDecision {
-        let now = i64::try_from(now.unix_timestamp_nanos()).unwrap_or(i64::MAX);
-        let interval = limit.interval_nanos();
-        let capacity = limit.capacity_nanos();
+        self.check_at(limit, unix_nanos(now))
+    }
+
+    /// [`Gcra::check`] with the time as [`unix_nanos`] gives it.
+    pub fn check_at(&mut self, limit: RateLimit, now: i64) -> RateDecision {
+        if self.derived.limit != Some(limit) {
+            self.derived = Derived {
+                limit: Some(limit),
+                interval: limit.interval_nanos(),
+                capacity: limit.capacity_nanos(),
+            };
+        }
+        let Derived {
+            interval, capacity, ..
+        } = self.derived;
         let new_tat = self.tat_nanos.max(now).saturating_add(interval);
         let ahead = new_tat - now;
         if ahead <= capacity {

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use dashmap::DashMap;
 use foldhash::fast::RandomState;
+use keyward_core::clock::{from_millis, to_millis};
 use keyward_core::rate_limit::{Gcra, RateDecision, RateLimit};
 use keyward_core::typeid::{CredentialId, IpRuleId};
 use keyward_core::verify::Outcome;
@@ -32,7 +33,8 @@ pub struct Activity {
 
 #[derive(Debug, Default)]
 struct ActivityState {
-    last_use: Option<(OffsetDateTime, Option<IpAddr>)>,
+    /// Milliseconds since the epoch, and the address.
+    last_use: Option<(i64, Option<IpAddr>)>,
     /// Unwritten counts: (minute since the epoch, outcome) → (requests, via the query).
     counts: Vec<((i64, Outcome), (i64, i64))>,
     /// Whether the cell is on the pending list.
@@ -40,11 +42,14 @@ struct ActivityState {
     rate: Gcra,
 }
 
+/// Milliseconds in a minute.
+const MINUTE_MILLIS: i64 = 60_000;
+
 impl ActivityState {
-    /// Adds a request with `outcome` at `at`; true when the cell must join the pending
-    /// list.
-    fn count(&mut self, outcome: Outcome, at: OffsetDateTime, via_query: bool) -> bool {
-        let key = (at.unix_timestamp().div_euclid(60), outcome);
+    /// Adds a request with `outcome` in `minute` (since the epoch); true when the cell must
+    /// join the pending list.
+    fn count(&mut self, outcome: Outcome, minute: i64, via_query: bool) -> bool {
+        let key = (minute, outcome);
         let query = i64::from(via_query);
         match self.counts.iter_mut().find(|(k, _)| *k == key) {
             Some((_, (count, via))) => {
@@ -56,24 +61,34 @@ impl ActivityState {
         !std::mem::replace(&mut self.queued, true)
     }
 
-    /// Notes an accepted request at `at` from `ip`, counted as `VALID`.
-    fn accept(&mut self, at: OffsetDateTime, ip: Option<IpAddr>, via_query: bool) -> bool {
-        if self.last_use.is_none_or(|(previous, _)| previous <= at) {
-            self.last_use = Some((at, ip));
+    /// Notes an accepted request, counted as `VALID`.
+    fn accept(&mut self, request: &Request) -> bool {
+        if self
+            .last_use
+            .is_none_or(|(previous, _)| previous <= request.at_millis)
+        {
+            self.last_use = Some((request.at_millis, request.ip));
         }
-        self.count(Outcome::Valid, at, via_query)
+        self.count(Outcome::Valid, request.minute(), request.via_query)
     }
 }
 
 /// One request's circumstances, as usage records them.
 #[derive(Debug, Clone, Copy)]
 pub struct Request {
-    /// When.
-    pub at: OffsetDateTime,
+    /// When, in milliseconds since the Unix epoch.
+    pub at_millis: i64,
     /// From where, if known.
     pub ip: Option<IpAddr>,
     /// Whether the key came in the `api_key` query parameter.
     pub via_query: bool,
+}
+
+impl Request {
+    /// The minute it falls in, since the epoch.
+    fn minute(&self) -> i64 {
+        self.at_millis.div_euclid(MINUTE_MILLIS)
+    }
 }
 
 /// Uses and matches waiting to be written.
@@ -104,12 +119,13 @@ impl UsageRecorder {
     /// Counts a request of the credential of `cell` against `limit`: an accepted one is
     /// recorded as its last use and counted `VALID`, a refused one `RATE_LIMITED`.
     pub fn admit(&self, cell: &Arc<Activity>, limit: RateLimit, request: Request) -> RateDecision {
+        let nanos = request.at_millis.saturating_mul(1_000_000);
         let mut state = cell.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let decision = state.rate.check(limit, request.at);
+        let decision = state.rate.check_at(limit, nanos);
         let first = if decision.allowed {
-            state.accept(request.at, request.ip, request.via_query)
+            state.accept(&request)
         } else {
-            state.count(Outcome::RateLimited, request.at, request.via_query)
+            state.count(Outcome::RateLimited, request.minute(), request.via_query)
         };
         drop(state);
         if first {
@@ -124,7 +140,7 @@ impl UsageRecorder {
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .accept(request.at, request.ip, request.via_query);
+            .accept(&request);
         if first {
             self.mark_pending(cell);
         }
@@ -136,7 +152,7 @@ impl UsageRecorder {
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .count(outcome, request.at, request.via_query);
+            .count(outcome, request.minute(), request.via_query);
         if first {
             self.mark_pending(cell);
         }
@@ -172,7 +188,7 @@ impl UsageRecorder {
             if let Some((at, ip)) = state.last_use.take() {
                 uses.push(CredentialUse {
                     credential_id: cell.credential.clone(),
-                    at,
+                    at: from_millis(at),
                     ip,
                 });
             }
@@ -217,9 +233,9 @@ impl UsageRecorder {
         for cell in cells {
             let mut state = cell.state.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(used) = uses.iter().find(|u| u.credential_id == cell.credential)
-                && state.last_use.is_none_or(|(at, _)| at < used.at)
+                && state.last_use.is_none_or(|(at, _)| at < to_millis(used.at))
             {
-                state.last_use = Some((used.at, used.ip));
+                state.last_use = Some((to_millis(used.at), used.ip));
             }
             for count in counts.iter().filter(|c| c.credential_id == cell.credential) {
                 let Some(outcome) = Outcome::from_code(&count.outcome) else {

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use dashmap::DashMap;
 use foldhash::fast::RandomState;
-use keyward_core::clock::Clock;
+use keyward_core::clock::{Clock, from_millis};
 use keyward_core::credential::{Credential, Environment};
 use keyward_core::digest::LookupDigest;
 use keyward_core::ip_rule::{IpRule, evaluate};
@@ -348,9 +348,10 @@ impl Verifier {
         // The time again: finding the credential may have waited on the store, and a rate
         // limit checked with a time from before that wait would see other requests' later
         // arrivals as already spent (a slow read would look like a burst).
-        let now = self.clock.now();
+        let at_millis = self.clock.now_millis();
+        let now = from_millis(at_millis);
         let request = Request {
-            at: now,
+            at_millis,
             ip: client.ip,
             via_query: client.via_query,
         };
@@ -394,7 +395,7 @@ impl Verifier {
                 if !rate.allowed {
                     return Err(Denial::RateLimited(rate));
                 }
-                if let Some(ip) = client.ip
+                if let Some(ip) = client.ip.filter(|_| !policy.rules.is_empty())
                     && let Some(rule) = evaluate(&policy.rules, ip).rule()
                 {
                     self.usage.record_match(rule, now);
