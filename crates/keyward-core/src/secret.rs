@@ -75,14 +75,18 @@ pub struct KeyPrefix(String);
 #[error("a key prefix is 2 to 8 lowercase letters or digits")]
 pub struct BadKeyPrefix;
 
+/// Whether `prefix` is 2–8 lowercase ASCII letters or digits.
+fn is_key_prefix(prefix: &str) -> bool {
+    (2..=8).contains(&prefix.len())
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
 impl KeyPrefix {
     /// Checks and wraps a prefix.
     pub fn new(prefix: &str) -> Result<Self, BadKeyPrefix> {
-        let ok = (2..=8).contains(&prefix.len())
-            && prefix
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-        if ok {
+        if is_key_prefix(prefix) {
             Ok(Self(prefix.to_owned()))
         } else {
             Err(BadKeyPrefix)
@@ -118,7 +122,7 @@ impl PlainSecret {
         text.push('_');
         push_random_base62(&mut text, kind.body_len());
         let check = checksum(&text);
-        text.push_str(&check);
+        text.extend(check.iter().map(|&b| char::from(b)));
         Self { text, kind }
     }
 
@@ -176,7 +180,9 @@ pub fn parse_secret(text: &str) -> Result<SecretKind, SecretFormatError> {
     else {
         return Err(SecretFormatError::Shape);
     };
-    KeyPrefix::new(prefix).map_err(|_| SecretFormatError::Shape)?;
+    if !is_key_prefix(prefix) {
+        return Err(SecretFormatError::Shape);
+    }
     let kind = match marker {
         "live" => SecretKind::ApiKey(Environment::Live),
         "test" => SecretKind::ApiKey(Environment::Test),
@@ -188,21 +194,22 @@ pub fn parse_secret(text: &str) -> Result<SecretKind, SecretFormatError> {
         return Err(SecretFormatError::Shape);
     }
     let (signed, check) = text.split_at(text.len() - CHECK_LEN);
-    if checksum(signed).as_bytes() != check.as_bytes() {
+    if checksum(signed) != check.as_bytes() {
         return Err(SecretFormatError::Checksum);
     }
     Ok(kind)
 }
 
-/// The 6-character base62 CRC32 of `text`, most significant digit first.
-fn checksum(text: &str) -> String {
+/// The 6-character base62 CRC32 of `text`, most significant digit first (on the stack:
+/// every check computes it).
+fn checksum(text: &str) -> [u8; CHECK_LEN] {
     let mut value = crc32fast::hash(text.as_bytes());
     let mut digits = [b'0'; CHECK_LEN];
     for digit in digits.iter_mut().rev() {
         *digit = BASE62[(value % 62) as usize];
         value /= 62;
     }
-    digits.iter().map(|&b| b as char).collect()
+    digits
 }
 
 /// Appends `count` uniformly random base62 characters, by rejection sampling of OS random

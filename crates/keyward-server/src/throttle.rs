@@ -6,8 +6,11 @@
 
 use std::net::IpAddr;
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use dashmap::DashMap;
 use foldhash::fast::RandomState;
+use keyward_core::clock::to_millis;
 use time::{Duration, OffsetDateTime};
 
 /// How many failures, in what window, block an address, and for how long.
@@ -46,6 +49,9 @@ struct FailureState {
 pub struct Throttle {
     config: ThrottleConfig,
     states: DashMap<IpAddr, FailureState, RandomState>,
+    /// When the latest block of any address ends (milliseconds since the epoch): before
+    /// it, an address may be blocked; after it, none is, and a check reads no map.
+    blocks_end: AtomicI64,
 }
 
 impl std::fmt::Debug for Throttle {
@@ -73,12 +79,13 @@ impl Throttle {
         Self {
             config,
             states: DashMap::default(),
+            blocks_end: AtomicI64::new(i64::MIN),
         }
     }
 
     /// How long `ip` must still wait, if it is blocked at `now`.
     pub fn blocked(&self, ip: IpAddr, now: OffsetDateTime) -> Option<Duration> {
-        if self.states.is_empty() {
+        if to_millis(now) >= self.blocks_end.load(Ordering::Relaxed) {
             return None;
         }
         let state = self.states.get(&bucket(ip))?;
@@ -116,6 +123,8 @@ impl Throttle {
             let factor = 1i32 << state.strikes.saturating_sub(1).min(16);
             let block = (self.config.block * factor).min(self.config.max_block);
             state.blocked_until = Some(now + block);
+            self.blocks_end
+                .fetch_max(to_millis(now + block) + 1, Ordering::Relaxed);
             state.failures = 0;
             state.window_start = None;
             tracing::warn!(client.ip = %bucket(ip), seconds = block.whole_seconds(), "blocking {} after repeated failed authentications", bucket(ip));

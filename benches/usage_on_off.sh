@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Rate limiting and usage accounting, on against off (issue #6).
+#
+# "On" is a release build of the checkout. "Off" is the same commit built in a worktree with
+# one change: every valid check takes the path introspection takes, which neither limits
+# nor counts (the guard `if demand.purpose == Purpose::Inspection` is removed), so no GCRA,
+# no usage counts, no RateLimit headers. Nothing of it is committed.
+#
+# 1. Instructions, counted by callgrind (this machine's noise does not move them):
+#    - in process: `Verifier::check` of a cached key with and without the limiter and the
+#      counting (the divan benchmark's two functions), from runs at two sample sizes;
+#    - over HTTP: each server answering GET /v1/authorize with a cached key, N1 and then N2
+#      requests on one keep-alive connection; the instructions of the connection's task
+#      (HTTP parsing, middleware, the handler, writing the answer), their difference
+#      divided by N2 - N1, are one request. Startup (key generation) and background tasks
+#      are left out: the usage flush, once a second, writes one row per credential, minute
+#      and outcome, whatever the request rate.
+# 2. Requests per second under wrk (64 connections, 5 s), on and off alternating, ROUNDS
+#    times each: noisy on this machine, reported beside the instruction counts.
+#
+#   benches/usage_on_off.sh         (needs valgrind, wrk, curl; builds both binaries)
+set -euo pipefail
+export KEYWARD_MASTER_KEY="${KEYWARD_MASTER_KEY:-$(head -c 32 /dev/urandom | base64)}"
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+ON_TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+OFF_TARGET="${OFF_TARGET_DIR:-/var/tmp/keyward-target-off}"
+OFF_TREE="${OFF_TREE:-/var/tmp/keyward-off-tree}"
+PORT="${PORT:-18097}"
+N1="${N1:-200}"
+N2="${N2:-1200}"
+S1="${S1:-200}"
+S2="${S2:-2200}"
+ROUNDS="${ROUNDS:-4}"
+W="$(mktemp -d)"
+trap 'kill "${S:-0}" 2>/dev/null || true; rm -rf "$W"' EXIT
+
+echo "== building on ($(git rev-parse --short HEAD)) and off (the same, uncounted)"
+cargo build --release -q
+cargo bench -p keyward-server --bench verification --no-run -q 2>/dev/null
+git worktree remove --force "$OFF_TREE" 2>/dev/null || true
+git worktree add --detach -q "$OFF_TREE" HEAD
+sed -i 's/Outcome::Valid if demand.purpose == Purpose::Inspection =>/Outcome::Valid =>/' \
+  "$OFF_TREE/crates/keyward-server/src/verifier.rs"
+grep -q '            Outcome::Valid => Ok(Admitted {' "$OFF_TREE/crates/keyward-server/src/verifier.rs"
+# The off build starts from a copy of the on build's dependencies: only the workspace's
+# own crates are compiled again.
+if [ ! -d "$OFF_TARGET/release" ]; then
+  mkdir -p "$OFF_TARGET"
+  cp -a "$ON_TARGET/release" "$OFF_TARGET/"
+fi
+(cd "$OFF_TREE" && CARGO_TARGET_DIR="$OFF_TARGET" cargo build --release -q 2>/dev/null)
+ON="$ON_TARGET/release/keyward"
+OFF="$OFF_TARGET/release/keyward"
+BENCH="$(ls -t "$ON_TARGET"/release/deps/verification-* | grep -v '\.d$' | head -1)"
+
+# The instructions of a callgrind output file spent in function `$2` and what it calls.
+inclusive() {
+  callgrind_annotate --inclusive=yes "$1" 2>/dev/null \
+    | awk -v f="$2" 'index($0, f) && /\[/ {gsub(",", "", $1); print $1; exit}'
+}
+run_check() { inclusive "$1" 'verifier.rs:keyward_server::verifier::Verifier::run_check::{{closure}} ['; }
+connection() { inclusive "$1" 'UpgradeableConnection<I,S,E> as core::future::future::Future>::poll ['; }
+
+echo "== in process: Verifier::check of a cached key, 1,000 credentials"
+for bench in check_a_cached_key check_a_cached_key_uncounted; do
+  for size in "$S1" "$S2"; do
+    KEYWARD_BENCH_CREDENTIALS=1000 valgrind --tool=callgrind --callgrind-out-file="$W/$bench.$size" \
+      "$BENCH" --bench --exact "verification::$bench" --sample-count 1 --sample-size "$size" >/dev/null 2>&1
+  done
+  per=$(( ($(run_check "$W/$bench.$S2") - $(run_check "$W/$bench.$S1")) / (S2 - S1) ))
+  echo "$bench: $per instructions per check"
+  eval "check_$bench=$per"
+done
+echo "in process, on/off by instructions: $(python3 -c "print(round($check_check_a_cached_key_uncounted / $check_check_a_cached_key, 3))")"
+
+start() { # binary, database, valgrind output or empty; waits for "listening", sending nothing
+  : >"$W/out"
+  if [ -n "$3" ]; then
+    KEYWARD_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$3" \
+      "$1" --database "$2" serve --listen "127.0.0.1:$PORT" >"$W/out" 2>/dev/null &
+  else
+    KEYWARD_LOG=warn "$1" --database "$2" serve --listen "127.0.0.1:$PORT" >"$W/out" 2>/dev/null &
+  fi
+  S=$!
+  for _ in $(seq 1200); do grep -q "Keyward listening" "$W/out" && return; sleep 0.1; done
+  echo "the server did not start" >&2
+  exit 1
+}
+stop() { kill -TERM "$S"; wait "$S" || true; }
+
+INIT="$("$ON" --database "$W/b.db" init --org-name bench --json 2>/dev/null)"
+ADMIN="$(echo "$INIT" | sed 's/.*"api_key":"\([^"]*\)".*/\1/')"
+KEY_ID="$(echo "$INIT" | sed 's/.*"key_id":"\([^"]*\)".*/\1/')"
+# Every request passes its limit: the bootstrap key's own limit is lifted once.
+start "$ON" "$W/b.db" ""
+curl -sf -X PATCH "http://127.0.0.1:$PORT/v1/keys/$KEY_ID" -H "X-Api-Key: $ADMIN" \
+  -H 'Content-Type: application/json' -d '{"rate_limit_override": 1000000}' >/dev/null
+stop
+
+echo "== over HTTP: GET /v1/authorize, instructions per request"
+for build in on off; do
+  binary="$ON"; [ "$build" = off ] && binary="$OFF"
+  for n in "$N1" "$N2"; do
+    start "$binary" "$W/b.db" "$W/server.$build.$n"
+    for _ in $(seq "$n"); do
+      printf 'url = "http://127.0.0.1:%s/v1/authorize"\noutput = "/dev/null"\n' "$PORT"
+    done >"$W/urls"
+    codes="$(curl -s -K "$W/urls" -H "X-Api-Key: $ADMIN" -w '%{http_code}\n' | sort | uniq -c | tr -s ' ')"
+    stop
+    [ "$codes" = " $n 200" ] || { echo "unexpected answers: $codes" >&2; exit 1; }
+  done
+  per=$(( ($(connection "$W/server.$build.$N2") - $(connection "$W/server.$build.$N1")) / (N2 - N1) ))
+  echo "$build: $per instructions per request"
+  eval "http_$build=$per"
+done
+echo "over HTTP, on/off by instructions: $(python3 -c "print(round($http_off / $http_on, 4))")"
+
+echo "== over HTTP: requests per second, wrk -t2 -c64 -d5s, alternating"
+for round in $(seq "$ROUNDS"); do
+  for build in on off; do
+    binary="$ON"; [ "$build" = off ] && binary="$OFF"
+    start "$binary" "$W/b.db" ""
+    rps=$(wrk -t2 -c64 -d5s -H "X-Api-Key: $ADMIN" "http://127.0.0.1:$PORT/v1/authorize" \
+      | awk '/Requests\/sec/ {print $2}')
+    stop
+    echo "round $round $build: $rps requests/s"
+  done
+done
+git worktree remove --force "$OFF_TREE"
