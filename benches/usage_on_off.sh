@@ -33,7 +33,7 @@ S1="${S1:-200}"
 S2="${S2:-2200}"
 ROUNDS="${ROUNDS:-4}"
 W="$(mktemp -d)"
-trap 'kill "${S:-0}" 2>/dev/null || true; rm -rf "$W"' EXIT
+trap '[ -n "${S:-}" ] && kill "$S" 2>/dev/null; rm -rf "$W"' EXIT
 
 echo "== building on ($(git rev-parse --short HEAD)) and off (the same, uncounted)"
 cargo build --release -q
@@ -57,7 +57,7 @@ BENCH="$(ls -t "$ON_TARGET"/release/deps/verification-* | grep -v '\.d$' | head 
 # The instructions of a callgrind output file spent in function `$2` and what it calls.
 inclusive() {
   callgrind_annotate --inclusive=yes "$1" 2>/dev/null \
-    | awk -v f="$2" 'index($0, f) && /\[/ {gsub(",", "", $1); print $1; exit}'
+    | awk -v f="$2" 'index($0, f) && /\[/ && !found {gsub(",", "", $1); print $1; found = 1}'
 }
 run_check() { inclusive "$1" 'verifier.rs:keyward_server::verifier::Verifier::run_check::{{closure}} ['; }
 connection() { inclusive "$1" 'UpgradeableConnection<I,S,E> as core::future::future::Future>::poll ['; }

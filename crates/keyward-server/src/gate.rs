@@ -68,14 +68,26 @@ pub async fn admit(
 /// The `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers of a rate
 /// limit's state (reset in whole seconds, rounded up), and `Retry-After` when it refused.
 pub fn rate_limit_headers(decision: &RateDecision, headers: &mut HeaderMap) {
-    headers.insert(LIMIT_HEADER, HeaderValue::from(decision.limit));
-    headers.insert(REMAINING_HEADER, HeaderValue::from(decision.remaining));
+    headers.insert(LIMIT_HEADER, count_value(u64::from(decision.limit)));
+    headers.insert(REMAINING_HEADER, count_value(u64::from(decision.remaining)));
     headers.insert(
         RESET_HEADER,
-        HeaderValue::from(ceil_seconds(decision.reset).max(0)),
+        count_value(u64::try_from(ceil_seconds(decision.reset)).unwrap_or(0)),
     );
     if !decision.allowed {
         headers.insert(header::RETRY_AFTER, retry_after(decision.retry_after));
+    }
+}
+
+/// A number as a header value. Those below 1,024 (bursts, remaining requests and seconds
+/// to reset, nearly always) are made once and cloned, without an allocation per answer.
+fn count_value(n: u64) -> HeaderValue {
+    const MADE: usize = 1_024;
+    static SMALL: OnceLock<Vec<HeaderValue>> = OnceLock::new();
+    let small = SMALL.get_or_init(|| (0..MADE as u64).map(HeaderValue::from).collect());
+    match usize::try_from(n).ok().and_then(|i| small.get(i)) {
+        Some(value) => value.clone(),
+        None => HeaderValue::from(n),
     }
 }
 
@@ -114,28 +126,27 @@ pub async fn rate_limit_layer(mut request: Request, next: Next) -> Response {
 
 /// The headers of an admitted request: identity and rate limit state.
 pub fn admitted_headers(admitted: &Admitted) -> HeaderMap {
-    let mut headers = identity_headers(&admitted.identity);
+    // Room for all of them at once: five identity headers and three of the limit.
+    let mut headers = HeaderMap::with_capacity(8);
+    put_identity_headers(&admitted.identity, &mut headers);
     if let Some(rate) = &admitted.rate {
         rate_limit_headers(rate, &mut headers);
     }
     headers
 }
 
-/// The identity headers of an admitted credential.
-pub fn identity_headers(identity: &Identity) -> HeaderMap {
-    let c = &identity.credential;
-    let mut headers = HeaderMap::new();
-    let mut put = |name: &'static str, value: &str| {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(HeaderName::from_static(name), value);
+/// Puts the identity headers of an admitted credential into `headers`, from the values its
+/// identity made once.
+pub fn put_identity_headers(identity: &Identity, headers: &mut HeaderMap) {
+    let values = identity.header_values();
+    let mut put = |name: &'static str, value: &Option<HeaderValue>| {
+        if let Some(value) = value {
+            headers.insert(HeaderName::from_static(name), value.clone());
         }
     };
-    put(KEY_ID_HEADER, c.id.as_str());
-    put(ORGANIZATION_HEADER, c.organization_id.as_str());
-    put(ENVIRONMENT_HEADER, c.environment.as_str());
-    put(SCOPES_HEADER, identity.scopes_text());
-    if let Some(owner) = &c.settings.owner_id {
-        put(OWNER_HEADER, owner);
-    }
-    headers
+    put(KEY_ID_HEADER, &values.key_id);
+    put(ORGANIZATION_HEADER, &values.organization);
+    put(ENVIRONMENT_HEADER, &Some(values.environment.clone()));
+    put(SCOPES_HEADER, &values.scopes);
+    put(OWNER_HEADER, &values.owner);
 }

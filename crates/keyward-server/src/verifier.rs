@@ -37,6 +37,8 @@ use time::{Duration, OffsetDateTime};
 use crate::cache::TtlCache;
 use crate::metrics::VerificationMetrics;
 use crate::oauth::keys::KeyRing;
+use axum::http::HeaderValue;
+
 use crate::oauth::token::{AccessTokenClaims, looks_like_jwt};
 use crate::state::ServerConfig;
 use crate::throttle::Throttle;
@@ -51,20 +53,52 @@ pub struct Identity {
     pub scopes: ScopeSet,
     /// The scopes as one space-separated text, formatted once per cache fill.
     scopes_text: String,
+    /// The identity as header values (key id, organization, environment, scopes, owner),
+    /// made once per cache fill: an answer clones them without allocating.
+    header_values: IdentityHeaderValues,
     /// The access token's claims, when the credential was presented as one.
     pub token: Option<AccessTokenClaims>,
+}
+
+/// An identity's header values; `None` for a value a header cannot carry.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaderValues {
+    /// The credential id.
+    pub key_id: Option<HeaderValue>,
+    /// The organization id.
+    pub organization: Option<HeaderValue>,
+    /// `live` or `test`.
+    pub environment: HeaderValue,
+    /// The scopes, space-separated.
+    pub scopes: Option<HeaderValue>,
+    /// The end customer's id, when the credential has one.
+    pub owner: Option<HeaderValue>,
 }
 
 impl Identity {
     /// An identity of `credential` holding `scopes`.
     pub fn new(credential: Credential, scopes: ScopeSet) -> Self {
         let scopes_text = scopes.to_strings().join(" ");
+        let value = |text: &str| HeaderValue::from_str(text).ok();
+        let header_values = IdentityHeaderValues {
+            key_id: value(credential.id.as_str()),
+            organization: value(credential.organization_id.as_str()),
+            environment: HeaderValue::from_static(credential.environment.as_str()),
+            scopes: value(&scopes_text),
+            owner: credential.settings.owner_id.as_deref().and_then(value),
+        };
         Self {
             credential,
             scopes,
             scopes_text,
+            header_values,
             token: None,
         }
+    }
+
+    /// The identity as header values.
+    pub fn header_values(&self) -> &IdentityHeaderValues {
+        &self.header_values
     }
 
     /// The scopes, space-separated (as in `X-Keyward-Scopes`).

@@ -307,7 +307,10 @@ pub async fn authorize(
         environment,
     )
     .await?;
-    Ok((StatusCode::OK, admitted_headers(&admitted)).into_response())
+    // The headers become the answer's own map, not copied into an empty one.
+    let mut response = StatusCode::OK.into_response();
+    *response.headers_mut() = admitted_headers(&admitted);
+    Ok(response)
 }
 
 #[cfg(test)]
