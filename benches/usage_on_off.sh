@@ -9,14 +9,19 @@
 # 1. Instructions, counted by callgrind (this machine's noise does not move them):
 #    - in process: `Verifier::check` of a cached key with and without the limiter and the
 #      counting (the divan benchmark's two functions), from runs at two sample sizes;
-#    - over HTTP: each server answering GET /v1/authorize with a cached key, N1 and then N2
-#      requests on one keep-alive connection; the instructions of the connection's task
+#    - over HTTP: each server answering GET /v1/authorize, N1 and then N2 requests on one
+#      keep-alive connection, round-robin over KEYS keys (N1 = KEYS: each key's first use,
+#      a cache fill, is in both runs); the instructions of the connection's task
 #      (HTTP parsing, middleware, the handler, writing the answer), their difference
 #      divided by N2 - N1, are one request. Startup (key generation) and background tasks
 #      are left out: the usage flush, once a second, writes one row per credential, minute
 #      and outcome, whatever the request rate.
-# 2. Requests per second under wrk (64 connections, 5 s), on and off alternating, ROUNDS
-#    times each: noisy on this machine, reported beside the instruction counts.
+# 2. Requests per second under wrk (64 connections, 5 s), round-robin over the same keys,
+#    on and off alternating, ROUNDS times each: noisy on this machine, reported beside the
+#    instruction counts.
+#
+# Each key has a limit of 500 requests a second (burst 1,000): as a deployment sized for
+# its traffic, every request passes its limit and is counted.
 #
 #   benches/usage_on_off.sh         (needs valgrind, wrk, curl; builds both binaries)
 set -euo pipefail
@@ -27,7 +32,8 @@ ON_TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 OFF_TARGET="${OFF_TARGET_DIR:-/var/tmp/keyward-target-off}"
 OFF_TREE="${OFF_TREE:-/var/tmp/keyward-off-tree}"
 PORT="${PORT:-18097}"
-N1="${N1:-200}"
+KEYS="${KEYS:-200}"
+N1="$KEYS"
 N2="${N2:-1200}"
 S1="${S1:-200}"
 S2="${S2:-2200}"
@@ -77,25 +83,33 @@ echo "in process, on/off by instructions: $(python3 -c "print(round($check_check
 start() { # binary, database, valgrind output or empty; waits for "listening", sending nothing
   : >"$W/out"
   if [ -n "$3" ]; then
-    KEYWARD_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$3" \
-      "$1" --database "$2" serve --listen "127.0.0.1:$PORT" >"$W/out" 2>/dev/null &
+    KEYWARD_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$3" "$1" \
+      --config "$W/bench.toml" --database "$2" serve --listen "127.0.0.1:$PORT" >"$W/out" 2>/dev/null &
   else
-    KEYWARD_LOG=warn "$1" --database "$2" serve --listen "127.0.0.1:$PORT" >"$W/out" 2>/dev/null &
+    KEYWARD_LOG=warn "$1" --config "$W/bench.toml" --database "$2" serve \
+      --listen "127.0.0.1:$PORT" >"$W/out" 2>/dev/null &
   fi
   S=$!
   for _ in $(seq 1200); do grep -q "Keyward listening" "$W/out" && return; sleep 0.1; done
   echo "the server did not start" >&2
   exit 1
 }
-stop() { kill -TERM "$S"; wait "$S" || true; }
+stop() { kill -TERM "$S"; wait "$S" || true; S=""; }
 
 INIT="$("$ON" --database "$W/b.db" init --org-name bench --json 2>/dev/null)"
 ADMIN="$(echo "$INIT" | sed 's/.*"api_key":"\([^"]*\)".*/\1/')"
 KEY_ID="$(echo "$INIT" | sed 's/.*"key_id":"\([^"]*\)".*/\1/')"
-# Every request passes its limit: the bootstrap key's own limit is lifted once.
+# The bench creates its keys through one organization: lift its management ceiling.
+printf '[rate_limits]\nmanagement_per_second = 1000000\nmanagement_burst = 1000000\n' >"$W/bench.toml"
 start "$ON" "$W/b.db" ""
 curl -sf -X PATCH "http://127.0.0.1:$PORT/v1/keys/$KEY_ID" -H "X-Api-Key: $ADMIN" \
   -H 'Content-Type: application/json' -d '{"rate_limit_override": 1000000}' >/dev/null
+export KEYS_FILE="$W/keys.txt"
+for i in $(seq "$KEYS"); do
+  curl -sf "http://127.0.0.1:$PORT/v1/keys" -H "X-Api-Key: $ADMIN" -H 'Content-Type: application/json' \
+    -d "{\"name\": \"k$i\", \"rate_limit_override\": 500}" | sed 's/.*"key":"\([^"]*\)".*/\1/'
+  echo
+done >"$KEYS_FILE"
 stop
 
 echo "== over HTTP: GET /v1/authorize, instructions per request"
@@ -103,10 +117,11 @@ for build in on off; do
   binary="$ON"; [ "$build" = off ] && binary="$OFF"
   for n in "$N1" "$N2"; do
     start "$binary" "$W/b.db" "$W/server.$build.$n"
-    for _ in $(seq "$n"); do
-      printf 'url = "http://127.0.0.1:%s/v1/authorize"\noutput = "/dev/null"\n' "$PORT"
+    for i in $(seq "$n"); do
+      key="$(sed -n "$(( (i - 1) % KEYS + 1 ))p" "$KEYS_FILE")"
+      printf 'url = "http://127.0.0.1:%s/v1/authorize"\nheader = "X-Api-Key: %s"\noutput = "/dev/null"\nnext\n' "$PORT" "$key"
     done >"$W/urls"
-    codes="$(curl -s -K "$W/urls" -H "X-Api-Key: $ADMIN" -w '%{http_code}\n' | sort | uniq -c | tr -s ' ')"
+    codes="$(curl -s -K "$W/urls" -w '%{http_code}\n' | sort | uniq -c | tr -s ' ')"
     stop
     [ "$codes" = " $n 200" ] || { echo "unexpected answers: $codes" >&2; exit 1; }
   done
@@ -121,8 +136,8 @@ for round in $(seq "$ROUNDS"); do
   for build in on off; do
     binary="$ON"; [ "$build" = off ] && binary="$OFF"
     start "$binary" "$W/b.db" ""
-    rps=$(wrk -t2 -c64 -d5s -H "X-Api-Key: $ADMIN" "http://127.0.0.1:$PORT/v1/authorize" \
-      | awk '/Requests\/sec/ {print $2}')
+    rps=$(wrk -t2 -c64 -d5s -s benches/authorize.lua "http://127.0.0.1:$PORT/v1/authorize" \
+      | awk '/Requests\/sec/ {print $2} /Non-2xx/ {print "(" $0 ")"}' | tr '\n' ' ')
     stop
     echo "round $round $build: $rps requests/s"
   done

@@ -5,6 +5,7 @@
 # FILL filler credentials are stored first so the index has that size.
 #
 #   FILL=1000000 benches/verify.sh
+#   PIN=1 FILL=1000 benches/verify.sh     # servers on core 0, wrk (one thread) on core 1
 #
 # Needs: a release build, wrk, sqlite3, nginx (apt-get install wrk sqlite3 nginx).
 set -euo pipefail
@@ -17,6 +18,15 @@ KEYS="${KEYS:-1000}"
 DURATION="${DURATION:-10}"
 CONNECTIONS="${CONNECTIONS:-64}"
 THREADS="${THREADS:-2}"
+# PIN=1: the servers (Keyward and nginx) run on core 0 and wrk on core 1, so neither waits
+# for the other's time slice and the latency is the server's own.
+SERVER_CPU=""
+LOAD_CPU=""
+if [ "${PIN:-0}" = 1 ]; then
+  SERVER_CPU="taskset -c 0"
+  LOAD_CPU="taskset -c 1"
+  THREADS=1
+fi
 PORT="${PORT:-18090}"
 NGINX_PORT="${NGINX_PORT:-18091}"
 TARGET="${CARGO_TARGET_DIR:-target}/release/keyward"
@@ -30,7 +40,7 @@ ADMIN="$(echo "$INIT" | sed 's/.*"api_key":"\([^"]*\)".*/\1/')"
 sqlite3 "$DB" -cmd ".parameter set :count $FILL" < benches/fill.sql
 # The bench drives the management API through one organization: lift its ceiling.
 printf '[rate_limits]\nmanagement_per_second = 1000000\nmanagement_burst = 1000000\n' >"$WORK/bench.toml"
-KEYWARD_LOG=warn "$TARGET" --config "$WORK/bench.toml" --database "$DB" serve --listen "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
+KEYWARD_LOG=warn $SERVER_CPU "$TARGET" --config "$WORK/bench.toml" --database "$DB" serve --listen "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
 # The bench drives everything through the bootstrap key: lift its own rate limit.
@@ -71,12 +81,12 @@ http {
   }
 }
 NGINX
-nginx -c "$WORK/nginx.conf"
+$SERVER_CPU nginx -c "$WORK/nginx.conf"
 
 run() {
   echo "== $1"
   shift
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" | grep -E "Requests/sec|Latency |99%|Non-2xx|Socket errors"
+  $LOAD_CPU wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" | grep -E "Requests/sec|Latency |99%|Non-2xx|Socket errors"
 }
 # The baseline runs the same wrk script as /v1/authorize, so wrk spends the same on each.
 run "baseline: GET /healthz, same script as authorize" -s benches/authorize.lua "http://127.0.0.1:$PORT/healthz"

@@ -80,15 +80,27 @@ pub fn rate_limit_headers(decision: &RateDecision, headers: &mut HeaderMap) {
 }
 
 /// A number as a header value. Those below 1,024 (bursts, remaining requests and seconds
-/// to reset, nearly always) are made once and cloned, without an allocation per answer.
+/// to reset, nearly always) are made once and cloned, without an allocation per answer;
+/// larger ones are written out by hand (`HeaderValue::from(u64)` goes through `fmt`).
 fn count_value(n: u64) -> HeaderValue {
     const MADE: usize = 1_024;
     static SMALL: OnceLock<Vec<HeaderValue>> = OnceLock::new();
     let small = SMALL.get_or_init(|| (0..MADE as u64).map(HeaderValue::from).collect());
-    match usize::try_from(n).ok().and_then(|i| small.get(i)) {
-        Some(value) => value.clone(),
-        None => HeaderValue::from(n),
+    if let Some(value) = usize::try_from(n).ok().and_then(|i| small.get(i)) {
+        return value.clone();
     }
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = n;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    HeaderValue::from_bytes(&digits[start..]).unwrap_or_else(|_| HeaderValue::from(n))
 }
 
 /// `RateLimit-Limit`: the credential's burst.
@@ -149,4 +161,16 @@ pub fn put_identity_headers(identity: &Identity, headers: &mut HeaderMap) {
     put(ENVIRONMENT_HEADER, &Some(values.environment.clone()));
     put(SCOPES_HEADER, &values.scopes);
     put(OWNER_HEADER, &values.owner);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_become_their_decimal_text() {
+        for n in [0, 7, 1_023, 1_024, 99_999, 2_000_000, u64::MAX] {
+            assert_eq!(count_value(n).to_str().ok(), Some(n.to_string().as_str()));
+        }
+    }
 }
