@@ -120,7 +120,7 @@ for build in on off; do
     for i in $(seq "$n"); do
       key="$(sed -n "$(( (i - 1) % KEYS + 1 ))p" "$KEYS_FILE")"
       printf 'url = "http://127.0.0.1:%s/v1/authorize"\nheader = "X-Api-Key: %s"\noutput = "/dev/null"\nnext\n' "$PORT" "$key"
-    done >"$W/urls"
+    done | sed '$d' >"$W/urls" # no `next` after the last
     codes="$(curl -s -K "$W/urls" -w '%{http_code}\n' | sort | uniq -c | tr -s ' ')"
     stop
     [ "$codes" = " $n 200" ] || { echo "unexpected answers: $codes" >&2; exit 1; }
