@@ -24,6 +24,7 @@
 # its traffic, every request passes its limit and is counted.
 #
 #   benches/usage_on_off.sh         (needs valgrind, wrk, curl; builds both binaries)
+#   BUILD=0 IN_PROCESS=0 benches/usage_on_off.sh    (the HTTP part again, same binaries)
 set -euo pipefail
 export KEYWARD_MASTER_KEY="${KEYWARD_MASTER_KEY:-$(head -c 32 /dev/urandom | base64)}"
 cd "$(dirname "$0")/.."
@@ -41,6 +42,9 @@ ROUNDS="${ROUNDS:-4}"
 W="$(mktemp -d)"
 trap '[ -n "${S:-}" ] && kill "$S" 2>/dev/null; rm -rf "$W"' EXIT
 
+ON="$ON_TARGET/release/keyward"
+OFF="$OFF_TARGET/release/keyward"
+if [ "${BUILD:-1}" = 1 ]; then
 echo "== building on ($(git rev-parse --short HEAD)) and off (the same, uncounted)"
 cargo build --release -q
 cargo bench -p keyward-server --bench verification --no-run -q 2>/dev/null
@@ -56,8 +60,8 @@ if [ ! -d "$OFF_TARGET/release" ]; then
   cp -a "$ON_TARGET/release" "$OFF_TARGET/"
 fi
 (cd "$OFF_TREE" && CARGO_TARGET_DIR="$OFF_TARGET" cargo build --release -q 2>/dev/null)
-ON="$ON_TARGET/release/keyward"
-OFF="$OFF_TARGET/release/keyward"
+git worktree remove --force "$OFF_TREE"
+fi
 BENCH="$(ls -t "$ON_TARGET"/release/deps/verification-* | grep -v '\.d$' | head -1)"
 
 # The instructions of a callgrind output file spent in function `$2` and what it calls.
@@ -68,6 +72,7 @@ inclusive() {
 run_check() { inclusive "$1" 'verifier.rs:keyward_server::verifier::Verifier::run_check::{{closure}} ['; }
 connection() { inclusive "$1" 'UpgradeableConnection<I,S,E> as core::future::future::Future>::poll ['; }
 
+if [ "${IN_PROCESS:-1}" = 1 ]; then
 echo "== in process: Verifier::check of a cached key, 1,000 credentials"
 for bench in check_a_cached_key check_a_cached_key_uncounted; do
   for size in "$S1" "$S2"; do
@@ -79,6 +84,7 @@ for bench in check_a_cached_key check_a_cached_key_uncounted; do
   eval "check_$bench=$per"
 done
 echo "in process, on/off by instructions: $(python3 -c "print(round($check_check_a_cached_key_uncounted / $check_check_a_cached_key, 3))")"
+fi
 
 start() { # binary, database, valgrind output or empty; waits for "listening", sending nothing
   : >"$W/out"
@@ -119,9 +125,11 @@ for build in on off; do
     start "$binary" "$W/b.db" "$W/server.$build.$n"
     for i in $(seq "$n"); do
       key="$(sed -n "$(( (i - 1) % KEYS + 1 ))p" "$KEYS_FILE")"
-      printf 'url = "http://127.0.0.1:%s/v1/authorize"\nheader = "X-Api-Key: %s"\noutput = "/dev/null"\nnext\n' "$PORT" "$key"
+      # `next` starts each URL's options afresh: every one repeats them.
+      printf 'url = "http://127.0.0.1:%s/v1/authorize"\nheader = "X-Api-Key: %s"\n' "$PORT" "$key"
+      printf 'output = "/dev/null"\nsilent\nwrite-out = "%%{http_code}\\n"\nnext\n'
     done | sed '$d' >"$W/urls" # no `next` after the last
-    codes="$(curl -s -K "$W/urls" -w '%{http_code}\n' | sort | uniq -c | tr -s ' ')"
+    codes="$(curl -K "$W/urls" | sort | uniq -c | tr -s ' ')"
     stop
     [ "$codes" = " $n 200" ] || { echo "unexpected answers: $codes" >&2; exit 1; }
   done
@@ -142,4 +150,3 @@ for round in $(seq "$ROUNDS"); do
     echo "round $round $build: $rps requests/s"
   done
 done
-git worktree remove --force "$OFF_TREE"
