@@ -66,6 +66,10 @@ pub struct CredentialView {
     pub ip_allowlist: String,
     /// The rate limit override, or empty for the environment's default.
     pub rate_limit: String,
+    /// The burst the override allows (twice the rate), or empty.
+    pub burst: String,
+    /// The organization id: the OAuth client id.
+    pub client_id: String,
     /// Whether it can still be changed (not revoked).
     pub revocable: bool,
     /// Whether it is switched off (and can be switched on).
@@ -114,6 +118,11 @@ impl CredentialView {
                 .rate_limit_override
                 .map(|r| r.to_string())
                 .unwrap_or_default(),
+            burst: s
+                .rate_limit_override
+                .map(|r| u64::from(r).saturating_mul(2).to_string())
+                .unwrap_or_default(),
+            client_id: credential.organization_id.to_string(),
             revocable: credential.status != keyward_core::credential::Status::Revoked,
             disabled: credential.status == keyward_core::credential::Status::Disabled,
             version: credential.version,
@@ -493,6 +502,10 @@ pub async fn detail(
         "disabled" => "The credential is disabled: every check refuses it until it is enabled.",
         "enabled" => "The credential is enabled again.",
         "revoked" => "The credential is revoked: every check refuses it, for good.",
+        "rotated" => {
+            "The credential has a new API key and client secret. The previous ones stop when \
+             the grace period you chose ends."
+        }
         "created" => {
             "This form was sent already and the credential exists: its API key and client \
              secret were shown once and cannot be shown again. Rotate it for new ones."

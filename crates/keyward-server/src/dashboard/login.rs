@@ -34,6 +34,7 @@ struct LoginPage {
     email: String,
     next: String,
     error: Option<&'static str>,
+    notice: &'static str,
 }
 
 /// Where to go after logging in: a path on this server only, never another site. Browsers
@@ -82,6 +83,8 @@ impl LoginGate {
 pub struct LoginQuery {
     /// The page to return to.
     pub next: Option<String>,
+    /// `logout` right after logging out.
+    pub done: Option<String>,
 }
 
 /// The login form. It sets the pre-login cookie its CSRF token derives from, or keeps the
@@ -100,6 +103,10 @@ pub async fn form(
         email: String::new(),
         next: safe_next(query.next.as_deref()),
         error: None,
+        notice: match query.done.as_deref() {
+            Some("logout") => "You have logged out.",
+            _ => "",
+        },
     };
     let mut response = render(StatusCode::OK, &page);
     response.headers_mut().append(
@@ -202,6 +209,7 @@ pub async fn submit(State(state): State<AppState>, request: Request) -> Response
                 email: form.email,
                 next,
                 error: Some("The email or the password is not right."),
+                notice: "",
             };
             render(StatusCode::UNAUTHORIZED, &page)
         }
@@ -228,7 +236,7 @@ pub async fn logout(
         tracing::warn!(%error, "could not record a logout");
     }
     let secure = secure_cookies(&parts, &state);
-    let mut response = Redirect::to("/login").into_response();
+    let mut response = Redirect::to("/login?done=logout").into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(session_cookie(secure), "", "/", 0, secure),

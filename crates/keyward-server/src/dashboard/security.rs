@@ -259,6 +259,8 @@ pub struct EventView {
     pub source_ip: String,
     /// The object acted on.
     pub target: String,
+    /// Facts about the change, as `name: value` pairs.
+    pub details: String,
 }
 
 #[derive(Template)]
@@ -306,6 +308,15 @@ pub async fn audit_log(
                 actor: e.actor,
                 source_ip: e.source_ip.map(|ip| ip.to_string()).unwrap_or_default(),
                 target: e.target_id.unwrap_or_default(),
+                details: e
+                    .details
+                    .iter()
+                    .map(|(name, value)| match value {
+                        serde_json::Value::String(text) => format!("{name}: {text}"),
+                        other => format!("{name}: {other}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
             .collect(),
         next_page: next.map(|id| format!("?before={id}")),

@@ -431,6 +431,31 @@ async fn names_are_escaped_and_secrets_are_shown_only_in_the_creation_answer() {
         "{}",
         rotated.text
     );
+    assert!(rotated.text.contains(&format!(
+        "data-return-to=\"/developer/api-credentials/{id}?done=rotated\""
+    )));
+    let detail = member
+        .get(
+            &app,
+            &format!("/developer/api-credentials/{id}?done=rotated"),
+        )
+        .await;
+    assert!(
+        detail
+            .text
+            .contains("The credential has a new API key and client secret.")
+    );
+    assert!(
+        detail
+            .text
+            .contains(&format!("<code>{}</code>", app.organization_id)),
+        "the client id is shown"
+    );
+    let log = member.get(&app, "/developer/audit-log").await;
+    assert!(
+        log.text.contains("grace_period_seconds: 3600"),
+        "the audit log shows details"
+    );
     assert!(!rotated.text.contains(&api_key));
     assert_eq!(authorize(&app, &api_key).await, StatusCode::OK);
 }
@@ -552,6 +577,9 @@ async fn logout_and_a_new_password_end_sessions() {
     let second = login(&app, EMAIL).await;
     let out = first.post(&app, "/logout", &[]).await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.header("location"), Some("/login?done=logout"));
+    let said = app.get("/login?done=logout").send().await;
+    assert!(said.text.contains("You have logged out."));
     assert!(
         set_cookie(&out, "keyward_session")
             .unwrap()

@@ -268,6 +268,7 @@ def main():
         step("logging out ends the session")
         page.click("button:has-text('Log out')")
         expect(page).to_have_url(re.compile(r"/login"))
+        expect(page.locator("#login-notice")).to_have_text("You have logged out.")
         page.goto(f"{BASE}/developer/api-security")
         expect(page).to_have_url(re.compile(r"/login\?next="))
 
