@@ -21,15 +21,15 @@ use crate::state::ServerConfig;
 use crate::verifier::{Admitted, Client, Demand, Identity, Purpose, Verifier};
 
 /// Response headers naming the admitted credential, for the API behind the gate.
-pub const KEY_ID_HEADER: &str = "x-keyward-key-id";
+pub const KEY_ID_HEADER: HeaderName = HeaderName::from_static("x-keyward-key-id");
 /// The credential's organization.
-pub const ORGANIZATION_HEADER: &str = "x-keyward-organization";
+pub const ORGANIZATION_HEADER: HeaderName = HeaderName::from_static("x-keyward-organization");
 /// `live` or `test`.
-pub const ENVIRONMENT_HEADER: &str = "x-keyward-environment";
+pub const ENVIRONMENT_HEADER: HeaderName = HeaderName::from_static("x-keyward-environment");
 /// Every scope held, space-separated.
-pub const SCOPES_HEADER: &str = "x-keyward-scopes";
+pub const SCOPES_HEADER: HeaderName = HeaderName::from_static("x-keyward-scopes");
 /// The end customer's id, when the credential has one.
-pub const OWNER_HEADER: &str = "x-keyward-owner-id";
+pub const OWNER_HEADER: HeaderName = HeaderName::from_static("x-keyward-owner-id");
 
 /// Checks the credential a request presents for `scopes` and `environment`. `query` is the
 /// query string where `?api_key=` may be found (the original request's, behind a proxy).
@@ -151,9 +151,10 @@ pub fn admitted_headers(admitted: &Admitted) -> HeaderMap {
 /// identity made once.
 pub fn put_identity_headers(identity: &Identity, headers: &mut HeaderMap) {
     let values = identity.header_values();
-    let mut put = |name: &'static str, value: &Option<HeaderValue>| {
+    // The names are constants, checked once at compile time.
+    let mut put = |name: HeaderName, value: &Option<HeaderValue>| {
         if let Some(value) = value {
-            headers.insert(HeaderName::from_static(name), value.clone());
+            headers.insert(name, value.clone());
         }
     };
     put(KEY_ID_HEADER, &values.key_id);
