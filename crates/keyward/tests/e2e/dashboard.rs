@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use keyward_store::testing::skip_or_fail;
 
-use crate::support::{Server, database, init, keyward};
+use crate::support::{Server, database, init, keyward, run_python_script};
 
 /// The browser the tests drive: `KEYWARD_TEST_CHROMIUM`, else Debian's.
 fn chromium() -> Option<String> {
@@ -85,28 +85,17 @@ async fn a_member_manages_credentials_and_rules_in_chromium() {
         password,
     );
     let server = Server::start(db.url(), &[], &[]);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/dashboard_browser.py");
-    let base = server.base.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(script)
-            .env("KEYWARD_URL", base)
-            .env("KEYWARD_EMAIL", "ada@example.com")
-            .env("KEYWARD_PASSWORD", password)
-            .env("KEYWARD_SCREENSHOTS", screenshots())
-            .env("KEYWARD_CHROMIUM", chromium)
-            .output()
+    let envs = vec![
+        ("KEYWARD_URL", server.base.clone()),
+        ("KEYWARD_EMAIL", "ada@example.com".to_owned()),
+        ("KEYWARD_PASSWORD", password.to_owned()),
+        ("KEYWARD_SCREENSHOTS", screenshots().display().to_string()),
+        ("KEYWARD_CHROMIUM", chromium),
+    ];
+    run_python_script(python, "dashboard_browser.py", envs, || {
+        format!("server:\n{}", server.output.lock().unwrap())
     })
-    .await
-    .unwrap()
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.trim_end().ends_with("OK"),
-        "{stdout}\n{stderr}\nserver:\n{}",
-        server.output.lock().unwrap()
-    );
+    .await;
     let logs = server.stop();
     assert!(!logs.contains(password), "the password reached the logs");
 }

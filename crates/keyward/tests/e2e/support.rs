@@ -146,6 +146,32 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// Runs the Python script `tests/e2e/{name}` with `python` and `envs`, off the async
+/// threads, and asserts it succeeded and printed `OK` last; `context` is added to the
+/// failure message (the server's output, say).
+pub async fn run_python_script(
+    python: String,
+    name: &str,
+    envs: Vec<(&'static str, String)>,
+    context: impl FnOnce() -> String,
+) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/e2e")
+        .join(name);
+    let output =
+        tokio::task::spawn_blocking(move || Command::new(python).arg(script).envs(envs).output())
+            .await
+            .unwrap()
+            .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.trim_end().ends_with("OK"),
+        "{stdout}\n{stderr}\n{}",
+        context()
+    );
+}
+
 /// A fresh database of the backend `KEYWARD_TEST_DATABASE` names (SQLite by default; when
 /// PostgreSQL is named but unreachable and not required, a notice is printed and SQLite
 /// stands in).
