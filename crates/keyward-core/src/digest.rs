@@ -16,6 +16,18 @@ use subtle::ConstantTimeEq;
 
 use crate::secret::fill_random;
 
+/// Lower-case hexadecimal text of `bytes`.
+pub fn to_hex(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        text.push(char::from(HEX[usize::from(b >> 4)]));
+        text.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    text
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 /// SHA-256 of a whole secret: the key of the store's unique index.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LookupDigest([u8; 32]);
@@ -129,11 +141,6 @@ mod tests {
     fn the_lookup_digest_is_plain_sha256() {
         // SHA-256("abc"), FIPS 180-2 appendix B.1.
         let expected = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-        let hex: String = LookupDigest::of("abc")
-            .as_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(hex, expected);
+        assert_eq!(to_hex(LookupDigest::of("abc").as_bytes()), expected);
     }
 }

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::credential::ValidationError;
-use crate::digest::LookupDigest;
+use crate::digest::{LookupDigest, to_hex};
 use crate::secret::fill_random;
 use crate::typeid::{OrganizationId, UserId};
 
@@ -134,11 +134,7 @@ impl SessionToken {
     pub fn generate() -> Self {
         let mut bytes = Zeroizing::new([0u8; 32]);
         fill_random(bytes.as_mut());
-        let mut text = String::with_capacity(64);
-        for b in bytes.iter() {
-            text.push_str(&format!("{b:02x}"));
-        }
-        Self(Zeroizing::new(text))
+        Self(Zeroizing::new(to_hex(bytes.as_ref())))
     }
 
     /// The token as sent in the cookie.

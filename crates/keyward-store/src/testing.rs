@@ -207,7 +207,7 @@ fn replace_database(url: &str, name: &str) -> String {
 fn uuid_suffix() -> String {
     let mut bytes = [0u8; 8];
     keyward_core::secret::fill_random(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    keyward_core::digest::to_hex(&bytes)
 }
 
 #[cfg(test)]

@@ -541,7 +541,7 @@ pub async fn change_status(
     Path((id, action)): Path<(String, String)>,
     Protected { signed_in, .. }: Protected<TokenOnly>,
 ) -> Result<Response, PageError> {
-    let (change, done) = match action.as_str() {
+    let (change, what) = match action.as_str() {
         "disable" => (StatusChange::Disable, "disabled"),
         "enable" => (StatusChange::Enable, "enabled"),
         "revoke" => (StatusChange::Revoke, "revoked"),
@@ -557,7 +557,7 @@ pub async fn change_status(
         change,
     )
     .await?;
-    Ok(self::done(&credential.id, done))
+    Ok(done(&credential.id, what))
 }
 
 /// The rotate form.

@@ -7,7 +7,7 @@
 //! member is in its organization's audit log.
 
 use askama::Template;
-use axum::extract::{FromRequest, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -19,8 +19,8 @@ use crate::auth::request_client_ip;
 use crate::dashboard::credentials::LIST_PATH;
 use crate::dashboard::members::{LoginFailure, authenticate};
 use crate::dashboard::session::{
-    LOGIN_COOKIE, Protected, SESSION_LIFETIME, TokenOnly, cookie, csrf_matches, csrf_token,
-    form_csrf, parse_form, secure_cookies, session_cookie, set_cookie, start_session,
+    LOGIN_COOKIE, Protected, SESSION_LIFETIME, TokenOnly, cookie, csrf_token, read_checked_form,
+    secure_cookies, session_cookie, set_cookie, start_session,
 };
 use crate::dashboard::{PageError, render};
 use crate::error::ApiError;
@@ -146,21 +146,13 @@ impl std::fmt::Debug for LoginForm {
 /// Checks the login form; on success starts a session and goes to `next`.
 pub async fn submit(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let body =
-        match axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), &state)
-            .await
-        {
-            Ok(body) => body,
-            Err(rejection) => return rejection.into_response(),
-        };
-    let presented = form_csrf(&body).unwrap_or_default();
-    let secret = cookie(&parts.headers, LOGIN_COOKIE).unwrap_or_default();
-    if secret.is_empty() || !csrf_matches(secret, &presented) {
-        return PageError::csrf().into_response();
-    }
-    let form: LoginForm = match parse_form(&body) {
+    let secret = cookie(&parts.headers, LOGIN_COOKIE)
+        .unwrap_or_default()
+        .to_owned();
+    let request = Request::from_parts(parts.clone(), body);
+    let form: LoginForm = match read_checked_form(request, &secret, &state).await {
         Ok(form) => form,
-        Err(error) => return PageError(error).into_response(),
+        Err(refused) => return refused,
     };
     let ip = request_client_ip(&parts, &state);
     let now = state.clock.now();
@@ -205,7 +197,7 @@ pub async fn submit(State(state): State<AppState>, request: Request) -> Response
                 gate.throttle.record_failure(ip, now);
             }
             let page = LoginPage {
-                csrf_token: presented,
+                csrf_token: csrf_token(&secret),
                 email: form.email,
                 next,
                 error: Some("The email or the password is not right."),

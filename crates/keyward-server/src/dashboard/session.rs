@@ -17,7 +17,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use keyward_core::audit::Actor;
-use keyward_core::digest::LookupDigest;
+use keyward_core::digest::{LookupDigest, to_hex};
 use keyward_core::member::{Member, SessionToken};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -63,15 +63,11 @@ pub fn csrf_token(secret: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"keyward dashboard csrf v1\0");
     hasher.update(secret.as_bytes());
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    to_hex(&hasher.finalize())
 }
 
 /// Whether `presented` is the CSRF token for the cookie `secret`, compared in constant time.
-pub fn csrf_matches(secret: &str, presented: &str) -> bool {
+fn csrf_matches(secret: &str, presented: &str) -> bool {
     csrf_token(secret)
         .as_bytes()
         .ct_eq(presented.as_bytes())
@@ -117,7 +113,7 @@ pub struct SignedIn {
     pub actor: Actor,
     /// The session's digest, for logout.
     pub session: LookupDigest,
-    /// The secret the CSRF token derives from (the session cookie).
+    /// The secret the CSRF token derives from (the session cookie), for [`Protected`].
     session_secret: String,
 }
 
@@ -126,13 +122,6 @@ impl std::fmt::Debug for SignedIn {
         f.debug_struct("SignedIn")
             .field("member", &self.member.id)
             .finish_non_exhaustive()
-    }
-}
-
-impl SignedIn {
-    /// Whether `presented` is this session's CSRF token.
-    pub fn csrf_matches(&self, presented: &str) -> bool {
-        csrf_matches(&self.session_secret, presented)
     }
 }
 
@@ -228,19 +217,31 @@ pub struct Protected<T> {
     pub form: T,
 }
 
-/// Reads a urlencoded body into `T`, with the problem's wording on failure.
-pub fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_urlencoded::from_bytes(body)
-        .map_err(|e| ApiError::bad_request("invalid_form", format!("the form cannot be read: {e}")))
-}
-
-/// The CSRF field of a urlencoded body.
-pub fn form_csrf(body: &[u8]) -> Option<String> {
-    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
-        .ok()?
-        .into_iter()
-        .find(|(name, _)| name == CSRF_FIELD)
+/// Reads a urlencoded form: refused (403) unless its CSRF token is the one derived from
+/// the cookie `secret` (an empty secret matches nothing), then its fields into `T`.
+pub async fn read_checked_form<T: DeserializeOwned>(
+    request: Request,
+    secret: &str,
+    state: &AppState,
+) -> Result<T, Response> {
+    let body = Bytes::from_request(request, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let presented = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+        .ok()
+        .and_then(|pairs| pairs.into_iter().find(|(name, _)| name == CSRF_FIELD))
         .map(|(_, value)| value)
+        .unwrap_or_default();
+    if secret.is_empty() || !csrf_matches(secret, &presented) {
+        return Err(PageError::csrf().into_response());
+    }
+    serde_urlencoded::from_bytes(&body).map_err(|e| {
+        PageError(ApiError::bad_request(
+            "invalid_form",
+            format!("the form cannot be read: {e}"),
+        ))
+        .into_response()
+    })
 }
 
 impl<T: DeserializeOwned> FromRequest<AppState> for Protected<T> {
@@ -249,14 +250,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Protected<T> {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
         let (mut parts, body) = request.into_parts();
         let signed_in = SignedIn::from_request_parts(&mut parts, state).await?;
-        let body = Bytes::from_request(Request::from_parts(parts, body), state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let presented = form_csrf(&body).unwrap_or_default();
-        if !signed_in.csrf_matches(&presented) {
-            return Err(PageError::csrf().into_response());
-        }
-        let form = parse_form(&body).map_err(|e| PageError(e).into_response())?;
+        let secret = signed_in.session_secret.clone();
+        let form = read_checked_form(Request::from_parts(parts, body), &secret, state).await?;
         Ok(Protected { signed_in, form })
     }
 }
