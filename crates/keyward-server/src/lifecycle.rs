@@ -316,14 +316,6 @@ pub async fn create_with_id(
     validate_validity(settings.not_before, settings.expires_at, now)?;
     let environment: Environment = request.environment.unwrap_or_default().into();
     let (api_key, client_secret, stored) = new_secrets(state, environment);
-    if state
-        .store
-        .credential(organization_id, &id)
-        .await?
-        .is_some()
-    {
-        return Err(credential_exists());
-    }
     let credential = Credential {
         id,
         organization_id: organization_id.clone(),
@@ -360,7 +352,7 @@ pub async fn create_with_id(
         .await
     {
         Ok(()) => {}
-        // Sent twice at once: the other request created it.
+        // The id is taken: the same form sent before (or twice at once) created it.
         Err(StoreError::Conflict {
             constraint: "unique",
         }) if state
