@@ -176,9 +176,22 @@ impl RequestIds {
 impl MakeRequestId for RequestIds {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        axum::http::HeaderValue::from_str(&format!("{:08x}-{n:012x}", self.prefix))
+        // `{prefix:08x}-{n:012x}`, written without `fmt` (which cost a tenth of a request).
+        let mut id = [b'-'; 21];
+        hex_digits(u64::from(self.prefix), &mut id[..8]);
+        hex_digits(n, &mut id[9..]);
+        axum::http::HeaderValue::from_bytes(&id)
             .ok()
             .map(RequestId::new)
+    }
+}
+
+/// Writes the low `out.len()` hexadecimal digits of `n` into `out`, most significant first.
+fn hex_digits(mut n: u64, out: &mut [u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for digit in out.iter_mut().rev() {
+        *digit = HEX[(n & 0xf) as usize];
+        n >>= 4;
     }
 }
 

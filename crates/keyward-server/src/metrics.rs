@@ -3,13 +3,15 @@
 //! token issuance, store errors and how far behind the usage flush is. No label carries a
 //! secret or an organization's data: outcomes, route templates and fixed words only.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::response::{IntoResponse, Response};
-use metrics::{Counter, counter, gauge, histogram};
+use metrics::{Counter, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::state::AppState;
@@ -117,9 +119,36 @@ impl Default for VerificationMetrics {
     }
 }
 
+/// Folds the latency samples recorded since the last call into their buckets. The
+/// recorder keeps each sample until then, so without a scrape or this call the samples
+/// would pile up in memory; the usage flusher calls it every flush interval.
+pub fn upkeep() {
+    if let Some(handle) = handle() {
+        handle.run_upkeep();
+    }
+}
+
 /// Counts an issued access token.
 pub fn token_issued() {
     counter!(TOKENS_ISSUED).increment(1);
+}
+
+/// The latency histogram of a route template. The handles are kept per worker thread, so a
+/// request neither allocates its label nor looks it up in the recorder's registry (the
+/// templates are a fixed, small set).
+fn latency_histogram(endpoint: &str) -> Histogram {
+    thread_local! {
+        static HISTOGRAMS: RefCell<HashMap<String, Histogram, foldhash::fast::RandomState>> =
+            RefCell::default();
+    }
+    HISTOGRAMS.with_borrow_mut(|histograms| {
+        if let Some(histogram) = histograms.get(endpoint) {
+            return histogram.clone();
+        }
+        let histogram = histogram!(REQUEST_DURATION, "endpoint" => endpoint.to_owned());
+        histograms.insert(endpoint.to_owned(), histogram.clone());
+        histogram
+    })
 }
 
 /// A layer timing each request by its route template.
@@ -158,13 +187,13 @@ where
         let endpoint = request
             .extensions()
             .get::<MatchedPath>()
-            .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+            .map_or("unmatched", MatchedPath::as_str);
+        let histogram = latency_histogram(endpoint);
         let started = Instant::now();
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await;
-            histogram!(REQUEST_DURATION, "endpoint" => endpoint)
-                .record(started.elapsed().as_secs_f64());
+            histogram.record(started.elapsed().as_secs_f64());
             response
         })
     }

@@ -135,9 +135,14 @@ impl Default for ServerConfig {
     }
 }
 
-/// The state shared by every handler.
+/// The state shared by every handler: one reference-counted pointer, so the clones axum
+/// makes of it for each request (several per request) cost one atomic count each, not one
+/// for every part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+/// What [`AppState`] points to.
+pub struct SharedState {
     /// Where everything is kept.
     pub store: Arc<dyn Store>,
     /// The time source (a manual clock in tests).
@@ -154,6 +159,14 @@ pub struct AppState {
     pub login_gate: Arc<LoginGate>,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
 impl AppState {
     /// Builds the state.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: ServerConfig) -> Self {
@@ -167,7 +180,7 @@ impl AppState {
         ));
         let ceiling = Arc::new(OrganizationCeiling::new(config.rate_limits.management));
         let login_gate = Arc::new(LoginGate::new(config.login_throttle.clone()));
-        Self {
+        Self(Arc::new(SharedState {
             store,
             clock,
             config,
@@ -175,6 +188,6 @@ impl AppState {
             keys,
             ceiling,
             login_gate,
-        }
+        }))
     }
 }

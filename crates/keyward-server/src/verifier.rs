@@ -741,6 +741,7 @@ impl Verifier {
             loop {
                 interval.tick().await;
                 verifier.maintain();
+                crate::metrics::upkeep();
                 if let Err(error) = verifier.flush_usage().await {
                     tracing::warn!(%error, "could not write usage; will retry");
                 }

@@ -24,6 +24,11 @@ use keyward_store::{CredentialQuery, SqlStore};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc in place of the system allocator: a request makes a few dozen small
+/// allocations, which glibc's malloc spent about a fifth of the server's instructions on.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Keyward: self-hosted API credentials.
 #[derive(Debug, Parser)]
 #[command(name = "keyward", version, about)]

@@ -125,3 +125,29 @@ async fn a_scrape_parses_and_holds_the_expected_series() {
     assert!(!response.text.contains("kw_live_"));
     assert!(!response.text.contains("organization_"));
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_and_a_given_one_is_kept() {
+    let app = TestApp::new().await;
+    let mut seen = std::collections::HashSet::new();
+    for path in ["/healthz", "/v1/authorize", "/v1/keys", "/nowhere"] {
+        let response = app.get(path).send().await;
+        let id = response
+            .header("x-request-id")
+            .unwrap_or_else(|| panic!("{path}: no X-Request-Id"))
+            .to_owned();
+        let (prefix, counter) = id.split_once('-').unwrap();
+        assert_eq!((prefix.len(), counter.len()), (8, 12), "{id}");
+        assert!(
+            id.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit()),
+            "{id}"
+        );
+        assert!(seen.insert(id), "request ids are distinct");
+    }
+    let kept = app
+        .get("/healthz")
+        .header("x-request-id", "from-the-proxy-42")
+        .send()
+        .await;
+    assert_eq!(kept.header("x-request-id"), Some("from-the-proxy-42"));
+}
