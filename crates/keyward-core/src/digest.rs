@@ -29,8 +29,18 @@ pub fn to_hex(bytes: &[u8]) -> String {
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// SHA-256 of a whole secret: the key of the store's unique index.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct LookupDigest([u8; 32]);
+
+/// A digest's first 8 bytes are already uniformly random: a map hashes those (with its own
+/// seed) instead of all 32. Equality still compares all of them.
+impl std::hash::Hash for LookupDigest {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut head = [0u8; 8];
+        head.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(head));
+    }
+}
 
 impl LookupDigest {
     /// The lookup digest of a presented secret.

@@ -53,6 +53,63 @@ pub struct RateDecision {
     pub retry_after: Duration,
 }
 
+/// A limit with its emission interval and capacity worked out (a division): made once per
+/// credential and limit, not per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    /// The limit.
+    pub limit: RateLimit,
+    /// Nanoseconds between requests at the steady rate.
+    interval: i64,
+    /// Nanoseconds of burst: `burst × interval`.
+    capacity: i64,
+}
+
+impl RateLimit {
+    /// The limit's interval and capacity.
+    pub fn pace(self) -> Pace {
+        Pace {
+            limit: self,
+            interval: self.interval_nanos(),
+            capacity: self.capacity_nanos(),
+        }
+    }
+}
+
+impl Pace {
+    /// One GCRA step: a request at `now` against the theoretical arrival time `tat` (both
+    /// [`unix_nanos`]). Returns the new `tat` when the request is allowed (the state
+    /// does not move when it is refused), and what the check found.
+    pub fn step(&self, tat: i64, now: i64) -> (Option<i64>, RateDecision) {
+        let Pace {
+            limit,
+            interval,
+            capacity,
+        } = *self;
+        let new_tat = tat.max(now).saturating_add(interval);
+        let ahead = new_tat - now;
+        if ahead <= capacity {
+            let decision = RateDecision {
+                allowed: true,
+                limit: limit.burst,
+                remaining: u32::try_from((capacity - ahead) / interval).unwrap_or(0),
+                reset: nanos(ahead),
+                retry_after: Duration::ZERO,
+            };
+            (Some(new_tat), decision)
+        } else {
+            let decision = RateDecision {
+                allowed: false,
+                limit: limit.burst,
+                remaining: 0,
+                reset: nanos(tat.max(now) - now),
+                retry_after: nanos(ahead - capacity),
+            };
+            (None, decision)
+        }
+    }
+}
+
 /// The state of one limited credential: its theoretical arrival time, in nanoseconds since
 /// the Unix epoch (0 = at rest). `i64` nanoseconds reach the year 2262, and keep the
 /// arithmetic out of 128-bit division on the verification path.
@@ -60,7 +117,8 @@ pub struct RateDecision {
 pub struct Gcra {
     /// The theoretical arrival time.
     pub tat_nanos: i64,
-    derived: Derived,
+    /// The pace last used: a credential keeps its limit, and the pace costs a division.
+    pace: Option<Pace>,
 }
 
 /// Nanoseconds since the Unix epoch, as the limiter counts time (saturating in 2262).
@@ -68,15 +126,6 @@ pub fn unix_nanos(t: OffsetDateTime) -> i64 {
     t.unix_timestamp()
         .saturating_mul(1_000_000_000)
         .saturating_add(i64::from(t.nanosecond()))
-}
-
-/// The limit, the interval and the capacity last used: a credential keeps its limit, and
-/// the interval costs a division to work out.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Derived {
-    limit: Option<RateLimit>,
-    interval: i64,
-    capacity: i64,
 }
 
 impl Gcra {
@@ -87,37 +136,15 @@ impl Gcra {
 
     /// [`Gcra::check`] with the time as [`unix_nanos`] gives it.
     pub fn check_at(&mut self, limit: RateLimit, now: i64) -> RateDecision {
-        if self.derived.limit != Some(limit) {
-            self.derived = Derived {
-                limit: Some(limit),
-                interval: limit.interval_nanos(),
-                capacity: limit.capacity_nanos(),
-            };
+        let pace = match self.pace {
+            Some(pace) if pace.limit == limit => pace,
+            _ => *self.pace.insert(limit.pace()),
+        };
+        let (tat, decision) = pace.step(self.tat_nanos, now);
+        if let Some(tat) = tat {
+            self.tat_nanos = tat;
         }
-        let Derived {
-            interval, capacity, ..
-        } = self.derived;
-        let new_tat = self.tat_nanos.max(now).saturating_add(interval);
-        let ahead = new_tat - now;
-        if ahead <= capacity {
-            self.tat_nanos = new_tat;
-            RateDecision {
-                allowed: true,
-                limit: limit.burst,
-                remaining: u32::try_from((capacity - ahead) / interval).unwrap_or(0),
-                reset: nanos(ahead),
-                retry_after: Duration::ZERO,
-            }
-        } else {
-            let current = self.tat_nanos.max(now) - now;
-            RateDecision {
-                allowed: false,
-                limit: limit.burst,
-                remaining: 0,
-                reset: nanos(current),
-                retry_after: nanos(ahead - capacity),
-            }
-        }
+        decision
     }
 }
 

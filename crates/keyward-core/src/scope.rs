@@ -9,7 +9,7 @@
 //! Presets and wildcards are kept as wildcards, never expanded into lists, so a resource
 //! added to the catalogue later is covered by `*` and `read` as a user would expect.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 /// One permission: a resource and an action, `None` meaning any.
@@ -235,6 +235,60 @@ impl fmt::Debug for ScopeSet {
     }
 }
 
+/// Scopes as bits, so a check compares no string: every scope the catalogue can name (each
+/// `resource:action`, each `resource:*`, the presets and `*`) has a bit, and a set of held
+/// scopes becomes the bits of every nameable scope it covers. "The set grants the required
+/// scope" is then one AND, with the same answer as [`ScopeSet::grants`] by construction.
+/// A catalogue naming more than 128 scopes has no index: its checks compare scopes one by
+/// one.
+#[derive(Debug, Clone)]
+pub struct ScopeIndex {
+    /// The scope of each bit.
+    nameable: Vec<Scope>,
+    bits: HashMap<Scope, u32, foldhash::fast::RandomState>,
+}
+
+impl ScopeIndex {
+    /// The index of `catalogue`, unless it names more scopes than bits there are.
+    pub fn new(catalogue: &ScopeCatalogue) -> Option<Self> {
+        let mut nameable = vec![Scope::all()];
+        nameable.extend(PRESET_ACTIONS.iter().map(|action| Scope {
+            resource: None,
+            action: Some((*action).to_owned()),
+        }));
+        for (resource, actions) in catalogue.resources() {
+            nameable.push(Scope {
+                resource: Some(resource.to_owned()),
+                action: None,
+            });
+            nameable.extend(actions.iter().map(|action| Scope::exact(resource, action)));
+        }
+        if nameable.len() > 128 {
+            return None;
+        }
+        let bits = (0u32..)
+            .zip(&nameable)
+            .map(|(bit, s)| (s.clone(), bit))
+            .collect();
+        Some(Self { nameable, bits })
+    }
+
+    /// The bits of every nameable scope that `held` grants.
+    pub fn granted(&self, held: &ScopeSet) -> u128 {
+        (0u32..)
+            .zip(&self.nameable)
+            .filter(|(_, scope)| held.grants(scope))
+            .fold(0, |bits, (bit, _)| bits | 1 << bit)
+    }
+
+    /// The bits of `required`; `None` when one of them is not nameable in this catalogue.
+    pub fn required(&self, required: &[Scope]) -> Option<u128> {
+        required
+            .iter()
+            .try_fold(0, |bits, scope| Some(bits | 1 << *self.bits.get(scope)?))
+    }
+}
+
 /// The built-in roles: name and scopes.
 pub const BUILTIN_ROLES: &[(&str, &[&str])] = &[
     ("admin", &["*"]),
@@ -423,6 +477,33 @@ mod tests {
         #[test]
         fn arbitrary_text_never_panics_the_parser(text in ".{0,40}") {
             let _ = ScopeCatalogue::default().parse(&text);
+        }
+    }
+
+    proptest! {
+        /// The bits answer exactly as the scopes compared one by one, for every set of held
+        /// scopes (stored ones outside the catalogue included) and every nameable scope.
+        #[test]
+        fn the_index_grants_what_the_set_grants(
+            held in proptest::collection::vec(
+                prop_oneof![
+                    Just("*"), Just("read"), Just("write"), Just("delete"), Just("dns:*"),
+                    Just("dns:read"), Just("dns:write"), Just("keys:verify"), Just("keys:*"),
+                    Just("domains:delete"), Just("billing:read"), Just("gone:read"),
+                ],
+                0..5,
+            ),
+        ) {
+            let catalogue = ScopeCatalogue::default();
+            let index = ScopeIndex::new(&catalogue).unwrap();
+            let set: ScopeSet = held.iter().filter_map(|s| Scope::from_canonical(s)).collect();
+            let granted = index.granted(&set);
+            for scope in &index.nameable {
+                let required = std::slice::from_ref(scope);
+                let needed = index.required(required).unwrap();
+                prop_assert_eq!(granted & needed == needed, set.grants(scope), "{:?}", scope);
+            }
+            prop_assert_eq!(index.required(&[Scope::exact("gone", "read")]), None);
         }
     }
 }

@@ -175,22 +175,30 @@ pub enum SecretFormatError {
 /// The deployment prefix is not compared: any well-formed prefix is accepted, so a
 /// deployment can change its prefix without invalidating the keys it already issued.
 pub fn parse_secret(text: &str) -> Result<SecretKind, SecretFormatError> {
-    let mut parts = text.splitn(3, '_');
-    let (Some(prefix), Some(marker), Some(rest)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(SecretFormatError::Shape);
-    };
-    if !is_key_prefix(prefix) {
+    // Byte by byte: this runs on every presented credential.
+    let bytes = text.as_bytes();
+    let prefix_end = bytes
+        .iter()
+        .position(|&b| b == b'_')
+        .ok_or(SecretFormatError::Shape)?;
+    if !is_key_prefix(&text[..prefix_end]) {
         return Err(SecretFormatError::Shape);
     }
-    let kind = match marker {
-        "live" => SecretKind::ApiKey(Environment::Live),
-        "test" => SecretKind::ApiKey(Environment::Test),
-        CLIENT_SECRET_MARKER => SecretKind::ClientSecret,
-        _ => return Err(SecretFormatError::Shape),
+    let marked = &bytes[prefix_end + 1..];
+    let (kind, rest) = if let Some(rest) = marked.strip_prefix(b"live_") {
+        (SecretKind::ApiKey(Environment::Live), rest)
+    } else if let Some(rest) = marked.strip_prefix(b"test_") {
+        (SecretKind::ApiKey(Environment::Test), rest)
+    } else if let Some(rest) = marked.strip_prefix(b"cs_") {
+        (SecretKind::ClientSecret, rest)
+    } else {
+        return Err(SecretFormatError::Shape);
     };
-    if rest.len() != kind.body_len() + CHECK_LEN || !rest.bytes().all(|b| b.is_ascii_alphanumeric())
-    {
+    // A fold rather than `all`: no early exit, so the compiler checks many bytes at once.
+    let alphanumeric = rest
+        .iter()
+        .fold(true, |all, b| all & b.is_ascii_alphanumeric());
+    if rest.len() != kind.body_len() + CHECK_LEN || !alphanumeric {
         return Err(SecretFormatError::Shape);
     }
     let (signed, check) = text.split_at(text.len() - CHECK_LEN);
@@ -366,6 +374,33 @@ mod tests {
         #[test]
         fn arbitrary_text_never_panics_the_parser(text in ".{0,80}") {
             let _ = parse_secret(&text);
+        }
+
+        /// The byte-level parser reads shapes as splitting on `_` does.
+        #[test]
+        fn the_parser_agrees_with_splitting_on_underscores(
+            prefix in "[a-zA-Z0-9_]{0,9}",
+            marker in prop_oneof![Just("live"), Just("test"), Just("cs"), Just("prod"), Just("")],
+            rest in "[a-zA-Z0-9_-]{36,48}",
+        ) {
+            let text = format!("{prefix}_{marker}_{rest}");
+            let mut parts = text.splitn(3, '_');
+            let (p, m, r) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+            let kind = match m {
+                "live" => Some(SecretKind::ApiKey(Environment::Live)),
+                "test" => Some(SecretKind::ApiKey(Environment::Test)),
+                "cs" => Some(SecretKind::ClientSecret),
+                _ => None,
+            };
+            let shaped = kind.filter(|k| {
+                is_key_prefix(p)
+                    && r.len() == k.body_len() + CHECK_LEN
+                    && r.bytes().all(|b| b.is_ascii_alphanumeric())
+            });
+            match shaped {
+                None => prop_assert_eq!(parse_secret(&text), Err(SecretFormatError::Shape)),
+                Some(_) => prop_assert!(parse_secret(&text) != Err(SecretFormatError::Shape)),
+            }
         }
     }
 }

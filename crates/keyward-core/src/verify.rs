@@ -5,11 +5,10 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use time::OffsetDateTime;
-
+use crate::clock::to_millis;
 use crate::credential::{Credential, Environment, Status, ip_allowed};
 use crate::ip_rule::{IpRule, evaluate};
-use crate::scope::{Scope, ScopeSet};
+use crate::scope::{Scope, ScopeIndex, ScopeSet};
 
 /// The outcome of a check, with the stable code of SPEC R-AUTH.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,6 +106,9 @@ impl fmt::Display for Outcome {
 pub struct Requirements<'a> {
     /// Scopes the credential must all hold.
     pub scopes: &'a [Scope],
+    /// The same scopes as bits of the [`ScopeIndex`] the credential's [`Gate`] was made
+    /// with; `None` compares them one by one.
+    pub scope_bits: Option<u128>,
     /// The environment the credential must belong to.
     pub environment: Option<Environment>,
     /// The client's address, checked against the credential's allowlist and the
@@ -120,6 +122,55 @@ pub struct Requirements<'a> {
     pub org_rules: &'a [IpRule],
 }
 
+/// What the decision reads of a credential, made once when the credential is cached:
+/// status, validity window in milliseconds, environment, whether it has an allowlist, and
+/// its effective scopes as bits. Small and flat, so a check of a cached credential reads
+/// one or two cache lines of it rather than the strings and lists of the whole record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gate {
+    /// The effective scopes as bits of a [`ScopeIndex`] (meaningful with `indexed`).
+    scope_bits: u128,
+    /// Milliseconds since the epoch; `i64::MAX` when it never expires.
+    expires_at: i64,
+    /// Milliseconds since the epoch; `i64::MIN` when valid from the start.
+    not_before: i64,
+    status: Status,
+    environment: Environment,
+    /// Whether the credential has an IP allowlist.
+    restricted: bool,
+    /// Whether `scope_bits` holds the scopes.
+    indexed: bool,
+}
+
+impl Gate {
+    /// The gate of `credential` holding `scopes` (its permissions and its role's), with
+    /// the scopes as bits of `index` when there is one.
+    pub fn new(credential: &Credential, scopes: &ScopeSet, index: Option<&ScopeIndex>) -> Self {
+        let settings = &credential.settings;
+        Self {
+            scope_bits: index.map_or(0, |index| index.granted(scopes)),
+            indexed: index.is_some(),
+            expires_at: settings.expires_at.map_or(i64::MAX, to_millis),
+            not_before: settings.not_before.map_or(i64::MIN, to_millis),
+            status: credential.status,
+            environment: credential.environment,
+            restricted: !settings.ip_allowlist.is_empty(),
+        }
+    }
+}
+
+/// A credential as the decision sees it: its [`Gate`], and the record and scopes behind it,
+/// read only when the gate cannot answer alone (an allowlist, a scope outside the index).
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    /// The compact part.
+    pub gate: &'a Gate,
+    /// The credential the gate was made of.
+    pub credential: &'a Credential,
+    /// Its effective scopes (permissions and role).
+    pub scopes: &'a ScopeSet,
+}
+
 /// Whether an address passes both the credential's allowlist and the organization's rules.
 fn address_permitted(allowlist: &[ipnet::IpNet], rules: &[IpRule], ip: Option<IpAddr>) -> bool {
     if allowlist.is_empty() && rules.is_empty() {
@@ -128,35 +179,34 @@ fn address_permitted(allowlist: &[ipnet::IpNet], rules: &[IpRule], ip: Option<Ip
     ip.is_some_and(|ip| ip_allowed(allowlist, ip) && evaluate(rules, ip).allows())
 }
 
-/// Decides a check of a credential whose secret matched.
+/// Decides a check of a credential whose secret matched, at `now` (milliseconds since the
+/// epoch).
 ///
-/// `secret_expires_at` is the end of a rotated-out secret's grace period; `scopes` are the
-/// credential's effective scopes (its permissions and its role's). Status comes first, then
-/// time, then address, environment and scopes: a dead credential never reveals whether
-/// the rest would have passed.
+/// `secret_expires_at` is the end of a rotated-out secret's grace period (milliseconds).
+/// Status comes first, then time, then address, environment and scopes: a dead credential
+/// never reveals whether the rest would have passed.
 pub fn decide(
-    credential: &Credential,
-    secret_expires_at: Option<OffsetDateTime>,
-    scopes: &ScopeSet,
+    subject: Subject<'_>,
+    secret_expires_at: Option<i64>,
     requirements: &Requirements<'_>,
-    now: OffsetDateTime,
+    now: i64,
 ) -> Outcome {
-    match credential.status {
+    let gate = subject.gate;
+    match gate.status {
         Status::Revoked => return Outcome::Revoked,
         Status::Disabled => return Outcome::Disabled,
         Status::Active => {}
     }
-    let settings = &credential.settings;
-    if settings.expires_at.is_some_and(|t| t <= now) || secret_expires_at.is_some_and(|t| t <= now)
-    {
+    if gate.expires_at <= now || secret_expires_at.is_some_and(|t| t <= now) {
         return Outcome::Expired;
     }
-    if settings.not_before.is_some_and(|t| t > now) {
+    if gate.not_before > now {
         return Outcome::NotYetValid;
     }
     if !requirements.any_address
+        && (gate.restricted || !requirements.org_rules.is_empty())
         && !address_permitted(
-            &settings.ip_allowlist,
+            &subject.credential.settings.ip_allowlist,
             requirements.org_rules,
             requirements.client_ip,
         )
@@ -165,11 +215,18 @@ pub fn decide(
     }
     if requirements
         .environment
-        .is_some_and(|env| env != credential.environment)
+        .is_some_and(|env| env != gate.environment)
     {
         return Outcome::EnvironmentMismatch;
     }
-    if !requirements.scopes.iter().all(|s| scopes.grants(s)) {
+    let granted = match requirements.scope_bits {
+        Some(needed) if gate.indexed => gate.scope_bits & needed == needed,
+        _ => requirements
+            .scopes
+            .iter()
+            .all(|scope| subject.scopes.grants(scope)),
+    };
+    if !granted {
         return Outcome::InsufficientScope;
     }
     Outcome::Valid
@@ -182,6 +239,7 @@ mod tests {
     use crate::ip_rule::{RuleKind, RulePolicy};
     use crate::scope::ScopeCatalogue;
     use crate::typeid::{CredentialId, IpRuleId, OrganizationId};
+    use time::OffsetDateTime;
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
@@ -219,9 +277,36 @@ mod tests {
         }
     }
 
-    fn check(c: &Credential, requirements: &Requirements<'_>) -> Outcome {
+    /// Decides with the gate indexed (required bits worked out) and without, and checks
+    /// that both agree.
+    fn decide_both(
+        c: &Credential,
+        secret_expires_at: Option<OffsetDateTime>,
+        requirements: &Requirements<'_>,
+        now: OffsetDateTime,
+    ) -> Outcome {
         let scopes = c.settings.permissions.clone();
-        decide(c, None, &scopes, requirements, NOW)
+        let index = ScopeIndex::new(&ScopeCatalogue::default()).unwrap();
+        let secret_end = secret_expires_at.map(to_millis);
+        let plain = Gate::new(c, &scopes, None);
+        let subject = |gate| Subject {
+            gate,
+            credential: c,
+            scopes: &scopes,
+        };
+        let compared = decide(subject(&plain), secret_end, requirements, to_millis(now));
+        let indexed = Gate::new(c, &scopes, Some(&index));
+        let with_bits = Requirements {
+            scope_bits: index.required(requirements.scopes),
+            ..requirements.clone()
+        };
+        let by_bits = decide(subject(&indexed), secret_end, &with_bits, to_millis(now));
+        assert_eq!(compared, by_bits, "the index changes no decision");
+        compared
+    }
+
+    fn check(c: &Credential, requirements: &Requirements<'_>) -> Outcome {
+        decide_both(c, None, requirements, NOW)
     }
 
     #[test]
@@ -245,16 +330,14 @@ mod tests {
     #[test]
     fn a_rotated_out_secret_expires_at_its_grace_end() {
         let c = credential(CredentialSettings::default());
-        let scopes = ScopeSet::default();
         assert_eq!(
-            decide(&c, Some(NOW), &scopes, &Requirements::default(), NOW),
+            decide_both(&c, Some(NOW), &Requirements::default(), NOW),
             Outcome::Expired
         );
         assert_eq!(
-            decide(
+            decide_both(
                 &c,
                 Some(NOW + time::Duration::SECOND),
-                &scopes,
                 &Requirements::default(),
                 NOW
             ),

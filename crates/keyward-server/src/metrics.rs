@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -58,6 +59,7 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
     match handle() {
         Some(handle) => {
             gauge!(FLUSH_LAG).set(state.verifier.flush_lag().as_secs_f64());
+            state.verifier.metrics.publish();
             handle.run_upkeep();
             (
                 [(
@@ -72,43 +74,107 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
     }
 }
 
-/// The counters the verification path increments, looked up once.
-#[derive(Debug, Clone)]
+/// What the verification path counts. Each worker thread increments counters of its own
+/// (a line no other core writes), and a scrape adds what they gained since the last one
+/// to the recorder's series: a check pays one uncontended increment per count, where the
+/// recorder's shared counters cost two contended ones.
+#[derive(Debug)]
 pub struct VerificationMetrics {
-    outcomes: Vec<Counter>,
+    /// One row of counts per shard of threads.
+    shards: Box<[ShardCounts]>,
+    /// The recorder's series, in [`Count`] order, and what was last added to each.
+    series: Vec<Counter>,
+    published: std::sync::Mutex<Vec<u64>>,
+}
+
+/// What is counted, as indices into each shard's row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    /// A verification with this outcome.
+    Outcome(keyward_core::verify::Outcome),
     /// A cache hit.
-    pub cache_hit: Counter,
+    CacheHit,
     /// A cache miss (a store read follows).
-    pub cache_miss: Counter,
-    /// A rate-limited request.
-    pub rate_limited: Counter,
+    CacheMiss,
+    /// A request refused by its credential's rate limit.
+    RateLimited,
     /// A store failure.
-    pub store_error: Counter,
+    StoreError,
+}
+
+/// Outcomes, then the four other counts.
+const COUNTS: usize = keyward_core::verify::Outcome::ALL.len() + 4;
+/// Rows of counts; threads beyond this share rows (still exact, then contended).
+const COUNT_SHARDS: usize = 16;
+
+/// One shard's counts, on lines of their own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct ShardCounts([AtomicU64; COUNTS]);
+
+impl Count {
+    fn index(self) -> usize {
+        let outcomes = keyward_core::verify::Outcome::ALL.len();
+        match self {
+            Count::Outcome(outcome) => keyward_core::verify::Outcome::ALL
+                .iter()
+                .position(|o| *o == outcome)
+                .unwrap_or(0),
+            Count::CacheHit => outcomes,
+            Count::CacheMiss => outcomes + 1,
+            Count::RateLimited => outcomes + 2,
+            Count::StoreError => outcomes + 3,
+        }
+    }
+}
+
+/// This thread's row.
+fn shard_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % COUNT_SHARDS;
+    }
+    INDEX.with(|index| *index)
 }
 
 impl VerificationMetrics {
     /// Registers the series (with the recorder installed first, so they are counted).
     pub fn new() -> Self {
         handle();
+        let mut series: Vec<Counter> = keyward_core::verify::Outcome::ALL
+            .iter()
+            .map(|o| counter!(VERIFICATIONS, "outcome" => o.code()))
+            .collect();
+        series.push(counter!(CACHE_LOOKUPS, "result" => "hit"));
+        series.push(counter!(CACHE_LOOKUPS, "result" => "miss"));
+        series.push(counter!(RATE_LIMITED));
+        series.push(counter!(STORE_ERRORS));
         Self {
-            outcomes: keyward_core::verify::Outcome::ALL
-                .iter()
-                .map(|o| counter!(VERIFICATIONS, "outcome" => o.code()))
-                .collect(),
-            cache_hit: counter!(CACHE_LOOKUPS, "result" => "hit"),
-            cache_miss: counter!(CACHE_LOOKUPS, "result" => "miss"),
-            rate_limited: counter!(RATE_LIMITED),
-            store_error: counter!(STORE_ERRORS),
+            shards: (0..COUNT_SHARDS).map(|_| ShardCounts::default()).collect(),
+            published: std::sync::Mutex::new(vec![0; series.len()]),
+            series,
         }
     }
 
-    /// Counts a verification with `outcome`.
-    pub fn verification(&self, outcome: keyward_core::verify::Outcome) {
-        if let Some(i) = keyward_core::verify::Outcome::ALL
-            .iter()
-            .position(|o| *o == outcome)
-        {
-            self.outcomes[i].increment(1);
+    /// Counts one `count`.
+    pub fn add(&self, count: Count) {
+        self.shards[shard_index()].0[count.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds to the recorder's series what was counted since the last call.
+    pub fn publish(&self) {
+        let mut published = self
+            .published
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (index, series) in self.series.iter().enumerate() {
+            let total: u64 = self
+                .shards
+                .iter()
+                .map(|shard| shard.0[index].load(Ordering::Relaxed))
+                .sum();
+            series.increment(total - published[index]);
+            published[index] = total;
         }
     }
 }

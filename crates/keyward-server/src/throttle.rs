@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use dashmap::DashMap;
 use foldhash::fast::RandomState;
-use keyward_core::clock::to_millis;
+use keyward_core::clock::{from_millis, to_millis};
 use time::{Duration, OffsetDateTime};
 
 /// How many failures, in what window, block an address, and for how long.
@@ -85,9 +85,16 @@ impl Throttle {
 
     /// How long `ip` must still wait, if it is blocked at `now`.
     pub fn blocked(&self, ip: IpAddr, now: OffsetDateTime) -> Option<Duration> {
-        if to_millis(now) >= self.blocks_end.load(Ordering::Relaxed) {
+        self.blocked_at(ip, to_millis(now))
+    }
+
+    /// [`Throttle::blocked`] at `now_millis` since the epoch: what the verification path
+    /// reads, answered from one atomic while nobody is blocked.
+    pub fn blocked_at(&self, ip: IpAddr, now_millis: i64) -> Option<Duration> {
+        if now_millis >= self.blocks_end.load(Ordering::Relaxed) {
             return None;
         }
+        let now = from_millis(now_millis);
         let state = self.states.get(&bucket(ip))?;
         state
             .blocked_until

@@ -10,66 +10,222 @@
 //! Each credential in use has one [`Activity`] cell, shared by every cached entry of its
 //! secrets, so noting a use touches only memory the check has already read: no map lookup
 //! per request. A cell joins the pending list when its first unwritten record arrives.
+//!
+//! A request that passes its limit (nearly all of them) touches only atomics: the limit's
+//! arrival time is moved by compare-and-swap, and the accepted requests of the current
+//! minute are one counter tagged with its minute. Refusals, uses through the query string,
+//! a new minute and a newer last use take the cell's lock. So a key used at full speed from
+//! every core never waits on a lock, and each request is still counted exactly once.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use dashmap::DashMap;
 use foldhash::fast::RandomState;
 use keyward_core::clock::{from_millis, to_millis};
-use keyward_core::rate_limit::{Gcra, RateDecision, RateLimit};
+use keyward_core::rate_limit::{Pace, RateDecision};
 use keyward_core::typeid::{CredentialId, IpRuleId};
 use keyward_core::verify::Outcome;
 use keyward_store::{CredentialUse, Store, StoreError, UsageCount};
 use time::OffsetDateTime;
 
-/// What this node tracks of one credential in use: its unwritten last use and request
-/// counts, and its rate limit state.
+/// What this node tracks of one credential in use: its rate limit state, its unwritten
+/// request counts and last use.
+///
+/// Laid out (`repr(C)`, 128-byte aligned) so what a check touches — the atomics, the lock
+/// and the last use behind it — sits in one pair of cache lines, which processors fetch
+/// together.
 #[derive(Debug)]
+#[repr(C, align(128))]
 pub struct Activity {
-    credential: CredentialId,
+    /// The limit's theoretical arrival time (nanoseconds since the epoch; 0 at rest).
+    tat: AtomicI64,
+    /// Accepted requests not yet written, of one minute: the minute since the epoch in the
+    /// high 32 bits, the count in the low 32. Other minutes' counts are in `state`.
+    accepted: AtomicU64,
+    /// The newest use in `state` (milliseconds): a request of the same millisecond or
+    /// older leaves the last use as it is without taking the lock.
+    last_used: AtomicI64,
+    /// Whether the cell is on the pending list.
+    queued: AtomicBool,
     state: Mutex<ActivityState>,
+    credential: CredentialId,
 }
 
 #[derive(Debug, Default)]
 struct ActivityState {
-    /// Milliseconds since the epoch, and the address.
-    last_use: Option<(i64, Option<IpAddr>)>,
-    /// Unwritten counts: (minute since the epoch, outcome) → (requests, via the query).
-    counts: Vec<((i64, Outcome), (i64, i64))>,
-    /// Whether the cell is on the pending list.
-    queued: bool,
-    rate: Gcra,
+    /// The newest use not yet written.
+    last_use: Option<LastUse>,
+    /// Unwritten counts besides `accepted`.
+    counts: Vec<Tally>,
 }
+
+/// (Minute since the epoch, outcome) → (requests, of which via the query string).
+type Tally = ((i64, Outcome), (i64, i64));
+
+/// A last use: milliseconds since the epoch, and the address.
+type LastUse = (i64, Option<IpAddr>);
 
 /// Milliseconds in a minute.
 const MINUTE_MILLIS: i64 = 60_000;
+/// The count's part of [`Activity::accepted`].
+const COUNT_MASK: u64 = 0xffff_ffff;
 
 impl ActivityState {
-    /// Adds a request with `outcome` in `minute` (since the epoch); true when the cell must
-    /// join the pending list.
-    fn count(&mut self, outcome: Outcome, minute: i64, via_query: bool) -> bool {
+    /// Adds `count` requests with `outcome` in `minute` (since the epoch).
+    fn add(&mut self, minute: i64, outcome: Outcome, count: i64, via_query: i64) {
         let key = (minute, outcome);
-        let query = i64::from(via_query);
         match self.counts.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, (count, via))) => {
-                *count += 1;
-                *via += query;
+            Some((_, (n, via))) => {
+                *n += count;
+                *via += via_query;
             }
-            None => self.counts.push((key, (1, query))),
+            None => self.counts.push((key, (count, via_query))),
         }
-        !std::mem::replace(&mut self.queued, true)
     }
 
-    /// Notes an accepted request, counted as `VALID`.
-    fn accept(&mut self, request: &Request) -> bool {
-        if self
-            .last_use
-            .is_none_or(|(previous, _)| previous <= request.at_millis)
-        {
-            self.last_use = Some((request.at_millis, request.ip));
+    /// Keeps `(at, ip)` as the last use unless a newer one is kept.
+    fn note_use(&mut self, at: i64, ip: Option<IpAddr>) {
+        if self.last_use.is_none_or(|(previous, _)| previous <= at) {
+            self.last_use = Some((at, ip));
         }
-        self.count(Outcome::Valid, request.minute(), request.via_query)
+    }
+}
+
+impl Activity {
+    fn new(credential: CredentialId) -> Self {
+        Self {
+            tat: AtomicI64::new(0),
+            accepted: AtomicU64::new(0),
+            last_used: AtomicI64::new(i64::MIN),
+            queued: AtomicBool::new(false),
+            credential,
+            state: Mutex::new(ActivityState::default()),
+        }
+    }
+
+    /// EXPERIMENT
+    pub fn touch(&self) {
+        std::hint::black_box(self.tat.load(Ordering::Relaxed));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ActivityState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One request against the limit at `pace`: the arrival time moves only when it is
+    /// allowed.
+    fn limit(&self, pace: &Pace, now_nanos: i64) -> RateDecision {
+        let mut tat = self.tat.load(Ordering::Relaxed);
+        loop {
+            let (next, decision) = pace.step(tat, now_nanos);
+            let Some(next) = next else {
+                return decision;
+            };
+            match self
+                .tat
+                .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return decision,
+                Err(actual) => tat = actual,
+            }
+        }
+    }
+
+    /// Counts an accepted request and notes it as the last use; true when the cell must
+    /// join the pending list.
+    fn accept(&self, request: &Request) -> bool {
+        let minute = request.minute();
+        if request.via_query || !self.count_accepted(minute) {
+            let mut state = self.lock();
+            self.roll_over(&mut state, minute);
+            state.add(minute, Outcome::Valid, 1, i64::from(request.via_query));
+        }
+        if request.at_millis > self.last_used.load(Ordering::Relaxed) {
+            let mut state = self.lock();
+            state.note_use(request.at_millis, request.ip);
+            // Written only with the lock held: a plain store, no read-modify-write.
+            if let Some((newest, _)) = state.last_use {
+                self.last_used.store(newest, Ordering::Relaxed);
+            }
+        }
+        self.enqueue()
+    }
+
+    /// Adds one to the accepted counter if it counts `minute`, without a lock.
+    fn count_accepted(&self, minute: i64) -> bool {
+        let Ok(tag) = u32::try_from(minute) else {
+            return false;
+        };
+        let mut word = self.accepted.load(Ordering::Relaxed);
+        while word >> 32 == u64::from(tag) && word & COUNT_MASK < COUNT_MASK {
+            // Acquire: a flush that drained the counter before this increment marked the
+            // cell unqueued first, and `enqueue` must see that.
+            match self.accepted.compare_exchange_weak(
+                word,
+                word + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => word = actual,
+            }
+        }
+        false
+    }
+
+    /// With the lock held: when `minute` is newer than the counter's, moves the counter's
+    /// count into `state` and makes it count `minute` from zero.
+    fn roll_over(&self, state: &mut ActivityState, minute: i64) {
+        let Ok(tag) = u32::try_from(minute) else {
+            return;
+        };
+        let fresh = u64::from(tag) << 32;
+        let mut word = self.accepted.load(Ordering::Relaxed);
+        while word >> 32 < u64::from(tag) || word == 0 {
+            match self.accepted.compare_exchange_weak(
+                word,
+                fresh,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    let count = (word & COUNT_MASK) as i64;
+                    if count > 0 {
+                        state.add((word >> 32) as i64, Outcome::Valid, count, 0);
+                    }
+                    return;
+                }
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    /// Counts a refused request by its outcome; true when the cell must join the pending
+    /// list.
+    fn refuse(&self, outcome: Outcome, request: &Request) -> bool {
+        self.lock()
+            .add(request.minute(), outcome, 1, i64::from(request.via_query));
+        self.enqueue()
+    }
+
+    /// Marks the cell as holding something unwritten; true if it was not marked.
+    fn enqueue(&self) -> bool {
+        !self.queued.load(Ordering::Relaxed) && !self.queued.swap(true, Ordering::AcqRel)
+    }
+
+    /// Takes everything unwritten (the cell leaves the pending list first, so a record
+    /// arriving meanwhile puts it back).
+    fn take(&self) -> (Option<LastUse>, Vec<Tally>) {
+        self.queued.store(false, Ordering::Release);
+        let mut state = self.lock();
+        let word = self.accepted.fetch_and(!COUNT_MASK, Ordering::AcqRel);
+        let count = (word & COUNT_MASK) as i64;
+        if count > 0 {
+            state.add((word >> 32) as i64, Outcome::Valid, count, 0);
+        }
+        (state.last_use.take(), std::mem::take(&mut state.counts))
     }
 }
 
@@ -108,26 +264,21 @@ impl UsageRecorder {
         if let Some(cell) = entry.upgrade() {
             return cell;
         }
-        let cell = Arc::new(Activity {
-            credential: credential.clone(),
-            state: Mutex::new(ActivityState::default()),
-        });
+        let cell = Arc::new(Activity::new(credential.clone()));
         *entry = Arc::downgrade(&cell);
         cell
     }
 
-    /// Counts a request of the credential of `cell` against `limit`: an accepted one is
-    /// recorded as its last use and counted `VALID`, a refused one `RATE_LIMITED`.
-    pub fn admit(&self, cell: &Arc<Activity>, limit: RateLimit, request: Request) -> RateDecision {
-        let nanos = request.at_millis.saturating_mul(1_000_000);
-        let mut state = cell.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let decision = state.rate.check_at(limit, nanos);
+    /// Counts a request of the credential of `cell` against its limit at `pace`: an
+    /// accepted one is recorded as its last use and counted `VALID`, a refused one
+    /// `RATE_LIMITED`.
+    pub fn admit(&self, cell: &Arc<Activity>, pace: &Pace, request: Request) -> RateDecision {
+        let decision = cell.limit(pace, request.at_millis.saturating_mul(1_000_000));
         let first = if decision.allowed {
-            state.accept(&request)
+            cell.accept(&request)
         } else {
-            state.count(Outcome::RateLimited, request.minute(), request.via_query)
+            cell.refuse(Outcome::RateLimited, &request)
         };
-        drop(state);
         if first {
             self.mark_pending(cell);
         }
@@ -136,24 +287,14 @@ impl UsageRecorder {
 
     /// Records an accepted request of the credential of `cell` outside any rate limit.
     pub fn record_use(&self, cell: &Arc<Activity>, request: Request) {
-        let first = cell
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .accept(&request);
-        if first {
+        if cell.accept(&request) {
             self.mark_pending(cell);
         }
     }
 
     /// Counts a refused request of the credential of `cell`, by its outcome.
     pub fn record_refusal(&self, cell: &Arc<Activity>, outcome: Outcome, request: Request) {
-        let first = cell
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .count(outcome, request.minute(), request.via_query);
-        if first {
+        if cell.refuse(outcome, &request) {
             self.mark_pending(cell);
         }
     }
@@ -178,33 +319,7 @@ impl UsageRecorder {
     /// Writes everything recorded so far. What cannot be written is kept for the next
     /// flush, unless something newer arrived meanwhile.
     pub async fn flush(&self, store: &Arc<dyn Store>) -> Result<(), StoreError> {
-        let pending =
-            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
-        let mut uses = Vec::new();
-        let mut counts = Vec::new();
-        for cell in &pending {
-            let mut state = cell.state.lock().unwrap_or_else(PoisonError::into_inner);
-            state.queued = false;
-            if let Some((at, ip)) = state.last_use.take() {
-                uses.push(CredentialUse {
-                    credential_id: cell.credential.clone(),
-                    at: from_millis(at),
-                    ip,
-                });
-            }
-            counts.extend(
-                state
-                    .counts
-                    .drain(..)
-                    .map(|((minute, outcome), (count, via_query))| UsageCount {
-                        credential_id: cell.credential.clone(),
-                        minute,
-                        outcome: outcome.code().to_owned(),
-                        count,
-                        via_query,
-                    }),
-            );
-        }
+        let (pending, uses, counts) = self.take_pending();
         let written = match store.record_credential_uses(&uses).await {
             Ok(()) => store.record_usage(&counts).await,
             Err(error) => Err(error),
@@ -225,34 +340,53 @@ impl UsageRecorder {
         }
         Ok(())
     }
+
+    /// Takes the pending cells and what they hold unwritten, as rows.
+    fn take_pending(&self) -> (Vec<Arc<Activity>>, Vec<CredentialUse>, Vec<UsageCount>) {
+        let pending =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut uses = Vec::new();
+        let mut counts = Vec::new();
+        for cell in &pending {
+            let (last_use, taken) = cell.take();
+            if let Some((at, ip)) = last_use {
+                uses.push(CredentialUse {
+                    credential_id: cell.credential.clone(),
+                    at: from_millis(at),
+                    ip,
+                });
+            }
+            counts.extend(
+                taken
+                    .into_iter()
+                    .map(|((minute, outcome), (count, via_query))| UsageCount {
+                        credential_id: cell.credential.clone(),
+                        minute,
+                        outcome: outcome.code().to_owned(),
+                        count,
+                        via_query,
+                    }),
+            );
+        }
+        (pending, uses, counts)
+    }
 }
 
 impl UsageRecorder {
     /// Puts back what a failed flush took, merged with anything recorded since.
     fn restore(&self, cells: &[Arc<Activity>], uses: &[CredentialUse], counts: &[UsageCount]) {
         for cell in cells {
-            let mut state = cell.state.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(used) = uses.iter().find(|u| u.credential_id == cell.credential)
-                && state.last_use.is_none_or(|(at, _)| at < to_millis(used.at))
-            {
-                state.last_use = Some((to_millis(used.at), used.ip));
+            let mut state = cell.lock();
+            if let Some(used) = uses.iter().find(|u| u.credential_id == cell.credential) {
+                state.note_use(to_millis(used.at), used.ip);
             }
             for count in counts.iter().filter(|c| c.credential_id == cell.credential) {
-                let Some(outcome) = Outcome::from_code(&count.outcome) else {
-                    continue;
-                };
-                let key = (count.minute, outcome);
-                match state.counts.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, (n, via))) => {
-                        *n += count.count;
-                        *via += count.via_query;
-                    }
-                    None => state.counts.push((key, (count.count, count.via_query))),
+                if let Some(outcome) = Outcome::from_code(&count.outcome) {
+                    state.add(count.minute, outcome, count.count, count.via_query);
                 }
             }
-            let first = !std::mem::replace(&mut state.queued, true);
             drop(state);
-            if first {
+            if cell.enqueue() {
                 self.mark_pending(cell);
             }
         }
@@ -266,4 +400,105 @@ fn drain<K: Clone + Eq + std::hash::Hash, V: Clone>(
     keys.into_iter()
         .filter_map(|key| map.remove(&key))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyward_core::rate_limit::RateLimit;
+
+    fn request(at_millis: i64) -> Request {
+        Request {
+            at_millis,
+            ip: None,
+            via_query: false,
+        }
+    }
+
+    /// Sums of what has been taken, by minute, for `outcome`.
+    fn sums(counts: &[UsageCount], outcome: Outcome) -> std::collections::BTreeMap<i64, i64> {
+        let mut sums = std::collections::BTreeMap::new();
+        for count in counts.iter().filter(|c| c.outcome == outcome.code()) {
+            *sums.entry(count.minute).or_default() += count.count;
+        }
+        sums
+    }
+
+    #[test]
+    fn uses_from_many_threads_across_minutes_and_flushes_are_each_counted_once() {
+        let recorder = UsageRecorder::default();
+        let cell = recorder.cell(&CredentialId::generate());
+        let taken = Mutex::new(Vec::new());
+        const THREADS: i64 = 4;
+        const PER_THREAD: i64 = 20_000;
+        std::thread::scope(|scope| {
+            for thread in 0..THREADS {
+                let (recorder, cell) = (&recorder, &cell);
+                scope.spawn(move || {
+                    for i in 0..PER_THREAD {
+                        // Minutes move forward, with some requests arriving late.
+                        let minute = i / 5_000 - i64::from(i % 7 == 0 && i >= 5_000);
+                        let at = 1_000 * MINUTE_MILLIS + minute * MINUTE_MILLIS + thread;
+                        recorder.record_use(cell, request(at));
+                    }
+                });
+            }
+            scope.spawn(|| {
+                for _ in 0..200 {
+                    taken.lock().unwrap().extend(recorder.take_pending().2);
+                    std::thread::yield_now();
+                }
+            });
+        });
+        let mut counts = taken.into_inner().unwrap();
+        counts.extend(recorder.take_pending().2);
+        let sums = sums(&counts, Outcome::Valid);
+        assert_eq!(sums.values().sum::<i64>(), THREADS * PER_THREAD, "{sums:?}");
+        let expected: std::collections::BTreeMap<i64, i64> = (0..4)
+            .map(|minute| {
+                let late_into =
+                    |m: i64| (m * 5_000..(m + 1) * 5_000).filter(|i| i % 7 == 0).count();
+                let own = 5_000 - if minute == 0 { 0 } else { late_into(minute) } as i64;
+                let late = if minute < 3 {
+                    late_into(minute + 1) as i64
+                } else {
+                    0
+                };
+                (1_000 + minute, THREADS * (own + late))
+            })
+            .collect();
+        assert_eq!(sums, expected);
+        assert_eq!(recorder.take_pending().2, Vec::new(), "nothing left behind");
+    }
+
+    #[test]
+    fn a_burst_from_many_threads_admits_exactly_the_burst() {
+        let recorder = UsageRecorder::default();
+        let cell = recorder.cell(&CredentialId::generate());
+        let pace = RateLimit {
+            per_second: 1,
+            burst: 1_000,
+        }
+        .pace();
+        let admitted = std::sync::atomic::AtomicU32::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..1_000 {
+                        // All at one instant: no time for the limit to recover.
+                        if recorder.admit(&cell, &pace, request(5_000)).allowed {
+                            admitted.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(admitted.into_inner(), 1_000);
+        let counts = recorder.take_pending().2;
+        assert_eq!(sums(&counts, Outcome::Valid).values().sum::<i64>(), 1_000);
+        assert_eq!(
+            sums(&counts, Outcome::RateLimited).values().sum::<i64>(),
+            3_000
+        );
+    }
 }

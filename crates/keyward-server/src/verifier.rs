@@ -17,25 +17,26 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use foldhash::fast::RandomState;
-use keyward_core::clock::{Clock, from_millis};
+use keyward_core::clock::{Clock, from_millis, to_millis};
 use keyward_core::credential::{Credential, Environment};
 use keyward_core::digest::LookupDigest;
 use keyward_core::ip_rule::{IpRule, evaluate};
-use keyward_core::rate_limit::RateDecision;
-use keyward_core::scope::{Scope, ScopeSet, builtin_role};
+use keyward_core::rate_limit::{Pace, RateDecision};
+use keyward_core::scope::{Scope, ScopeIndex, ScopeSet, builtin_role};
 use keyward_core::secret::{SecretKind, parse_secret};
 use keyward_core::typeid::{CredentialId, OrganizationId};
-use keyward_core::verify::{Outcome, Requirements, decide};
+use keyward_core::verify::{Gate, Outcome, Requirements, Subject, decide};
 use keyward_store::{Store, StoreError};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use crate::cache::TtlCache;
-use crate::metrics::VerificationMetrics;
+use crate::metrics::{Count, VerificationMetrics};
 use crate::oauth::keys::KeyRing;
 use axum::http::HeaderValue;
 
@@ -45,8 +46,16 @@ use crate::throttle::Throttle;
 use crate::usage::{Activity, Request, UsageRecorder};
 
 /// Who a valid credential is: what the API behind Keyward learns about its caller.
-#[derive(Debug, Clone)]
+///
+/// `repr(C)` keeps the [`Gate`] first, on the cache line of the reference counts that a
+/// check touches anyway: a check of a cached credential reads the gate and the pace after
+/// it, and nothing else of the record.
+#[derive(Debug)]
+#[repr(C)]
 pub struct Identity {
+    gate: Gate,
+    /// The credential's rate limit, worked out once.
+    pace: Pace,
     /// The credential.
     pub credential: Credential,
     /// Its permissions together with its role's scopes.
@@ -76,8 +85,8 @@ pub struct IdentityHeaderValues {
 }
 
 impl Identity {
-    /// An identity of `credential` holding `scopes`.
-    pub fn new(credential: Credential, scopes: ScopeSet) -> Self {
+    /// An identity of `credential` holding `scopes`, checked through `gate` and `pace`.
+    fn new(credential: Credential, scopes: ScopeSet, gate: Gate, pace: Pace) -> Self {
         let scopes_text = scopes.to_strings().join(" ");
         let value = |text: &str| HeaderValue::from_str(text).ok();
         let header_values = IdentityHeaderValues {
@@ -88,6 +97,8 @@ impl Identity {
             owner: credential.settings.owner_id.as_deref().and_then(value),
         };
         Self {
+            gate,
+            pace,
             credential,
             scopes,
             scopes_text,
@@ -174,16 +185,47 @@ pub enum Denial {
 
 /// A secret found by its digest: the identity behind it and what confirms it.
 /// Held by value in the cache, so a check reads it without another pointer hop.
+/// The activity cell and the organization sit here rather than behind the identity, so a
+/// check starts reading all three as soon as it has the entry, not one after another.
 #[derive(Debug, Clone)]
 struct Found {
     identity: Arc<Identity>,
+    /// Where this node notes the credential's uses and keeps its rate limit state.
+    activity: Arc<Activity>,
+    /// The credential's organization: its rules as this node last read them.
+    org: Arc<OrgSlot>,
     /// The organization's change counter when this was read.
     org_seq: i64,
-    expires_at: Option<OffsetDateTime>,
+    /// When this secret stops being accepted (milliseconds since the epoch): the end of a
+    /// rotated-out key's grace period, an access token's expiry.
+    expires_at: Option<i64>,
     /// Whether this secret itself was revoked (an access token's `jti`).
     revoked: bool,
-    /// Where this node notes the credential's uses.
-    activity: Arc<Activity>,
+}
+
+/// An organization as checks see it: its rules and roles as this node last read them,
+/// shared by all its cached credentials, so a check finds them through the entry it
+/// already holds, without hashing the organization id.
+///
+/// Whether the policy is fresh is mirrored in plain atomics that a check reads without a
+/// locked instruction; the policy itself is loaded only for an organization with rules.
+#[derive(Debug)]
+struct OrgSlot {
+    id: OrganizationId,
+    /// Swapped whole when re-read.
+    policy: ArcSwap<Policy>,
+    /// Moved by every change this node makes to the organization: a policy read under an
+    /// older value is stale.
+    generation: AtomicU64,
+    /// The policy's change counter.
+    seq: AtomicI64,
+    /// When the policy's read began (milliseconds since the epoch; `i64::MIN` before the
+    /// first read). Stored last, so a check that sees it sees the rest.
+    read_at: AtomicI64,
+    /// The slot's generation when the policy's read began.
+    read_generation: AtomicU64,
+    /// Whether the policy has IP rules.
+    has_rules: AtomicBool,
 }
 
 /// An organization's rules and custom roles, as checks need them.
@@ -193,6 +235,46 @@ struct Policy {
     seq: i64,
     rules: Vec<IpRule>,
     roles: HashMap<String, ScopeSet>,
+}
+
+impl OrgSlot {
+    fn new(id: OrganizationId) -> Self {
+        Self {
+            id,
+            policy: ArcSwap::from_pointee(Policy::default()),
+            generation: AtomicU64::new(0),
+            seq: AtomicI64::new(0),
+            read_at: AtomicI64::new(i64::MIN),
+            read_generation: AtomicU64::new(0),
+            has_rules: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the policy may still be used at `now`: read less than `ttl` ago (all
+    /// milliseconds; a read stamped later than `now` is not trusted) and since this node
+    /// last changed the organization.
+    fn is_fresh(&self, now: i64, ttl: i64) -> bool {
+        let read_at = self.read_at.load(Ordering::Acquire);
+        (0..ttl).contains(&now.saturating_sub(read_at))
+            && self.read_generation.load(Ordering::Relaxed)
+                == self.generation.load(Ordering::Acquire)
+    }
+
+    /// Whether a credential read with the change counter `seq` is current by a fresh
+    /// policy.
+    fn vouches_for(&self, seq: i64, now: i64, ttl: i64) -> bool {
+        self.is_fresh(now, ttl) && seq >= self.seq.load(Ordering::Relaxed)
+    }
+
+    /// Keeps `policy`, read from `read_at` on under `generation`.
+    fn keep(&self, policy: Arc<Policy>, read_at: i64, generation: u64) {
+        self.seq.store(policy.seq, Ordering::Relaxed);
+        self.has_rules
+            .store(!policy.rules.is_empty(), Ordering::Relaxed);
+        self.read_generation.store(generation, Ordering::Relaxed);
+        self.policy.store(policy);
+        self.read_at.store(read_at, Ordering::Release);
+    }
 }
 
 /// How often old usage counts are pruned.
@@ -223,6 +305,31 @@ enum Source {
     Token,
 }
 
+/// Which source confirms `presented` for a check wanting `wanted`; `None` for a bad shape
+/// or checksum, or a secret of the wrong kind (`MALFORMED`).
+fn source_of(presented: &str, wanted: Wanted) -> Option<Source> {
+    match (wanted, parse_secret(presented)) {
+        (Wanted::Bearer, _) if looks_like_jwt(presented) => Some(Source::Token),
+        (Wanted::Bearer, Ok(SecretKind::ApiKey(_))) => Some(Source::Secret("api_key")),
+        (Wanted::ClientSecret, Ok(SecretKind::ClientSecret)) => {
+            Some(Source::Secret("client_secret"))
+        }
+        _ => None,
+    }
+}
+
+/// One check's question: what it accepts, demands and from whom.
+#[derive(Clone, Copy)]
+struct Check<'d, 'a> {
+    wanted: Wanted,
+    demand: &'d Demand<'a>,
+    client: Client,
+    /// The client address failures count against, when they do.
+    counted_ip: Option<IpAddr>,
+    /// The demanded scopes as bits of the verifier's scope index, if they all have one.
+    scope_bits: Option<u128>,
+}
+
 /// The verification service.
 pub struct Verifier {
     store: Arc<dyn Store>,
@@ -241,10 +348,16 @@ pub struct Verifier {
     secret_generations: [AtomicU64; SECRET_SHARDS],
     /// The cached digests of each credential, so a change can drop them at once.
     digests_of: DashMap<CredentialId, Vec<LookupDigest>, RandomState>,
-    policies: TtlCache<OrganizationId, Arc<Policy>>,
+    /// The organizations of cached credentials.
+    orgs: DashMap<OrganizationId, Arc<OrgSlot>, RandomState>,
+    /// The scope catalogue's bits, when it has few enough scopes.
+    scope_index: Option<ScopeIndex>,
+    /// `config.cache_ttl` in milliseconds.
+    cache_ttl_millis: i64,
     throttle: Throttle,
     keys: Arc<KeyRing>,
-    metrics: VerificationMetrics,
+    /// What the checks counted, for `/metrics`.
+    pub metrics: VerificationMetrics,
     /// When usage was last written in full.
     flushed: std::sync::Mutex<Instant>,
     /// Uses and rule matches waiting to be written.
@@ -270,8 +383,9 @@ impl Verifier {
         let capacity = usize::try_from(config.cache_capacity).unwrap_or(usize::MAX);
         let secrets = TtlCache::new(config.credential_cache_ttl, capacity);
         let unknown = TtlCache::new(config.cache_ttl, capacity);
-        let policies = TtlCache::new(config.cache_ttl, 100_000);
         let throttle = Throttle::new(config.throttle.clone());
+        let scope_index = ScopeIndex::new(&config.catalogue);
+        let cache_ttl_millis = i64::try_from(config.cache_ttl.as_millis()).unwrap_or(i64::MAX);
         Self {
             store,
             clock,
@@ -281,7 +395,9 @@ impl Verifier {
             generation: AtomicU64::new(0),
             secret_generations: std::array::from_fn(|_| AtomicU64::new(0)),
             digests_of: DashMap::default(),
-            policies,
+            orgs: DashMap::default(),
+            scope_index,
+            cache_ttl_millis,
             throttle,
             keys,
             metrics: VerificationMetrics::new(),
@@ -334,14 +450,14 @@ impl Verifier {
     ) -> Result<Admitted, Denial> {
         let result = self.run_check(presented, wanted, demand, client).await;
         match &result {
-            Ok(_) => self.metrics.verification(Outcome::Valid),
-            Err(Denial::Outcome(outcome)) => self.metrics.verification(*outcome),
+            Ok(_) => self.metrics.add(Count::Outcome(Outcome::Valid)),
+            Err(Denial::Outcome(outcome)) => self.metrics.add(Count::Outcome(*outcome)),
             Err(Denial::RateLimited(_)) => {
-                self.metrics.rate_limited.increment(1);
-                self.metrics.verification(Outcome::RateLimited);
+                self.metrics.add(Count::RateLimited);
+                self.metrics.add(Count::Outcome(Outcome::RateLimited));
             }
-            Err(Denial::Throttled(_)) => self.metrics.verification(Outcome::RateLimited),
-            Err(Denial::Store(_)) => self.metrics.store_error.increment(1),
+            Err(Denial::Throttled(_)) => self.metrics.add(Count::Outcome(Outcome::RateLimited)),
+            Err(Denial::Store(_)) => self.metrics.add(Count::StoreError),
         }
         result
     }
@@ -353,39 +469,104 @@ impl Verifier {
         demand: &Demand<'_>,
         client: Client,
     ) -> Result<Admitted, Denial> {
-        let now = self.clock.now();
+        let now = self.clock.now_millis();
         let counted_ip = client.ip.filter(|_| client.throttled);
         if let Some(ip) = counted_ip
-            && let Some(wait) = self.throttle.blocked(ip, now)
+            && let Some(wait) = self.throttle.blocked_at(ip, now)
         {
             return Err(Denial::Throttled(wait));
         }
-        let (found, policy) =
-            match self
-                .find(presented, wanted)
-                .await
-                .and_then(|(found, policy)| match demand.organization {
-                    Some(org) if *org != found.identity.credential.organization_id => {
-                        Err(Denial::Outcome(Outcome::NotFound))
-                    }
-                    _ => Ok((found, policy)),
-                }) {
-                Ok(pair) => pair,
-                Err(Denial::Outcome(outcome)) => {
-                    if let Some(ip) = counted_ip {
-                        self.throttle.record_failure(ip, now);
-                    }
-                    return Err(Denial::Outcome(outcome));
-                }
-                Err(other) => return Err(other),
-            };
-        // The time again: finding the credential may have waited on the store, and a rate
-        // limit checked with a time from before that wait would see other requests' later
+        let check = Check {
+            wanted,
+            demand,
+            client,
+            counted_ip,
+            scope_bits: match (&self.scope_index, demand.scopes) {
+                (_, []) => Some(0),
+                (Some(index), scopes) => index.required(scopes),
+                (None, _) => None,
+            },
+        };
+        let Some(source) = source_of(presented, wanted) else {
+            return Err(self.failed(&check, Outcome::Malformed, now));
+        };
+        let digest = LookupDigest::of(presented);
+        // A cached credential stays good while its organization's change counter has not
+        // moved past the one it was read with; the counter itself is re-read every
+        // `cache_ttl`, which bounds how long another node's change goes unseen. Its salted
+        // hash was confirmed when it was cached: the same lookup digest is the same secret.
+        // Then the check is decided in place, without copying the entry out or waiting.
+        let ttl = self.cache_ttl_millis;
+        let decided = self.secrets.with(&digest, now, |found| {
+            // Both lines a check needs next start on their way together, before anything
+            // waits on either.
+            found.activity.touch();
+            std::hint::black_box(Arc::strong_count(&found.identity));
+            let org = &found.org;
+            if !org.vouches_for(found.org_seq, now, ttl) {
+                return None;
+            }
+            Some(if org.has_rules.load(Ordering::Relaxed) {
+                self.conclude(found, &org.policy.load().rules, &check, now)
+            } else {
+                self.conclude(found, &[], &check, now)
+            })
+        });
+        match decided {
+            Some(Some(result)) => {
+                self.metrics.add(Count::CacheHit);
+                return result;
+            }
+            Some(None) => self.metrics.add(Count::CacheHit),
+            None => self.metrics.add(Count::CacheMiss),
+        }
+        // Boxed: the store's path is the rare one, and inline its state would make every
+        // check's future (fast path included) a couple of kilobytes to build and move.
+        let (found, policy) = match Box::pin(self.find(digest, presented, source, now)).await {
+            Ok(found) => found,
+            Err(Denial::Outcome(outcome)) => return Err(self.failed(&check, outcome, now)),
+            Err(other) => return Err(other),
+        };
+        // The time again: finding the credential waited on the store, and a rate limit
+        // checked with a time from before that wait would see other requests' later
         // arrivals as already spent (a slow read would look like a burst).
-        let at_millis = self.clock.now_millis();
-        let now = from_millis(at_millis);
+        self.conclude(&found, &policy.rules, &check, self.clock.now_millis())
+    }
+
+    /// A check that failed before its credential was decided on: the failure counts
+    /// against the client's address.
+    fn failed(&self, check: &Check<'_, '_>, outcome: Outcome, now: i64) -> Denial {
+        if let Some(ip) = check.counted_ip {
+            self.throttle.record_failure(ip, from_millis(now));
+        }
+        Denial::Outcome(outcome)
+    }
+
+    /// Decides a check of a found credential with its organization's IP rules at `now`,
+    /// and records it: its rate limit, its usage, the rule that matched.
+    fn conclude(
+        &self,
+        found: &Found,
+        rules: &[IpRule],
+        check: &Check<'_, '_>,
+        now: i64,
+    ) -> Result<Admitted, Denial> {
+        let Check {
+            wanted,
+            demand,
+            client,
+            counted_ip,
+            scope_bits,
+        } = *check;
+        let identity = &found.identity;
+        if demand
+            .organization
+            .is_some_and(|org| *org != identity.credential.organization_id)
+        {
+            return Err(self.failed(check, Outcome::NotFound, now));
+        }
         let request = Request {
-            at_millis,
+            at_millis: now,
             ip: client.ip,
             via_query: client.via_query,
         };
@@ -397,48 +578,39 @@ impl Verifier {
             }
             return Err(Denial::Outcome(Outcome::Revoked));
         }
-        let credential = &found.identity.credential;
         let requirements = Requirements {
             scopes: demand.scopes,
+            scope_bits,
             environment: demand.environment,
             client_ip: client.ip,
-            org_rules: &policy.rules,
+            org_rules: rules,
             any_address: demand.purpose == Purpose::Inspection,
         };
-        match decide(
-            credential,
-            found.expires_at,
-            &found.identity.scopes,
-            &requirements,
-            now,
-        ) {
-            Outcome::Valid if demand.purpose == Purpose::Inspection => Ok(Admitted {
-                identity: found.identity.clone(),
-                rate: None,
-            }),
-            Outcome::Valid if demand.purpose == Purpose::Verification => {
-                self.usage.record_use(&found.activity, request);
-                Ok(Admitted {
-                    identity: found.identity.clone(),
-                    rate: None,
-                })
-            }
-            Outcome::Valid => {
-                let limit = self.config.rate_limits.of(credential);
-                let rate = self.usage.admit(&found.activity, limit, request);
-                if !rate.allowed {
-                    return Err(Denial::RateLimited(rate));
+        let subject = Subject {
+            gate: &identity.gate,
+            credential: &identity.credential,
+            scopes: &identity.scopes,
+        };
+        let rate = match decide(subject, found.expires_at, &requirements, now) {
+            Outcome::Valid => match demand.purpose {
+                Purpose::Inspection => None,
+                Purpose::Verification => {
+                    self.usage.record_use(&found.activity, request);
+                    None
                 }
-                if let Some(ip) = client.ip.filter(|_| !policy.rules.is_empty())
-                    && let Some(rule) = evaluate(&policy.rules, ip).rule()
-                {
-                    self.usage.record_match(rule, now);
+                Purpose::Use => {
+                    let rate = self.usage.admit(&found.activity, &identity.pace, request);
+                    if !rate.allowed {
+                        return Err(Denial::RateLimited(rate));
+                    }
+                    if let Some(ip) = client.ip.filter(|_| !rules.is_empty())
+                        && let Some(rule) = evaluate(rules, ip).rule()
+                    {
+                        self.usage.record_match(rule, from_millis(now));
+                    }
+                    Some(rate)
                 }
-                Ok(Admitted {
-                    identity: found.identity.clone(),
-                    rate: Some(rate),
-                })
-            }
+            },
             outcome => {
                 if counted {
                     self.usage.record_refusal(&found.activity, outcome, request);
@@ -448,41 +620,28 @@ impl Verifier {
                 if wanted == Wanted::ClientSecret
                     && let Some(ip) = counted_ip
                 {
-                    self.throttle.record_failure(ip, now);
+                    self.throttle.record_failure(ip, from_millis(now));
                 }
-                Err(Denial::Outcome(outcome))
+                return Err(Denial::Outcome(outcome));
             }
-        }
+        };
+        Ok(Admitted {
+            identity: identity.clone(),
+            rate,
+        })
     }
 
-    /// Finds the secret `presented` and confirms it, with its organization's policy:
-    /// `MALFORMED` for a bad shape or checksum (or a secret of the wrong kind), `NOT_FOUND`
-    /// for an unknown or unconfirmed one.
-    async fn find(&self, presented: &str, wanted: Wanted) -> Result<(Found, Arc<Policy>), Denial> {
-        let source = match (wanted, parse_secret(presented)) {
-            (Wanted::Bearer, _) if looks_like_jwt(presented) => Source::Token,
-            (Wanted::Bearer, Ok(SecretKind::ApiKey(_))) => Source::Secret("api_key"),
-            (Wanted::ClientSecret, Ok(SecretKind::ClientSecret)) => Source::Secret("client_secret"),
-            _ => return Err(Denial::Outcome(Outcome::Malformed)),
-        };
-        let digest = LookupDigest::of(presented);
-        let now = Instant::now();
-        // A cached credential stays good while its organization's change counter has not
-        // moved past the one it was read with; the counter itself is re-read every
-        // `cache_ttl`, which bounds how long another node's change goes unseen. Its salted
-        // hash was confirmed when it was cached: the same lookup digest is the same secret.
-        let cached = self.secrets.get(&digest, now);
-        let lookup = if cached.is_some() {
-            &self.metrics.cache_hit
-        } else {
-            &self.metrics.cache_miss
-        };
-        lookup.increment(1);
-        if let Some(found) = cached {
-            let policy = self
-                .policy(&found.identity.credential.organization_id)
-                .await
-                .map_err(Denial::Store)?;
+    /// Finds a secret the cache could not answer for, with its organization's policy:
+    /// `NOT_FOUND` for an unknown or unconfirmed one.
+    async fn find(
+        &self,
+        digest: LookupDigest,
+        presented: &str,
+        source: Source,
+        now: i64,
+    ) -> Result<(Found, Arc<Policy>), Denial> {
+        if let Some(found) = self.secrets.get(&digest, now) {
+            let policy = self.policy_of(&found.org).await.map_err(Denial::Store)?;
             if found.org_seq >= policy.seq {
                 return Ok((found, policy));
             }
@@ -494,10 +653,7 @@ impl Verifier {
             .await
             .map_err(Denial::Store)?
             .ok_or(Denial::Outcome(Outcome::NotFound))?;
-        let policy = self
-            .policy(&found.identity.credential.organization_id)
-            .await
-            .map_err(Denial::Store)?;
+        let policy = self.policy_of(&found.org).await.map_err(Denial::Store)?;
         Ok((found, policy))
     }
 
@@ -519,7 +675,7 @@ impl Verifier {
         };
         // Cache first, index second, then check that no change was forgotten meanwhile:
         // a fill that raced a change on this node never outlives it.
-        let now = Instant::now();
+        let now = self.clock.now_millis();
         match &loaded {
             Some(found) => {
                 self.secrets.insert(digest, found.clone(), now);
@@ -554,14 +710,14 @@ impl Verifier {
         if found.kind != kind || !found.salted.matches(presented) {
             return Ok(None);
         }
-        let policy = self.policy(&found.credential.organization_id).await?;
+        let org = self.org_slot(&found.credential.organization_id);
+        let policy = self.policy_of(&org).await?;
         let scopes = self.scopes_with(&policy, &found.credential);
-        let activity = self.usage.cell(&found.credential.id);
-        let identity = Arc::new(Identity::new(found.credential, scopes));
         Ok(Some(Found {
-            identity,
-            activity,
-            expires_at: found.expires_at,
+            activity: self.usage.cell(&found.credential.id),
+            identity: Arc::new(self.identity(found.credential, scopes)),
+            org,
+            expires_at: found.expires_at.map(to_millis),
             revoked: false,
             org_seq: found.org_change_seq,
         }))
@@ -579,19 +735,20 @@ impl Verifier {
         else {
             return Ok(None);
         };
-        let (Ok(org), Ok(id)) = (
+        let (Ok(org_id), Ok(id)) = (
             OrganizationId::parse(&claims.client_id),
             CredentialId::parse(&claims.sub),
         ) else {
             return Ok(None);
         };
         // The counter first: a change after this read moves it past what is cached.
-        let org_seq = self.store.organization_change_seq(&org).await?;
-        let Some(credential) = self.store.credential(&org, &id).await? else {
+        let org_seq = self.store.organization_change_seq(&org_id).await?;
+        let Some(credential) = self.store.credential(&org_id, &id).await? else {
             return Ok(None);
         };
         let revoked = self.store.token_revoked(&claims.jti).await?;
-        let policy = self.policy(&org).await?;
+        let org = self.org_slot(&org_id);
+        let policy = self.policy_of(&org).await?;
         let held = self.scopes_with(&policy, &credential);
         let scopes: ScopeSet = claims
             .scope
@@ -599,42 +756,56 @@ impl Verifier {
             .filter_map(Scope::from_canonical)
             .filter(|scope| held.grants(scope))
             .collect();
-        let leeway = Duration::try_from(oauth.leeway).unwrap_or(Duration::ZERO);
-        let expires_at = OffsetDateTime::from_unix_timestamp(claims.exp)
-            .map(|exp| exp + leeway)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let leeway = i64::try_from(oauth.leeway.as_millis()).unwrap_or(i64::MAX);
+        let expires_at = claims.exp.saturating_mul(1_000).saturating_add(leeway);
         let activity = self.usage.cell(&credential.id);
-        let mut identity = Identity::new(credential, scopes);
+        let mut identity = self.identity(credential, scopes);
         identity.token = Some(claims);
         Ok(Some(Found {
             identity: Arc::new(identity),
             activity,
+            org,
             expires_at: Some(expires_at),
             revoked,
             org_seq,
         }))
     }
 
-    async fn policy(&self, org: &OrganizationId) -> Result<Arc<Policy>, StoreError> {
-        if let Some(policy) = self.policies.get(org, Instant::now()) {
-            return Ok(policy);
+    /// The identity of a credential read from the store: its gate and limit made once
+    /// here, for every check of it while it is cached.
+    fn identity(&self, credential: Credential, scopes: ScopeSet) -> Identity {
+        let gate = Gate::new(&credential, &scopes, self.scope_index.as_ref());
+        let pace = self.config.rate_limits.of(&credential).pace();
+        Identity::new(credential, scopes, gate, pace)
+    }
+
+    /// The slot of an organization, made on first use.
+    fn org_slot(&self, org: &OrganizationId) -> Arc<OrgSlot> {
+        self.orgs
+            .entry(org.clone())
+            .or_insert_with(|| Arc::new(OrgSlot::new(org.clone())))
+            .clone()
+    }
+
+    /// The organization's policy: what the slot holds while it is fresh, else read from
+    /// the store (and kept in the slot).
+    async fn policy_of(&self, slot: &OrgSlot) -> Result<Arc<Policy>, StoreError> {
+        let now = self.clock.now_millis();
+        if slot.is_fresh(now, self.cache_ttl_millis) {
+            return Ok(slot.policy.load_full());
         }
-        let generation = self.generation.load(Ordering::Acquire);
-        let seq = self.store.organization_change_seq(org).await?;
-        let rules = self.store.ip_rules(org).await?;
+        let generation = slot.generation.load(Ordering::Acquire);
+        let seq = self.store.organization_change_seq(&slot.id).await?;
+        let rules = self.store.ip_rules(&slot.id).await?;
         let roles = self
             .store
-            .roles(org)
+            .roles(&slot.id)
             .await?
             .into_iter()
             .map(|role| (role.name, role.scopes))
             .collect();
         let policy = Arc::new(Policy { seq, rules, roles });
-        self.policies
-            .insert(org.clone(), policy.clone(), Instant::now());
-        if self.generation.load(Ordering::Acquire) != generation {
-            self.policies.remove(org);
-        }
+        slot.keep(policy.clone(), now, generation);
         Ok(policy)
     }
 
@@ -651,7 +822,9 @@ impl Verifier {
 
     /// The scopes a credential holds: its permissions and its role's (built-in or custom).
     pub async fn effective_scopes(&self, credential: &Credential) -> Result<ScopeSet, StoreError> {
-        let policy = self.policy(&credential.organization_id).await?;
+        let policy = self
+            .policy_of(&self.org_slot(&credential.organization_id))
+            .await?;
         Ok(self.scopes_with(&policy, credential))
     }
 
@@ -664,7 +837,8 @@ impl Verifier {
         if let Some(scopes) = builtin_role(&self.config.catalogue, name) {
             return Ok(Some(scopes));
         }
-        Ok(self.policy(org).await?.roles.get(name).cloned())
+        let policy = self.policy_of(&self.org_slot(org)).await?;
+        Ok(policy.roles.get(name).cloned())
     }
 
     /// Drops what this node cached about a credential: the next check reads the store.
@@ -687,17 +861,21 @@ impl Verifier {
     /// Drops what this node cached about an organization's rules and roles.
     pub fn forget_organization(&self, org: &OrganizationId) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.policies.remove(org);
+        if let Some(slot) = self.orgs.get(org) {
+            slot.generation.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     /// Drops bookkeeping that no cache entry needs any more: reverse-index entries of
-    /// credentials no longer cached, and throttle states long past.
+    /// credentials no longer cached, organizations none of them belongs to, and throttle
+    /// states long past.
     pub fn maintain(&self) {
-        let now = Instant::now();
+        let now = self.clock.now_millis();
         self.digests_of.retain(|_, digests| {
-            digests.retain(|digest| self.secrets.get(digest, now).is_some());
+            digests.retain(|digest| self.secrets.with(digest, now, |_| ()).is_some());
             !digests.is_empty()
         });
+        self.orgs.retain(|_, slot| Arc::strong_count(slot) > 1);
         self.throttle.prune(self.clock.now());
         self.usage.prune();
     }
