@@ -6,6 +6,11 @@
 #
 #   FILL=1000000 benches/verify.sh
 #   PIN=1 FILL=1000 benches/verify.sh     # servers on core 0, wrk (one thread) on core 1
+#   ROUNDS=5 DURATION=5 benches/verify.sh # five rounds of all five runs, then the median ratios
+#
+# Runs on this machine vary by ±20 % from one minute to the next, so each ratio is taken
+# within one round (runs seconds apart) and the summary gives each ratio's median over the
+# rounds.
 #
 # Needs: a release build, wrk, sqlite3, nginx (apt-get install wrk sqlite3 nginx).
 set -euo pipefail
@@ -83,14 +88,49 @@ http {
 NGINX
 $SERVER_CPU nginx -c "$WORK/nginx.conf"
 
-run() {
-  echo "== $1"
+ROUNDS="${ROUNDS:-1}"
+: >"$WORK/results"
+run() { # name, wrk arguments…; appends "round name requests/s p99(ms)" to the results
+  local name="$1"
   shift
-  $LOAD_CPU wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" | grep -E "Requests/sec|Latency |99%|Non-2xx|Socket errors"
+  echo "== $name"
+  $LOAD_CPU wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" >"$WORK/wrk.out"
+  grep -E "Requests/sec|Latency |99%|Non-2xx|Socket errors" "$WORK/wrk.out"
+  awk -v round="$round" -v name="$name" '
+    /Requests\/sec/ { rps = $2 }
+    / 99%/ { p99 = $2; if (p99 ~ /us$/) p99 = p99 / 1000; else if (p99 ~ /ms$/) p99 = p99 + 0; else if (p99 ~ /s$/) p99 = p99 * 1000 }
+    END { print round, name, rps, p99 }' "$WORK/wrk.out" >>"$WORK/results"
 }
-# The baseline runs the same wrk script as /v1/authorize, so wrk spends the same on each.
-run "baseline: GET /healthz, same script as authorize" -s benches/authorize.lua "http://127.0.0.1:$PORT/healthz"
-run "baseline: the verify requests (POST with body) sent to /healthz, answered 405 at once" -s benches/verify.lua "http://127.0.0.1:$PORT/healthz"
-run "POST /v1/keys/verify" -s benches/verify.lua "http://127.0.0.1:$PORT/v1/keys/verify"
-run "GET /v1/authorize" -s benches/authorize.lua "http://127.0.0.1:$PORT/v1/authorize"
-run "nginx static map (1 worker)" -s benches/authorize.lua "http://127.0.0.1:$NGINX_PORT/"
+for round in $(seq "$ROUNDS"); do
+  [ "$ROUNDS" = 1 ] || echo "######## round $round of $ROUNDS"
+  # The baseline runs the same wrk script as /v1/authorize, so wrk spends the same on each.
+  run healthz -s benches/authorize.lua "http://127.0.0.1:$PORT/healthz"
+  run healthz-405 -s benches/verify.lua "http://127.0.0.1:$PORT/healthz"
+  run verify -s benches/verify.lua "http://127.0.0.1:$PORT/v1/keys/verify"
+  run authorize -s benches/authorize.lua "http://127.0.0.1:$PORT/v1/authorize"
+  run nginx -s benches/authorize.lua "http://127.0.0.1:$NGINX_PORT/"
+done
+echo "== ratios per round (authorize and nginx to healthz, verify to the verify-sized 405 baseline), and their medians"
+python3 - "$WORK/results" <<'PY'
+import statistics, sys
+rounds = {}
+for line in open(sys.argv[1]):
+    r, name, rps, p99 = line.split()
+    rounds.setdefault(r, {})[name] = (float(rps), float(p99))
+rows = []
+for r, m in sorted(rounds.items(), key=lambda kv: int(kv[0])):
+    row = {
+        "verify/405": m["verify"][0] / m["healthz-405"][0],
+        "authorize/healthz": m["authorize"][0] / m["healthz"][0],
+        "authorize/nginx": m["authorize"][0] / m["nginx"][0],
+        "verify/nginx": m["verify"][0] / m["nginx"][0],
+    }
+    rows.append((m, row))
+    print(f"round {r}: " + "  ".join(f"{k} {v:.3f}" for k, v in row.items())
+          + "  |  " + "  ".join(f"{n} {rps:,.0f}/s p99 {p99:.2f} ms" for n, (rps, p99) in m.items()))
+if len(rows) > 1:
+    print("median: " + "  ".join(f"{k} {statistics.median(r[k] for _, r in rows):.3f}" for k in rows[0][1]))
+    for name in rows[0][0]:
+        print(f"  {name}: median {statistics.median(m[name][0] for m, _ in rows):,.0f} req/s, "
+              f"p99 median {statistics.median(m[name][1] for m, _ in rows):.2f} ms")
+PY

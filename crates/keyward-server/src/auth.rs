@@ -1,11 +1,12 @@
 //! Reading the presented credential (R-AUTH transports) and authenticating the caller of
 //! the management API through the [`Verifier`](crate::verifier::Verifier).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderName, header};
 use keyward_core::audit::Actor;
 use keyward_core::rate_limit::RateDecision;
 use keyward_core::scope::Scope;
@@ -22,7 +23,7 @@ use crate::verifier::{Client, Demand, Denial, Identity, Purpose};
 const VERIFY_PATH: &str = "/v1/keys/verify";
 
 /// The header carrying an API key.
-pub const API_KEY_HEADER: &str = "x-api-key";
+pub const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 /// The query parameter carrying an API key, when the deployment allows it.
 pub const API_KEY_QUERY: &str = "api_key";
 
@@ -37,25 +38,29 @@ pub enum Transport {
     Query,
 }
 
-/// Finds the one credential a request presents.
+/// Finds the one credential a request presents, borrowed from the request where it can be.
 ///
 /// `X-Api-Key` and `Authorization: Bearer` (scheme case-insensitive) always count, and
 /// `?api_key=` in `query` when `allow_query` is set. An `Authorization` header of another
 /// scheme is the upstream API's business and is ignored. Two credentials, even equal ones,
 /// are a 400.
-pub fn presented_credential(
-    headers: &HeaderMap,
-    query: Option<&str>,
+pub fn presented_credential<'a>(
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
     allow_query: bool,
-) -> Result<Option<(String, Transport)>, ApiError> {
-    let mut found: Vec<(String, Transport)> = Vec::new();
-    // A value that is not visible ASCII is still a presented credential: it is read lossily
-    // and fails its format check (401 MALFORMED), never a 400.
-    let text = |value: &axum::http::HeaderValue| {
-        String::from_utf8_lossy(value.as_bytes()).trim().to_owned()
+) -> Result<Option<(Cow<'a, str>, Transport)>, ApiError> {
+    let mut found = None;
+    let mut present = |secret: Cow<'a, str>, transport| {
+        if found.replace((secret, transport)).is_some() {
+            return Err(ApiError::bad_request(
+                "multiple_credentials",
+                "send exactly one credential per request",
+            ));
+        }
+        Ok(())
     };
     for value in headers.get_all(API_KEY_HEADER) {
-        found.push((text(value), Transport::Header));
+        present(text(value.as_bytes()), Transport::Header)?;
     }
     for value in headers.get_all(header::AUTHORIZATION) {
         let bytes = value.as_bytes().trim_ascii();
@@ -63,27 +68,26 @@ pub fn presented_credential(
             && bytes[..6].eq_ignore_ascii_case(b"bearer")
             && bytes.get(6).is_none_or(|b| *b == b' ');
         if is_bearer {
-            found.push((
-                String::from_utf8_lossy(&bytes[6..]).trim().to_owned(),
-                Transport::Bearer,
-            ));
+            present(text(&bytes[6..]), Transport::Bearer)?;
         }
     }
     if allow_query && let Some(query) = query {
         let pairs = serde_urlencoded::from_str::<Vec<(String, String)>>(query).unwrap_or_default();
         for (name, value) in pairs {
             if name == API_KEY_QUERY {
-                found.push((value, Transport::Query));
+                present(Cow::Owned(value), Transport::Query)?;
             }
         }
     }
-    match found.len() {
-        0 => Ok(None),
-        1 => Ok(found.pop()),
-        _ => Err(ApiError::bad_request(
-            "multiple_credentials",
-            "send exactly one credential per request",
-        )),
+    Ok(found)
+}
+
+/// A header's credential text, trimmed. A value that is not UTF-8 is still a presented
+/// credential: it is read lossily and fails its format check (401 MALFORMED), never a 400.
+fn text(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text.trim()),
+        Err(_) => Cow::Owned(String::from_utf8_lossy(bytes).trim().to_owned()),
     }
 }
 

@@ -4,6 +4,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -11,6 +12,12 @@ use crate::error::ApiError;
 /// A JSON body; wrong media type → 415, too large → 413, unreadable → 400 naming the field.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
+
+/// The bytes of a JSON body, not yet parsed, for a handler that reads it in place with
+/// [`parse_json`] (borrowing its strings instead of copying them); wrong media type → 415,
+/// too large → 413.
+#[derive(Debug)]
+pub struct JsonBody(pub Bytes);
 
 /// A JSON body that may be absent: an empty body reads as `T::default()`.
 #[derive(Debug)]
@@ -20,11 +27,9 @@ pub struct OptionalApiJson<T>(pub T);
 #[derive(Debug)]
 pub struct ApiQuery<T>(pub T);
 
-async fn body_bytes<S: Send + Sync>(
-    req: Request,
-    state: &S,
-) -> Result<(HeaderMap, Bytes), ApiError> {
-    let headers = req.headers().clone();
+/// The body, and whether its media type is JSON.
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<(bool, Bytes), ApiError> {
+    let json = is_json(req.headers());
     let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge
@@ -32,9 +37,10 @@ async fn body_bytes<S: Send + Sync>(
             ApiError::bad_request("unreadable_body", "the request body could not be read")
         }
     })?;
-    Ok((headers, bytes))
+    Ok((json, bytes))
 }
 
+/// Whether `Content-Type` is `application/json` or `application/…+json`.
 fn is_json(headers: &HeaderMap) -> bool {
     let Some(value) = headers
         .get(header::CONTENT_TYPE)
@@ -42,18 +48,31 @@ fn is_json(headers: &HeaderMap) -> bool {
     else {
         return false;
     };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value.split(';').next().unwrap_or("").trim().as_bytes();
+    let starts = |prefix: &[u8]| {
+        essence
+            .get(..prefix.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+    };
+    let ends = |suffix: &[u8]| {
+        essence
+            .len()
+            .checked_sub(suffix.len())
+            .is_some_and(|at| essence[at..].eq_ignore_ascii_case(suffix))
+    };
+    essence.eq_ignore_ascii_case(b"application/json") || (starts(b"application/") && ends(b"+json"))
 }
 
-/// Parses JSON, naming the path of the first value that does not fit.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// Parses JSON, naming the path of the first value that does not fit; the value may
+/// borrow strings from `bytes`. The path is tracked only to explain a failure: a body is
+/// read once without it, and only one that fails is read again to name where.
+pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    if let Ok(value) = T::deserialize(&mut deserializer)
+        && deserializer.end().is_ok()
+    {
+        return Ok(value);
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -75,11 +94,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let (headers, bytes) = body_bytes(req, state).await?;
-        if !is_json(&headers) {
+        let JsonBody(bytes) = JsonBody::from_request(req, state).await?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (json, bytes) = body_bytes(req, state).await?;
+        if !json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        parse_json(&bytes).map(ApiJson)
+        Ok(JsonBody(bytes))
     }
 }
 
@@ -87,11 +115,11 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalA
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let (headers, bytes) = body_bytes(req, state).await?;
+        let (json, bytes) = body_bytes(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalApiJson(T::default()));
         }
-        if !is_json(&headers) {
+        if !json {
             return Err(ApiError::UnsupportedMediaType);
         }
         parse_json(&bytes).map(OptionalApiJson)

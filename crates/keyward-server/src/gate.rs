@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use keyward_core::credential::Environment;
+use keyward_core::credential::{Credential, Environment};
 use keyward_core::rate_limit::{RateDecision, ceil_seconds};
 use keyward_core::scope::Scope;
 use keyward_core::verify::Outcome;
@@ -18,7 +18,7 @@ use keyward_core::verify::Outcome;
 use crate::auth::{Transport, presented_credential, request_client_ip_with};
 use crate::error::{ApiError, retry_after};
 use crate::state::ServerConfig;
-use crate::verifier::{Admitted, Client, Demand, Identity, Purpose, Verifier};
+use crate::verifier::{Admitted, Client, Demand, Purpose, Verifier};
 
 /// Response headers naming the admitted credential, for the API behind the gate.
 pub const KEY_ID_HEADER: HeaderName = HeaderName::from_static("x-keyward-key-id");
@@ -80,27 +80,61 @@ pub fn rate_limit_headers(decision: &RateDecision, headers: &mut HeaderMap) {
 }
 
 /// A number as a header value. Those below 1,024 (bursts, remaining requests and seconds
-/// to reset, nearly always) are made once and cloned, without an allocation per answer;
-/// larger ones are written out by hand (`HeaderValue::from(u64)` goes through `fmt`).
+/// to reset, nearly always) point into a static text made at compile time, so cloning one
+/// neither allocates nor touches a reference count another core also writes; larger ones
+/// are written by `itoa` (`HeaderValue::from(u64)` goes through `fmt`).
 fn count_value(n: u64) -> HeaderValue {
-    const MADE: usize = 1_024;
     static SMALL: OnceLock<Vec<HeaderValue>> = OnceLock::new();
-    let small = SMALL.get_or_init(|| (0..MADE as u64).map(HeaderValue::from).collect());
+    let small = SMALL.get_or_init(|| {
+        let mut at = 0;
+        (0..SMALL_NUMBERS as u64)
+            .map(|n| {
+                let len = decimal_len(n);
+                let text = std::str::from_utf8(&SMALL_NUMBERS_TEXT[at..at + len]);
+                at += len;
+                text.map_or_else(|_| HeaderValue::from(n), HeaderValue::from_static)
+            })
+            .collect()
+    });
     if let Some(value) = usize::try_from(n).ok().and_then(|i| small.get(i)) {
         return value.clone();
     }
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    let mut rest = n;
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (rest % 10) as u8;
+    HeaderValue::from_bytes(itoa::Buffer::new().format(n).as_bytes())
+        .unwrap_or_else(|_| HeaderValue::from(n))
+}
+
+/// How many numbers have a static header value.
+const SMALL_NUMBERS: usize = 1_024;
+/// The decimal text of 0, 1, …, 1,023, one after another.
+static SMALL_NUMBERS_TEXT: [u8; 2_986] = small_numbers_text();
+
+const fn decimal_len(n: u64) -> usize {
+    let mut len = 1;
+    let mut rest = n / 10;
+    while rest > 0 {
+        len += 1;
         rest /= 10;
-        if rest == 0 {
-            break;
-        }
     }
-    HeaderValue::from_bytes(&digits[start..]).unwrap_or_else(|_| HeaderValue::from(n))
+    len
+}
+
+const fn small_numbers_text() -> [u8; 2_986] {
+    let mut text = [0u8; 2_986];
+    let mut at = 0;
+    let mut n = 0;
+    while n < SMALL_NUMBERS {
+        let len = decimal_len(n as u64);
+        let mut rest = n;
+        let mut i = len;
+        while i > 0 {
+            i -= 1;
+            text[at + i] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        at += len;
+        n += 1;
+    }
+    text
 }
 
 /// `RateLimit-Limit`: the credential's burst.
@@ -136,32 +170,63 @@ pub async fn rate_limit_layer(mut request: Request, next: Next) -> Response {
     response
 }
 
-/// The headers of an admitted request: identity and rate limit state.
-pub fn admitted_headers(admitted: &Admitted) -> HeaderMap {
-    // Room for all of them at once: five identity headers and three of the limit.
-    let mut headers = HeaderMap::with_capacity(8);
-    put_identity_headers(&admitted.identity, &mut headers);
-    if let Some(rate) = &admitted.rate {
-        rate_limit_headers(rate, &mut headers);
+/// The headers of an answer admitting a credential, made once per cache fill: its
+/// identity (`X-Keyward-Key-Id`, `-Organization`, `-Environment`, `-Scopes`, and
+/// `-Owner-Id` when it has one), then the three `RateLimit-*` names, whose values each
+/// answer fills in. An answer clones the map, so its names are hashed once per fill, not
+/// once per request.
+#[derive(Debug, Clone)]
+pub struct AnswerHeaders(HeaderMap);
+
+impl AnswerHeaders {
+    /// The answer headers of `credential` holding the scopes `scopes_text`; a value a
+    /// header cannot carry is left out.
+    pub fn of(credential: &Credential, scopes_text: &str) -> Self {
+        // Room for the request id the middleware adds too.
+        let mut headers = HeaderMap::with_capacity(10);
+        let mut put = |name: HeaderName, text: Option<&str>| {
+            if let Some(value) = text.and_then(|text| HeaderValue::from_str(text).ok()) {
+                headers.insert(name, value);
+            }
+        };
+        put(KEY_ID_HEADER, Some(credential.id.as_str()));
+        put(
+            ORGANIZATION_HEADER,
+            Some(credential.organization_id.as_str()),
+        );
+        put(ENVIRONMENT_HEADER, Some(credential.environment.as_str()));
+        put(SCOPES_HEADER, Some(scopes_text));
+        put(OWNER_HEADER, credential.settings.owner_id.as_deref());
+        for name in [LIMIT_HEADER, REMAINING_HEADER, RESET_HEADER] {
+            headers.insert(name, HeaderValue::from_static("0"));
+        }
+        Self(headers)
     }
-    headers
 }
 
-/// Puts the identity headers of an admitted credential into `headers`, from the values its
-/// identity made once.
-pub fn put_identity_headers(identity: &Identity, headers: &mut HeaderMap) {
-    let values = identity.header_values();
-    // The names are constants, checked once at compile time.
-    let mut put = |name: HeaderName, value: &Option<HeaderValue>| {
-        if let Some(value) = value {
-            headers.insert(name, value.clone());
+/// The headers of an admitted request: identity and rate limit state.
+pub fn admitted_headers(admitted: &Admitted) -> HeaderMap {
+    let mut headers = admitted.identity.answer_headers().0.clone();
+    match &admitted.rate {
+        // The limit's values by name, without hashing a name again.
+        Some(rate) => {
+            for (name, value) in &mut headers {
+                if *name == LIMIT_HEADER {
+                    *value = count_value(u64::from(rate.limit));
+                } else if *name == REMAINING_HEADER {
+                    *value = count_value(u64::from(rate.remaining));
+                } else if *name == RESET_HEADER {
+                    *value = count_value(u64::try_from(ceil_seconds(rate.reset)).unwrap_or(0));
+                }
+            }
         }
-    };
-    put(KEY_ID_HEADER, &values.key_id);
-    put(ORGANIZATION_HEADER, &values.organization);
-    put(ENVIRONMENT_HEADER, &Some(values.environment.clone()));
-    put(SCOPES_HEADER, &values.scopes);
-    put(OWNER_HEADER, &values.owner);
+        None => {
+            for name in [LIMIT_HEADER, REMAINING_HEADER, RESET_HEADER] {
+                headers.remove(name);
+            }
+        }
+    }
+    headers
 }
 
 #[cfg(test)]
@@ -170,7 +235,7 @@ mod tests {
 
     #[test]
     fn numbers_become_their_decimal_text() {
-        for n in [0, 7, 1_023, 1_024, 99_999, 2_000_000, u64::MAX] {
+        for n in (0..1_100).chain([99_999, 2_000_000, u64::MAX]) {
             assert_eq!(count_value(n).to_str().ok(), Some(n.to_string().as_str()));
         }
     }

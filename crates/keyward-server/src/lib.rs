@@ -140,7 +140,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(SetSensitiveRequestHeadersLayer::new([
                     header::AUTHORIZATION,
                     header::COOKIE,
-                    HeaderName::from_static(auth::API_KEY_HEADER),
+                    auth::API_KEY_HEADER,
                 ]))
                 .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))

@@ -16,8 +16,8 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -36,9 +36,9 @@ use keyward_store::{Store, StoreError};
 use time::Duration;
 
 use crate::cache::TtlCache;
+use crate::gate::AnswerHeaders;
 use crate::metrics::{Count, VerificationMetrics};
 use crate::oauth::keys::KeyRing;
-use axum::http::HeaderValue;
 
 use crate::oauth::token::{AccessTokenClaims, looks_like_jwt};
 use crate::state::ServerConfig;
@@ -62,54 +62,39 @@ pub struct Identity {
     pub scopes: ScopeSet,
     /// The scopes as one space-separated text, formatted once per cache fill.
     scopes_text: String,
-    /// The identity as header values (key id, organization, environment, scopes, owner),
-    /// made once per cache fill: an answer clones them without allocating.
-    header_values: IdentityHeaderValues,
+    /// The headers of an answer admitting it, made once per cache fill.
+    answer_headers: AnswerHeaders,
+    /// Its members of a valid `/v1/keys/verify` answer, made by the first such answer.
+    verify_members: OnceLock<Box<str>>,
     /// The access token's claims, when the credential was presented as one.
     pub token: Option<AccessTokenClaims>,
-}
-
-/// An identity's header values; `None` for a value a header cannot carry.
-#[derive(Debug, Clone)]
-pub struct IdentityHeaderValues {
-    /// The credential id.
-    pub key_id: Option<HeaderValue>,
-    /// The organization id.
-    pub organization: Option<HeaderValue>,
-    /// `live` or `test`.
-    pub environment: HeaderValue,
-    /// The scopes, space-separated.
-    pub scopes: Option<HeaderValue>,
-    /// The end customer's id, when the credential has one.
-    pub owner: Option<HeaderValue>,
 }
 
 impl Identity {
     /// An identity of `credential` holding `scopes`, checked through `gate` and `pace`.
     fn new(credential: Credential, scopes: ScopeSet, gate: Gate, pace: Pace) -> Self {
         let scopes_text = scopes.to_strings().join(" ");
-        let value = |text: &str| HeaderValue::from_str(text).ok();
-        let header_values = IdentityHeaderValues {
-            key_id: value(credential.id.as_str()),
-            organization: value(credential.organization_id.as_str()),
-            environment: HeaderValue::from_static(credential.environment.as_str()),
-            scopes: value(&scopes_text),
-            owner: credential.settings.owner_id.as_deref().and_then(value),
-        };
+        let answer_headers = AnswerHeaders::of(&credential, &scopes_text);
         Self {
             gate,
             pace,
             credential,
             scopes,
             scopes_text,
-            header_values,
+            answer_headers,
+            verify_members: OnceLock::new(),
             token: None,
         }
     }
 
-    /// The identity as header values.
-    pub fn header_values(&self) -> &IdentityHeaderValues {
-        &self.header_values
+    /// The headers of an answer admitting it.
+    pub fn answer_headers(&self) -> &AnswerHeaders {
+        &self.answer_headers
+    }
+
+    /// Where its members of a valid `/v1/keys/verify` answer are kept once made.
+    pub fn verify_members(&self) -> &OnceLock<Box<str>> {
+        &self.verify_members
     }
 
     /// The scopes, space-separated (as in `X-Keyward-Scopes`).

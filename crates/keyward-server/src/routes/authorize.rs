@@ -13,9 +13,10 @@ use crate::gate::{admit, admitted_headers};
 use crate::state::AppState;
 
 /// The header naming the scopes the proxied request needs (space- or comma-separated).
-pub const REQUIRED_SCOPES_HEADER: &str = "x-keyward-required-scopes";
+pub const REQUIRED_SCOPES_HEADER: HeaderName = HeaderName::from_static("x-keyward-required-scopes");
 /// The header naming the environment the proxied request needs.
-pub const REQUIRED_ENVIRONMENT_HEADER: &str = "x-keyward-required-environment";
+pub const REQUIRED_ENVIRONMENT_HEADER: HeaderName =
+    HeaderName::from_static("x-keyward-required-environment");
 /// The path of the endpoint; anything after it is the original path (Envoy).
 pub const AUTHORIZE_PATH: &str = "/v1/authorize";
 /// The header the proxy names the original URI in, unless configured otherwise (nginx's
@@ -166,10 +167,8 @@ pub fn route_scopes<'a>(
         .map(|r| r.scopes.as_slice())
 }
 
-fn header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
-    names
-        .iter()
-        .find_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()))
+fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// A header's text; a header that is present but not visible ASCII is a 400, never read
@@ -277,7 +276,7 @@ pub async fn authorize(
         None if settings.unmatched == Unmatched::Allow => Vec::new(),
         None => return Err(ApiError::RouteNotAllowed),
     };
-    if let Some(listed) = header(&parts.headers, &[REQUIRED_SCOPES_HEADER]) {
+    if let Some(listed) = header(&parts.headers, &REQUIRED_SCOPES_HEADER) {
         for text in listed.split([' ', ',']).filter(|s| !s.is_empty()) {
             let scope = state.config.catalogue.parse(text).map_err(|e| {
                 ApiError::bad_request(
@@ -288,7 +287,7 @@ pub async fn authorize(
             scopes.push(scope);
         }
     }
-    let environment = header(&parts.headers, &[REQUIRED_ENVIRONMENT_HEADER])
+    let environment = header(&parts.headers, &REQUIRED_ENVIRONMENT_HEADER)
         .map(|e| {
             Environment::parse(e.trim()).ok_or_else(|| {
                 ApiError::bad_request(

@@ -3,8 +3,12 @@
 
 use std::net::IpAddr;
 
+use std::borrow::Cow;
+
 use axum::Json;
 use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use keyward_core::credential::Environment;
 use keyward_core::rate_limit::{RateDecision, ceil_seconds};
 use keyward_core::scope::Scope;
@@ -15,19 +19,21 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem, retry_after_seconds};
-use crate::extract::ApiJson;
+use crate::extract::{JsonBody, parse_json};
 use crate::lifecycle::EnvironmentName;
 use crate::routes::rfc3339;
 use crate::state::AppState;
-use crate::verifier::{Client, Demand, Denial, Purpose};
+use crate::verifier::{Client, Demand, Denial, Identity, Purpose};
 use keyward_core::credential::ValidationError;
 
 /// The body of `POST /v1/keys/verify`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct VerifyRequest {
+pub struct VerifyRequest<'a> {
     /// The API key the client presented.
-    pub key: String,
+    #[serde(borrow)]
+    #[schema(value_type = String)]
+    pub key: Cow<'a, str>,
     /// Scopes the request needs, e.g. `["dns:write"]`.
     pub required_scopes: Option<Vec<String>>,
     /// The environment the key must belong to.
@@ -39,7 +45,7 @@ pub struct VerifyRequest {
 
 /// The answer: always 200 once the caller is authenticated.
 #[derive(Debug, Default, Serialize, ToSchema)]
-pub struct VerifyResponse {
+pub struct VerifyResponse<'a> {
     /// Whether the key may be used for this request.
     pub valid: bool,
     /// `VALID` or the reason it may not: `MALFORMED`, `NOT_FOUND`, `DISABLED`, `REVOKED`,
@@ -49,34 +55,93 @@ pub struct VerifyResponse {
     /// For a throttled client address: seconds until it may try again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
-    /// The credential (`api_key_…`), when valid.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_id: Option<String>,
-    /// Its name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Its organization.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub organization_id: Option<String>,
-    /// `live` or `test`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub environment: Option<&'static str>,
-    /// Every scope it holds (permissions and role).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scopes: Option<Vec<String>>,
-    /// Its metadata.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Map<String, Value>>,
-    /// Its owner id.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub owner_id: Option<String>,
-    /// Its expiry (RFC 3339).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<String>,
+    /// The credential, when valid.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = VerifiedIdentity)]
+    pub identity: Option<VerifiedIdentity<'a>>,
     /// Its rate limit after this request, when one applied (valid, or `RATE_LIMITED`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitState>,
+}
+
+/// What a valid key's answer says about its credential (absent from other answers).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifiedIdentity<'a> {
+    /// The credential (`api_key_…`).
+    #[schema(required = false)]
+    pub key_id: &'a str,
+    /// Its name.
+    #[schema(required = false)]
+    pub name: &'a str,
+    /// Its organization.
+    #[schema(required = false)]
+    pub organization_id: &'a str,
+    /// `live` or `test`.
+    #[schema(required = false)]
+    pub environment: &'static str,
+    /// Every scope it holds (permissions and role).
+    #[schema(required = false)]
+    pub scopes: Vec<String>,
+    /// Its metadata.
+    #[schema(value_type = Object, required = false)]
+    pub metadata: &'a Map<String, Value>,
+    /// Its owner id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<&'a str>,
+    /// Its expiry (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+impl<'a> VerifiedIdentity<'a> {
+    fn of(identity: &'a Identity) -> Self {
+        let credential = &identity.credential;
+        Self {
+            key_id: credential.id.as_str(),
+            name: &credential.settings.name,
+            organization_id: credential.organization_id.as_str(),
+            environment: credential.environment.as_str(),
+            scopes: identity.scopes.to_strings(),
+            metadata: &credential.settings.metadata,
+            owner_id: credential.settings.owner_id.as_deref(),
+            expires_at: credential.settings.expires_at.map(rfc3339),
+        }
+    }
+}
+
+/// The identity's members of a valid answer (`"key_id":…,"expires_at":…`, without
+/// braces), serialized once per cache fill by the first answer that needs them.
+fn identity_members(identity: &Identity) -> &str {
+    identity.verify_members().get_or_init(|| {
+        let object = serde_json::to_string(&VerifiedIdentity::of(identity)).unwrap_or_default();
+        object
+            .strip_prefix('{')
+            .and_then(|rest| rest.strip_suffix('}'))
+            .unwrap_or_default()
+            .into()
+    })
+}
+
+/// The body of a valid answer: what serializing its [`VerifyResponse`] gives, with the
+/// identity's members copied in as they were serialized once.
+fn valid_body(members: &str, rate: Option<&RateDecision>) -> Vec<u8> {
+    let mut body = Vec::with_capacity(members.len() + 96);
+    body.extend_from_slice(br#"{"valid":true,"code":"VALID","#);
+    body.extend_from_slice(members.as_bytes());
+    if let Some(rate) = rate {
+        // As serializing `RateLimitState` writes it, numbers without `fmt`.
+        let state = RateLimitState::from(rate);
+        let mut number = itoa::Buffer::new();
+        body.extend_from_slice(br#","rate_limit":{"limit":"#);
+        body.extend_from_slice(number.format(state.limit).as_bytes());
+        body.extend_from_slice(br#","remaining":"#);
+        body.extend_from_slice(number.format(state.remaining).as_bytes());
+        body.extend_from_slice(br#","reset":"#);
+        body.extend_from_slice(number.format(state.reset).as_bytes());
+        body.push(b'}');
+    }
+    body.push(b'}');
+    body
 }
 
 /// A credential's rate limit as a verification left it (the `RateLimit-*` values).
@@ -100,7 +165,7 @@ impl From<&RateDecision> for RateLimitState {
     }
 }
 
-fn invalid(code: Outcome) -> VerifyResponse {
+fn invalid(code: Outcome) -> VerifyResponse<'static> {
     VerifyResponse {
         valid: false,
         code: code.code(),
@@ -124,9 +189,10 @@ fn invalid(code: Outcome) -> VerifyResponse {
 pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,
-    ApiJson(request): ApiJson<VerifyRequest>,
-) -> Result<Json<VerifyResponse>, ApiError> {
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     caller.require("keys", "verify")?;
+    let request: VerifyRequest<'_> = parse_json(&body)?;
     let scopes: Vec<Scope> = request
         .required_scopes
         .as_deref()
@@ -154,22 +220,9 @@ pub async fn verify(
     };
     let response = match state.verifier.check(&request.key, &demand, client).await {
         Ok(admitted) => {
-            let identity = &admitted.identity;
-            let c = &identity.credential;
-            VerifyResponse {
-                rate_limit: admitted.rate.as_ref().map(RateLimitState::from),
-                valid: true,
-                code: Outcome::Valid.code(),
-                retry_after: None,
-                key_id: Some(c.id.to_string()),
-                name: Some(c.settings.name.clone()),
-                organization_id: Some(c.organization_id.to_string()),
-                environment: Some(c.environment.as_str()),
-                scopes: Some(identity.scopes.to_strings()),
-                metadata: Some(c.settings.metadata.clone()),
-                owner_id: c.settings.owner_id.clone(),
-                expires_at: c.settings.expires_at.map(rfc3339),
-            }
+            let members = identity_members(&admitted.identity);
+            let body = valid_body(members, admitted.rate.as_ref());
+            return Ok(([(header::CONTENT_TYPE, JSON)], body).into_response());
         }
         Err(Denial::Outcome(outcome)) => invalid(outcome),
         Err(Denial::Throttled(wait)) => VerifyResponse {
@@ -183,5 +236,58 @@ pub async fn verify(
         },
         Err(Denial::Store(error)) => return Err(error.into()),
     };
-    Ok(Json(response))
+    Ok(Json(response).into_response())
+}
+
+/// The media type of the answers.
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::Duration;
+
+    #[test]
+    fn a_valid_body_is_what_serializing_its_answer_gives() {
+        let metadata: Map<String, Value> =
+            serde_json::from_str(r#"{"plan":"pro","note":"a \"quoted\" é"}"#).unwrap();
+        let identity = VerifiedIdentity {
+            key_id: "api_key_01jxe20q5hf9p4bm3kfz7v0w6t",
+            name: "customer \"one\"",
+            organization_id: "organization_01jxe20q5hf9p4bm3kfz7v0w6t",
+            environment: "live",
+            scopes: vec!["dns:*".into(), "read".into()],
+            metadata: &metadata,
+            owner_id: Some("cust-1"),
+            expires_at: Some("2027-01-01T00:00:00Z".into()),
+        };
+        let object = serde_json::to_string(&identity).unwrap();
+        let members = &object[1..object.len() - 1];
+        let rate = RateDecision {
+            allowed: true,
+            limit: 100,
+            remaining: 99,
+            reset: Duration::milliseconds(20),
+            retry_after: Duration::ZERO,
+        };
+        for rate in [Some(rate), None] {
+            let expected = serde_json::to_vec(&VerifyResponse {
+                valid: true,
+                code: "VALID",
+                retry_after: None,
+                identity: Some(VerifiedIdentity {
+                    scopes: identity.scopes.clone(),
+                    expires_at: identity.expires_at.clone(),
+                    ..identity
+                }),
+                rate_limit: rate.as_ref().map(RateLimitState::from),
+            })
+            .unwrap();
+            let body = valid_body(members, rate.as_ref());
+            assert_eq!(
+                String::from_utf8(body).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
+    }
 }
