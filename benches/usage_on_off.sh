@@ -3,8 +3,8 @@
 #
 # "On" is a release build of the checkout. "Off" is the same commit built in a worktree with
 # one change: every valid check takes the path introspection takes, which neither limits
-# nor counts (the guard `if demand.purpose == Purpose::Inspection` is removed), so no GCRA,
-# no usage counts, no RateLimit headers. Nothing of it is committed.
+# nor counts (the `Purpose::Inspection` arm of `Verifier::conclude` takes every purpose),
+# so no GCRA, no usage counts, no RateLimit headers. Nothing of it is committed.
 #
 # 1. Instructions, counted by callgrind (this machine's noise does not move them):
 #    - in process: `Verifier::check` of a cached key with and without the limiter and the
@@ -50,9 +50,9 @@ cargo build --release -q
 cargo bench -p keyward-server --bench verification --no-run -q 2>/dev/null
 git worktree remove --force "$OFF_TREE" 2>/dev/null || true
 git worktree add --detach -q "$OFF_TREE" HEAD
-sed -i 's/Outcome::Valid if demand.purpose == Purpose::Inspection =>/Outcome::Valid =>/' \
+sed -i 's/^                Purpose::Inspection => None,$/                _ => None,/' \
   "$OFF_TREE/crates/keyward-server/src/verifier.rs"
-grep -q '            Outcome::Valid => Ok(Admitted {' "$OFF_TREE/crates/keyward-server/src/verifier.rs"
+grep -q '^                _ => None,$' "$OFF_TREE/crates/keyward-server/src/verifier.rs"
 # The off build starts from a copy of the on build's dependencies: only the workspace's
 # own crates are compiled again.
 if [ ! -d "$OFF_TARGET/release" ]; then
@@ -66,10 +66,10 @@ BENCH="$(ls -t "$ON_TARGET"/release/deps/verification-* | grep -v '\.d$' | head 
 
 # The instructions of a callgrind output file spent in function `$2` and what it calls.
 inclusive() {
-  callgrind_annotate --inclusive=yes "$1" 2>/dev/null \
+  callgrind_annotate --inclusive=yes --threshold=100 "$1" 2>/dev/null \
     | awk -v f="$2" 'index($0, f) && /\[/ && !found {gsub(",", "", $1); print $1; found = 1}'
 }
-run_check() { inclusive "$1" 'verifier.rs:keyward_server::verifier::Verifier::run_check::{{closure}} ['; }
+run_check() { inclusive "$1" 'verification::run ['; }
 connection() { inclusive "$1" 'UpgradeableConnection<I,S,E> as core::future::future::Future>::poll ['; }
 
 if [ "${IN_PROCESS:-1}" = 1 ]; then

@@ -185,15 +185,17 @@ pub fn parse_secret(text: &str) -> Result<SecretKind, SecretFormatError> {
         return Err(SecretFormatError::Shape);
     }
     let marked = &bytes[prefix_end + 1..];
-    let (kind, rest) = if let Some(rest) = marked.strip_prefix(b"live_") {
-        (SecretKind::ApiKey(Environment::Live), rest)
-    } else if let Some(rest) = marked.strip_prefix(b"test_") {
-        (SecretKind::ApiKey(Environment::Test), rest)
-    } else if let Some(rest) = marked.strip_prefix(b"cs_") {
-        (SecretKind::ClientSecret, rest)
-    } else {
-        return Err(SecretFormatError::Shape);
+    let marker_end = marked
+        .iter()
+        .position(|&b| b == b'_')
+        .ok_or(SecretFormatError::Shape)?;
+    let kind = match &marked[..marker_end] {
+        b"live" => SecretKind::ApiKey(Environment::Live),
+        b"test" => SecretKind::ApiKey(Environment::Test),
+        marker if marker == CLIENT_SECRET_MARKER.as_bytes() => SecretKind::ClientSecret,
+        _ => return Err(SecretFormatError::Shape),
     };
+    let rest = &marked[marker_end + 1..];
     // A fold rather than `all`: no early exit, so the compiler checks many bytes at once.
     let alphanumeric = rest
         .iter()

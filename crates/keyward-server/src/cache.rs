@@ -11,8 +11,9 @@
 //! lookup there.
 //!
 //! Times are milliseconds of the injected clock, which a check reads anyway. An entry
-//! stamped later than the time it is read at (the clock was set back) counts as expired,
-//! so a clock moving either way only ever shortens a lifetime.
+//! stamped more than a second later than the time it is read at (the clock was set back)
+//! counts as expired, so a clock moving either way only ever shortens a lifetime; within
+//! that second, a stamp a little ahead is another thread's reading of the same clock.
 
 use std::hash::{BuildHasher, Hash};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -76,10 +77,14 @@ struct Entry<K, V> {
     value: V,
 }
 
-/// Whether an entry inserted at `inserted` is still alive at `now`, with lifetime `ttl`
-/// (all milliseconds).
-fn alive(inserted: i64, now: i64, ttl: i64) -> bool {
-    (0..ttl).contains(&now.saturating_sub(inserted))
+/// How far ahead of a reading of the clock another thread's reading may be, in
+/// milliseconds: a stamp that much ahead is not a clock set back.
+const CLOCK_SLACK: i64 = 1_000;
+
+/// Whether something stamped at `stamped` is still alive at `now`, with lifetime `ttl`
+/// (all milliseconds since the epoch).
+pub fn alive(stamped: i64, now: i64, ttl: i64) -> bool {
+    (-CLOCK_SLACK..ttl).contains(&now.saturating_sub(stamped))
 }
 
 impl<K: Eq + Hash, V> Shard<K, V> {
@@ -240,9 +245,19 @@ impl<K: Eq + Hash, V> TtlCache<K, V> {
 
     /// Stores `value` under `key` as of `now`, making room if the cache is full.
     pub fn insert(&self, key: K, value: V, now: i64) {
+        self.insert_if(key, value, now, || true);
+    }
+
+    /// [`TtlCache::insert`], if `keep` (asked with the key's shard locked) says so: a
+    /// removal of the key, which takes the same lock, comes either before the question or
+    /// after the insert.
+    pub fn insert_if(&self, key: K, value: V, now: i64, keep: impl FnOnce() -> bool) {
         let hash = self.hash(&key);
         let mut shard = self.write(hash);
-        if shard.live >= self.shard_capacity {
+        if !keep() {
+            return;
+        }
+        if shard.live >= self.shard_capacity && shard.position(&key, hash).is_none() {
             self.make_room(&mut shard, now);
         }
         let entry = Entry {
@@ -259,17 +274,6 @@ impl<K: Eq + Hash, V> TtlCache<K, V> {
         self.write(hash).remove(key, hash);
     }
 
-    /// Keeps only the entries for which `keep` is true.
-    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
-        for shard in self.shards.iter() {
-            shard
-                .0
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .retain(|entry| keep(&entry.key, &entry.value));
-        }
-    }
-
     /// How many entries are held (expired ones included until they are dropped).
     pub fn len(&self) -> usize {
         self.shards
@@ -283,10 +287,12 @@ impl<K: Eq + Hash, V> TtlCache<K, V> {
         self.len() == 0
     }
 
-    /// Drops a full shard's expired entries, then, if it is still full, an eighth of it.
+    /// Drops a full shard's expired entries, then, if it is still full, enough for the
+    /// entry about to come and an eighth of the shard.
     fn make_room(&self, shard: &mut Shard<K, V>, now: i64) {
         shard.retain(|entry| alive(entry.inserted, now, self.ttl));
-        let mut excess = (shard.live + self.shard_capacity / 8).saturating_sub(self.shard_capacity);
+        let mut excess =
+            (shard.live + 1 + self.shard_capacity / 8).saturating_sub(self.shard_capacity);
         shard.retain(|_| {
             let evict = excess > 0;
             excess = excess.saturating_sub(1);
@@ -317,20 +323,39 @@ mod tests {
     fn an_entry_from_the_future_counts_as_expired() {
         let cache = TtlCache::new(Duration::from_secs(60), 10);
         cache.insert("k", 1, T0);
-        assert_eq!(cache.get(&"k", T0 - 1), None, "the clock was set back");
+        assert_eq!(
+            cache.get(&"k", T0 - 1),
+            Some(1),
+            "another thread's reading of the clock"
+        );
+        assert_eq!(cache.get(&"k", T0 - 1_001), None, "the clock was set back");
     }
 
     #[test]
     fn the_size_stays_bounded() {
-        let cache = TtlCache::new(Duration::from_secs(60), 6_400);
-        for i in 0..100_000 {
-            cache.insert(i, i, T0);
-            assert!(cache.len() <= 6_400);
+        for capacity in [1, 100, 6_400] {
+            let cache = TtlCache::new(Duration::from_secs(60), capacity);
+            let bound = capacity.div_ceil(SHARDS) * SHARDS;
+            for i in 0..100_000 {
+                cache.insert(i, i, T0);
+                assert!(cache.len() <= bound, "{} > {bound}", cache.len());
+            }
+            assert_eq!(cache.get(&99_999, T0), Some(99_999), "the newest is kept");
+            let held = cache.len();
+            cache.insert(99_999, 0, T0);
+            assert_eq!(cache.get(&99_999, T0), Some(0));
+            assert_eq!(cache.len(), held, "replacing an entry evicts nothing");
         }
+    }
+
+    #[test]
+    fn an_insert_is_kept_only_if_asked_to() {
+        let cache = TtlCache::new(Duration::from_secs(60), 10);
+        cache.insert_if("no", 1, T0, || false);
+        cache.insert_if("yes", 2, T0, || true);
         assert_eq!(
-            cache.get(&99_999, T0),
-            Some(99_999),
-            "the newest entry is kept"
+            (cache.get(&"no", T0), cache.get(&"yes", T0)),
+            (None, Some(2))
         );
     }
 
@@ -375,7 +400,6 @@ mod tests {
         Insert(u16, u32),
         Remove(u16),
         Get(u16),
-        Retain(u16),
         Advance(i64),
     }
 
@@ -384,15 +408,14 @@ mod tests {
             4 => (0..3_000u16, any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
             2 => (0..3_000u16).prop_map(Op::Remove),
             3 => (0..3_000u16).prop_map(Op::Get),
-            1 => (1..7u16).prop_map(Op::Retain),
             1 => (0..400i64).prop_map(Op::Advance),
         ]
     }
 
     proptest! {
         /// The table answers as a `HashMap` of (value, insertion time) under any sequence
-        /// of inserts, removals, lookups, filters and passing time: growth, tombstones and
-        /// reuse of their slots included.
+        /// of inserts, removals, lookups and passing time: growth, tombstones and reuse of
+        /// their slots included.
         #[test]
         fn behaves_as_a_map_with_lifetimes(ops in proptest::collection::vec(op(), 1..1_500)) {
             let cache = TtlCache::new(Duration::from_millis(1_000), usize::MAX);
@@ -417,10 +440,6 @@ mod tests {
                         if expected.is_none() {
                             model.remove(&k);
                         }
-                    }
-                    Op::Retain(m) => {
-                        cache.retain(|k, _| k % m != 0);
-                        model.retain(|k, _| k % m != 0);
                     }
                     Op::Advance(ms) => now += ms,
                 }

@@ -16,8 +16,14 @@ pub struct ApiJson<T>(pub T);
 /// The bytes of a JSON body, not yet parsed, for a handler that reads it in place with
 /// [`parse_json`] (borrowing its strings instead of copying them); wrong media type → 415,
 /// too large → 413.
-#[derive(Debug)]
 pub struct JsonBody(pub Bytes);
+
+/// Only the length: a body may carry a secret.
+impl std::fmt::Debug for JsonBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JsonBody({} bytes)", self.0.len())
+    }
+}
 
 /// A JSON body that may be absent: an empty body reads as `T::default()`.
 #[derive(Debug)]

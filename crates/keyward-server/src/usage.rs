@@ -44,8 +44,8 @@ pub struct Activity {
     /// Accepted requests not yet written, of one minute: the minute since the epoch in the
     /// high 32 bits, the count in the low 32. Other minutes' counts are in `state`.
     accepted: AtomicU64,
-    /// The newest use in `state` (milliseconds): a request of the same millisecond or
-    /// older leaves the last use as it is without taking the lock.
+    /// The newest use in `state` since the last flush (milliseconds): a request of the
+    /// same millisecond or older leaves the last use as it is without taking the lock.
     last_used: AtomicI64,
     /// Whether the cell is on the pending list.
     queued: AtomicBool,
@@ -222,6 +222,9 @@ impl Activity {
     fn take(&self) -> (Option<LastUse>, Vec<Tally>) {
         self.queued.store(false, Ordering::Release);
         let mut state = self.lock();
+        // The next use after a flush is recorded whatever its time: one of a clock set
+        // back shows within a flush, not once the clock has caught up.
+        self.last_used.store(i64::MIN, Ordering::Relaxed);
         let word = self.accepted.fetch_and(!COUNT_MASK, Ordering::AcqRel);
         let count = (word & COUNT_MASK) as i64;
         if count > 0 {
@@ -471,6 +474,19 @@ mod tests {
             .collect();
         assert_eq!(sums, expected);
         assert_eq!(recorder.take_pending().2, Vec::new(), "nothing left behind");
+    }
+
+    #[test]
+    fn the_first_use_after_a_flush_is_recorded_even_if_the_clock_went_back() {
+        let recorder = UsageRecorder::default();
+        let cell = recorder.cell(&CredentialId::generate());
+        let later = 2_000 * MINUTE_MILLIS;
+        recorder.record_use(&cell, request(later));
+        assert_eq!(recorder.take_pending().1.len(), 1);
+        recorder.record_use(&cell, request(later - 10_000));
+        let uses = recorder.take_pending().1;
+        assert_eq!(uses.len(), 1, "{uses:?}");
+        assert_eq!(uses[0].at, from_millis(later - 10_000));
     }
 
     #[test]

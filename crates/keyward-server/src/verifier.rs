@@ -35,7 +35,7 @@ use keyward_core::verify::{Gate, Outcome, Requirements, Subject, decide};
 use keyward_store::{Store, StoreError};
 use time::Duration;
 
-use crate::cache::TtlCache;
+use crate::cache::{TtlCache, alive};
 use crate::gate::AnswerHeaders;
 use crate::metrics::{Count, VerificationMetrics};
 use crate::oauth::keys::KeyRing;
@@ -50,7 +50,7 @@ use crate::usage::{Activity, Request, UsageRecorder};
 /// `repr(C)` keeps the [`Gate`] first, on the cache line of the reference counts that a
 /// check touches anyway: a check of a cached credential reads the gate and the pace after
 /// it, and nothing else of the record.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[repr(C)]
 pub struct Identity {
     gate: Gate,
@@ -193,7 +193,10 @@ struct Found {
 /// already holds, without hashing the organization id.
 ///
 /// Whether the policy is fresh is mirrored in plain atomics that a check reads without a
-/// locked instruction; the policy itself is loaded only for an organization with rules.
+/// locked instruction, as a sequence lock: `keep` moves `version` to odd before it writes
+/// them and to even after, and a check trusts what it read only when it saw the same even
+/// version before and after. The policy itself is loaded only for an organization with
+/// rules.
 #[derive(Debug)]
 struct OrgSlot {
     id: OrganizationId,
@@ -202,15 +205,19 @@ struct OrgSlot {
     /// Moved by every change this node makes to the organization: a policy read under an
     /// older value is stale.
     generation: AtomicU64,
+    /// Odd while `keep` writes the fields below.
+    version: AtomicU64,
     /// The policy's change counter.
     seq: AtomicI64,
     /// When the policy's read began (milliseconds since the epoch; `i64::MIN` before the
-    /// first read). Stored last, so a check that sees it sees the rest.
+    /// first read).
     read_at: AtomicI64,
     /// The slot's generation when the policy's read began.
     read_generation: AtomicU64,
     /// Whether the policy has IP rules.
     has_rules: AtomicBool,
+    /// One `keep` at a time.
+    keeping: std::sync::Mutex<()>,
 }
 
 /// An organization's rules and custom roles, as checks need them.
@@ -222,43 +229,67 @@ struct Policy {
     roles: HashMap<String, ScopeSet>,
 }
 
+/// What a check reads of a fresh policy without loading it.
+#[derive(Debug, Clone, Copy)]
+struct Fresh {
+    seq: i64,
+    has_rules: bool,
+}
+
 impl OrgSlot {
     fn new(id: OrganizationId) -> Self {
         Self {
             id,
             policy: ArcSwap::from_pointee(Policy::default()),
             generation: AtomicU64::new(0),
+            version: AtomicU64::new(0),
             seq: AtomicI64::new(0),
             read_at: AtomicI64::new(i64::MIN),
             read_generation: AtomicU64::new(0),
             has_rules: AtomicBool::new(false),
+            keeping: std::sync::Mutex::new(()),
         }
     }
 
-    /// Whether the policy may still be used at `now`: read less than `ttl` ago (all
-    /// milliseconds; a read stamped later than `now` is not trusted) and since this node
-    /// last changed the organization.
-    fn is_fresh(&self, now: i64, ttl: i64) -> bool {
-        let read_at = self.read_at.load(Ordering::Acquire);
-        (0..ttl).contains(&now.saturating_sub(read_at))
-            && self.read_generation.load(Ordering::Relaxed)
-                == self.generation.load(Ordering::Acquire)
+    /// The policy's change counter and whether it has rules, if it may still be used at
+    /// `now`: read less than `ttl` ago (all milliseconds) and since this node last changed
+    /// the organization.
+    fn fresh(&self, now: i64, ttl: i64) -> Option<Fresh> {
+        let before = self.version.load(Ordering::Acquire);
+        let read_at = self.read_at.load(Ordering::Relaxed);
+        let read_generation = self.read_generation.load(Ordering::Relaxed);
+        let fresh = Fresh {
+            seq: self.seq.load(Ordering::Relaxed),
+            has_rules: self.has_rules.load(Ordering::Relaxed),
+        };
+        std::sync::atomic::fence(Ordering::Acquire);
+        let consistent = before % 2 == 0 && self.version.load(Ordering::Relaxed) == before;
+        (consistent
+            && alive(read_at, now, ttl)
+            && read_generation == self.generation.load(Ordering::Acquire))
+        .then_some(fresh)
     }
 
-    /// Whether a credential read with the change counter `seq` is current by a fresh
-    /// policy.
-    fn vouches_for(&self, seq: i64, now: i64, ttl: i64) -> bool {
-        self.is_fresh(now, ttl) && seq >= self.seq.load(Ordering::Relaxed)
-    }
-
-    /// Keeps `policy`, read from `read_at` on under `generation`.
+    /// Keeps `policy`, read from `read_at` on under `generation`, unless this node changed
+    /// the organization since (it would be stale on arrival).
     fn keep(&self, policy: Arc<Policy>, read_at: i64, generation: u64) {
+        let _keeping = self
+            .keeping
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        let version = self.version.load(Ordering::Relaxed);
+        self.version.store(version + 1, Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Release);
         self.seq.store(policy.seq, Ordering::Relaxed);
         self.has_rules
             .store(!policy.rules.is_empty(), Ordering::Relaxed);
         self.read_generation.store(generation, Ordering::Relaxed);
+        self.read_at.store(read_at, Ordering::Relaxed);
         self.policy.store(policy);
-        self.read_at.store(read_at, Ordering::Release);
+        self.version.store(version + 2, Ordering::Release);
     }
 }
 
@@ -488,10 +519,10 @@ impl Verifier {
             found.activity.touch();
             std::hint::black_box(Arc::strong_count(&found.identity));
             let org = &found.org;
-            if !org.vouches_for(found.org_seq, now, ttl) {
-                return None;
-            }
-            Some(if org.has_rules.load(Ordering::Relaxed) {
+            let fresh = org
+                .fresh(now, ttl)
+                .filter(|fresh| found.org_seq >= fresh.seq)?;
+            Some(if fresh.has_rules {
                 self.conclude(found, &org.policy.load().rules, &check, now)
             } else {
                 self.conclude(found, &[], &check, now)
@@ -658,12 +689,16 @@ impl Verifier {
             Source::Secret(kind) => self.load(&digest, presented, kind).await?,
             Source::Token => self.load_token(presented).await?,
         };
-        // Cache first, index second, then check that no change was forgotten meanwhile:
-        // a fill that raced a change on this node never outlives it.
+        // Index first, then the entry, kept only if nothing was forgotten since the read
+        // began, checked under the shard's lock that a forget's removal takes too: a forget
+        // either stops the insert, or finds the digest in the index and removes the entry.
         let now = self.clock.now_millis();
+        let unchanged = || {
+            self.generation.load(Ordering::Acquire) == generation
+                && shard.load(Ordering::Acquire) == secret_generation
+        };
         match &loaded {
             Some(found) => {
-                self.secrets.insert(digest, found.clone(), now);
                 let mut digests = self
                     .digests_of
                     .entry(found.identity.credential.id.clone())
@@ -671,14 +706,11 @@ impl Verifier {
                 if !digests.contains(&digest) {
                     digests.push(digest);
                 }
+                drop(digests);
+                self.secrets
+                    .insert_if(digest, found.clone(), now, unchanged);
             }
-            None => self.unknown.insert(digest, (), now),
-        }
-        if self.generation.load(Ordering::Acquire) != generation
-            || shard.load(Ordering::Acquire) != secret_generation
-        {
-            self.secrets.remove(&digest);
-            self.unknown.remove(&digest);
+            None => self.unknown.insert_if(digest, (), now, unchanged),
         }
         Ok(loaded)
     }
@@ -776,7 +808,7 @@ impl Verifier {
     /// the store (and kept in the slot).
     async fn policy_of(&self, slot: &OrgSlot) -> Result<Arc<Policy>, StoreError> {
         let now = self.clock.now_millis();
-        if slot.is_fresh(now, self.cache_ttl_millis) {
+        if slot.fresh(now, self.cache_ttl_millis).is_some() {
             return Ok(slot.policy.load_full());
         }
         let generation = slot.generation.load(Ordering::Acquire);
@@ -916,5 +948,83 @@ impl Verifier {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_780_000_000_000;
+    const TTL: i64 = 800;
+
+    fn policy(seq: i64) -> Arc<Policy> {
+        Arc::new(Policy {
+            seq,
+            ..Policy::default()
+        })
+    }
+
+    #[test]
+    fn an_organization_slot_is_fresh_for_its_lifetime_and_until_a_local_change() {
+        let slot = OrgSlot::new(OrganizationId::generate());
+        assert!(slot.fresh(T0, TTL).is_none(), "never read");
+        slot.keep(policy(7), T0, 0);
+        assert_eq!(slot.fresh(T0 + 799, TTL).map(|f| f.seq), Some(7));
+        assert!(slot.fresh(T0 + 800, TTL).is_none(), "read too long ago");
+        slot.generation.fetch_add(1, Ordering::AcqRel);
+        assert!(
+            slot.fresh(T0 + 1, TTL).is_none(),
+            "changed on this node since"
+        );
+    }
+
+    #[test]
+    fn a_policy_read_before_a_local_change_is_not_kept() {
+        let slot = OrgSlot::new(OrganizationId::generate());
+        slot.keep(policy(1), T0, 0);
+        // A re-read begins under generation 0, a change lands, then the read ends.
+        slot.generation.fetch_add(1, Ordering::AcqRel);
+        slot.keep(policy(2), T0 + 1, 0);
+        assert!(slot.fresh(T0 + 2, TTL).is_none());
+        assert_eq!(slot.policy.load().seq, 1, "the stale read was dropped");
+        slot.keep(policy(3), T0 + 3, 1);
+        assert_eq!(slot.fresh(T0 + 4, TTL).map(|f| f.seq), Some(3));
+    }
+
+    #[test]
+    fn checks_during_concurrent_re_reads_only_see_whole_policies() {
+        let slot = OrgSlot::new(OrganizationId::generate());
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for seq in 0..20_000 {
+                    // Every policy read has rules exactly when its counter is odd.
+                    let rules = (seq % 2 == 1).then(|| IpRule {
+                        id: keyward_core::typeid::IpRuleId::generate(),
+                        organization_id: slot.id.clone(),
+                        network: "192.0.2.0/25".parse().unwrap(),
+                        kind: keyward_core::ip_rule::RuleKind::Deny,
+                        description: None,
+                        created_at: time::OffsetDateTime::UNIX_EPOCH,
+                        created_by: "test".into(),
+                        last_matched_at: None,
+                        version: 1,
+                    });
+                    let policy = Policy {
+                        seq,
+                        rules: rules.into_iter().collect(),
+                        roles: HashMap::new(),
+                    };
+                    slot.keep(Arc::new(policy), T0, 0);
+                }
+            });
+            scope.spawn(|| {
+                for _ in 0..20_000 {
+                    if let Some(fresh) = slot.fresh(T0, TTL) {
+                        assert_eq!(fresh.has_rules, fresh.seq % 2 == 1, "{fresh:?}");
+                    }
+                }
+            });
+        });
     }
 }

@@ -27,7 +27,7 @@ use crate::verifier::{Client, Demand, Denial, Identity, Purpose};
 use keyward_core::credential::ValidationError;
 
 /// The body of `POST /v1/keys/verify`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest<'a> {
     /// The API key the client presented.
@@ -41,6 +41,17 @@ pub struct VerifyRequest<'a> {
     /// The client's address, checked against the key's allowlist and the organization's
     /// IP rules; failures from it count towards brute-force protection.
     pub client_ip: Option<String>,
+}
+
+/// Everything but the key.
+impl std::fmt::Debug for VerifyRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyRequest")
+            .field("required_scopes", &self.required_scopes)
+            .field("environment", &self.environment)
+            .field("client_ip", &self.client_ip)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The answer: always 200 once the caller is authenticated.
@@ -126,8 +137,11 @@ fn identity_members(identity: &Identity) -> &str {
 /// identity's members copied in as they were serialized once.
 fn valid_body(members: &str, rate: Option<&RateDecision>) -> Vec<u8> {
     let mut body = Vec::with_capacity(members.len() + 96);
-    body.extend_from_slice(br#"{"valid":true,"code":"VALID","#);
-    body.extend_from_slice(members.as_bytes());
+    body.extend_from_slice(br#"{"valid":true,"code":"VALID""#);
+    if !members.is_empty() {
+        body.push(b',');
+        body.extend_from_slice(members.as_bytes());
+    }
     if let Some(rate) = rate {
         // As serializing `RateLimitState` writes it, numbers without `fmt`.
         let state = RateLimitState::from(rate);
