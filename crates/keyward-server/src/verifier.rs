@@ -263,7 +263,7 @@ impl OrgSlot {
             has_rules: self.has_rules.load(Ordering::Relaxed),
         };
         std::sync::atomic::fence(Ordering::Acquire);
-        let consistent = before % 2 == 0 && self.version.load(Ordering::Relaxed) == before;
+        let consistent = before.is_multiple_of(2) && self.version.load(Ordering::Relaxed) == before;
         (consistent
             && alive(read_at, now, ttl)
             && read_generation == self.generation.load(Ordering::Acquire))
