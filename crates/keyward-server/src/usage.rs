@@ -2,7 +2,9 @@
 //! last use of each credential and the last match of each IP rule are kept in memory and
 //! written in batches by a background task (every second by default, so `last_used_at`
 //! shows within a few seconds). A process killed without warning loses at most the last
-//! interval's record.
+//! interval's record. The last use is kept to the second: a use less than a second after
+//! the one noted (since the last flush) leaves it as it is, so a key in steady use takes
+//! its cell's lock about once a second rather than at every request.
 //!
 //! Requests are also counted per credential, minute and outcome (`VALID`, `RATE_LIMITED`,
 //! `IP_DENIED`, …, and how many came by the query string), written as sums.
@@ -44,8 +46,8 @@ pub struct Activity {
     /// Accepted requests not yet written, of one minute: the minute since the epoch in the
     /// high 32 bits, the count in the low 32. Other minutes' counts are in `state`.
     accepted: AtomicU64,
-    /// The newest use in `state` since the last flush (milliseconds): a request of the
-    /// same millisecond or older leaves the last use as it is without taking the lock.
+    /// The newest use in `state` since the last flush (milliseconds): a request less than
+    /// [`LAST_USE_RESOLUTION`] after it leaves the last use as it is without the lock.
     last_used: AtomicI64,
     /// Whether the cell is on the pending list.
     queued: AtomicBool,
@@ -69,6 +71,8 @@ type LastUse = (i64, Option<IpAddr>);
 
 /// Milliseconds in a minute.
 const MINUTE_MILLIS: i64 = 60_000;
+/// How precisely the last use is kept, in milliseconds.
+const LAST_USE_RESOLUTION: i64 = 1_000;
 /// The count's part of [`Activity::accepted`].
 const COUNT_MASK: u64 = 0xffff_ffff;
 
@@ -144,7 +148,8 @@ impl Activity {
             self.roll_over(&mut state, minute);
             state.add(minute, Outcome::Valid, 1, i64::from(request.via_query));
         }
-        if request.at_millis > self.last_used.load(Ordering::Relaxed) {
+        let noted = self.last_used.load(Ordering::Relaxed);
+        if request.at_millis.saturating_sub(noted) >= LAST_USE_RESOLUTION {
             let mut state = self.lock();
             state.note_use(request.at_millis, request.ip);
             // Written only with the lock held: a plain store, no read-modify-write.
@@ -487,6 +492,22 @@ mod tests {
         let uses = recorder.take_pending().1;
         assert_eq!(uses.len(), 1, "{uses:?}");
         assert_eq!(uses[0].at, from_millis(later - 10_000));
+    }
+
+    #[test]
+    fn the_last_use_is_kept_to_the_second() {
+        let recorder = UsageRecorder::default();
+        let cell = recorder.cell(&CredentialId::generate());
+        let t = 3_000 * MINUTE_MILLIS;
+        let last_use = |recorder: &UsageRecorder| recorder.take_pending().1[0].at;
+        for at in [t, t + 500, t + 999] {
+            recorder.record_use(&cell, request(at));
+        }
+        assert_eq!(last_use(&recorder), from_millis(t));
+        for at in [t + 1_200, t + 2_199, t + 2_200] {
+            recorder.record_use(&cell, request(at));
+        }
+        assert_eq!(last_use(&recorder), from_millis(t + 2_200));
     }
 
     #[test]

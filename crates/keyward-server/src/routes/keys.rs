@@ -64,7 +64,8 @@ pub struct KeyResponse {
     pub updated_at: String,
     /// Revocation time (RFC 3339).
     pub revoked_at: Option<String>,
-    /// When a check last accepted it (RFC 3339; updated in batches).
+    /// When a check last accepted it (RFC 3339; written in batches within seconds, and
+    /// kept to the second: uses less than a second apart count as one).
     pub last_used_at: Option<String>,
     /// The address of that check.
     pub last_used_ip: Option<String>,
