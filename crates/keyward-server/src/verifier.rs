@@ -48,14 +48,12 @@ use crate::usage::{Activity, Request, UsageRecorder};
 /// Who a valid credential is: what the API behind Keyward learns about its caller.
 ///
 /// `repr(C)` keeps the [`Gate`] first, on the cache line of the reference counts that a
-/// check touches anyway: a check of a cached credential reads the gate and the pace after
-/// it, and nothing else of the record.
+/// check touches anyway: a check of a cached credential reads the gate and nothing else of
+/// the record.
 #[derive(Debug, Clone)]
 #[repr(C)]
 pub struct Identity {
     gate: Gate,
-    /// The credential's rate limit, worked out once.
-    pace: Pace,
     /// The credential.
     pub credential: Credential,
     /// Its permissions together with its role's scopes.
@@ -71,13 +69,12 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// An identity of `credential` holding `scopes`, checked through `gate` and `pace`.
-    fn new(credential: Credential, scopes: ScopeSet, gate: Gate, pace: Pace) -> Self {
+    /// An identity of `credential` holding `scopes`, checked through `gate`.
+    fn new(credential: Credential, scopes: ScopeSet, gate: Gate) -> Self {
         let scopes_text = scopes.to_strings().join(" ");
         let answer_headers = AnswerHeaders::of(&credential, &scopes_text);
         Self {
             gate,
-            pace,
             credential,
             scopes,
             scopes_text,
@@ -170,11 +167,14 @@ pub enum Denial {
 
 /// A secret found by its digest: the identity behind it and what confirms it.
 /// Held by value in the cache, so a check reads it without another pointer hop.
-/// The activity cell and the organization sit here rather than behind the identity, so a
-/// check starts reading all three as soon as it has the entry, not one after another.
+/// The activity cell, the organization and the limit sit here rather than behind the
+/// identity, so a check starts reading all three as soon as it has the entry, not one
+/// after another.
 #[derive(Debug, Clone)]
 struct Found {
     identity: Arc<Identity>,
+    /// The credential's rate limit, worked out once.
+    pace: Pace,
     /// Where this node notes the credential's uses and keeps its rate limit state.
     activity: Arc<Activity>,
     /// The credential's organization: its rules as this node last read them.
@@ -615,7 +615,7 @@ impl Verifier {
                     None
                 }
                 Purpose::Use => {
-                    let rate = self.usage.admit(&found.activity, &identity.pace, request);
+                    let rate = self.usage.admit(&found.activity, &found.pace, request);
                     if !rate.allowed {
                         return Err(Denial::RateLimited(rate));
                     }
@@ -731,6 +731,7 @@ impl Verifier {
         let policy = self.policy_of(&org).await?;
         let scopes = self.scopes_with(&policy, &found.credential);
         Ok(Some(Found {
+            pace: self.config.rate_limits.of(&found.credential).pace(),
             activity: self.usage.cell(&found.credential.id),
             identity: Arc::new(self.identity(found.credential, scopes)),
             org,
@@ -776,10 +777,12 @@ impl Verifier {
         let leeway = i64::try_from(oauth.leeway.as_millis()).unwrap_or(i64::MAX);
         let expires_at = claims.exp.saturating_mul(1_000).saturating_add(leeway);
         let activity = self.usage.cell(&credential.id);
+        let pace = self.config.rate_limits.of(&credential).pace();
         let mut identity = self.identity(credential, scopes);
         identity.token = Some(claims);
         Ok(Some(Found {
             identity: Arc::new(identity),
+            pace,
             activity,
             org,
             expires_at: Some(expires_at),
@@ -788,12 +791,11 @@ impl Verifier {
         }))
     }
 
-    /// The identity of a credential read from the store: its gate and limit made once
-    /// here, for every check of it while it is cached.
+    /// The identity of a credential read from the store: its gate made once here, for
+    /// every check of it while it is cached.
     fn identity(&self, credential: Credential, scopes: ScopeSet) -> Identity {
         let gate = Gate::new(&credential, &scopes, self.scope_index.as_ref());
-        let pace = self.config.rate_limits.of(&credential).pace();
-        Identity::new(credential, scopes, gate, pace)
+        Identity::new(credential, scopes, gate)
     }
 
     /// The slot of an organization, made on first use.
