@@ -293,7 +293,7 @@ impl OrgSlot {
     }
 }
 
-/// How often old usage counts are pruned.
+/// How often old usage counts are pruned and the caches' bookkeeping is tidied.
 const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How many shards `Verifier::secret_generations` has.
@@ -928,7 +928,9 @@ impl Verifier {
     }
 
     /// Flushes recorded usage every `config.usage_flush_interval` until the returned
-    /// handle is aborted.
+    /// handle is aborted; every minute, also drops what the caches no longer need and old
+    /// usage counts. That walk visits every cached credential, so it runs on a blocking
+    /// thread: on a runtime worker, a million of them would hold up that worker's requests.
     pub fn spawn_usage_flusher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let verifier = self.clone();
         tokio::spawn(async move {
@@ -937,13 +939,19 @@ impl Verifier {
             let mut pruned = Instant::now();
             loop {
                 interval.tick().await;
-                verifier.maintain();
                 crate::metrics::upkeep();
                 if let Err(error) = verifier.flush_usage().await {
                     tracing::warn!(%error, "could not write usage; will retry");
                 }
                 if pruned.elapsed() >= PRUNE_INTERVAL {
                     pruned = Instant::now();
+                    let maintained = verifier.clone();
+                    if tokio::task::spawn_blocking(move || maintained.maintain())
+                        .await
+                        .is_err()
+                    {
+                        tracing::error!("the cache maintenance panicked");
+                    }
                     if let Err(error) = verifier.prune_usage().await {
                         tracing::warn!(%error, "could not prune usage counts; will retry");
                     }

@@ -1078,11 +1078,21 @@ async fn usage_counts_add_up_per_minute_sum_per_bucket_and_are_pruned() {
             ])
             .await
             .unwrap();
-        // A second batch adds to the same rows.
+        // A second batch adds to the same rows, a row given twice counting twice.
         store
-            .record_usage(&[count(&id, 100, "VALID", 4, 2)])
+            .record_usage(&[
+                count(&id, 100, "VALID", 3, 1),
+                count(&id, 100, "VALID", 1, 1),
+            ])
             .await
             .unwrap();
+        // More rows than one statement takes: every one is written.
+        let many: Vec<UsageCount> = (0..450)
+            .map(|i| count(&other, 10_000 + i, "VALID", i + 1, 0))
+            .collect();
+        store.record_usage(&many).await.unwrap();
+        let written = store.usage(&other, 10_000, 10_450, 1).await.unwrap();
+        assert_eq!(written, many);
         let minutes = store.usage(&id, 0, 1_000, 1).await.unwrap();
         assert_eq!(
             minutes,
