@@ -4,16 +4,16 @@
 //! secret or an organization's data: outcomes, route templates and fixed words only.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::response::{IntoResponse, Response};
-use metrics::{Counter, Histogram, counter, gauge, histogram};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics::{Counter, counter, gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::state::AppState;
 
@@ -32,10 +32,23 @@ pub const STORE_ERRORS: &str = "keyward_store_errors_total";
 /// Seconds since usage was last written.
 pub const FLUSH_LAG: &str = "keyward_usage_flush_lag_seconds";
 
-/// Latency buckets, in seconds: 50 µs to 2.5 s.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5,
+/// Latency buckets' upper bounds, in nanoseconds: 50 µs to 2.5 s.
+const LATENCY_BUCKETS: [u64; 15] = [
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
 ];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -44,13 +57,7 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 /// installed first (metrics are then not served).
 pub fn handle() -> Option<&'static PrometheusHandle> {
     HANDLE
-        .get_or_init(|| {
-            PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-                .ok()?
-                .install_recorder()
-                .ok()
-        })
+        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
         .as_ref()
 }
 
@@ -60,13 +67,14 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         Some(handle) => {
             gauge!(FLUSH_LAG).set(state.verifier.flush_lag().as_secs_f64());
             state.verifier.metrics.publish();
-            handle.run_upkeep();
+            let mut text = handle.render();
+            latencies().render(&mut text);
             (
                 [(
                     axum::http::header::CONTENT_TYPE,
                     "text/plain; version=0.0.4",
                 )],
-                handle.render(),
+                text,
             )
                 .into_response()
         }
@@ -185,36 +193,126 @@ impl Default for VerificationMetrics {
     }
 }
 
-/// Folds the latency samples recorded since the last call into their buckets. The
-/// recorder keeps each sample until then, so without a scrape or this call the samples
-/// would pile up in memory; the usage flusher calls it every flush interval.
-pub fn upkeep() {
-    if let Some(handle) = handle() {
-        handle.run_upkeep();
-    }
-}
-
 /// Counts an issued access token.
 pub fn token_issued() {
     counter!(TOKENS_ISSUED).increment(1);
 }
 
-/// The latency histogram of a route template. The handles are kept per worker thread, so a
-/// request neither allocates its label nor looks it up in the recorder's registry (the
-/// templates are a fixed, small set).
-fn latency_histogram(endpoint: &str) -> Histogram {
-    thread_local! {
-        static HISTOGRAMS: RefCell<HashMap<String, Histogram, foldhash::fast::RandomState>> =
-            RefCell::default();
-    }
-    HISTOGRAMS.with_borrow_mut(|histograms| {
-        if let Some(histogram) = histograms.get(endpoint) {
-            return histogram.clone();
+/// Request latency per route template. It is kept here rather than in the recorder, which
+/// stores every sample until it is folded into buckets: each worker thread adds to bucket
+/// counters of its own instead, so a request stores nothing and contends for nothing, and
+/// a scrape renders the histograms in the text format.
+#[derive(Debug, Default)]
+struct Latencies {
+    endpoints: std::sync::RwLock<BTreeMap<String, Arc<EndpointLatency>>>,
+}
+
+/// One endpoint's histogram: a row of counters per shard of threads.
+#[derive(Debug)]
+struct EndpointLatency {
+    shards: Box<[LatencyRow]>,
+}
+
+/// Counts per bucket (the last one past every bound), the sum in nanoseconds, and the
+/// count, on lines of their own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct LatencyRow {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+    count: AtomicU64,
+}
+
+fn latencies() -> &'static Latencies {
+    static LATENCIES: OnceLock<Latencies> = OnceLock::new();
+    LATENCIES.get_or_init(Latencies::default)
+}
+
+impl Latencies {
+    /// The histogram of `endpoint`, found through this thread's own map once known (the
+    /// templates are a fixed, small set).
+    fn of(&self, endpoint: &str) -> Arc<EndpointLatency> {
+        thread_local! {
+            static KNOWN: RefCell<HashMap<String, Arc<EndpointLatency>, foldhash::fast::RandomState>> =
+                RefCell::default();
         }
-        let histogram = histogram!(REQUEST_DURATION, "endpoint" => endpoint.to_owned());
-        histograms.insert(endpoint.to_owned(), histogram.clone());
-        histogram
-    })
+        KNOWN.with_borrow_mut(|known| {
+            if let Some(histogram) = known.get(endpoint) {
+                return histogram.clone();
+            }
+            let histogram = self
+                .endpoints
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(endpoint.to_owned())
+                .or_insert_with(|| {
+                    Arc::new(EndpointLatency {
+                        shards: (0..COUNT_SHARDS).map(|_| LatencyRow::default()).collect(),
+                    })
+                })
+                .clone();
+            known.insert(endpoint.to_owned(), histogram.clone());
+            histogram
+        })
+    }
+
+    /// Appends every endpoint's histogram in the Prometheus text format.
+    fn render(&self, text: &mut String) {
+        use std::fmt::Write;
+        let endpoints = self
+            .endpoints
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if endpoints.is_empty() {
+            return;
+        }
+        let _ = writeln!(text, "# TYPE {REQUEST_DURATION} histogram");
+        for (endpoint, histogram) in endpoints.iter() {
+            let label = escape_label(endpoint);
+            let total = |read: &dyn Fn(&LatencyRow) -> u64| -> u64 {
+                histogram.shards.iter().map(read).sum()
+            };
+            let mut cumulative = 0;
+            for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+                cumulative += total(&|row| row.buckets[i].load(Ordering::Relaxed));
+                let seconds = *bound as f64 / 1e9;
+                let _ = writeln!(
+                    text,
+                    "{REQUEST_DURATION}_bucket{{endpoint=\"{label}\",le=\"{seconds}\"}} {cumulative}"
+                );
+            }
+            let count = total(&|row| row.count.load(Ordering::Relaxed));
+            let sum = total(&|row| row.sum_nanos.load(Ordering::Relaxed)) as f64 / 1e9;
+            let _ = writeln!(
+                text,
+                "{REQUEST_DURATION}_bucket{{endpoint=\"{label}\",le=\"+Inf\"}} {count}"
+            );
+            let _ = writeln!(text, "{REQUEST_DURATION}_sum{{endpoint=\"{label}\"}} {sum}");
+            let _ = writeln!(
+                text,
+                "{REQUEST_DURATION}_count{{endpoint=\"{label}\"}} {count}"
+            );
+        }
+    }
+}
+
+impl EndpointLatency {
+    /// Counts one request that took `nanos`.
+    fn record(&self, nanos: u64) {
+        let row = &self.shards[shard_index()];
+        let bucket = LATENCY_BUCKETS.partition_point(|bound| *bound < nanos);
+        row.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        row.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        row.count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A label value as the text format writes it: backslash, quote and newline escaped.
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// A layer timing each request by its route template.
@@ -254,13 +352,45 @@ where
             .extensions()
             .get::<MatchedPath>()
             .map_or("unmatched", MatchedPath::as_str);
-        let histogram = latency_histogram(endpoint);
+        let histogram = latencies().of(endpoint);
         let started = Instant::now();
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await;
-            histogram.record(started.elapsed().as_secs_f64());
+            histogram.record(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
             response
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_render_as_cumulative_buckets_with_escaped_labels() {
+        let latencies = Latencies::default();
+        let histogram = latencies.of("/v1/\"odd\"");
+        for nanos in [10, 50_000, 50_001, 3_000_000_000] {
+            histogram.record(nanos);
+        }
+        let mut text = String::new();
+        latencies.render(&mut text);
+        let line = |suffix: &str| {
+            text.lines()
+                .find(|l| l.contains(suffix))
+                .unwrap_or_else(|| panic!("no {suffix} in {text}"))
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        assert!(text.contains(r#"endpoint="/v1/\"odd\"""#), "{text}");
+        assert_eq!(line(r#"le="0.00005""#), "2", "a bound is in its own bucket");
+        assert_eq!(line(r#"le="0.0001""#), "3");
+        assert_eq!(line(r#"le="2.5""#), "3");
+        assert_eq!(line(r#"le="+Inf""#), "4");
+        assert_eq!(line("_count{"), "4");
+        assert_eq!(line("_sum{"), "3.000100011");
     }
 }

@@ -329,7 +329,14 @@ impl UsageRecorder {
     /// Writes everything recorded so far. What cannot be written is kept for the next
     /// flush, unless something newer arrived meanwhile.
     pub async fn flush(&self, store: &Arc<dyn Store>) -> Result<(), StoreError> {
-        let (pending, uses, counts) = self.take_pending();
+        let pending = self.take_pending_cells();
+        let (mut uses, mut counts) = (Vec::new(), Vec::new());
+        // A few hundred cells at a time, yielding between: a thousand keys in use would
+        // otherwise hold up the requests on this worker for most of a millisecond.
+        for cells in pending.chunks(FLUSH_CHUNK) {
+            take_rows(cells, &mut uses, &mut counts);
+            tokio::task::yield_now().await;
+        }
         let written = match store.record_credential_uses(&uses).await {
             Ok(()) => store.record_usage(&counts).await,
             Err(error) => Err(error),
@@ -351,34 +358,46 @@ impl UsageRecorder {
         Ok(())
     }
 
-    /// Takes the pending cells and what they hold unwritten, as rows.
+    /// Takes the list of cells holding something unwritten.
+    fn take_pending_cells(&self) -> Vec<Arc<Activity>> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Takes the pending cells and what they hold unwritten, as rows, at once.
+    #[cfg(test)]
     fn take_pending(&self) -> (Vec<Arc<Activity>>, Vec<CredentialUse>, Vec<UsageCount>) {
-        let pending =
-            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
-        let mut uses = Vec::new();
-        let mut counts = Vec::new();
-        for cell in &pending {
-            let (last_use, taken) = cell.take();
-            if let Some((at, ip)) = last_use {
-                uses.push(CredentialUse {
-                    credential_id: cell.credential.clone(),
-                    at: from_millis(at),
-                    ip,
-                });
-            }
-            counts.extend(
-                taken
-                    .into_iter()
-                    .map(|((minute, outcome), (count, via_query))| UsageCount {
-                        credential_id: cell.credential.clone(),
-                        minute,
-                        outcome: outcome.code().to_owned(),
-                        count,
-                        via_query,
-                    }),
-            );
-        }
+        let pending = self.take_pending_cells();
+        let (mut uses, mut counts) = (Vec::new(), Vec::new());
+        take_rows(&pending, &mut uses, &mut counts);
         (pending, uses, counts)
+    }
+}
+
+/// Cells a flush takes between two yields to the runtime.
+const FLUSH_CHUNK: usize = 256;
+
+/// Takes what `cells` hold unwritten, as rows.
+fn take_rows(cells: &[Arc<Activity>], uses: &mut Vec<CredentialUse>, counts: &mut Vec<UsageCount>) {
+    for cell in cells {
+        let (last_use, taken) = cell.take();
+        if let Some((at, ip)) = last_use {
+            uses.push(CredentialUse {
+                credential_id: cell.credential.clone(),
+                at: from_millis(at),
+                ip,
+            });
+        }
+        counts.extend(
+            taken
+                .into_iter()
+                .map(|((minute, outcome), (count, via_query))| UsageCount {
+                    credential_id: cell.credential.clone(),
+                    minute,
+                    outcome: outcome.code().to_owned(),
+                    count,
+                    via_query,
+                }),
+        );
     }
 }
 

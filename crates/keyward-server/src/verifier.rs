@@ -939,7 +939,6 @@ impl Verifier {
             let mut pruned = Instant::now();
             loop {
                 interval.tick().await;
-                crate::metrics::upkeep();
                 if let Err(error) = verifier.flush_usage().await {
                     tracing::warn!(%error, "could not write usage; will retry");
                 }
