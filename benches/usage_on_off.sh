@@ -26,7 +26,6 @@
 #   benches/usage_on_off.sh         (needs valgrind, wrk, curl; builds both binaries)
 #   BUILD=0 IN_PROCESS=0 benches/usage_on_off.sh    (the HTTP part again, same binaries)
 set -euo pipefail
-export KEYWARD_MASTER_KEY="${KEYWARD_MASTER_KEY:-$(head -c 32 /dev/urandom | base64)}"
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 ON_TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -39,8 +38,7 @@ N2="${N2:-1200}"
 S1="${S1:-200}"
 S2="${S2:-2200}"
 ROUNDS="${ROUNDS:-4}"
-W="$(mktemp -d)"
-trap '[ -n "${S:-}" ] && kill "$S" 2>/dev/null; rm -rf "$W"' EXIT
+. benches/common.sh
 
 ON="$ON_TARGET/release/keyward"
 OFF="$OFF_TARGET/release/keyward"
@@ -64,89 +62,46 @@ git worktree remove --force "$OFF_TREE"
 fi
 BENCH="$(ls -t "$ON_TARGET"/release/deps/verification-* | grep -v '\.d$' | head -1)"
 
-# The instructions of a callgrind output file spent in function `$2` and what it calls.
-inclusive() {
-  callgrind_annotate --inclusive=yes --threshold=100 "$1" 2>/dev/null \
-    | awk -v f="$2" 'index($0, f) && /\[/ && !found {gsub(",", "", $1); print $1; found = 1}'
-}
 run_check() { inclusive "$1" 'verification::run ['; }
-connection() { inclusive "$1" 'UpgradeableConnection<I,S,E> as core::future::future::Future>::poll ['; }
 
 if [ "${IN_PROCESS:-1}" = 1 ]; then
 echo "== in process: Verifier::check of a cached key, 1,000 credentials"
 for bench in check_a_cached_key check_a_cached_key_uncounted; do
   for size in "$S1" "$S2"; do
-    KEYWARD_BENCH_CREDENTIALS=1000 valgrind --tool=callgrind --callgrind-out-file="$W/$bench.$size" \
+    KEYWARD_BENCH_CREDENTIALS=1000 valgrind --tool=callgrind --callgrind-out-file="$WORK/$bench.$size" \
       "$BENCH" --bench --exact "verification::$bench" --sample-count 1 --sample-size "$size" >/dev/null 2>&1
   done
-  per=$(( ($(run_check "$W/$bench.$S2") - $(run_check "$W/$bench.$S1")) / (S2 - S1) ))
+  per=$(( ($(run_check "$WORK/$bench.$S2") - $(run_check "$WORK/$bench.$S1")) / (S2 - S1) ))
   echo "$bench: $per instructions per check"
   eval "check_$bench=$per"
 done
 echo "in process, on/off by instructions: $(python3 -c "print(round($check_check_a_cached_key_uncounted / $check_check_a_cached_key, 3))")"
 fi
 
-start() { # binary, database, valgrind output or empty; waits for "listening", sending nothing
-  : >"$W/out"
-  if [ -n "$3" ]; then
-    KEYWARD_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$3" "$1" \
-      --config "$W/bench.toml" --database "$2" serve --listen "127.0.0.1:$PORT" >"$W/out" 2>/dev/null &
-  else
-    KEYWARD_LOG=warn "$1" --config "$W/bench.toml" --database "$2" serve \
-      --listen "127.0.0.1:$PORT" >"$W/out" 2>/dev/null &
-  fi
-  S=$!
-  for _ in $(seq 1200); do grep -q "Keyward listening" "$W/out" && return; sleep 0.1; done
-  echo "the server did not start" >&2
-  exit 1
-}
-stop() { kill -TERM "$S"; wait "$S" || true; S=""; }
-
-INIT="$("$ON" --database "$W/b.db" init --org-name bench --json 2>/dev/null)"
-ADMIN="$(echo "$INIT" | sed 's/.*"api_key":"\([^"]*\)".*/\1/')"
-KEY_ID="$(echo "$INIT" | sed 's/.*"key_id":"\([^"]*\)".*/\1/')"
-# The bench creates its keys through one organization: lift its management ceiling.
-printf '[rate_limits]\nmanagement_per_second = 1000000\nmanagement_burst = 1000000\n' >"$W/bench.toml"
-start "$ON" "$W/b.db" ""
-curl -sf -X PATCH "http://127.0.0.1:$PORT/v1/keys/$KEY_ID" -H "X-Api-Key: $ADMIN" \
-  -H 'Content-Type: application/json' -d '{"rate_limit_override": 1000000}' >/dev/null
-export KEYS_FILE="$W/keys.txt"
+bench_init "$ON" "$WORK/b.db"
+bench_serve "$ON" "$WORK/b.db"
+lift_admin_limit
+export KEYS_FILE="$WORK/keys.txt"
 for i in $(seq "$KEYS"); do
-  curl -sf "http://127.0.0.1:$PORT/v1/keys" -H "X-Api-Key: $ADMIN" -H 'Content-Type: application/json' \
-    -d "{\"name\": \"k$i\", \"rate_limit_override\": 500}" | sed 's/.*"key":"\([^"]*\)".*/\1/'
-  echo
+  create_key "{\"name\": \"k$i\", \"rate_limit_override\": 500}"
 done >"$KEYS_FILE"
-stop
+bench_stop
 
 echo "== over HTTP: GET /v1/authorize, instructions per request"
-for build in on off; do
-  binary="$ON"; [ "$build" = off ] && binary="$OFF"
-  for n in "$N1" "$N2"; do
-    start "$binary" "$W/b.db" "$W/server.$build.$n"
-    for i in $(seq "$n"); do
-      key="$(sed -n "$(( (i - 1) % KEYS + 1 ))p" "$KEYS_FILE")"
-      # `next` starts each URL's options afresh: every one repeats them.
-      printf 'url = "http://127.0.0.1:%s/v1/authorize"\nheader = "X-Api-Key: %s"\n' "$PORT" "$key"
-      printf 'output = "/dev/null"\nsilent\nwrite-out = "%%{http_code}\\n"\nnext\n'
-    done | sed '$d' >"$W/urls" # no `next` after the last
-    codes="$(curl -K "$W/urls" | sort | uniq -c | tr -s ' ')"
-    stop
-    [ "$codes" = " $n 200" ] || { echo "unexpected answers: $codes" >&2; exit 1; }
-  done
-  per=$(( ($(connection "$W/server.$build.$N2") - $(connection "$W/server.$build.$N1")) / (N2 - N1) ))
-  echo "$build: $per instructions per request"
-  eval "http_$build=$per"
-done
+http_on="$(instructions_per_request "$ON" "$WORK/b.db" authorize "$KEYS_FILE" 200)"
+echo "on: $http_on instructions per request"
+http_off="$(instructions_per_request "$OFF" "$WORK/b.db" authorize "$KEYS_FILE" 200)"
+echo "off: $http_off instructions per request"
 echo "over HTTP, on/off by instructions: $(python3 -c "print(round($http_off / $http_on, 4))")"
 
 echo "== over HTTP: requests per second, wrk -t2 -c64 -d5s, alternating"
 for round in $(seq "$ROUNDS"); do
   for build in on off; do
     binary="$ON"; [ "$build" = off ] && binary="$OFF"
-    start "$binary" "$W/b.db" ""
+    bench_serve "$binary" "$WORK/b.db"
     rps=$(wrk -t2 -c64 -d5s -s benches/authorize.lua "http://127.0.0.1:$PORT/v1/authorize" \
       | awk '/Requests\/sec/ {print $2} /Non-2xx/ {print "(" $0 ")"}' | tr '\n' ' ')
-    stop
+    bench_stop
     echo "round $round $build: $rps requests/s"
   done
 done

@@ -14,8 +14,6 @@
 #
 # Needs: a release build, wrk, sqlite3, nginx (apt-get install wrk sqlite3 nginx).
 set -euo pipefail
-# A throwaway master key: no key file is left in the working directory.
-export KEYWARD_MASTER_KEY="${KEYWARD_MASTER_KEY:-$(head -c 32 /dev/urandom | base64)}"
 cd "$(dirname "$0")/.."
 
 FILL="${FILL:-1000}"
@@ -34,37 +32,16 @@ if [ "${PIN:-0}" = 1 ]; then
 fi
 PORT="${PORT:-18090}"
 NGINX_PORT="${NGINX_PORT:-18091}"
-TARGET="${CARGO_TARGET_DIR:-target}/release/keyward"
-WORK="$(mktemp -d)"
+. benches/common.sh
 DB="$WORK/bench.db"
-cleanup() { kill "$SERVER" 2>/dev/null || true; [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; rm -rf "$WORK"; }
+cleanup() { bench_stop; [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-INIT="$("$TARGET" --database "$DB" init --org-name bench --json)"
-ADMIN="$(echo "$INIT" | sed 's/.*"api_key":"\([^"]*\)".*/\1/')"
+bench_init "$TARGET" "$DB"
 sqlite3 "$DB" -cmd ".parameter set :count $FILL" < benches/fill.sql
-# The bench drives the management API through one organization: lift its ceiling.
-printf '[rate_limits]\nmanagement_per_second = 1000000\nmanagement_burst = 1000000\n' >"$WORK/bench.toml"
-KEYWARD_LOG=warn $SERVER_CPU "$TARGET" --config "$WORK/bench.toml" --database "$DB" serve --listen "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
-SERVER=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
-# The bench drives everything through the bootstrap key: lift its own rate limit.
-curl -sf -X PATCH "http://127.0.0.1:$PORT/v1/keys/$(echo "$INIT" | sed 's/.*"key_id":"\([^"]*\)".*/\1/')" \
-  -H "X-Api-Key: $ADMIN" -H 'Content-Type: application/json' -d '{"rate_limit_override": 1000000}' >/dev/null
-
-create() {
-  curl -sf "http://127.0.0.1:$PORT/v1/keys" -H "X-Api-Key: $ADMIN" -H 'Content-Type: application/json' -d "$1" \
-    | sed 's/.*"key":"\([^"]*\)".*/\1/'
-  echo
-}
-VERIFIER_KEY="$(create '{"name":"api server","permissions":["keys:verify"]}')"
-export VERIFIER_KEY KEYS_FILE="$WORK/keys.txt"
-: >"$KEYS_FILE"
-# Each key may make 5,000 requests a second (burst 10,000), so no run meets a rate limit:
-# a refused check is a different, cheaper answer (the runs below fail on any).
-for i in $(seq "$KEYS"); do
-  create "{\"name\":\"bench $i\",\"permissions\":[\"dns:read\"],\"rate_limit_override\":5000}" >>"$KEYS_FILE"
-done
+bench_serve "$TARGET" "$DB" $SERVER_CPU
+lift_admin_limit
+bench_keys "$KEYS"
 FIRST_KEY="$(head -1 "$KEYS_FILE")"
 curl -sf "http://127.0.0.1:$PORT/v1/authorize" -H "X-Api-Key: $FIRST_KEY" >/dev/null
 curl -sf "http://127.0.0.1:$PORT/v1/keys/verify" -H "X-Api-Key: $VERIFIER_KEY" -H 'Content-Type: application/json' \

@@ -61,6 +61,19 @@ pub struct FileConfig {
     pub oauth: Option<OAuthFileConfig>,
     /// Default per-credential rate limits.
     pub rate_limits: Option<RateLimitsFileConfig>,
+    /// Usage counting: how often it is written, how long it is kept.
+    pub usage: Option<UsageFileConfig>,
+}
+
+/// `[usage]`: how often counts and last uses are written, and how long counts are kept.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageFileConfig {
+    /// Milliseconds between writes of recorded usage (100 to 5,000): what a node killed
+    /// without warning may lose.
+    pub flush_interval_ms: Option<u64>,
+    /// Days per-minute counts are kept before they are pruned (at least 1).
+    pub retention_days: Option<u64>,
 }
 
 /// `[rate_limits]`: the default limit of each environment's credentials.
@@ -393,6 +406,19 @@ impl Config {
                 defaults.rate_limits.management,
             )?,
         };
+        let usage_file = file.usage.unwrap_or_default();
+        let usage_flush_interval = usage_file
+            .flush_interval_ms
+            .map(Duration::from_millis)
+            .unwrap_or(defaults.usage_flush_interval);
+        if !(Duration::from_millis(100)..=Duration::from_secs(5)).contains(&usage_flush_interval) {
+            bail!("usage.flush_interval_ms must be 100 to 5000: last uses are visible within 5 s");
+        }
+        let usage_retention = match usage_file.retention_days {
+            Some(0) => bail!("usage.retention_days must be at least 1"),
+            Some(days) => Duration::from_secs(days.saturating_mul(86_400)),
+            None => defaults.usage_retention,
+        };
         let master_key_file = oauth_file
             .master_key_file
             .unwrap_or_else(|| PathBuf::from(DEFAULT_MASTER_KEY_FILE));
@@ -423,6 +449,8 @@ impl Config {
                 authorize,
                 oauth,
                 rate_limits,
+                usage_flush_interval,
+                usage_retention,
                 ..defaults
             },
         })
@@ -468,6 +496,10 @@ impl Config {
                 "test_burst": self.server.rate_limits.test.burst,
                 "management_per_second": self.server.rate_limits.management.per_second,
                 "management_burst": self.server.rate_limits.management.burst,
+            },
+            "usage": {
+                "flush_interval_ms": self.server.usage_flush_interval.as_millis() as u64,
+                "retention_days": self.server.usage_retention.as_secs() / 86_400,
             },
             "oauth": {
                 "issuer": self.server.oauth.issuer,
@@ -559,5 +591,32 @@ mod tests {
             ..Default::default()
         };
         assert!(Config::load(None, &overrides, None).is_err());
+    }
+
+    #[test]
+    fn usage_settings_are_read_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyward.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(Some(&path), &Overrides::default(), None)
+        };
+        let config = load("[usage]\nflush_interval_ms = 250\nretention_days = 7\n").unwrap();
+        assert_eq!(
+            config.server.usage_flush_interval,
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            config.server.usage_retention,
+            Duration::from_secs(7 * 86_400)
+        );
+        for bad in [
+            "[usage]\nflush_interval_ms = 99\n",
+            "[usage]\nflush_interval_ms = 5001\n",
+            "[usage]\nretention_days = 0\n",
+            "[usage]\nretention_hours = 1\n",
+        ] {
+            assert!(load(bad).is_err(), "{bad}");
+        }
     }
 }

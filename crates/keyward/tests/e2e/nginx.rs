@@ -90,8 +90,16 @@ proxy_pass http://{upstream};
 struct Nginx(Child);
 
 impl Drop for Nginx {
+    /// SIGTERM, so the master stops its worker before it exits; SIGKILL would leave the
+    /// worker running, orphaned, after the test.
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let terminated = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .is_ok_and(|status| status.success());
+        if !terminated {
+            let _ = self.0.kill();
+        }
         let _ = self.0.wait();
     }
 }
