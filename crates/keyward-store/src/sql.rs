@@ -2,8 +2,8 @@
 //!
 //! Every statement is written once in the SQL both dialects accept. What differs per dialect
 //! stays in [`Dialect`]: how to connect, the SQLite pragmas (WAL, `synchronous=FULL` so a
-//! returned write survives a crash), how a write transaction begins, and which migrations
-//! folder applies.
+//! returned write survives a crash), how a write transaction begins, which migrations
+//! folder applies, and the placeholders of the batched statements whose length varies.
 
 mod rows;
 mod writer;
@@ -242,17 +242,34 @@ async fn sqlite_pool(options: &AnyConnectOptions, connections: u32) -> Result<An
 
 /// Sorts sqlx errors into the store's few kinds; database text never goes further than
 /// this error's own log line.
-/// Rows a batched write puts in one statement: a few thousand bound parameters, well
-/// under both dialects' limits, and one round trip where a row each cost one (about 50 µs
-/// each to SQLite's worker thread).
-const BATCH_ROWS: usize = 200;
+/// Rows a batched write puts in one statement, largest first: a few thousand bound
+/// parameters at most, well under both dialects' limits, and one round trip where a row
+/// each cost one (about 50 µs each to SQLite's worker thread). Only these sizes are used,
+/// so each batched statement is parsed once per connection and then found in its cache of
+/// prepared statements; any other size would be a new text, parsed again at every flush.
+const BATCH_SIZES: [usize; 4] = [200, 50, 10, 1];
 
-/// `($1, $2, …), ($k, …), …`: `rows` tuples of `columns` placeholders, numbered in order.
-fn values_list(rows: usize, columns: usize) -> String {
+/// `rows` cut into batches of [`BATCH_SIZES`], largest first.
+fn batches<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        let size = BATCH_SIZES.into_iter().find(|&size| size <= rows.len())?;
+        let (batch, rest) = rows.split_at(size);
+        rows = rest;
+        Some(batch)
+    })
+}
+
+/// `rows` tuples of `columns` placeholders: `(?, ?), (?, ?)` for SQLite, whose anonymous
+/// parameters are bound by position (sqlx looks a named one up by a scan of all the
+/// statement's names, for each of them), and `($1, $2), ($3, $4)` for PostgreSQL.
+fn values_list(dialect: Dialect, rows: usize, columns: usize) -> String {
     let tuples: Vec<String> = (0..rows)
         .map(|row| {
             let places: Vec<String> = (1..=columns)
-                .map(|column| format!("${}", row * columns + column))
+                .map(|column| match dialect {
+                    Dialect::Sqlite => "?".to_owned(),
+                    Dialect::Postgres => format!("${}", row * columns + column),
+                })
                 .collect();
             format!("({})", places.join(", "))
         })
@@ -665,15 +682,16 @@ impl Store for SqlStore {
                 }
             }
         }
-        let write = job(newest, |conn, uses| {
+        let write = job((self.dialect, newest), |conn, data| {
             Box::pin(async move {
-                for batch in uses.chunks(BATCH_ROWS) {
+                let (dialect, uses) = &*data;
+                for batch in batches(uses) {
                     let sql = format!(
                         "WITH used (id, at, ip) AS (VALUES {}) \
                          UPDATE credentials SET last_used_at = used.at, last_used_ip = used.ip \
                          FROM used WHERE credentials.id = used.id \
                          AND (credentials.last_used_at IS NULL OR credentials.last_used_at < used.at)",
-                        values_list(batch.len(), 3)
+                        values_list(*dialect, batch.len(), 3)
                     );
                     // Only numbered placeholders are put in: every value is bound.
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -903,16 +921,17 @@ impl Store for SqlStore {
                 }
             }
         }
-        let write = job(merged, |conn, counts| {
+        let write = job((self.dialect, merged), |conn, data| {
             Box::pin(async move {
-                for batch in counts.chunks(BATCH_ROWS) {
+                let (dialect, counts) = &*data;
+                for batch in batches(counts) {
                     let sql = format!(
                         "INSERT INTO usage_counts (credential_id, minute, outcome, count, via_query) \
                          VALUES {} \
                          ON CONFLICT (credential_id, minute, outcome) DO UPDATE SET \
                          count = usage_counts.count + excluded.count, \
                          via_query = usage_counts.via_query + excluded.via_query",
-                        values_list(batch.len(), 5)
+                        values_list(*dialect, batch.len(), 5)
                     );
                     // Only numbered placeholders are put in: every value is bound.
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -1285,5 +1304,26 @@ mod tests {
             "postgres://localhost/test"
         );
         assert_eq!(database_url("sqlite::memory:"), "sqlite::memory:");
+    }
+
+    #[test]
+    fn batches_take_every_row_in_order_in_the_fixed_sizes() {
+        for n in [0, 1, 9, 10, 199, 200, 201, 450, 1_337] {
+            let rows: Vec<usize> = (0..n).collect();
+            let cut: Vec<&[usize]> = batches(&rows).collect();
+            assert!(
+                cut.iter().all(|batch| BATCH_SIZES.contains(&batch.len())),
+                "{n}"
+            );
+            assert_eq!(cut.concat(), rows, "{n}");
+        }
+        let sizes: Vec<usize> = batches(&[0; 461]).map(<[_]>::len).collect();
+        assert_eq!(sizes, [200, 200, 50, 10, 1]);
+    }
+
+    #[test]
+    fn placeholders_are_positional_in_sqlite_and_numbered_in_postgres() {
+        assert_eq!(values_list(Dialect::Sqlite, 2, 2), "(?, ?), (?, ?)");
+        assert_eq!(values_list(Dialect::Postgres, 2, 2), "($1, $2), ($3, $4)");
     }
 }

@@ -838,6 +838,27 @@ async fn credential_uses_only_move_last_used_forward() {
             read.version, issued.credential.version,
             "a use is not a change"
         );
+
+        // Several credentials at once, in statements of more than one size: each gets its
+        // own time and address.
+        let mut many = Vec::new();
+        for i in 0..12u8 {
+            let issued = credential(&store, &org.id, Environment::Live, named("many")).await;
+            many.push(CredentialUse {
+                credential_id: issued.credential.id,
+                at: at - Duration::seconds(i.into()),
+                ip: Some(IpAddr::from([198, 51, 100, i])),
+            });
+        }
+        store.record_credential_uses(&many).await.unwrap();
+        for u in &many {
+            let read = store
+                .credential(&org.id, &u.credential_id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!((read.last_used_at, read.last_used_ip), (Some(u.at), u.ip));
+        }
     }
 }
 
@@ -1086,12 +1107,13 @@ async fn usage_counts_add_up_per_minute_sum_per_bucket_and_are_pruned() {
             ])
             .await
             .unwrap();
-        // More rows than one statement takes: every one is written.
-        let many: Vec<UsageCount> = (0..450)
+        // More rows than one statement takes, in statements of every size: every one is
+        // written.
+        let many: Vec<UsageCount> = (0..461)
             .map(|i| count(&other, 10_000 + i, "VALID", i + 1, 0))
             .collect();
         store.record_usage(&many).await.unwrap();
-        let written = store.usage(&other, 10_000, 10_450, 1).await.unwrap();
+        let written = store.usage(&other, 10_000, 10_461, 1).await.unwrap();
         assert_eq!(written, many);
         let minutes = store.usage(&id, 0, 1_000, 1).await.unwrap();
         assert_eq!(
