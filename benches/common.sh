@@ -44,6 +44,7 @@ bench_serve() {
   done
   echo "the server did not start:" >&2
   cat "$WORK/server.log" >&2
+  bench_stop
   exit 1
 }
 
@@ -111,23 +112,26 @@ request_config() {
 }
 
 # instructions_per_request BINARY DATABASE KIND KEYS_FILE STATUS: runs the server under
-# callgrind twice, sent N1 and then N2 requests (both set by the caller) of KIND (see request_config), and prints
-# the connection tasks' instructions of one request: the difference over N2 - N1. With
-# N1 = the number of keys, each key's first use (a cache fill) is in both runs. Startup
-# and background tasks (the usage flush, once a second) are left out. Fails unless every
-# answer has status STATUS.
+# callgrind twice, sent N1 and then N2 requests (both set by the caller) of KIND (see
+# request_config), and sets PER to the connection tasks' instructions of one request: the
+# difference over N2 - N1. With N1 = the number of keys, each key's first use (a cache
+# fill) is in both runs. Startup and background tasks (the usage flush) are left out.
+# Exits unless every answer has status STATUS and both runs were counted.
 instructions_per_request() {
-  local binary="$1" database="$2" kind="$3" keys_file="$4" status="$5" n codes
+  local binary="$1" database="$2" kind="$3" keys_file="$4" status="$5" n codes count
   local counts=()
+  ((N2 > N1)) || { echo "N2 ($N2) must be more than N1 ($N1)" >&2; exit 1; }
   for n in "$N1" "$N2"; do
     bench_serve "$binary" "$database" valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.$n"
     request_config "$kind" "$n" "$keys_file" >"$WORK/requests"
     codes="$(curl -K "$WORK/requests" | sort | uniq -c | tr -s ' ')"
     bench_stop
     [ "$codes" = " $n $status" ] || { echo "$kind: unexpected answers: $codes" >&2; exit 1; }
-    counts+=("$(connection_instructions "$WORK/callgrind.$n")")
+    count="$(connection_instructions "$WORK/callgrind.$n")"
+    [[ $count =~ ^[0-9]+$ ]] || { echo "$kind: no count of the connection tasks in callgrind's output" >&2; exit 1; }
+    counts+=("$count")
   done
-  echo $(((counts[1] - counts[0]) / (N2 - N1)))
+  PER=$(((counts[1] - counts[0]) / (N2 - N1)))
 }
 
 # bench_keys N: creates the key `api server` (keys:verify) as VERIFIER_KEY and N keys with
@@ -142,4 +146,20 @@ bench_keys() {
   for ((i = 1; i <= $1; i++)); do
     create_key "{\"name\":\"bench $i\",\"permissions\":[\"dns:read\"],\"rate_limit_override\":5000}"
   done >"$KEYS_FILE"
+}
+
+# checked_wrk ANSWERS WRK_ARGUMENTS…: runs wrk with --latency (through $LOAD_CPU when set)
+# into $WORK/wrk.out and prints its summary lines. Exits if a connection failed, or, when
+# ANSWERS is `2xx`, if any answer was not 2xx: a refused or failed request is a different,
+# cheaper answer, and the run would not measure what it says. ANSWERS `any` allows them.
+checked_wrk() {
+  local answers="$1"
+  shift
+  ${LOAD_CPU:-} wrk --latency "$@" >"$WORK/wrk.out"
+  grep -E "Requests/sec|Latency |99%|Non-2xx|Socket errors" "$WORK/wrk.out"
+  if grep -q "Socket errors" "$WORK/wrk.out" \
+    || { [ "$answers" = 2xx ] && grep -q "Non-2xx" "$WORK/wrk.out"; }; then
+    echo "failed or refused requests: the run does not measure what it says" >&2
+    exit 1
+  fi
 }

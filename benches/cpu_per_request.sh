@@ -18,7 +18,8 @@ cpu() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
 for target in "healthz benches/authorize.lua /healthz" "authorize benches/authorize.lua /v1/authorize" "verify benches/verify.lua /v1/keys/verify"; do
   set -- $target
   c0=$(cpu)
-  n=$(wrk -t2 -c64 -d5s -s "$2" "http://127.0.0.1:$PORT$3" | awk '/requests in/ {print $1}')
+  checked_wrk 2xx -t2 -c64 -d5s -s "$2" "http://127.0.0.1:$PORT$3" >/dev/null
+  n=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
   c1=$(cpu)
   echo "$1: $n requests, $(python3 -c "print(round(($c1 - $c0) * 1e6 / 100 / $n, 1))") µs of server CPU per request"
 done

@@ -11,10 +11,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS="${KEYS:-200}"
-N1="$KEYS"
+N1="${N1:-$KEYS}"
 N2="${N2:-1200}"
 PORT="${PORT:-18098}"
 . benches/common.sh
+for tool in valgrind callgrind_annotate curl; do
+  command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }
+done
+[ -x "$TARGET" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 
 bench_init "$TARGET" "$WORK/b.db"
 bench_serve "$TARGET" "$WORK/b.db"
@@ -26,5 +30,6 @@ echo "instructions per request ($(git rev-parse --short HEAD), $KEYS keys, reque
 for kind in healthz authorize verify-405 verify; do
   status=200
   [ "$kind" = verify-405 ] && status=405
-  echo "  $kind: $(instructions_per_request "$TARGET" "$WORK/b.db" "$kind" "$KEYS_FILE" "$status")"
+  instructions_per_request "$TARGET" "$WORK/b.db" "$kind" "$KEYS_FILE" "$status"
+  echo "  $kind: $PER"
 done

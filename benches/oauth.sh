@@ -37,12 +37,7 @@ done
 run() {
   echo "== $1"
   shift
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" >"$WORK/wrk.out"
-  grep -E "Requests/sec|Latency |99%|Non-2xx|Socket errors" "$WORK/wrk.out"
-  if grep -q "Non-2xx" "$WORK/wrk.out"; then
-    echo "answers other than 200: the run does not measure what it says" >&2
-    exit 1
-  fi
+  checked_wrk 2xx -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "$@"
 }
 run "baseline: GET /healthz" -s benches/authorize.lua "http://127.0.0.1:$PORT/healthz"
 run "POST /v1/auth/token (client_secret_basic)" -s benches/token.lua "http://127.0.0.1:$PORT/v1/auth/token"

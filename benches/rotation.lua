@@ -1,10 +1,12 @@
 -- Loaded by the wrk scripts (run from the repository's root): `next_line()` walks the lines
--- of the file named by the environment variable `ROTATION_FILE` round-robin. Each wrk thread
+-- of a file round-robin. The script sets the global `ROTATION_FILE` to the name of the
+-- environment variable that holds the file's path. Each wrk thread
 -- starts at its own place in the list, so the threads do not send the same credential at the
 -- same moment (which would make the server's cores contend for one credential's state on
 -- every request, a worst case rather than many clients' traffic).
+local path = assert(os.getenv(ROTATION_FILE), ROTATION_FILE .. " is not set")
 local lines = {}
-for line in io.lines(os.getenv(ROTATION_FILE)) do lines[#lines + 1] = line end
+for line in io.lines(path) do lines[#lines + 1] = line end
 local threads = 0
 function setup(thread)
   thread:set("offset", threads * 7919)

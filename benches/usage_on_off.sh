@@ -71,7 +71,10 @@ for bench in check_a_cached_key check_a_cached_key_uncounted; do
     KEYWARD_BENCH_CREDENTIALS=1000 valgrind --tool=callgrind --callgrind-out-file="$WORK/$bench.$size" \
       "$BENCH" --bench --exact "verification::$bench" --sample-count 1 --sample-size "$size" >/dev/null 2>&1
   done
-  per=$(( ($(run_check "$WORK/$bench.$S2") - $(run_check "$WORK/$bench.$S1")) / (S2 - S1) ))
+  small="$(run_check "$WORK/$bench.$S1")"
+  large="$(run_check "$WORK/$bench.$S2")"
+  [[ $small =~ ^[0-9]+$ && $large =~ ^[0-9]+$ ]] || { echo "$bench: no count in callgrind's output" >&2; exit 1; }
+  per=$(((large - small) / (S2 - S1)))
   echo "$bench: $per instructions per check"
   eval "check_$bench=$per"
 done
@@ -88,9 +91,11 @@ done >"$KEYS_FILE"
 bench_stop
 
 echo "== over HTTP: GET /v1/authorize, instructions per request"
-http_on="$(instructions_per_request "$ON" "$WORK/b.db" authorize "$KEYS_FILE" 200)"
+instructions_per_request "$ON" "$WORK/b.db" authorize "$KEYS_FILE" 200
+http_on="$PER"
 echo "on: $http_on instructions per request"
-http_off="$(instructions_per_request "$OFF" "$WORK/b.db" authorize "$KEYS_FILE" 200)"
+instructions_per_request "$OFF" "$WORK/b.db" authorize "$KEYS_FILE" 200
+http_off="$PER"
 echo "off: $http_off instructions per request"
 echo "over HTTP, on/off by instructions: $(python3 -c "print(round($http_off / $http_on, 4))")"
 
@@ -99,8 +104,8 @@ for round in $(seq "$ROUNDS"); do
   for build in on off; do
     binary="$ON"; [ "$build" = off ] && binary="$OFF"
     bench_serve "$binary" "$WORK/b.db"
-    rps=$(wrk -t2 -c64 -d5s -s benches/authorize.lua "http://127.0.0.1:$PORT/v1/authorize" \
-      | awk '/Requests\/sec/ {print $2} /Non-2xx/ {print "(" $0 ")"}' | tr '\n' ' ')
+    checked_wrk 2xx -t2 -c64 -d5s -s benches/authorize.lua "http://127.0.0.1:$PORT/v1/authorize" >/dev/null
+    rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
     bench_stop
     echo "round $round $build: $rps requests/s"
   done

@@ -27,6 +27,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE: &str = "keyward.db";
 /// The default master key file, in the working directory.
 pub const DEFAULT_MASTER_KEY_FILE: &str = "keyward-master.key";
+/// The longest `[usage] retention_days`: a hundred years.
+const MAX_RETENTION_DAYS: u64 = 36_500;
 
 /// The settings a TOML file may hold; every key is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -72,7 +74,7 @@ pub struct UsageFileConfig {
     /// Milliseconds between writes of recorded usage (100 to 5,000): what a node killed
     /// without warning may lose.
     pub flush_interval_ms: Option<u64>,
-    /// Days per-minute counts are kept before they are pruned (at least 1).
+    /// Days per-minute counts are kept before they are pruned (1 to 36,500).
     pub retention_days: Option<u64>,
 }
 
@@ -415,8 +417,8 @@ impl Config {
             bail!("usage.flush_interval_ms must be 100 to 5000: last uses are visible within 5 s");
         }
         let usage_retention = match usage_file.retention_days {
-            Some(0) => bail!("usage.retention_days must be at least 1"),
-            Some(days) => Duration::from_secs(days.saturating_mul(86_400)),
+            Some(days @ 1..=MAX_RETENTION_DAYS) => Duration::from_secs(days * 86_400),
+            Some(_) => bail!("usage.retention_days must be 1 to {MAX_RETENTION_DAYS}"),
             None => defaults.usage_retention,
         };
         let master_key_file = oauth_file
@@ -610,10 +612,30 @@ mod tests {
             config.server.usage_retention,
             Duration::from_secs(7 * 86_400)
         );
+        for (text, interval, days) in [
+            ("flush_interval_ms = 100\nretention_days = 1", 100, 1),
+            (
+                "flush_interval_ms = 5000\nretention_days = 36500",
+                5_000,
+                36_500,
+            ),
+        ] {
+            let config = load(&format!("[usage]\n{text}\n")).unwrap();
+            assert_eq!(
+                config.server.usage_flush_interval,
+                Duration::from_millis(interval)
+            );
+            assert_eq!(
+                config.server.usage_retention,
+                Duration::from_secs(days * 86_400)
+            );
+        }
         for bad in [
             "[usage]\nflush_interval_ms = 99\n",
             "[usage]\nflush_interval_ms = 5001\n",
             "[usage]\nretention_days = 0\n",
+            "[usage]\nretention_days = 36501\n",
+            "[usage]\nretention_days = 18446744073709551615\n",
             "[usage]\nretention_hours = 1\n",
         ] {
             assert!(load(bad).is_err(), "{bad}");
