@@ -338,6 +338,8 @@ fn run<F: Future>(runtime: &tokio::runtime::Runtime, future: F) -> F::Output {
 /// Times checks of cached keys for `purpose`, keys taken in a scattered order.
 fn check_cached_keys(bencher: divan::Bencher, purpose: Purpose) {
     let fixture = shared_fixture();
+    // Inside the runtime's context, so a first poll may reach its timers or spawn.
+    let _runtime = fixture.runtime.enter();
     let demand = Demand {
         scopes: &fixture.required,
         purpose,

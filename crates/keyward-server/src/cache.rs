@@ -216,7 +216,8 @@ impl<K: Eq + Hash, V> TtlCache<K, V> {
     }
 
     /// The value under `key` if it was inserted less than `ttl` before `now`.
-    pub fn get(&self, key: &K, now: i64) -> Option<V>
+    #[cfg(test)]
+    fn get(&self, key: &K, now: i64) -> Option<V>
     where
         V: Clone,
     {
@@ -244,13 +245,14 @@ impl<K: Eq + Hash, V> TtlCache<K, V> {
     }
 
     /// Stores `value` under `key` as of `now`, making room if the cache is full.
-    pub fn insert(&self, key: K, value: V, now: i64) {
+    #[cfg(test)]
+    fn insert(&self, key: K, value: V, now: i64) {
         self.insert_if(key, value, now, || true);
     }
 
-    /// [`TtlCache::insert`], if `keep` (asked with the key's shard locked) says so: a
-    /// removal of the key, which takes the same lock, comes either before the question or
-    /// after the insert.
+    /// Stores `value` under `key` as of `now`, making room if the cache is full, if `keep`
+    /// (asked with the key's shard locked) says so: a removal of the key, which takes the
+    /// same lock, comes either before the question or after the insert.
     pub fn insert_if(&self, key: K, value: V, now: i64, keep: impl FnOnce() -> bool) {
         let hash = self.hash(&key);
         let mut shard = self.write(hash);

@@ -68,32 +68,36 @@ pub async fn admit(
 /// The `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers of a rate
 /// limit's state (reset in whole seconds, rounded up), and `Retry-After` when it refused.
 pub fn rate_limit_headers(decision: &RateDecision, headers: &mut HeaderMap) {
-    headers.insert(LIMIT_HEADER, count_value(u64::from(decision.limit)));
-    headers.insert(REMAINING_HEADER, count_value(u64::from(decision.remaining)));
-    headers.insert(
-        RESET_HEADER,
-        count_value(u64::try_from(ceil_seconds(decision.reset)).unwrap_or(0)),
-    );
+    for (name, value) in [LIMIT_HEADER, REMAINING_HEADER, RESET_HEADER]
+        .into_iter()
+        .zip(rate_limit_values(decision))
+    {
+        headers.insert(name, value);
+    }
     if !decision.allowed {
         headers.insert(header::RETRY_AFTER, retry_after(decision.retry_after));
     }
 }
 
+/// The values of `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`, in that
+/// order.
+fn rate_limit_values(decision: &RateDecision) -> [HeaderValue; 3] {
+    [
+        count_value(u64::from(decision.limit)),
+        count_value(u64::from(decision.remaining)),
+        count_value(u64::try_from(ceil_seconds(decision.reset)).unwrap_or(0)),
+    ]
+}
+
 /// A number as a header value. Those below 1,024 (bursts, remaining requests and seconds
-/// to reset, nearly always) point into a static text made at compile time, so cloning one
-/// neither allocates nor touches a reference count another core also writes; larger ones
-/// are written by `itoa` (`HeaderValue::from(u64)` goes through `fmt`).
+/// to reset, nearly always) are made once, as static text, so cloning one neither
+/// allocates nor touches a reference count another core also writes; larger ones are
+/// written by `itoa` (`HeaderValue::from(u64)` goes through `fmt`).
 fn count_value(n: u64) -> HeaderValue {
     static SMALL: OnceLock<Vec<HeaderValue>> = OnceLock::new();
     let small = SMALL.get_or_init(|| {
-        let mut at = 0;
-        (0..SMALL_NUMBERS as u64)
-            .map(|n| {
-                let len = decimal_len(n);
-                let text = std::str::from_utf8(&SMALL_NUMBERS_TEXT[at..at + len]);
-                at += len;
-                text.map_or_else(|_| HeaderValue::from(n), HeaderValue::from_static)
-            })
+        (0..SMALL_NUMBERS)
+            .map(|n| HeaderValue::from_static(Box::leak(n.to_string().into_boxed_str())))
             .collect()
     });
     if let Some(value) = usize::try_from(n).ok().and_then(|i| small.get(i)) {
@@ -104,38 +108,7 @@ fn count_value(n: u64) -> HeaderValue {
 }
 
 /// How many numbers have a static header value.
-const SMALL_NUMBERS: usize = 1_024;
-/// The decimal text of 0, 1, …, 1,023, one after another.
-static SMALL_NUMBERS_TEXT: [u8; 2_986] = small_numbers_text();
-
-const fn decimal_len(n: u64) -> usize {
-    let mut len = 1;
-    let mut rest = n / 10;
-    while rest > 0 {
-        len += 1;
-        rest /= 10;
-    }
-    len
-}
-
-const fn small_numbers_text() -> [u8; 2_986] {
-    let mut text = [0u8; 2_986];
-    let mut at = 0;
-    let mut n = 0;
-    while n < SMALL_NUMBERS {
-        let len = decimal_len(n as u64);
-        let mut rest = n;
-        let mut i = len;
-        while i > 0 {
-            i -= 1;
-            text[at + i] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-        }
-        at += len;
-        n += 1;
-    }
-    text
-}
+const SMALL_NUMBERS: u64 = 1_024;
 
 /// `RateLimit-Limit`: the credential's burst.
 pub const LIMIT_HEADER: HeaderName = HeaderName::from_static("ratelimit-limit");
@@ -210,13 +183,14 @@ pub fn admitted_headers(admitted: &Admitted) -> HeaderMap {
     match &admitted.rate {
         // The limit's values by name, without hashing a name again.
         Some(rate) => {
+            let [limit, remaining, reset] = rate_limit_values(rate);
             for (name, value) in &mut headers {
                 if *name == LIMIT_HEADER {
-                    *value = count_value(u64::from(rate.limit));
+                    *value = limit.clone();
                 } else if *name == REMAINING_HEADER {
-                    *value = count_value(u64::from(rate.remaining));
+                    *value = remaining.clone();
                 } else if *name == RESET_HEADER {
-                    *value = count_value(u64::try_from(ceil_seconds(rate.reset)).unwrap_or(0));
+                    *value = reset.clone();
                 }
             }
         }

@@ -5,8 +5,8 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -204,7 +204,9 @@ pub fn token_issued() {
 /// a scrape renders the histograms in the text format.
 #[derive(Debug, Default)]
 struct Latencies {
-    endpoints: std::sync::RwLock<BTreeMap<String, Arc<EndpointLatency>>>,
+    /// Each histogram lives as long as the process: the route templates are a fixed, small
+    /// set, and a request holds its histogram without a reference count all cores move.
+    endpoints: std::sync::RwLock<BTreeMap<String, &'static EndpointLatency>>,
 }
 
 /// One endpoint's histogram: a row of counters per shard of threads.
@@ -213,14 +215,13 @@ struct EndpointLatency {
     shards: Box<[LatencyRow]>,
 }
 
-/// Counts per bucket (the last one past every bound), the sum in nanoseconds, and the
-/// count, on lines of their own.
+/// Counts per bucket (the last one past every bound; all of them together are the count)
+/// and the sum in nanoseconds, on lines of their own.
 #[derive(Debug, Default)]
 #[repr(align(128))]
 struct LatencyRow {
     buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     sum_nanos: AtomicU64,
-    count: AtomicU64,
 }
 
 fn latencies() -> &'static Latencies {
@@ -231,27 +232,26 @@ fn latencies() -> &'static Latencies {
 impl Latencies {
     /// The histogram of `endpoint`, found through this thread's own map once known (the
     /// templates are a fixed, small set).
-    fn of(&self, endpoint: &str) -> Arc<EndpointLatency> {
+    fn of(&self, endpoint: &str) -> &'static EndpointLatency {
         thread_local! {
-            static KNOWN: RefCell<HashMap<String, Arc<EndpointLatency>, foldhash::fast::RandomState>> =
+            static KNOWN: RefCell<HashMap<String, &'static EndpointLatency, foldhash::fast::RandomState>> =
                 RefCell::default();
         }
         KNOWN.with_borrow_mut(|known| {
             if let Some(histogram) = known.get(endpoint) {
-                return histogram.clone();
+                return *histogram;
             }
-            let histogram = self
+            let histogram: &'static EndpointLatency = self
                 .endpoints
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .entry(endpoint.to_owned())
                 .or_insert_with(|| {
-                    Arc::new(EndpointLatency {
+                    Box::leak(Box::new(EndpointLatency {
                         shards: (0..COUNT_SHARDS).map(|_| LatencyRow::default()).collect(),
-                    })
-                })
-                .clone();
-            known.insert(endpoint.to_owned(), histogram.clone());
+                    }))
+                });
+            known.insert(endpoint.to_owned(), histogram);
             histogram
         })
     }
@@ -281,7 +281,9 @@ impl Latencies {
                     "{REQUEST_DURATION}_bucket{{endpoint=\"{label}\",le=\"{seconds}\"}} {cumulative}"
                 );
             }
-            let count = total(&|row| row.count.load(Ordering::Relaxed));
+            // The count is every bucket's, so `+Inf` is never below a finite bound.
+            let count = cumulative
+                + total(&|row| row.buckets[LATENCY_BUCKETS.len()].load(Ordering::Relaxed));
             let sum = total(&|row| row.sum_nanos.load(Ordering::Relaxed)) as f64 / 1e9;
             let _ = writeln!(
                 text,
@@ -303,7 +305,6 @@ impl EndpointLatency {
         let bucket = LATENCY_BUCKETS.partition_point(|bound| *bound < nanos);
         row.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         row.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-        row.count.fetch_add(1, Ordering::Relaxed);
     }
 }
 

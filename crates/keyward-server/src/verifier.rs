@@ -271,13 +271,17 @@ impl OrgSlot {
     }
 
     /// Keeps `policy`, read from `read_at` on under `generation`, unless this node changed
-    /// the organization since (it would be stale on arrival).
+    /// the organization since (it would be stale on arrival) or a read begun later was
+    /// kept already.
     fn keep(&self, policy: Arc<Policy>, read_at: i64, generation: u64) {
         let _keeping = self
             .keeping
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if self.generation.load(Ordering::Acquire) != generation {
+        if self.generation.load(Ordering::Acquire) != generation
+            || (self.read_generation.load(Ordering::Relaxed) == generation
+                && self.read_at.load(Ordering::Relaxed) > read_at)
+        {
             return;
         }
         let version = self.version.load(Ordering::Relaxed);
@@ -519,26 +523,40 @@ impl Verifier {
             found.activity.touch();
             std::hint::black_box(Arc::strong_count(&found.identity));
             let org = &found.org;
-            let fresh = org
+            // An organization not read lately: the entry goes to `find`, which reads it.
+            let Some(fresh) = org
                 .fresh(now, ttl)
-                .filter(|fresh| found.org_seq >= fresh.seq)?;
-            Some(if fresh.has_rules {
+                .filter(|fresh| found.org_seq >= fresh.seq)
+            else {
+                return Err(found.clone());
+            };
+            Ok(if fresh.has_rules {
                 self.conclude(found, &org.policy.load().rules, &check, now)
             } else {
                 self.conclude(found, &[], &check, now)
             })
         });
-        match decided {
-            Some(Some(result)) => {
+        let cached = match decided {
+            Some(Ok(result)) => {
                 self.metrics.add(Count::CacheHit);
                 return result;
             }
-            Some(None) => self.metrics.add(Count::CacheHit),
-            None => self.metrics.add(Count::CacheMiss),
-        }
+            Some(Err(stale)) => {
+                self.metrics.add(Count::CacheHit);
+                Some(stale)
+            }
+            None => {
+                self.metrics.add(Count::CacheMiss);
+                if self.unknown.with(&digest, now, |()| ()).is_some() {
+                    return Err(self.failed(&check, Outcome::NotFound, now));
+                }
+                None
+            }
+        };
         // Boxed: the store's path is the rare one, and inline its state would make every
         // check's future (fast path included) a couple of kilobytes to build and move.
-        let (found, policy) = match Box::pin(self.find(digest, presented, source, now)).await {
+        let found = Box::pin(self.find(cached, digest, presented, source));
+        let (found, policy) = match found.await {
             Ok(found) => found,
             Err(Denial::Outcome(outcome)) => return Err(self.failed(&check, outcome, now)),
             Err(other) => return Err(other),
@@ -648,21 +666,20 @@ impl Verifier {
     }
 
     /// Finds a secret the cache could not answer for, with its organization's policy:
-    /// `NOT_FOUND` for an unknown or unconfirmed one.
+    /// the `cached` entry if the organization, read again, has not changed since it was
+    /// read, or else the store's; `NOT_FOUND` for an unknown or unconfirmed one.
     async fn find(
         &self,
+        cached: Option<Found>,
         digest: LookupDigest,
         presented: &str,
         source: Source,
-        now: i64,
     ) -> Result<(Found, Arc<Policy>), Denial> {
-        if let Some(found) = self.secrets.get(&digest, now) {
+        if let Some(found) = cached {
             let policy = self.policy_of(&found.org).await.map_err(Denial::Store)?;
             if found.org_seq >= policy.seq {
                 return Ok((found, policy));
             }
-        } else if self.unknown.get(&digest, now).is_some() {
-            return Err(Denial::Outcome(Outcome::NotFound));
         }
         let found = self
             .fill(digest, presented, source)
@@ -692,6 +709,9 @@ impl Verifier {
         // Index first, then the entry, kept only if nothing was forgotten since the read
         // began, checked under the shard's lock that a forget's removal takes too: a forget
         // either stops the insert, or finds the digest in the index and removes the entry.
+        // The index entry stays locked until the entry is in, so `maintain`, which drops
+        // index entries whose digest is not cached, cannot drop this one in between (a
+        // later forget would then miss the entry). Both take the index's lock first.
         let now = self.clock.now_millis();
         let unchanged = || {
             self.generation.load(Ordering::Acquire) == generation
@@ -706,9 +726,9 @@ impl Verifier {
                 if !digests.contains(&digest) {
                     digests.push(digest);
                 }
-                drop(digests);
                 self.secrets
                     .insert_if(digest, found.clone(), now, unchanged);
+                drop(digests);
             }
             None => self.unknown.insert_if(digest, (), now, unchanged),
         }
@@ -927,18 +947,25 @@ impl Verifier {
             .await
     }
 
-    /// Flushes recorded usage every `config.usage_flush_interval` until the returned
-    /// handle is aborted; every minute, also drops what the caches no longer need and old
-    /// usage counts. That walk visits every cached credential, so it runs on a blocking
-    /// thread: on a runtime worker, a million of them would hold up that worker's requests.
-    pub fn spawn_usage_flusher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    /// Flushes recorded usage every `config.usage_flush_interval` until
+    /// [`UsageFlusher::stop`]; every minute, also drops what the caches no longer need and
+    /// old usage counts. That walk visits every cached credential, so it runs on a
+    /// blocking thread: on a runtime worker, a million of them would hold up that worker's
+    /// requests. Dropping the returned handle leaves the task running.
+    pub fn spawn_usage_flusher(self: &Arc<Self>) -> UsageFlusher {
         let verifier = self.clone();
-        tokio::spawn(async move {
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let stopped = stop.clone();
+        let task = tokio::spawn(async move {
             let mut interval = tokio::time::interval(verifier.config.usage_flush_interval);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut pruned = Instant::now();
             loop {
-                interval.tick().await;
+                // Stopped only between flushes: one cut short would lose what it had taken.
+                tokio::select! {
+                    _ = interval.tick() => {}
+                    () = stopped.notified() => return,
+                }
                 if let Err(error) = verifier.flush_usage().await {
                     tracing::warn!(%error, "could not write usage; will retry");
                 }
@@ -956,7 +983,27 @@ impl Verifier {
                     }
                 }
             }
-        })
+        });
+        UsageFlusher { stop, task }
+    }
+}
+
+/// The background task writing usage, from [`Verifier::spawn_usage_flusher`].
+#[derive(Debug)]
+pub struct UsageFlusher {
+    stop: Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl UsageFlusher {
+    /// Stops the task once any flush under way has finished, and waits for it: what that
+    /// flush took is written, and everything else is left for a last
+    /// [`Verifier::flush_usage`].
+    pub async fn stop(self) {
+        self.stop.notify_one();
+        if self.task.await.is_err() {
+            tracing::error!("the usage flusher panicked");
+        }
     }
 }
 

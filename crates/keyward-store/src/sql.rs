@@ -240,8 +240,6 @@ async fn sqlite_pool(options: &AnyConnectOptions, connections: u32) -> Result<An
         .map_err(map_error)
 }
 
-/// Sorts sqlx errors into the store's few kinds; database text never goes further than
-/// this error's own log line.
 /// Rows a batched write puts in one statement, largest first: a few thousand bound
 /// parameters at most, well under both dialects' limits, and one round trip where a row
 /// each cost one (about 50 µs each to SQLite's worker thread). Only these sizes are used,
@@ -277,6 +275,29 @@ fn values_list(dialect: Dialect, rows: usize, columns: usize) -> String {
     tuples.join(", ")
 }
 
+/// `rows` with those of the same key merged into the first of them, in order of first
+/// appearance: a batched statement may not touch the same row twice.
+fn merged<'a, T: Clone, K: std::hash::Hash + Eq>(
+    rows: &'a [T],
+    key: impl Fn(&'a T) -> K,
+    merge: impl Fn(&mut T, &T),
+) -> Vec<T> {
+    let mut merged: Vec<T> = Vec::with_capacity(rows.len());
+    let mut seen = std::collections::HashMap::with_capacity(rows.len());
+    for row in rows {
+        match seen.get(&key(row)) {
+            Some(&i) => merge(&mut merged[i], row),
+            None => {
+                seen.insert(key(row), merged.len());
+                merged.push(row.clone());
+            }
+        }
+    }
+    merged
+}
+
+/// Sorts sqlx errors into the store's few kinds; database text never goes further than
+/// this error's own log line.
 fn map_error(error: sqlx::Error) -> StoreError {
     match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
@@ -665,23 +686,16 @@ impl Store for SqlStore {
         if uses.is_empty() {
             return Ok(());
         }
-        // The newest use of each credential: a statement updates a row once.
-        let mut newest: Vec<CredentialUse> = Vec::with_capacity(uses.len());
-        let mut seen = std::collections::HashMap::with_capacity(uses.len());
-        for u in uses {
-            match seen.get(u.credential_id.as_str()) {
-                Some(&i) => {
-                    let kept: &mut CredentialUse = &mut newest[i];
-                    if u.at > kept.at {
-                        *kept = u.clone();
-                    }
+        // The newest use of each credential.
+        let newest = merged(
+            uses,
+            |u| u.credential_id.as_str(),
+            |kept, u| {
+                if u.at > kept.at {
+                    *kept = u.clone();
                 }
-                None => {
-                    seen.insert(u.credential_id.as_str(), newest.len());
-                    newest.push(u.clone());
-                }
-            }
-        }
+            },
+        );
         let write = job((self.dialect, newest), |conn, data| {
             Box::pin(async move {
                 let (dialect, uses) = &*data;
@@ -693,7 +707,7 @@ impl Store for SqlStore {
                          AND (credentials.last_used_at IS NULL OR credentials.last_used_at < used.at)",
                         values_list(*dialect, batch.len(), 3)
                     );
-                    // Only numbered placeholders are put in: every value is bound.
+                    // Only placeholders are put in: every value is bound.
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for u in batch {
                         query = query
@@ -904,23 +918,15 @@ impl Store for SqlStore {
         if counts.is_empty() {
             return Ok(());
         }
-        // One row per key: a statement may not update the same row twice.
-        let mut merged: Vec<UsageCount> = Vec::with_capacity(counts.len());
-        let mut seen = std::collections::HashMap::with_capacity(counts.len());
-        for c in counts {
-            let key = (c.credential_id.as_str(), c.minute, c.outcome.as_str());
-            match seen.get(&key) {
-                Some(&i) => {
-                    let row: &mut UsageCount = &mut merged[i];
-                    row.count += c.count;
-                    row.via_query += c.via_query;
-                }
-                None => {
-                    seen.insert(key, merged.len());
-                    merged.push(c.clone());
-                }
-            }
-        }
+        // One row per credential, minute and outcome.
+        let merged = merged(
+            counts,
+            |c| (c.credential_id.as_str(), c.minute, c.outcome.as_str()),
+            |row, c| {
+                row.count += c.count;
+                row.via_query += c.via_query;
+            },
+        );
         let write = job((self.dialect, merged), |conn, data| {
             Box::pin(async move {
                 let (dialect, counts) = &*data;
@@ -933,7 +939,7 @@ impl Store for SqlStore {
                          via_query = usage_counts.via_query + excluded.via_query",
                         values_list(*dialect, batch.len(), 5)
                     );
-                    // Only numbered placeholders are put in: every value is bound.
+                    // Only placeholders are put in: every value is bound.
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for c in batch {
                         query = query

@@ -348,7 +348,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         .keys
         .spawn_schedule(state.store.clone(), state.clock.clone());
     keyward_server::serve(listener, state.clone(), shutdown).await?;
-    flusher.abort();
+    flusher.stop().await;
     key_schedule.abort();
     if let Err(error) = state.verifier.flush_usage().await {
         tracing::warn!(%error, "could not write the last usage records");

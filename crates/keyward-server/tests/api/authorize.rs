@@ -50,15 +50,14 @@ async fn each_refusal_has_its_status_code_and_challenge() {
         .create_key(json!({"name": "plain", "permissions": ["dns:read"]}))
         .await;
     let revoked = app.create_key(json!({"name": "revoked"})).await;
-    app.post(&format!(
-        "/v1/keys/{}/revoke",
-        revoked["key_id"].as_str().unwrap()
-    ))
-    .key(&app.admin_key)
-    .send()
-    .await;
+    app.act_on_key(&revoked, "revoke").await;
     let fenced = app
         .create_key(json!({"name": "fenced", "ip_allowlist": ["192.0.2.0/24"]}))
+        .await;
+    let disabled = app.create_key(json!({"name": "disabled"})).await;
+    app.act_on_key(&disabled, "disable").await;
+    let later = app
+        .create_key(json!({"name": "later", "not_before": "2026-06-01T13:00:00Z"}))
         .await;
     let unknown =
         PlainSecret::generate(&KeyPrefix::default(), SecretKind::ApiKey(Environment::Live));
@@ -77,6 +76,8 @@ async fn each_refusal_has_its_status_code_and_challenge() {
         ("kw_live_x", "MALFORMED"),
         (unknown.expose(), "NOT_FOUND"),
         (revoked["key"].as_str().unwrap(), "REVOKED"),
+        (disabled["key"].as_str().unwrap(), "DISABLED"),
+        (later["key"].as_str().unwrap(), "NOT_YET_VALID"),
     ] {
         let response = app.get("/v1/authorize").key(key).send().await;
         assert_eq!(
@@ -134,6 +135,21 @@ async fn each_refusal_has_its_status_code_and_challenge() {
         .send()
         .await
         .assert_problem(400, "invalid_required_scopes");
+
+    let expiring = app
+        .create_key(json!({"name": "expiring", "expires_at": "2026-06-01T12:30:00Z"}))
+        .await;
+    app.clock.advance(time::Duration::minutes(30));
+    let expired = app
+        .get("/v1/authorize")
+        .key(expiring["key"].as_str().unwrap())
+        .send()
+        .await;
+    assert_eq!(
+        expired.assert_problem(401, "unauthenticated")["outcome"],
+        "EXPIRED"
+    );
+    assert_eq!(expired.header("www-authenticate"), Some(invalid_token));
 }
 
 #[tokio::test]

@@ -169,6 +169,18 @@ impl TestApp {
         self.create_key_as(&self.admin_key, body).await
     }
 
+    /// `POST /v1/keys/{id}/{action}` (`disable`, `enable`, `revoke`) of a key as created,
+    /// with the admin key; asserts the 200.
+    pub async fn act_on_key(&self, created: &Value, action: &str) {
+        let id = created["key_id"].as_str().expect("a created key's body");
+        let response = self
+            .post(&format!("/v1/keys/{id}/{action}"))
+            .key(&self.admin_key)
+            .send()
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+    }
+
     /// Creates a key with `key`; asserts the 201 and returns the body.
     pub async fn create_key_as(&self, key: &str, body: Value) -> Value {
         let response = self.post("/v1/keys").key(key).json(body).send().await;

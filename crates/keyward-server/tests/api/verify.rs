@@ -56,21 +56,9 @@ async fn every_outcome_code_is_answered_with_200() {
     let key = |body: Value| async { app.create_key(body).await };
     let plain = key(json!({"name": "plain", "permissions": ["dns:read"]})).await;
     let disabled = key(json!({"name": "off"})).await;
-    app.post(&format!(
-        "/v1/keys/{}/disable",
-        disabled["key_id"].as_str().unwrap()
-    ))
-    .key(&app.admin_key)
-    .send()
-    .await;
+    app.act_on_key(&disabled, "disable").await;
     let revoked = key(json!({"name": "gone"})).await;
-    app.post(&format!(
-        "/v1/keys/{}/revoke",
-        revoked["key_id"].as_str().unwrap()
-    ))
-    .key(&app.admin_key)
-    .send()
-    .await;
+    app.act_on_key(&revoked, "revoke").await;
     let expiring = key(json!({"name": "soon", "expires_at": "2026-06-01T12:30:00Z"})).await;
     let future = key(json!({"name": "later", "not_before": "2026-06-02T00:00:00Z"})).await;
     let fenced = key(json!({"name": "fenced", "ip_allowlist": ["192.0.2.0/24"]})).await;
@@ -185,13 +173,7 @@ async fn a_revoke_is_refused_on_the_very_next_verification() {
         verify(&app, &caller, json!({"key": created["key"]})).await["code"],
         "VALID"
     );
-    app.post(&format!(
-        "/v1/keys/{}/revoke",
-        created["key_id"].as_str().unwrap()
-    ))
-    .key(&app.admin_key)
-    .send()
-    .await;
+    app.act_on_key(&created, "revoke").await;
     assert_eq!(
         verify(&app, &caller, json!({"key": created["key"]})).await["code"],
         "REVOKED"
