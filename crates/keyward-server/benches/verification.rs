@@ -125,16 +125,23 @@ impl Store for MemoryStore {
     async fn ip_rules(&self, _: &OrganizationId) -> Result<Vec<IpRule>, StoreError> {
         Ok(Vec::new())
     }
-    async fn insert_ip_rule(&self, _: &IpRule, _: usize, _: &AuditEvent) -> Result<(), StoreError> {
+    async fn insert_ip_rule(
+        &self,
+        _: &IpRule,
+        _: usize,
+        _: i64,
+        _: &AuditEvent,
+    ) -> Result<(), StoreError> {
         unused()
     }
-    async fn update_ip_rule(&self, _: &IpRule, _: &AuditEvent) -> Result<(), StoreError> {
+    async fn update_ip_rule(&self, _: &IpRule, _: i64, _: &AuditEvent) -> Result<(), StoreError> {
         unused()
     }
     async fn delete_ip_rule(
         &self,
         _: &OrganizationId,
         _: &IpRuleId,
+        _: i64,
         _: &AuditEvent,
     ) -> Result<(), StoreError> {
         unused()

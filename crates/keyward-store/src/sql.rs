@@ -407,6 +407,31 @@ async fn bump_change_seq(conn: &mut AnyConnection, org: &OrganizationId) -> Resu
     Ok(())
 }
 
+/// Moves the organization's change counter if it is still `seen`, the value read before
+/// the data a change was judged against; a [`StoreError::Conflict`] (`"version"`) if
+/// another change moved it since. Its row stays locked until the transaction ends, so
+/// changes that read the same value are applied one at a time and all but the first fail.
+async fn bump_change_seq_from(
+    conn: &mut AnyConnection,
+    org: &OrganizationId,
+    seen: i64,
+) -> Result<(), StoreError> {
+    let bumped = sqlx::query(
+        "UPDATE organizations SET change_seq = change_seq + 1 WHERE id = $1 AND change_seq = $2",
+    )
+    .bind(org.as_str())
+    .bind(seen)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_error)?;
+    if bumped.rows_affected() == 0 {
+        return Err(StoreError::Conflict {
+            constraint: "version",
+        });
+    }
+    Ok(())
+}
+
 /// Writes every mutable column of a credential if its version is still the one read.
 async fn write_credential(
     conn: &mut AnyConnection,
@@ -739,19 +764,21 @@ impl Store for SqlStore {
         &self,
         rule: &IpRule,
         max_rules: usize,
+        seen_seq: i64,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let data = (
             rule.clone(),
             i64::try_from(max_rules).unwrap_or(i64::MAX),
+            seen_seq,
             event.clone(),
         );
         let write = job(data, |conn, data| {
             Box::pin(async move {
-                let (rule, max_rules, event) = &*data;
+                let (rule, max_rules, seen_seq, event) = &*data;
                 // Moving the counter also locks the organization's row, serialising
                 // concurrent inserts on PostgreSQL: the count cannot be raced past the limit.
-                bump_change_seq(conn, &rule.organization_id).await?;
+                bump_change_seq_from(conn, &rule.organization_id, *seen_seq).await?;
                 let inserted = sqlx::query(
                     "INSERT INTO ip_rules (id, organization_id, ip_network, kind, description, created_at, created_by, last_matched_at) \
                      SELECT $1, $2, $3, $4, $5, $6, $7, NULL \
@@ -779,10 +806,15 @@ impl Store for SqlStore {
         self.writer.write(write).await
     }
 
-    async fn update_ip_rule(&self, rule: &IpRule, event: &AuditEvent) -> Result<(), StoreError> {
-        let write = job((rule.clone(), event.clone()), |conn, data| {
+    async fn update_ip_rule(
+        &self,
+        rule: &IpRule,
+        seen_seq: i64,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let write = job((rule.clone(), seen_seq, event.clone()), |conn, data| {
             Box::pin(async move {
-                let (rule, event) = &*data;
+                let (rule, seen_seq, event) = &*data;
                 let updated = sqlx::query(
                     "UPDATE ip_rules SET ip_network = $1, kind = $2, description = $3, version = version + 1 \
                      WHERE id = $4 AND organization_id = $5 AND version = $6",
@@ -813,7 +845,7 @@ impl Store for SqlStore {
                         StoreError::NotFound
                     });
                 }
-                bump_change_seq(conn, &rule.organization_id).await?;
+                bump_change_seq_from(conn, &rule.organization_id, *seen_seq).await?;
                 insert_event(conn, event).await
             })
         });
@@ -824,25 +856,29 @@ impl Store for SqlStore {
         &self,
         org: &OrganizationId,
         id: &IpRuleId,
+        seen_seq: i64,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let write = job((org.clone(), id.clone(), event.clone()), |conn, data| {
-            Box::pin(async move {
-                let (org, id, event) = &*data;
-                let deleted =
-                    sqlx::query("DELETE FROM ip_rules WHERE id = $1 AND organization_id = $2")
-                        .bind(id.as_str())
-                        .bind(org.as_str())
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(map_error)?;
-                if deleted.rows_affected() == 0 {
-                    return Err(StoreError::NotFound);
-                }
-                bump_change_seq(conn, org).await?;
-                insert_event(conn, event).await
-            })
-        });
+        let write = job(
+            (org.clone(), id.clone(), seen_seq, event.clone()),
+            |conn, data| {
+                Box::pin(async move {
+                    let (org, id, seen_seq, event) = &*data;
+                    let deleted =
+                        sqlx::query("DELETE FROM ip_rules WHERE id = $1 AND organization_id = $2")
+                            .bind(id.as_str())
+                            .bind(org.as_str())
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(map_error)?;
+                    if deleted.rows_affected() == 0 {
+                        return Err(StoreError::NotFound);
+                    }
+                    bump_change_seq_from(conn, org, *seen_seq).await?;
+                    insert_event(conn, event).await
+                })
+            },
+        );
         self.writer.write(write).await
     }
 

@@ -282,15 +282,7 @@ async fn a_stale_update_is_refused_and_loses_nothing() {
         let mut second = issued.credential.clone();
         second.settings.name = "second".into();
         let result = store.update_credential(&second, &event).await;
-        assert!(
-            matches!(
-                result,
-                Err(StoreError::Conflict {
-                    constraint: "version"
-                })
-            ),
-            "{result:?}"
-        );
+        assert_version_conflict(result);
         let read = store
             .credential(&org.id, &issued.credential.id)
             .await
@@ -504,15 +496,7 @@ async fn rotation_replaces_secrets_at_once_or_after_a_grace_that_never_grows() {
         let result = store
             .rotate_credential(&c, &secrets_of(&key5, &cs4), None, &event())
             .await;
-        assert!(
-            matches!(
-                result,
-                Err(StoreError::Conflict {
-                    constraint: "version"
-                })
-            ),
-            "{result:?}"
-        );
+        assert_version_conflict(result);
         assert!(find(&key4).await.is_some() && find(&key5).await.is_none());
     }
 }
@@ -722,18 +706,33 @@ async fn ip_rules_are_kept_per_organization_within_the_limit() {
         let other = organization(&store).await;
         let first = ip_rule(&org.id, "192.0.2.0/25", RuleKind::Allow);
         store
-            .insert_ip_rule(&first, 3, &event(&org.id, "ip_rule.added"))
+            .insert_ip_rule(
+                &first,
+                3,
+                seq(&store, &org.id).await,
+                &event(&org.id, "ip_rule.added"),
+            )
             .await
             .unwrap();
-        // Concurrent inserts never pass the limit.
+        // Concurrent inserts never pass the limit (each starting over, as the API does,
+        // when another came between its read of the counter and its write).
         let tasks: Vec<_> = (0..6)
             .map(|i| {
                 let (store, org) = (store.clone(), org.id.clone());
                 tokio::spawn(async move {
                     let rule = ip_rule(&org, &format!("198.51.100.{i}"), RuleKind::Deny);
-                    store
-                        .insert_ip_rule(&rule, 3, &event(&org, "ip_rule.added"))
-                        .await
+                    loop {
+                        let seen = seq(&store, &org).await;
+                        match store
+                            .insert_ip_rule(&rule, 3, seen, &event(&org, "ip_rule.added"))
+                            .await
+                        {
+                            Err(StoreError::Conflict {
+                                constraint: "version",
+                            }) => continue,
+                            other => return other,
+                        }
+                    }
                 })
             })
             .collect();
@@ -757,32 +756,43 @@ async fn ip_rules_are_kept_per_organization_within_the_limit() {
         changed.kind = RuleKind::Deny;
         changed.description = None;
         store
-            .update_ip_rule(&changed, &event(&org.id, "ip_rule.updated"))
+            .update_ip_rule(
+                &changed,
+                seq(&store, &org.id).await,
+                &event(&org.id, "ip_rule.updated"),
+            )
             .await
             .unwrap();
         let stale = store
-            .update_ip_rule(&first, &event(&org.id, "ip_rule.updated"))
+            .update_ip_rule(
+                &first,
+                seq(&store, &org.id).await,
+                &event(&org.id, "ip_rule.updated"),
+            )
             .await;
-        assert!(
-            matches!(
-                stale,
-                Err(StoreError::Conflict {
-                    constraint: "version"
-                })
-            ),
-            "{stale:?}"
-        );
+        assert_version_conflict(stale);
         changed.version += 1;
         assert_eq!(store.ip_rules(&org.id).await.unwrap()[0], changed);
         let mut theirs = changed.clone();
         theirs.organization_id = other.id.clone();
         assert!(matches!(
-            store.update_ip_rule(&theirs, &event(&other.id, "x")).await,
+            store
+                .update_ip_rule(
+                    &theirs,
+                    seq(&store, &other.id).await,
+                    &event(&other.id, "x")
+                )
+                .await,
             Err(StoreError::NotFound)
         ));
         assert!(matches!(
             store
-                .delete_ip_rule(&other.id, &first.id, &event(&other.id, "x"))
+                .delete_ip_rule(
+                    &other.id,
+                    &first.id,
+                    seq(&store, &other.id).await,
+                    &event(&other.id, "x")
+                )
                 .await,
             Err(StoreError::NotFound)
         ));
@@ -803,10 +813,80 @@ async fn ip_rules_are_kept_per_organization_within_the_limit() {
         );
 
         store
-            .delete_ip_rule(&org.id, &first.id, &event(&org.id, "ip_rule.removed"))
+            .delete_ip_rule(
+                &org.id,
+                &first.id,
+                seq(&store, &org.id).await,
+                &event(&org.id, "ip_rule.removed"),
+            )
             .await
             .unwrap();
         assert_eq!(store.ip_rules(&org.id).await.unwrap().len(), 2);
+    }
+}
+
+/// Asserts that a write found another change between its read and itself.
+fn assert_version_conflict(result: Result<(), StoreError>) {
+    assert!(
+        matches!(
+            result,
+            Err(StoreError::Conflict {
+                constraint: "version"
+            })
+        ),
+        "{result:?}"
+    );
+}
+
+/// The organization's change counter, as a rule write names it.
+async fn seq(store: &SqlStore, org: &OrganizationId) -> i64 {
+    store.organization_change_seq(org).await.unwrap()
+}
+
+#[tokio::test]
+async fn ip_rule_writes_fail_once_the_organization_changed_since_their_read() {
+    for (store, database) in stores().await {
+        eprintln!("on {:?}", database.dialect());
+        let org = organization(&store).await;
+        let seen = seq(&store, &org.id).await;
+        let first = ip_rule(&org.id, "192.0.2.0/25", RuleKind::Allow);
+        store
+            .insert_ip_rule(&first, 5, seen, &event(&org.id, "ip_rule.added"))
+            .await
+            .unwrap();
+        // Every write judged against the rules as they were before that insert fails and
+        // leaves the rules as they are.
+        let second = ip_rule(&org.id, "198.51.100.7", RuleKind::Deny);
+        assert_version_conflict(
+            store
+                .insert_ip_rule(&second, 5, seen, &event(&org.id, "ip_rule.added"))
+                .await,
+        );
+        let mut changed = first.clone();
+        changed.kind = RuleKind::Deny;
+        assert_version_conflict(
+            store
+                .update_ip_rule(&changed, seen, &event(&org.id, "ip_rule.updated"))
+                .await,
+        );
+        assert_version_conflict(
+            store
+                .delete_ip_rule(&org.id, &first.id, seen, &event(&org.id, "ip_rule.removed"))
+                .await,
+        );
+        assert_eq!(store.ip_rules(&org.id).await.unwrap(), std::slice::from_ref(&first));
+        assert_eq!(seq(&store, &org.id).await, seen + 1);
+        // With the counter as it is now, the same delete goes through.
+        store
+            .delete_ip_rule(
+                &org.id,
+                &first.id,
+                seen + 1,
+                &event(&org.id, "ip_rule.removed"),
+            )
+            .await
+            .unwrap();
+        assert!(store.ip_rules(&org.id).await.unwrap().is_empty());
     }
 }
 
@@ -942,11 +1022,16 @@ async fn the_organization_change_counter_moves_with_every_change_but_creation() 
         assert_eq!(seq().await, 1);
         let rule = ip_rule(&org.id, "192.0.2.0/25", RuleKind::Allow);
         store
-            .insert_ip_rule(&rule, 5, &event(&org.id, "ip_rule.added"))
+            .insert_ip_rule(&rule, 5, seq().await, &event(&org.id, "ip_rule.added"))
             .await
             .unwrap();
         store
-            .delete_ip_rule(&org.id, &rule.id, &event(&org.id, "ip_rule.removed"))
+            .delete_ip_rule(
+                &org.id,
+                &rule.id,
+                seq().await,
+                &event(&org.id, "ip_rule.removed"),
+            )
             .await
             .unwrap();
         assert_eq!(seq().await, 3);

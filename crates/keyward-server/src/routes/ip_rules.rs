@@ -158,6 +158,38 @@ fn guard_lockout(
     }
 }
 
+/// How often a change to the rules starts over from a fresh read when another change came
+/// between its read and its write.
+const ATTEMPTS: usize = 5;
+
+/// The organization's rules with its change counter, read first: a change that moves the
+/// counter after this read makes a write that names it fail, never go unnoticed.
+async fn read_rules(
+    state: &AppState,
+    org: &OrganizationId,
+) -> Result<(i64, Vec<IpRule>), ApiError> {
+    let seen_seq = state.store.organization_change_seq(org).await?;
+    Ok((seen_seq, state.store.ip_rules(org).await?))
+}
+
+/// Whether a rule write failed because another change came after its read.
+fn raced(error: &StoreError) -> bool {
+    matches!(
+        error,
+        StoreError::Conflict {
+            constraint: "version"
+        }
+    )
+}
+
+/// The answer when every attempt met another change.
+fn still_racing() -> ApiError {
+    StoreError::Conflict {
+        constraint: "version",
+    }
+    .into()
+}
+
 /// The audit event of a change to `rule` by `actor`.
 fn rule_event(actor: &Actor, at: time::OffsetDateTime, action: &str, rule: &IpRule) -> AuditEvent {
     let details = json!({"ip_network": rule.network.to_string(), "type": rule.kind.as_str()});
@@ -238,31 +270,38 @@ pub async fn add_rule(
         last_matched_at: None,
         version: 1,
     };
-    let before = state.store.ip_rules(org).await?;
-    let after: Vec<IpRule> = before.iter().cloned().chain([rule.clone()]).collect();
-    guard_lockout(actor, &before, &after, request.confirm_lockout)?;
     let event = rule_event(actor, now, "ip_rule.added", &rule);
-    match state
-        .store
-        .insert_ip_rule(&rule, state.config.rule_policy.max_rules, &event)
-        .await
-    {
-        Ok(()) => {}
-        Err(StoreError::Conflict {
-            constraint: "ip_rule_limit",
-        }) => {
-            return Err(ApiError::Conflict {
-                code: "ip_rule_limit",
-                message: format!(
-                    "an organization can have at most {} IP rules; remove one first",
-                    state.config.rule_policy.max_rules
-                ),
-            });
+    // Judged against the rules as read and written only onto them: a change between the
+    // two (say a removal that leaves this deny rule the caller's only match) starts over.
+    for _ in 0..ATTEMPTS {
+        let (seen_seq, before) = read_rules(state, org).await?;
+        let after: Vec<IpRule> = before.iter().cloned().chain([rule.clone()]).collect();
+        guard_lockout(actor, &before, &after, request.confirm_lockout)?;
+        let max_rules = state.config.rule_policy.max_rules;
+        match state
+            .store
+            .insert_ip_rule(&rule, max_rules, seen_seq, &event)
+            .await
+        {
+            Ok(()) => {
+                state.verifier.forget_organization(org);
+                return Ok(rule);
+            }
+            Err(error) if raced(&error) => continue,
+            Err(StoreError::Conflict {
+                constraint: "ip_rule_limit",
+            }) => {
+                return Err(ApiError::Conflict {
+                    code: "ip_rule_limit",
+                    message: format!(
+                        "an organization can have at most {max_rules} IP rules; remove one first"
+                    ),
+                });
+            }
+            Err(error) => return Err(error.into()),
         }
-        Err(error) => return Err(error.into()),
     }
-    state.verifier.forget_organization(org);
-    Ok(rule)
+    Err(still_racing())
 }
 
 /// Change a rule's range, type or description, with the same bounds and lockout guard.
@@ -296,9 +335,10 @@ pub async fn update(
         .map(|d| description(Some(d)))
         .transpose()?;
     // Read, change and write with a version check; a concurrent change makes it start over
-    // from a fresh read (lockout guard included), so neither change is lost.
-    for _ in 0..5 {
-        let before = state.store.ip_rules(&org).await?;
+    // from a fresh read (lockout guard included), so neither change is lost and none is
+    // judged against rules that have changed since.
+    for _ in 0..ATTEMPTS {
+        let (seen_seq, before) = read_rules(&state, &org).await?;
         let mut rule = before
             .iter()
             .find(|r| r.id == id)
@@ -319,22 +359,17 @@ pub async fn update(
             .collect();
         guard_lockout(&caller.actor, &before, &after, request.confirm_lockout)?;
         let event = rule_event(&caller.actor, state.clock.now(), "ip_rule.updated", &rule);
-        match state.store.update_ip_rule(&rule, &event).await {
+        match state.store.update_ip_rule(&rule, seen_seq, &event).await {
             Ok(()) => {
                 state.verifier.forget_organization(&org);
                 rule.version += 1;
                 return Ok(Json(IpRuleResponse::from(&rule)));
             }
-            Err(StoreError::Conflict {
-                constraint: "version",
-            }) => continue,
+            Err(error) if raced(&error) => continue,
             Err(error) => return Err(error.into()),
         }
     }
-    Err(StoreError::Conflict {
-        constraint: "version",
-    }
-    .into())
+    Err(still_racing())
 }
 
 /// Remove a rule, with the lockout guard (`?confirm_lockout=true` to override). Needs
@@ -375,15 +410,23 @@ pub async fn remove_rule(
     id: &IpRuleId,
     confirm_lockout: bool,
 ) -> Result<(), ApiError> {
-    let before = state.store.ip_rules(org).await?;
-    let rule = before
-        .iter()
-        .find(|r| r.id == *id)
-        .ok_or(ApiError::NotFound)?;
-    let after: Vec<IpRule> = before.iter().filter(|r| r.id != *id).cloned().collect();
-    guard_lockout(actor, &before, &after, confirm_lockout)?;
-    let event = rule_event(actor, state.clock.now(), "ip_rule.removed", rule);
-    state.store.delete_ip_rule(org, id, &event).await?;
-    state.verifier.forget_organization(org);
-    Ok(())
+    for _ in 0..ATTEMPTS {
+        let (seen_seq, before) = read_rules(state, org).await?;
+        let rule = before
+            .iter()
+            .find(|r| r.id == *id)
+            .ok_or(ApiError::NotFound)?;
+        let after: Vec<IpRule> = before.iter().filter(|r| r.id != *id).cloned().collect();
+        guard_lockout(actor, &before, &after, confirm_lockout)?;
+        let event = rule_event(actor, state.clock.now(), "ip_rule.removed", rule);
+        match state.store.delete_ip_rule(org, id, seen_seq, &event).await {
+            Ok(()) => {
+                state.verifier.forget_organization(org);
+                return Ok(());
+            }
+            Err(error) if raced(&error) => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(still_racing())
 }

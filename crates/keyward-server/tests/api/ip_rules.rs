@@ -354,6 +354,44 @@ async fn a_change_that_shuts_out_the_caller_needs_confirmation() {
         .assert_problem(403, "ip_denied");
 }
 
+/// Two removals, each harmless alone (the caller still matches the other allow rule), sent
+/// at once: the lockout guard must judge the second against the rules the first left, so
+/// one is applied and the other refused, never both. Repeated, since the two reads must
+/// both come before either write for the race to show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_changes_cannot_together_shut_out_the_caller() {
+    let me = "192.0.2.7";
+    for _ in 0..10 {
+        let app = TestApp::new().await;
+        let mut mine = Vec::new();
+        for network in ["192.0.2.0/25", "192.0.2.7", "198.51.100.0/25"] {
+            let created = add(&app, json!({"ip_network": network, "type": "allow"}), me).await;
+            assert_eq!(created.status, 201, "{}", created.text);
+            mine.push(created.json()["id"].as_str().unwrap().to_owned());
+        }
+        let delete = |id: &str| {
+            app.call(axum::http::Method::DELETE, &format!("/v1/ip-rules/{id}"))
+                .key(&app.admin_key)
+                .peer(me)
+                .send()
+        };
+        let (first, second) = tokio::join!(delete(&mine[0]), delete(&mine[1]));
+        let mut statuses = [first.status, second.status];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [204, 409], "{} / {}", first.text, second.text);
+        let refused = if first.status == 409 { &first } else { &second };
+        refused.assert_problem(409, "lockout");
+        let rules = app
+            .get("/v1/ip-rules")
+            .key(&app.admin_key)
+            .peer(me)
+            .send()
+            .await;
+        assert_eq!(rules.status, 200, "the caller is not shut out");
+        assert_eq!(rules.json()["data"].as_array().unwrap().len(), 2);
+    }
+}
+
 #[tokio::test]
 async fn rule_endpoints_need_their_scopes_and_stay_within_the_organization() {
     let app = TestApp::new().await;
