@@ -157,7 +157,7 @@ checked_wrk() {
   local answers="$1"
   shift
   ${LOAD_CPU:-} wrk --latency "$@" >"$WORK/wrk.out"
-  grep -E "Requests/sec|Latency |99%|Non-2xx|Socket errors" "$WORK/wrk.out"
+  grep -E "Requests/sec|Latency |99%|Tail:|Non-2xx|Socket errors" "$WORK/wrk.out"
   if grep -q "Socket errors" "$WORK/wrk.out" \
     || { [ "$answers" = 2xx ] && grep -q "Non-2xx" "$WORK/wrk.out"; }; then
     echo "failed or refused requests: the run does not measure what it says" >&2

@@ -17,3 +17,8 @@ function next_line()
   i = ((i or offset or 0) % #lines) + 1
   return lines[i]
 end
+-- After a run, the tail beyond wrk's own percentiles: one line, `Tail: p99.9 … max …`.
+function done(summary, latency, requests)
+  io.write(string.format("Tail: p99.9 %.2fms, max %.2fms\n",
+    latency:percentile(99.9) / 1000, latency.max / 1000))
+end
