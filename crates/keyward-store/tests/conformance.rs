@@ -874,7 +874,10 @@ async fn ip_rule_writes_fail_once_the_organization_changed_since_their_read() {
                 .delete_ip_rule(&org.id, &first.id, seen, &event(&org.id, "ip_rule.removed"))
                 .await,
         );
-        assert_eq!(store.ip_rules(&org.id).await.unwrap(), std::slice::from_ref(&first));
+        assert_eq!(
+            store.ip_rules(&org.id).await.unwrap(),
+            std::slice::from_ref(&first)
+        );
         assert_eq!(seq(&store, &org.id).await, seen + 1);
         // With the counter as it is now, the same delete goes through.
         store

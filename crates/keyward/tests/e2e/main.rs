@@ -2,9 +2,11 @@
 
 #![expect(clippy::unwrap_used, reason = "a test fails loudly")]
 
+mod caddy;
 mod cli;
 mod dashboard;
 mod durability;
+mod gateway;
 mod leaks;
 mod nginx;
 mod nodes;

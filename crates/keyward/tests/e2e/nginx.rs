@@ -1,18 +1,14 @@
 //! Keyward in front of an API: Debian's nginx with `auth_request` to `/v1/authorize`,
-//! before a small upstream on loopback. Clients bind to 127.0.0.2, 127.0.0.3, … to be
-//! distinct source addresses.
+//! before a small upstream on loopback; the required scopes come from the location, as
+//! `X-Keyward-Required-Scopes`.
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
-use axum::Json;
-use axum::http::HeaderMap;
-use axum::routing::any;
 use keyward_store::testing::skip_or_fail;
-use serde_json::{Value, json};
 
+use crate::gateway::{Proxy, binary, free_port, scenario, upstream, wait_for_port};
 use crate::support::{Server, database, init};
 
 /// The nginx configuration of the test; `docs/proxies.md` shows the same, annotated.
@@ -87,74 +83,10 @@ proxy_pass http://{upstream};
     )
 }
 
-struct Nginx(Child);
-
-impl Drop for Nginx {
-    /// SIGTERM, so the master stops its worker before it exits; SIGKILL would leave the
-    /// worker running, orphaned, after the test.
-    fn drop(&mut self) {
-        let terminated = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .is_ok_and(|status| status.success());
-        if !terminated {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
-}
-
-fn nginx_binary() -> Option<PathBuf> {
-    ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// An upstream API that echoes the identity headers nginx forwarded.
-async fn upstream() -> SocketAddr {
-    let echo = |headers: HeaderMap| async move {
-        let get = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned()
-        };
-        Json(json!({
-            "key_id": get("x-keyward-key-id"),
-            "organization": get("x-keyward-organization"),
-            "environment": get("x-keyward-environment"),
-            "scopes": get("x-keyward-scopes"),
-            "api_key_seen": get("x-api-key"),
-        }))
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let app = axum::Router::new().fallback(any(echo));
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    address
-}
-
-fn client_from(ip: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(ip.parse::<IpAddr>().unwrap())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn nginx_auth_request_admits_good_keys_and_refuses_the_rest() {
-    let Some(nginx) = nginx_binary() else {
+    let Some(nginx) = binary(&["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"])
+    else {
         skip_or_fail("nginx", "no nginx binary (apt-get install nginx)");
         return;
     };
@@ -173,7 +105,7 @@ async fn nginx_auth_request_admits_good_keys_and_refuses_the_rest() {
     std::fs::write(work.path().join("protected.conf"), protected_conf(upstream)).unwrap();
     let conf = work.path().join("nginx.conf");
     std::fs::write(&conf, nginx_conf(work.path(), port, &keyward.base)).unwrap();
-    let _nginx = Nginx(
+    let _nginx = Proxy(
         Command::new(nginx)
             .arg("-c")
             .arg(&conf)
@@ -182,170 +114,6 @@ async fn nginx_auth_request_admits_good_keys_and_refuses_the_rest() {
             .spawn()
             .unwrap(),
     );
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nginx did not start: {}",
-            std::fs::read_to_string(work.path().join("error.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-
-    let http = crate::support::client();
-    let create = |body: Value| {
-        let (http, url, admin) = (http.clone(), keyward.url("/v1/keys"), admin.clone());
-        async move {
-            http.post(url)
-                .header("x-api-key", admin)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
-    };
-    let good = create(json!({"name": "through nginx", "permissions": ["domains:read"]})).await;
-    let writer = create(json!({"name": "dns writer", "permissions": ["dns:write"]})).await;
-    let fenced = create(json!({"name": "fenced", "ip_allowlist": ["127.0.0.2"]})).await;
-    let key = good["key"].as_str().unwrap();
-
-    // A good key reaches the upstream with the identity headers, and without the key.
-    let client = client_from("127.0.0.2");
-    let response = client
-        .get(format!("{base}/v1/domains"))
-        .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let seen: Value = response.json().await.unwrap();
-    assert_eq!(seen["key_id"], good["key_id"]);
-    assert_eq!(seen["organization"], good["client_id"]);
-    assert_eq!(seen["environment"], "live");
-    assert_eq!(seen["scopes"], "domains:read");
-    assert_eq!(
-        seen["api_key_seen"], "",
-        "the credential is not passed upstream"
-    );
-
-    // 401 with the RFC 6750 challenge for missing and bad credentials.
-    let missing = client
-        .get(format!("{base}/v1/domains"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), 401);
-    assert_eq!(
-        missing.headers()["www-authenticate"],
-        "Bearer realm=\"keyward\""
-    );
-    let bad = client
-        .get(format!("{base}/v1/domains"))
-        .header("authorization", "Bearer kw_live_wrong")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), 401);
-    assert_eq!(
-        bad.headers()["www-authenticate"],
-        "Bearer realm=\"keyward\", error=\"invalid_token\""
-    );
-
-    // 403 for a scope the location requires, and for an address outside the key's allowlist.
-    assert_eq!(
-        client
-            .get(format!("{base}/v1/dns/records"))
-            .header("x-api-key", key)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
-    assert_eq!(
-        client
-            .get(format!("{base}/v1/dns/records"))
-            .header("x-api-key", writer["key"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let fenced_key = fenced["key"].as_str().unwrap();
-    assert_eq!(
-        client
-            .get(format!("{base}/v1/x"))
-            .header("x-api-key", fenced_key)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        client_from("127.0.0.4")
-            .get(format!("{base}/v1/x"))
-            .header("x-api-key", fenced_key)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
-
-    // 429 with Retry-After for an address that keeps guessing; the holder elsewhere is fine.
-    let guesser = client_from("127.0.0.3");
-    for i in 0..5 {
-        let status = guesser
-            .get(format!("{base}/v1/domains"))
-            .header("x-api-key", format!("kw_live_guess{i}"))
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(status, 401);
-    }
-    let throttled = guesser
-        .get(format!("{base}/v1/domains"))
-        .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(throttled.status(), 429);
-    assert!(throttled.headers().get("retry-after").is_some());
-    assert_eq!(
-        client
-            .get(format!("{base}/v1/domains"))
-            .header("x-api-key", key)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-
-    // A revoke refuses the very next request through nginx.
-    let id = good["key_id"].as_str().unwrap();
-    let revoked = http
-        .post(keyward.url(&format!("/v1/keys/{id}/revoke")))
-        .header("x-api-key", &admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), 200);
-    assert_eq!(
-        client
-            .get(format!("{base}/v1/domains"))
-            .header("x-api-key", key)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    wait_for_port(port, "nginx", &work.path().join("error.log"));
+    scenario(&format!("http://127.0.0.1:{port}"), &keyward, &admin).await;
 }
