@@ -38,13 +38,17 @@ fn caddyfile(listen: u16, keyward: &str, upstream: SocketAddr) -> String {
 	admin off
 }}
 http://127.0.0.1:{listen} {{
-	forward_auth {keyward} {{
-		uri /v1/authorize
-		copy_headers X-Keyward-Key-Id X-Keyward-Organization X-Keyward-Environment X-Keyward-Scopes
-	}}
-	reverse_proxy {upstream} {{
-		header_up -X-Api-Key
-		header_up -Authorization
+	bind 127.0.0.1
+	route {{
+		request_header -X-Keyward-*
+		forward_auth {keyward} {{
+			uri /v1/authorize
+			copy_headers X-Keyward-Key-Id X-Keyward-Organization X-Keyward-Environment X-Keyward-Scopes X-Keyward-Owner-Id
+		}}
+		reverse_proxy {upstream} {{
+			header_up -X-Api-Key
+			header_up -Authorization
+		}}
 	}}
 }}
 "#

@@ -79,6 +79,7 @@ pub async fn upstream() -> SocketAddr {
             "organization": get("x-keyward-organization"),
             "environment": get("x-keyward-environment"),
             "scopes": get("x-keyward-scopes"),
+            "owner": get("x-keyward-owner-id"),
             "api_key_seen": get("x-api-key"),
             "authorization_seen": get("authorization"),
         }))
@@ -121,7 +122,12 @@ pub async fn scenario(base: &str, keyward: &Server, admin: &str) {
                 .unwrap()
         }
     };
-    let good = create(json!({"name": "through the proxy", "permissions": ["domains:read"]})).await;
+    let good = create(json!({
+        "name": "through the proxy",
+        "permissions": ["domains:read"],
+        "owner_id": "customer-7",
+    }))
+    .await;
     let writer = create(json!({"name": "dns writer", "permissions": ["dns:write"]})).await;
     let fenced = create(json!({"name": "fenced", "ip_allowlist": ["127.0.0.2"]})).await;
     let key = good["key"].as_str().unwrap();
@@ -133,10 +139,22 @@ pub async fn scenario(base: &str, keyward: &Server, admin: &str) {
         async move { request.send().await.unwrap().status().as_u16() }
     };
 
-    // A good key reaches the upstream with the identity headers, and without the key.
+    // A good key reaches the upstream with the identity headers, and without the key;
+    // identity headers the client made up itself never reach it.
+    let forged = [
+        ("x-keyward-key-id", "api_key_forged"),
+        ("x-keyward-organization", "organization_forged"),
+        ("x-keyward-environment", "test"),
+        ("x-keyward-scopes", "*"),
+        ("x-keyward-owner-id", "victim"),
+    ];
+    let forging = |request: reqwest::RequestBuilder| {
+        forged.iter().fold(request, |request, (name, value)| {
+            request.header(*name, *value)
+        })
+    };
     let client = client_from("127.0.0.2");
-    let response = client
-        .get(format!("{base}/v1/domains?page=2"))
+    let response = forging(client.get(format!("{base}/v1/domains?page=2")))
         .header("authorization", format!("Bearer {key}"))
         .send()
         .await
@@ -147,6 +165,7 @@ pub async fn scenario(base: &str, keyward: &Server, admin: &str) {
     assert_eq!(seen["organization"], good["client_id"]);
     assert_eq!(seen["environment"], "live");
     assert_eq!(seen["scopes"], "domains:read");
+    assert_eq!(seen["owner"], "customer-7");
     assert_eq!(seen["authorization_seen"], "", "the credential stays out");
     let seen: Value = client
         .get(format!("{base}/v1/domains"))
@@ -159,6 +178,18 @@ pub async fn scenario(base: &str, keyward: &Server, admin: &str) {
         .unwrap();
     assert_eq!(seen["key_id"], good["key_id"]);
     assert_eq!(seen["api_key_seen"], "", "the credential stays out");
+    // A credential without an owner: the client's owner is not passed on in its place.
+    let writer_key = writer["key"].as_str().unwrap();
+    let seen: Value = forging(client.get(format!("{base}/v1/dns/records")))
+        .header("x-api-key", writer_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["key_id"], writer["key_id"]);
+    assert_ne!(seen["owner"], "victim");
 
     // 401 with the RFC 6750 challenge for missing and bad credentials.
     for (authorization, challenge) in [
