@@ -129,19 +129,24 @@ impl Store for MemoryStore {
         &self,
         _: &IpRule,
         _: usize,
-        _: i64,
+        _: &[IpRule],
         _: &AuditEvent,
     ) -> Result<(), StoreError> {
         unused()
     }
-    async fn update_ip_rule(&self, _: &IpRule, _: i64, _: &AuditEvent) -> Result<(), StoreError> {
+    async fn update_ip_rule(
+        &self,
+        _: &IpRule,
+        _: &[IpRule],
+        _: &AuditEvent,
+    ) -> Result<(), StoreError> {
         unused()
     }
     async fn delete_ip_rule(
         &self,
         _: &OrganizationId,
         _: &IpRuleId,
-        _: i64,
+        _: &[IpRule],
         _: &AuditEvent,
     ) -> Result<(), StoreError> {
         unused()

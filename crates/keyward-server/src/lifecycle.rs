@@ -388,7 +388,7 @@ fn object(value: Value) -> Map<String, Value> {
 }
 
 /// How often a version-checked change is retried when another write came in between.
-const WRITE_ATTEMPTS: usize = 5;
+pub(crate) const WRITE_ATTEMPTS: usize = 5;
 
 /// Which scopes a change must stay within the caller's authority for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -465,7 +465,7 @@ async fn read(
 
 /// `Ok(true)` when a version-checked write went through, `Ok(false)` when another write
 /// came first.
-fn written(result: Result<(), StoreError>) -> Result<bool, ApiError> {
+pub(crate) fn written(result: Result<(), StoreError>) -> Result<bool, ApiError> {
     match result {
         Ok(()) => Ok(true),
         Err(StoreError::Conflict {
@@ -477,7 +477,7 @@ fn written(result: Result<(), StoreError>) -> Result<bool, ApiError> {
 
 /// The answer when [`WRITE_ATTEMPTS`] read-change-write attempts were all beaten by
 /// concurrent writes.
-fn concurrent_update() -> ApiError {
+pub(crate) fn concurrent_update() -> ApiError {
     StoreError::Conflict {
         constraint: "version",
     }

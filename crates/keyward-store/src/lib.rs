@@ -253,35 +253,37 @@ pub trait Store: Send + Sync + 'static {
 
     /// Adds a rule unless the organization already has `max_rules`
     /// ([`StoreError::Conflict`] with `constraint: "ip_rule_limit"`). Each of the three
-    /// rule writes takes `seen_seq`, the organization's change counter read before its
-    /// rules were: if the counter has moved since, another change came between and nothing
-    /// is written ([`StoreError::Conflict`] with `constraint: "version"`), so a change
-    /// judged against the rules as read (the lockout guard) is applied to those rules only.
+    /// rule writes takes `seen`, the organization's rules as read (by
+    /// [`Store::ip_rules`]) when the change was judged: if a rule has been added, changed
+    /// or removed since, nothing is written ([`StoreError::Conflict`] with
+    /// `constraint: "version"`), so a change judged against the rules (the lockout guard)
+    /// is applied to those rules only. Changes to the organization's rules are applied one
+    /// at a time.
     async fn insert_ip_rule(
         &self,
         rule: &IpRule,
         max_rules: usize,
-        seen_seq: i64,
+        seen: &[IpRule],
         event: &AuditEvent,
     ) -> Result<(), StoreError>;
 
-    /// Changes a rule's range, kind or description, if the organization's change counter
-    /// is still `seen_seq` and the rule's version still `rule.version` (the version it was
-    /// read at); otherwise nothing is written and the answer is [`StoreError::Conflict`]
-    /// with `constraint: "version"`.
+    /// Changes a rule's range, kind or description, if the organization's rules are still
+    /// `seen` and the rule's version still `rule.version` (the version it was read at);
+    /// otherwise nothing is written and the answer is [`StoreError::Conflict`] with
+    /// `constraint: "version"`.
     async fn update_ip_rule(
         &self,
         rule: &IpRule,
-        seen_seq: i64,
+        seen: &[IpRule],
         event: &AuditEvent,
     ) -> Result<(), StoreError>;
 
-    /// Removes a rule, if the organization's change counter is still `seen_seq`.
+    /// Removes a rule, if the organization's rules are still `seen`.
     async fn delete_ip_rule(
         &self,
         org: &OrganizationId,
         id: &IpRuleId,
-        seen_seq: i64,
+        seen: &[IpRule],
         event: &AuditEvent,
     ) -> Result<(), StoreError>;
 

@@ -407,24 +407,39 @@ async fn bump_change_seq(conn: &mut AnyConnection, org: &OrganizationId) -> Resu
     Ok(())
 }
 
-/// Moves the organization's change counter if it is still `seen`, the value read before
-/// the data a change was judged against; a [`StoreError::Conflict`] (`"version"`) if
-/// another change moved it since. Its row stays locked until the transaction ends, so
-/// changes that read the same value are applied one at a time and all but the first fail.
-async fn bump_change_seq_from(
+/// The rules as a change to them was judged: each rule's id and version, in id order (as
+/// `Store::ip_rules` reads them).
+fn rule_versions(rules: &[IpRule]) -> Vec<(String, i64)> {
+    rules
+        .iter()
+        .map(|rule| (rule.id.as_str().to_owned(), rule.version))
+        .collect()
+}
+
+/// Locks the organization for a change to its rules and checks they are still `seen`:
+/// moves its change counter first (on PostgreSQL that holds the organization's row until
+/// the transaction ends, so rule changes are applied one at a time and each reads what
+/// the one before it committed), then compares the rules' ids and versions with those the
+/// change was judged against. Another rule change since: [`StoreError::Conflict`]
+/// (`"version"`); a change to a credential or a role is not one.
+async fn lock_unchanged_rules(
     conn: &mut AnyConnection,
     org: &OrganizationId,
-    seen: i64,
+    seen: &[(String, i64)],
 ) -> Result<(), StoreError> {
-    let bumped = sqlx::query(
-        "UPDATE organizations SET change_seq = change_seq + 1 WHERE id = $1 AND change_seq = $2",
-    )
-    .bind(org.as_str())
-    .bind(seen)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_error)?;
-    if bumped.rows_affected() == 0 {
+    bump_change_seq(conn, org).await?;
+    let rows =
+        sqlx::query("SELECT id, version FROM ip_rules WHERE organization_id = $1 ORDER BY id")
+            .bind(org.as_str())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_error)?;
+    let now = rows
+        .iter()
+        .map(|row| Ok((row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?)))
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(map_error)?;
+    if now != seen {
         return Err(StoreError::Conflict {
             constraint: "version",
         });
@@ -764,21 +779,21 @@ impl Store for SqlStore {
         &self,
         rule: &IpRule,
         max_rules: usize,
-        seen_seq: i64,
+        seen: &[IpRule],
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let data = (
             rule.clone(),
             i64::try_from(max_rules).unwrap_or(i64::MAX),
-            seen_seq,
+            rule_versions(seen),
             event.clone(),
         );
         let write = job(data, |conn, data| {
             Box::pin(async move {
-                let (rule, max_rules, seen_seq, event) = &*data;
-                // Moving the counter also locks the organization's row, serialising
-                // concurrent inserts on PostgreSQL: the count cannot be raced past the limit.
-                bump_change_seq_from(conn, &rule.organization_id, *seen_seq).await?;
+                let (rule, max_rules, seen, event) = &*data;
+                // The organization's row stays locked, serialising concurrent inserts on
+                // PostgreSQL: the count cannot be raced past the limit.
+                lock_unchanged_rules(conn, &rule.organization_id, seen).await?;
                 let inserted = sqlx::query(
                     "INSERT INTO ip_rules (id, organization_id, ip_network, kind, description, created_at, created_by, last_matched_at) \
                      SELECT $1, $2, $3, $4, $5, $6, $7, NULL \
@@ -809,13 +824,16 @@ impl Store for SqlStore {
     async fn update_ip_rule(
         &self,
         rule: &IpRule,
-        seen_seq: i64,
+        seen: &[IpRule],
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let write = job((rule.clone(), seen_seq, event.clone()), |conn, data| {
-            Box::pin(async move {
-                let (rule, seen_seq, event) = &*data;
-                let updated = sqlx::query(
+        let write = job(
+            (rule.clone(), rule_versions(seen), event.clone()),
+            |conn, data| {
+                Box::pin(async move {
+                    let (rule, seen, event) = &*data;
+                    lock_unchanged_rules(conn, &rule.organization_id, seen).await?;
+                    let updated = sqlx::query(
                     "UPDATE ip_rules SET ip_network = $1, kind = $2, description = $3, version = version + 1 \
                      WHERE id = $4 AND organization_id = $5 AND version = $6",
                 )
@@ -828,27 +846,27 @@ impl Store for SqlStore {
                 .execute(&mut *conn)
                 .await
                 .map_err(map_error)?;
-                if updated.rows_affected() == 0 {
-                    let exists = sqlx::query(
-                        "SELECT 1 FROM ip_rules WHERE id = $1 AND organization_id = $2",
-                    )
-                    .bind(rule.id.as_str())
-                    .bind(rule.organization_id.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(map_error)?;
-                    return Err(if exists.is_some() {
-                        StoreError::Conflict {
-                            constraint: "version",
-                        }
-                    } else {
-                        StoreError::NotFound
-                    });
-                }
-                bump_change_seq_from(conn, &rule.organization_id, *seen_seq).await?;
-                insert_event(conn, event).await
-            })
-        });
+                    if updated.rows_affected() == 0 {
+                        let exists = sqlx::query(
+                            "SELECT 1 FROM ip_rules WHERE id = $1 AND organization_id = $2",
+                        )
+                        .bind(rule.id.as_str())
+                        .bind(rule.organization_id.as_str())
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(map_error)?;
+                        return Err(if exists.is_some() {
+                            StoreError::Conflict {
+                                constraint: "version",
+                            }
+                        } else {
+                            StoreError::NotFound
+                        });
+                    }
+                    insert_event(conn, event).await
+                })
+            },
+        );
         self.writer.write(write).await
     }
 
@@ -856,29 +874,27 @@ impl Store for SqlStore {
         &self,
         org: &OrganizationId,
         id: &IpRuleId,
-        seen_seq: i64,
+        seen: &[IpRule],
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let write = job(
-            (org.clone(), id.clone(), seen_seq, event.clone()),
-            |conn, data| {
-                Box::pin(async move {
-                    let (org, id, seen_seq, event) = &*data;
-                    let deleted =
-                        sqlx::query("DELETE FROM ip_rules WHERE id = $1 AND organization_id = $2")
-                            .bind(id.as_str())
-                            .bind(org.as_str())
-                            .execute(&mut *conn)
-                            .await
-                            .map_err(map_error)?;
-                    if deleted.rows_affected() == 0 {
-                        return Err(StoreError::NotFound);
-                    }
-                    bump_change_seq_from(conn, org, *seen_seq).await?;
-                    insert_event(conn, event).await
-                })
-            },
-        );
+        let data = (org.clone(), id.clone(), rule_versions(seen), event.clone());
+        let write = job(data, |conn, data| {
+            Box::pin(async move {
+                let (org, id, seen, event) = &*data;
+                lock_unchanged_rules(conn, org, seen).await?;
+                let deleted =
+                    sqlx::query("DELETE FROM ip_rules WHERE id = $1 AND organization_id = $2")
+                        .bind(id.as_str())
+                        .bind(org.as_str())
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(map_error)?;
+                if deleted.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                insert_event(conn, event).await
+            })
+        });
         self.writer.write(write).await
     }
 

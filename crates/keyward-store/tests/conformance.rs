@@ -709,22 +709,22 @@ async fn ip_rules_are_kept_per_organization_within_the_limit() {
             .insert_ip_rule(
                 &first,
                 3,
-                seq(&store, &org.id).await,
+                &rules(&store, &org.id).await,
                 &event(&org.id, "ip_rule.added"),
             )
             .await
             .unwrap();
         // Concurrent inserts never pass the limit (each starting over, as the API does,
-        // when another came between its read of the counter and its write).
+        // when another came between its read of the rules and its write).
         let tasks: Vec<_> = (0..6)
             .map(|i| {
                 let (store, org) = (store.clone(), org.id.clone());
                 tokio::spawn(async move {
                     let rule = ip_rule(&org, &format!("198.51.100.{i}"), RuleKind::Deny);
-                    loop {
-                        let seen = seq(&store, &org).await;
+                    for _ in 0..100 {
+                        let seen = rules(&store, &org).await;
                         match store
-                            .insert_ip_rule(&rule, 3, seen, &event(&org, "ip_rule.added"))
+                            .insert_ip_rule(&rule, 3, &seen, &event(&org, "ip_rule.added"))
                             .await
                         {
                             Err(StoreError::Conflict {
@@ -733,6 +733,7 @@ async fn ip_rules_are_kept_per_organization_within_the_limit() {
                             other => return other,
                         }
                     }
+                    panic!("100 inserts in a row found the rules changed")
                 })
             })
             .collect();
@@ -747,9 +748,9 @@ async fn ip_rules_are_kept_per_organization_within_the_limit() {
             }
         }
         assert_eq!(refused, 4);
-        let rules = store.ip_rules(&org.id).await.unwrap();
-        assert_eq!(rules.len(), 3);
-        assert_eq!(rules[0], first);
+        let kept = store.ip_rules(&org.id).await.unwrap();
+        assert_eq!(kept.len(), 3);
+        assert_eq!(kept[0], first);
         assert!(store.ip_rules(&other.id).await.unwrap().is_empty());
 
         let mut changed = first.clone();
@@ -758,7 +759,7 @@ async fn ip_rules_are_kept_per_organization_within_the_limit() {
         store
             .update_ip_rule(
                 &changed,
-                seq(&store, &org.id).await,
+                &rules(&store, &org.id).await,
                 &event(&org.id, "ip_rule.updated"),
             )
             .await
@@ -766,7 +767,7 @@ async fn ip_rules_are_kept_per_organization_within_the_limit() {
         let stale = store
             .update_ip_rule(
                 &first,
-                seq(&store, &org.id).await,
+                &rules(&store, &org.id).await,
                 &event(&org.id, "ip_rule.updated"),
             )
             .await;
@@ -779,7 +780,7 @@ async fn ip_rules_are_kept_per_organization_within_the_limit() {
             store
                 .update_ip_rule(
                     &theirs,
-                    seq(&store, &other.id).await,
+                    &rules(&store, &other.id).await,
                     &event(&other.id, "x")
                 )
                 .await,
@@ -790,7 +791,7 @@ async fn ip_rules_are_kept_per_organization_within_the_limit() {
                 .delete_ip_rule(
                     &other.id,
                     &first.id,
-                    seq(&store, &other.id).await,
+                    &rules(&store, &other.id).await,
                     &event(&other.id, "x")
                 )
                 .await,
@@ -816,7 +817,7 @@ async fn ip_rules_are_kept_per_organization_within_the_limit() {
             .delete_ip_rule(
                 &org.id,
                 &first.id,
-                seq(&store, &org.id).await,
+                &rules(&store, &org.id).await,
                 &event(&org.id, "ip_rule.removed"),
             )
             .await
@@ -838,20 +839,20 @@ fn assert_version_conflict(result: Result<(), StoreError>) {
     );
 }
 
-/// The organization's change counter, as a rule write names it.
-async fn seq(store: &SqlStore, org: &OrganizationId) -> i64 {
-    store.organization_change_seq(org).await.unwrap()
+/// The organization's rules, as a rule write is judged against them.
+async fn rules(store: &SqlStore, org: &OrganizationId) -> Vec<IpRule> {
+    store.ip_rules(org).await.unwrap()
 }
 
 #[tokio::test]
-async fn ip_rule_writes_fail_once_the_organization_changed_since_their_read() {
+async fn ip_rule_writes_fail_once_the_rules_changed_since_their_read() {
     for (store, database) in stores().await {
         eprintln!("on {:?}", database.dialect());
         let org = organization(&store).await;
-        let seen = seq(&store, &org.id).await;
+        let seen = rules(&store, &org.id).await;
         let first = ip_rule(&org.id, "192.0.2.0/25", RuleKind::Allow);
         store
-            .insert_ip_rule(&first, 5, seen, &event(&org.id, "ip_rule.added"))
+            .insert_ip_rule(&first, 5, &seen, &event(&org.id, "ip_rule.added"))
             .await
             .unwrap();
         // Every write judged against the rules as they were before that insert fails and
@@ -859,37 +860,42 @@ async fn ip_rule_writes_fail_once_the_organization_changed_since_their_read() {
         let second = ip_rule(&org.id, "198.51.100.7", RuleKind::Deny);
         assert_version_conflict(
             store
-                .insert_ip_rule(&second, 5, seen, &event(&org.id, "ip_rule.added"))
+                .insert_ip_rule(&second, 5, &seen, &event(&org.id, "ip_rule.added"))
                 .await,
         );
         let mut changed = first.clone();
         changed.kind = RuleKind::Deny;
         assert_version_conflict(
             store
-                .update_ip_rule(&changed, seen, &event(&org.id, "ip_rule.updated"))
+                .update_ip_rule(&changed, &seen, &event(&org.id, "ip_rule.updated"))
                 .await,
         );
-        assert_version_conflict(
-            store
-                .delete_ip_rule(&org.id, &first.id, seen, &event(&org.id, "ip_rule.removed"))
-                .await,
-        );
-        assert_eq!(
-            store.ip_rules(&org.id).await.unwrap(),
-            std::slice::from_ref(&first)
-        );
-        assert_eq!(seq(&store, &org.id).await, seen + 1);
-        // With the counter as it is now, the same delete goes through.
+        let now = rules(&store, &org.id).await;
+        assert_eq!(now, std::slice::from_ref(&first));
+        // So does one judged against a rule's older version.
         store
-            .delete_ip_rule(
-                &org.id,
-                &first.id,
-                seen + 1,
-                &event(&org.id, "ip_rule.removed"),
-            )
+            .update_ip_rule(&changed, &now, &event(&org.id, "ip_rule.updated"))
             .await
             .unwrap();
-        assert!(store.ip_rules(&org.id).await.unwrap().is_empty());
+        assert_version_conflict(
+            store
+                .delete_ip_rule(&org.id, &first.id, &now, &event(&org.id, "ip_rule.removed"))
+                .await,
+        );
+        // A change to a credential of the organization is not a change to its rules.
+        let issued = credential(&store, &org.id, Environment::Live, named("busy")).await;
+        let mut renamed = issued.credential.clone();
+        renamed.settings.name = "renamed".into();
+        let now = rules(&store, &org.id).await;
+        store
+            .update_credential(&renamed, &event(&org.id, "key.updated"))
+            .await
+            .unwrap();
+        store
+            .delete_ip_rule(&org.id, &first.id, &now, &event(&org.id, "ip_rule.removed"))
+            .await
+            .unwrap();
+        assert!(rules(&store, &org.id).await.is_empty());
     }
 }
 
@@ -1025,14 +1031,14 @@ async fn the_organization_change_counter_moves_with_every_change_but_creation() 
         assert_eq!(seq().await, 1);
         let rule = ip_rule(&org.id, "192.0.2.0/25", RuleKind::Allow);
         store
-            .insert_ip_rule(&rule, 5, seq().await, &event(&org.id, "ip_rule.added"))
+            .insert_ip_rule(&rule, 5, &[], &event(&org.id, "ip_rule.added"))
             .await
             .unwrap();
         store
             .delete_ip_rule(
                 &org.id,
                 &rule.id,
-                seq().await,
+                &store.ip_rules(&org.id).await.unwrap(),
                 &event(&org.id, "ip_rule.removed"),
             )
             .await

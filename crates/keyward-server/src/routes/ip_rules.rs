@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery};
+use crate::lifecycle::{WRITE_ATTEMPTS, concurrent_update, written};
 use crate::routes::rfc3339;
 use crate::state::AppState;
 
@@ -158,38 +159,6 @@ fn guard_lockout(
     }
 }
 
-/// How often a change to the rules starts over from a fresh read when another change came
-/// between its read and its write.
-const ATTEMPTS: usize = 5;
-
-/// The organization's rules with its change counter, read first: a change that moves the
-/// counter after this read makes a write that names it fail, never go unnoticed.
-async fn read_rules(
-    state: &AppState,
-    org: &OrganizationId,
-) -> Result<(i64, Vec<IpRule>), ApiError> {
-    let seen_seq = state.store.organization_change_seq(org).await?;
-    Ok((seen_seq, state.store.ip_rules(org).await?))
-}
-
-/// Whether a rule write failed because another change came after its read.
-fn raced(error: &StoreError) -> bool {
-    matches!(
-        error,
-        StoreError::Conflict {
-            constraint: "version"
-        }
-    )
-}
-
-/// The answer when every attempt met another change.
-fn still_racing() -> ApiError {
-    StoreError::Conflict {
-        constraint: "version",
-    }
-    .into()
-}
-
 /// The audit event of a change to `rule` by `actor`.
 fn rule_event(actor: &Actor, at: time::OffsetDateTime, action: &str, rule: &IpRule) -> AuditEvent {
     let details = json!({"ip_network": rule.network.to_string(), "type": rule.kind.as_str()});
@@ -273,35 +242,32 @@ pub async fn add_rule(
     let event = rule_event(actor, now, "ip_rule.added", &rule);
     // Judged against the rules as read and written only onto them: a change between the
     // two (say a removal that leaves this deny rule the caller's only match) starts over.
-    for _ in 0..ATTEMPTS {
-        let (seen_seq, before) = read_rules(state, org).await?;
+    for _ in 0..WRITE_ATTEMPTS {
+        let before = state.store.ip_rules(org).await?;
         let after: Vec<IpRule> = before.iter().cloned().chain([rule.clone()]).collect();
         guard_lockout(actor, &before, &after, request.confirm_lockout)?;
         let max_rules = state.config.rule_policy.max_rules;
-        match state
+        let result = state
             .store
-            .insert_ip_rule(&rule, max_rules, seen_seq, &event)
-            .await
+            .insert_ip_rule(&rule, max_rules, &before, &event)
+            .await;
+        if let Err(StoreError::Conflict {
+            constraint: "ip_rule_limit",
+        }) = result
         {
-            Ok(()) => {
-                state.verifier.forget_organization(org);
-                return Ok(rule);
-            }
-            Err(error) if raced(&error) => continue,
-            Err(StoreError::Conflict {
-                constraint: "ip_rule_limit",
-            }) => {
-                return Err(ApiError::Conflict {
-                    code: "ip_rule_limit",
-                    message: format!(
-                        "an organization can have at most {max_rules} IP rules; remove one first"
-                    ),
-                });
-            }
-            Err(error) => return Err(error.into()),
+            return Err(ApiError::Conflict {
+                code: "ip_rule_limit",
+                message: format!(
+                    "an organization can have at most {max_rules} IP rules; remove one first"
+                ),
+            });
+        }
+        if written(result)? {
+            state.verifier.forget_organization(org);
+            return Ok(rule);
         }
     }
-    Err(still_racing())
+    Err(concurrent_update())
 }
 
 /// Change a rule's range, type or description, with the same bounds and lockout guard.
@@ -337,8 +303,8 @@ pub async fn update(
     // Read, change and write with a version check; a concurrent change makes it start over
     // from a fresh read (lockout guard included), so neither change is lost and none is
     // judged against rules that have changed since.
-    for _ in 0..ATTEMPTS {
-        let (seen_seq, before) = read_rules(&state, &org).await?;
+    for _ in 0..WRITE_ATTEMPTS {
+        let before = state.store.ip_rules(&org).await?;
         let mut rule = before
             .iter()
             .find(|r| r.id == id)
@@ -359,17 +325,13 @@ pub async fn update(
             .collect();
         guard_lockout(&caller.actor, &before, &after, request.confirm_lockout)?;
         let event = rule_event(&caller.actor, state.clock.now(), "ip_rule.updated", &rule);
-        match state.store.update_ip_rule(&rule, seen_seq, &event).await {
-            Ok(()) => {
-                state.verifier.forget_organization(&org);
-                rule.version += 1;
-                return Ok(Json(IpRuleResponse::from(&rule)));
-            }
-            Err(error) if raced(&error) => continue,
-            Err(error) => return Err(error.into()),
+        if written(state.store.update_ip_rule(&rule, &before, &event).await)? {
+            state.verifier.forget_organization(&org);
+            rule.version += 1;
+            return Ok(Json(IpRuleResponse::from(&rule)));
         }
     }
-    Err(still_racing())
+    Err(concurrent_update())
 }
 
 /// Remove a rule, with the lockout guard (`?confirm_lockout=true` to override). Needs
@@ -410,8 +372,8 @@ pub async fn remove_rule(
     id: &IpRuleId,
     confirm_lockout: bool,
 ) -> Result<(), ApiError> {
-    for _ in 0..ATTEMPTS {
-        let (seen_seq, before) = read_rules(state, org).await?;
+    for _ in 0..WRITE_ATTEMPTS {
+        let before = state.store.ip_rules(org).await?;
         let rule = before
             .iter()
             .find(|r| r.id == *id)
@@ -419,14 +381,10 @@ pub async fn remove_rule(
         let after: Vec<IpRule> = before.iter().filter(|r| r.id != *id).cloned().collect();
         guard_lockout(actor, &before, &after, confirm_lockout)?;
         let event = rule_event(actor, state.clock.now(), "ip_rule.removed", rule);
-        match state.store.delete_ip_rule(org, id, seen_seq, &event).await {
-            Ok(()) => {
-                state.verifier.forget_organization(org);
-                return Ok(());
-            }
-            Err(error) if raced(&error) => continue,
-            Err(error) => return Err(error.into()),
+        if written(state.store.delete_ip_rule(org, id, &before, &event).await)? {
+            state.verifier.forget_organization(org);
+            return Ok(());
         }
     }
-    Err(still_racing())
+    Err(concurrent_update())
 }
