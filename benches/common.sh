@@ -158,9 +158,23 @@ checked_wrk() {
   shift
   ${LOAD_CPU:-} wrk --latency "$@" >"$WORK/wrk.out"
   grep -E "Requests/sec|Latency |99%|Tail:|Non-2xx|Socket errors" "$WORK/wrk.out"
+  wrk_answered "$answers"
+}
+
+# wrk_answered ANSWERS: exits unless the wrk run in $WORK/wrk.out answered as ANSWERS says
+# (see checked_wrk).
+wrk_answered() {
   if grep -q "Socket errors" "$WORK/wrk.out" \
-    || { [ "$answers" = 2xx ] && grep -q "Non-2xx" "$WORK/wrk.out"; }; then
+    || { [ "$1" = 2xx ] && grep -q "Non-2xx" "$WORK/wrk.out"; }; then
     echo "failed or refused requests: the run does not measure what it says" >&2
     exit 1
   fi
+}
+
+# wrk_result: "REQUESTS_PER_SECOND P99_MS" of the wrk run in $WORK/wrk.out.
+wrk_result() {
+  awk '
+    /Requests\/sec/ { rps = $2 }
+    / 99%/ { p99 = $2; if (p99 ~ /us$/) p99 = p99 / 1000; else if (p99 ~ /ms$/) p99 = p99 + 0; else if (p99 ~ /s$/) p99 = p99 * 1000 }
+    END { print rps, p99 }' "$WORK/wrk.out"
 }

@@ -2,7 +2,9 @@
 # Two or more builds of keyward against each other, alternating: each round starts each
 # binary in turn on the same database and runs wrk (2 threads, 64 connections, DURATION
 # seconds after a 1 s warm-up) against /healthz, /v1/authorize and /v1/keys/verify; then
-# each binary's medians over the rounds and its ratios to its own /healthz. Alternating
+# each binary's medians over the rounds, and the ratio of each median to the same binary's
+# /healthz median (for verify too: verify.sh's 405 baseline and its medians of per-round
+# ratios are the measure of issue #4; this script is for telling builds apart). Alternating
 # within rounds is what makes builds comparable on this machine, whose throughput moves by
 # ±20 % from one minute to the next.
 #
@@ -37,10 +39,7 @@ for round in $(seq "$ROUNDS"); do
       esac
       wrk -t2 -c64 -d1s "${args[@]}" >/dev/null
       checked_wrk 2xx -t2 -c64 -d"${DURATION}s" "${args[@]}" >/dev/null
-      awk -v round="$round" -v binary="$binary" -v endpoint="$endpoint" '
-        /Requests\/sec/ { rps = $2 }
-        / 99%/ { p99 = $2; if (p99 ~ /us$/) p99 = p99 / 1000; else if (p99 ~ /ms$/) p99 = p99 + 0; else if (p99 ~ /s$/) p99 = p99 * 1000 }
-        END { print round, binary, endpoint, rps, p99 }' "$WORK/wrk.out" | tee -a "$WORK/results"
+      echo "$round $binary $endpoint $(wrk_result)" | tee -a "$WORK/results"
     done
     bench_stop
   done

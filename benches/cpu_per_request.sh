@@ -4,7 +4,8 @@
 # keys. Unlike requests per second, this does not depend on how the two cores are shared
 # with wrk. Beside it, the context switches of the server's threads per request: voluntary
 # (a thread found no work and slept) and involuntary (it was preempted, mostly by the wrk
-# thread its answer woke), which is where the kernel's share of a request grows.
+# thread its answer woke), which is where the kernel's share of a request grows. Threads
+# that end during a run take their counts with them: the rates are, if anything, low.
 #
 #   KEYS=1000 benches/cpu_per_request.sh
 set -euo pipefail

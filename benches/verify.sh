@@ -83,10 +83,7 @@ run() { # name, wrk arguments…; appends "round name requests/s p99(ms)" to the
   local answers=2xx
   [ "$name" = healthz-405 ] && answers=any
   checked_wrk "$answers" -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "$@"
-  awk -v round="$round" -v name="$name" '
-    /Requests\/sec/ { rps = $2 }
-    / 99%/ { p99 = $2; if (p99 ~ /us$/) p99 = p99 / 1000; else if (p99 ~ /ms$/) p99 = p99 + 0; else if (p99 ~ /s$/) p99 = p99 * 1000 }
-    END { print round, name, rps, p99 }' "$WORK/wrk.out" >>"$WORK/results"
+  echo "$round $name $(wrk_result)" >>"$WORK/results"
 }
 for round in $(seq "$ROUNDS"); do
   [ "$ROUNDS" = 1 ] || echo "######## round $round of $ROUNDS"
