@@ -407,13 +407,15 @@ async fn bump_change_seq(conn: &mut AnyConnection, org: &OrganizationId) -> Resu
     Ok(())
 }
 
-/// The rules as a change to them was judged: each rule's id and version, in id order (as
-/// `Store::ip_rules` reads them).
+/// The rules as a change to them was judged: each rule's id and version, sorted, so the
+/// comparison does not depend on the order a caller kept them in.
 fn rule_versions(rules: &[IpRule]) -> Vec<(String, i64)> {
-    rules
+    let mut versions: Vec<(String, i64)> = rules
         .iter()
         .map(|rule| (rule.id.as_str().to_owned(), rule.version))
-        .collect()
+        .collect();
+    versions.sort_unstable();
+    versions
 }
 
 /// Locks the organization for a change to its rules and checks they are still `seen`:
@@ -428,17 +430,18 @@ async fn lock_unchanged_rules(
     seen: &[(String, i64)],
 ) -> Result<(), StoreError> {
     bump_change_seq(conn, org).await?;
-    let rows =
-        sqlx::query("SELECT id, version FROM ip_rules WHERE organization_id = $1 ORDER BY id")
-            .bind(org.as_str())
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(map_error)?;
-    let now = rows
+    let rows = sqlx::query("SELECT id, version FROM ip_rules WHERE organization_id = $1")
+        .bind(org.as_str())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_error)?;
+    let mut now = rows
         .iter()
         .map(|row| Ok((row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?)))
         .collect::<Result<Vec<_>, sqlx::Error>>()
         .map_err(map_error)?;
+    // Sorted in Rust as `seen` is: a database's collation plays no part.
+    now.sort_unstable();
     if now != seen {
         return Err(StoreError::Conflict {
             constraint: "version",
@@ -827,13 +830,12 @@ impl Store for SqlStore {
         seen: &[IpRule],
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let write = job(
-            (rule.clone(), rule_versions(seen), event.clone()),
-            |conn, data| {
-                Box::pin(async move {
-                    let (rule, seen, event) = &*data;
-                    lock_unchanged_rules(conn, &rule.organization_id, seen).await?;
-                    let updated = sqlx::query(
+        let data = (rule.clone(), rule_versions(seen), event.clone());
+        let write = job(data, |conn, data| {
+            Box::pin(async move {
+                let (rule, seen, event) = &*data;
+                lock_unchanged_rules(conn, &rule.organization_id, seen).await?;
+                let updated = sqlx::query(
                     "UPDATE ip_rules SET ip_network = $1, kind = $2, description = $3, version = version + 1 \
                      WHERE id = $4 AND organization_id = $5 AND version = $6",
                 )
@@ -846,27 +848,26 @@ impl Store for SqlStore {
                 .execute(&mut *conn)
                 .await
                 .map_err(map_error)?;
-                    if updated.rows_affected() == 0 {
-                        let exists = sqlx::query(
-                            "SELECT 1 FROM ip_rules WHERE id = $1 AND organization_id = $2",
-                        )
-                        .bind(rule.id.as_str())
-                        .bind(rule.organization_id.as_str())
-                        .fetch_optional(&mut *conn)
-                        .await
-                        .map_err(map_error)?;
-                        return Err(if exists.is_some() {
-                            StoreError::Conflict {
-                                constraint: "version",
-                            }
-                        } else {
-                            StoreError::NotFound
-                        });
-                    }
-                    insert_event(conn, event).await
-                })
-            },
-        );
+                if updated.rows_affected() == 0 {
+                    let exists = sqlx::query(
+                        "SELECT 1 FROM ip_rules WHERE id = $1 AND organization_id = $2",
+                    )
+                    .bind(rule.id.as_str())
+                    .bind(rule.organization_id.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(map_error)?;
+                    return Err(if exists.is_some() {
+                        StoreError::Conflict {
+                            constraint: "version",
+                        }
+                    } else {
+                        StoreError::NotFound
+                    });
+                }
+                insert_event(conn, event).await
+            })
+        });
         self.writer.write(write).await
     }
 

@@ -870,31 +870,47 @@ async fn ip_rule_writes_fail_once_the_rules_changed_since_their_read() {
                 .update_ip_rule(&changed, &seen, &event(&org.id, "ip_rule.updated"))
                 .await,
         );
-        let now = rules(&store, &org.id).await;
-        assert_eq!(now, std::slice::from_ref(&first));
-        // So does one judged against a rule's older version.
+        let current = rules(&store, &org.id).await;
+        assert_eq!(current, std::slice::from_ref(&first));
         store
-            .update_ip_rule(&changed, &now, &event(&org.id, "ip_rule.updated"))
+            .update_ip_rule(&changed, &current, &event(&org.id, "ip_rule.updated"))
             .await
             .unwrap();
-        assert_version_conflict(
-            store
-                .delete_ip_rule(&org.id, &first.id, &now, &event(&org.id, "ip_rule.removed"))
-                .await,
-        );
-        // A change to a credential of the organization is not a change to its rules.
+        // So does one judged against a rule's older version.
+        let delete_first = |seen: Vec<IpRule>| {
+            let (store, org, id) = (store.clone(), org.id.clone(), first.id.clone());
+            async move {
+                store
+                    .delete_ip_rule(&org, &id, &seen, &event(&org, "ip_rule.removed"))
+                    .await
+            }
+        };
+        assert_version_conflict(delete_first(current).await);
+        // A change to a credential or a role of the organization is not a change to its
+        // rules, though it moves the same change counter.
         let issued = credential(&store, &org.id, Environment::Live, named("busy")).await;
         let mut renamed = issued.credential.clone();
         renamed.settings.name = "renamed".into();
-        let now = rules(&store, &org.id).await;
+        let current = rules(&store, &org.id).await;
         store
             .update_credential(&renamed, &event(&org.id, "key.updated"))
             .await
             .unwrap();
+        let role = CustomRole {
+            organization_id: org.id.clone(),
+            name: "auditor".into(),
+            description: None,
+            scopes: ScopeCatalogue::default()
+                .parse_set(&["audit_log:read"])
+                .unwrap(),
+            created_at: now(),
+            created_by: "cli".into(),
+        };
         store
-            .delete_ip_rule(&org.id, &first.id, &now, &event(&org.id, "ip_rule.removed"))
+            .insert_role(&role, &event(&org.id, "role.created"))
             .await
             .unwrap();
+        delete_first(current).await.unwrap();
         assert!(rules(&store, &org.id).await.is_empty());
     }
 }
