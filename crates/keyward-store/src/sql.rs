@@ -906,7 +906,11 @@ impl Store for SqlStore {
         if matches.is_empty() {
             return Ok(());
         }
-        let write = job(matches.to_vec(), |conn, matches| {
+        // In id order: two nodes flushing at once then lock the same rows in the same
+        // order, and neither can hold a row the other waits for while it waits in turn.
+        let mut matches = matches.to_vec();
+        matches.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        let write = job(matches, |conn, matches| {
             Box::pin(async move {
                 for (id, at) in matches.iter() {
                     sqlx::query(
