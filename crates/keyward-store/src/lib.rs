@@ -253,9 +253,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Adds a rule unless the organization already has `max_rules`
     /// ([`StoreError::Conflict`] with `constraint: "ip_rule_limit"`). Each of the three
-    /// rule writes takes `seen`, the organization's rules as read (by
-    /// [`Store::ip_rules`], in any order) when the change was judged: if a rule has been added, changed
-    /// or removed since, nothing is written ([`StoreError::Conflict`] with
+    /// rule writes takes `seen`, the organization's rules as read (by [`Store::ip_rules`],
+    /// in any order) when the change was judged: if a rule has been added, changed or
+    /// removed since, nothing is written ([`StoreError::Conflict`] with
     /// `constraint: "version"`), so a change judged against the rules (the lockout guard)
     /// is applied to those rules only. Changes to the organization's rules are applied one
     /// at a time.

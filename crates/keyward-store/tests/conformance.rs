@@ -680,6 +680,18 @@ async fn exactly_one_concurrent_caller_claims_the_bootstrap() {
     }
 }
 
+/// A custom role of `org` holding `scopes`, made by the CLI now, without a description.
+fn custom_role(org: &OrganizationId, name: &str, scopes: &[&str]) -> CustomRole {
+    CustomRole {
+        organization_id: org.clone(),
+        name: name.into(),
+        description: None,
+        scopes: ScopeCatalogue::default().parse_set(scopes).unwrap(),
+        created_at: now(),
+        created_by: "cli".into(),
+    }
+}
+
 fn ip_rule(org: &OrganizationId, net: &str, kind: RuleKind) -> IpRule {
     IpRule {
         id: IpRuleId::generate(),
@@ -896,16 +908,7 @@ async fn ip_rule_writes_fail_once_the_rules_changed_since_their_read() {
             .update_credential(&renamed, &event(&org.id, "key.updated"))
             .await
             .unwrap();
-        let role = CustomRole {
-            organization_id: org.id.clone(),
-            name: "auditor".into(),
-            description: None,
-            scopes: ScopeCatalogue::default()
-                .parse_set(&["audit_log:read"])
-                .unwrap(),
-            created_at: now(),
-            created_by: "cli".into(),
-        };
+        let role = custom_role(&org.id, "auditor", &["audit_log:read"]);
         store
             .insert_role(&role, &event(&org.id, "role.created"))
             .await
@@ -974,14 +977,8 @@ async fn custom_roles_are_unique_per_organization() {
         let org = organization(&store).await;
         let other = organization(&store).await;
         let role = CustomRole {
-            organization_id: org.id.clone(),
-            name: "support".into(),
             description: Some("reads domains".into()),
-            scopes: ScopeCatalogue::default()
-                .parse_set(&["domains:read", "dns:*"])
-                .unwrap(),
-            created_at: now(),
-            created_by: "cli".into(),
+            ..custom_role(&org.id, "support", &["domains:read", "dns:*"])
         };
         store
             .insert_role(&role, &event(&org.id, "role.created"))

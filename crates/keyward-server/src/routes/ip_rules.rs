@@ -240,13 +240,13 @@ pub async fn add_rule(
         version: 1,
     };
     let event = rule_event(actor, now, "ip_rule.added", &rule);
+    let max_rules = state.config.rule_policy.max_rules;
     // Judged against the rules as read and written only onto them: a change between the
     // two (say a removal that leaves this deny rule the caller's only match) starts over.
     for _ in 0..WRITE_ATTEMPTS {
         let before = state.store.ip_rules(org).await?;
         let after: Vec<IpRule> = before.iter().cloned().chain([rule.clone()]).collect();
         guard_lockout(actor, &before, &after, request.confirm_lockout)?;
-        let max_rules = state.config.rule_policy.max_rules;
         let result = state
             .store
             .insert_ip_rule(&rule, max_rules, &before, &event)

@@ -10,8 +10,7 @@ use std::process::{Command, Stdio};
 
 use keyward_store::testing::skip_or_fail;
 
-use crate::gateway::{Proxy, binary, free_port, scenario, upstream, wait_for_port};
-use crate::support::{Server, database, init};
+use crate::gateway::{Proxy, Setting, binary};
 
 /// Keyward's configuration behind a proxy that speaks Traefik's headers.
 const KEYWARD_CONFIG: &str = r#"
@@ -61,30 +60,24 @@ async fn caddy_forward_auth_admits_good_keys_and_refuses_the_rest() {
         skip_or_fail("Caddy", "no caddy binary (apt-get install caddy)");
         return;
     };
-    let db = database().await;
-    let admin = init(db.url()).api_key;
-    let work = tempfile::tempdir().unwrap();
-    let config = work.path().join("keyward.toml");
-    std::fs::write(&config, KEYWARD_CONFIG).unwrap();
-    let keyward = Server::start(db.url(), &["--config", config.to_str().unwrap()], &[]);
-    let upstream = upstream().await;
-    let port = free_port();
-    let caddyfile_path = work.path().join("Caddyfile");
-    std::fs::write(&caddyfile_path, caddyfile(port, &keyward.base, upstream)).unwrap();
-    let log = work.path().join("caddy.log");
+    let setting = Setting::start(KEYWARD_CONFIG).await;
+    let work = setting.work.path();
+    let caddyfile_path = work.join("Caddyfile");
+    let config = caddyfile(setting.port, &setting.keyward.base, setting.upstream);
+    std::fs::write(&caddyfile_path, config).unwrap();
+    let log = work.join("caddy.log");
     let _caddy = Proxy(
         Command::new(caddy)
             .args(["run", "--adapter", "caddyfile", "--config"])
             .arg(&caddyfile_path)
             // Caddy keeps its state under these; none of it outside the test's folder.
-            .env("HOME", work.path())
-            .env("XDG_DATA_HOME", work.path())
-            .env("XDG_CONFIG_HOME", work.path())
+            .env("HOME", work)
+            .env("XDG_DATA_HOME", work)
+            .env("XDG_CONFIG_HOME", work)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
     );
-    wait_for_port(port, "Caddy", &log);
-    scenario(&format!("http://127.0.0.1:{port}"), &keyward, &admin).await;
+    setting.check_proxy("Caddy", &log).await;
 }

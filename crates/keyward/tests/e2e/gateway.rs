@@ -1,5 +1,6 @@
 //! Keyward in front of an API, whatever the proxy: what a client of the proxy must see
-//! (the proxy tests, `nginx` and `caddy`, each start their proxy and run [`scenario`]), an
+//! (the proxy tests, `nginx` and `caddy`, each start their proxy in a [`Setting`] and run
+//! [`scenario`] through it with [`Setting::check_proxy`]), an
 //! upstream API that echoes what the proxy forwarded, and clients bound to 127.0.0.2,
 //! 127.0.0.3, … to be distinct source addresses.
 
@@ -13,7 +14,9 @@ use axum::http::HeaderMap;
 use axum::routing::any;
 use serde_json::{Value, json};
 
-use crate::support::Server;
+use keyward_store::testing::TestDatabase;
+
+use crate::support::{Server, database, init};
 
 /// A proxy process, stopped on drop.
 pub struct Proxy(pub Child);
@@ -42,7 +45,7 @@ pub fn binary(candidates: &[&str]) -> Option<PathBuf> {
 }
 
 /// A port nothing listens on now.
-pub fn free_port() -> u16 {
+fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -51,7 +54,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Waits until something accepts connections on `port`; fails with `log`'s text after 10 s.
-pub fn wait_for_port(port: u16, what: &str, log: &Path) {
+fn wait_for_port(port: u16, what: &str, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -65,7 +68,7 @@ pub fn wait_for_port(port: u16, what: &str, log: &Path) {
 
 /// An upstream API that echoes the identity headers the proxy forwarded, and whether the
 /// credential itself reached it.
-pub async fn upstream() -> SocketAddr {
+async fn upstream() -> SocketAddr {
     let echo = |headers: HeaderMap| async move {
         let get = |name: &str| {
             headers
@@ -92,12 +95,52 @@ pub async fn upstream() -> SocketAddr {
 }
 
 /// A client whose requests come from `ip`.
-pub fn client_from(ip: &str) -> reqwest::Client {
+fn client_from(ip: &str) -> reqwest::Client {
     reqwest::Client::builder()
         .local_address(ip.parse::<IpAddr>().unwrap())
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap()
+}
+
+/// What a proxy test stands in front of: Keyward on a fresh database with `config` as its
+/// configuration file, the upstream API, a folder for the proxy's files and a free port
+/// for it to listen on.
+pub struct Setting {
+    pub keyward: Server,
+    pub admin: String,
+    pub upstream: SocketAddr,
+    pub port: u16,
+    pub work: tempfile::TempDir,
+    _db: TestDatabase,
+}
+
+impl Setting {
+    /// Starts Keyward (configured by `config`) and the upstream.
+    pub async fn start(config: &str) -> Self {
+        let db = database().await;
+        let admin = init(db.url()).api_key;
+        let work = tempfile::tempdir().unwrap();
+        let file = work.path().join("keyward.toml");
+        std::fs::write(&file, config).unwrap();
+        let keyward = Server::start(db.url(), &["--config", file.to_str().unwrap()], &[]);
+        Self {
+            keyward,
+            admin,
+            upstream: upstream().await,
+            port: free_port(),
+            work,
+            _db: db,
+        }
+    }
+
+    /// Runs [`scenario`] through the proxy listening on the port, once it accepts
+    /// connections (`log`, the proxy's, is shown if it never does).
+    pub async fn check_proxy(&self, what: &str, log: &Path) {
+        wait_for_port(self.port, what, log);
+        let base = format!("http://127.0.0.1:{}", self.port);
+        scenario(&base, &self.keyward, &self.admin).await;
+    }
 }
 
 /// What a client of the proxy at `base` must see, with `keyward` (administered by
@@ -106,7 +149,7 @@ pub fn client_from(ip: &str) -> reqwest::Client {
 /// address (a forged `X-Forwarded-For` changing nothing), 429 with `Retry-After` for an
 /// address that keeps guessing while the key works from elsewhere, and a revoke refusing
 /// the very next request.
-pub async fn scenario(base: &str, keyward: &Server, admin: &str) {
+async fn scenario(base: &str, keyward: &Server, admin: &str) {
     let http = crate::support::client();
     let create = |body: Value| {
         let (http, url, admin) = (http.clone(), keyward.url("/v1/keys"), admin.to_owned());
@@ -153,41 +196,38 @@ pub async fn scenario(base: &str, keyward: &Server, admin: &str) {
             request.header(*name, *value)
         })
     };
+    // What the upstream saw of a request that must reach it.
+    let upstream_saw = |request: reqwest::RequestBuilder| async move {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.json::<Value>().await.unwrap()
+    };
     let client = client_from("127.0.0.2");
-    let response = forging(client.get(format!("{base}/v1/domains?page=2")))
-        .header("authorization", format!("Bearer {key}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let seen: Value = response.json().await.unwrap();
+    let seen = upstream_saw(
+        forging(client.get(format!("{base}/v1/domains?page=2")))
+            .header("authorization", format!("Bearer {key}")),
+    )
+    .await;
     assert_eq!(seen["key_id"], good["key_id"]);
     assert_eq!(seen["organization"], good["client_id"]);
     assert_eq!(seen["environment"], "live");
     assert_eq!(seen["scopes"], "domains:read");
     assert_eq!(seen["owner"], "customer-7");
     assert_eq!(seen["authorization_seen"], "", "the credential stays out");
-    let seen: Value = client
-        .get(format!("{base}/v1/domains"))
-        .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let seen = upstream_saw(
+        client
+            .get(format!("{base}/v1/domains"))
+            .header("x-api-key", key),
+    )
+    .await;
     assert_eq!(seen["key_id"], good["key_id"]);
     assert_eq!(seen["api_key_seen"], "", "the credential stays out");
     // A credential without an owner: the client's owner is not passed on in its place.
     let writer_key = writer["key"].as_str().unwrap();
-    let seen: Value = forging(client.get(format!("{base}/v1/dns/records")))
-        .header("x-api-key", writer_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let seen = upstream_saw(
+        forging(client.get(format!("{base}/v1/dns/records"))).header("x-api-key", writer_key),
+    )
+    .await;
     assert_eq!(seen["key_id"], writer["key_id"]);
     assert_ne!(seen["owner"], "victim");
 
@@ -211,7 +251,6 @@ pub async fn scenario(base: &str, keyward: &Server, admin: &str) {
     // 403 for a scope the path requires, and for an address outside the key's allowlist,
     // whatever the client claims in X-Forwarded-For.
     assert_eq!(status(&client, "/v1/dns/records", Some(key)).await, 403);
-    let writer_key = writer["key"].as_str().unwrap();
     assert_eq!(
         status(&client, "/v1/dns/records", Some(writer_key)).await,
         200

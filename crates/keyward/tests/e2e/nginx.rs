@@ -8,8 +8,7 @@ use std::process::{Command, Stdio};
 
 use keyward_store::testing::skip_or_fail;
 
-use crate::gateway::{Proxy, binary, free_port, scenario, upstream, wait_for_port};
-use crate::support::{Server, database, init};
+use crate::gateway::{Proxy, Setting, binary};
 
 /// The nginx configuration of the test; `docs/proxies.md` shows the same, annotated.
 fn nginx_conf(dir: &Path, listen: u16, keyward: &str) -> String {
@@ -92,21 +91,16 @@ async fn nginx_auth_request_admits_good_keys_and_refuses_the_rest() {
         skip_or_fail("nginx", "no nginx binary (apt-get install nginx)");
         return;
     };
-    let db = database().await;
-    let admin = init(db.url()).api_key;
-    let work = tempfile::tempdir().unwrap();
-    let config = work.path().join("keyward.toml");
+    let setting =
+        Setting::start("trusted_proxies = [\"127.0.0.1\"]\n[brute_force]\nthreshold = 5\n").await;
+    let work = setting.work.path();
     std::fs::write(
-        &config,
-        "trusted_proxies = [\"127.0.0.1\"]\n[brute_force]\nthreshold = 5\n",
+        work.join("protected.conf"),
+        protected_conf(setting.upstream),
     )
     .unwrap();
-    let keyward = Server::start(db.url(), &["--config", config.to_str().unwrap()], &[]);
-    let upstream = upstream().await;
-    let port = free_port();
-    std::fs::write(work.path().join("protected.conf"), protected_conf(upstream)).unwrap();
-    let conf = work.path().join("nginx.conf");
-    std::fs::write(&conf, nginx_conf(work.path(), port, &keyward.base)).unwrap();
+    let conf = work.join("nginx.conf");
+    std::fs::write(&conf, nginx_conf(work, setting.port, &setting.keyward.base)).unwrap();
     let _nginx = Proxy(
         Command::new(nginx)
             .arg("-c")
@@ -116,6 +110,5 @@ async fn nginx_auth_request_admits_good_keys_and_refuses_the_rest() {
             .spawn()
             .unwrap(),
     );
-    wait_for_port(port, "nginx", &work.path().join("error.log"));
-    scenario(&format!("http://127.0.0.1:{port}"), &keyward, &admin).await;
+    setting.check_proxy("nginx", &work.join("error.log")).await;
 }
