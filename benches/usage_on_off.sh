@@ -45,12 +45,12 @@ OFF="$OFF_TARGET/release/keyward"
 if [ "${BUILD:-1}" = 1 ]; then
 echo "== building on ($(git rev-parse --short HEAD)) and off (the same, uncounted)"
 cargo build --release -q
-cargo bench -p keyward-server --bench verification --no-run -q 2>/dev/null
+cargo bench -p keyward-engine --bench verification --no-run -q 2>/dev/null
 git worktree remove --force "$OFF_TREE" 2>/dev/null || true
 git worktree add --detach -q "$OFF_TREE" HEAD
 sed -i 's/^                Purpose::Inspection => None,$/                _ => None,/' \
-  "$OFF_TREE/crates/keyward-server/src/verifier.rs"
-grep -q '^                _ => None,$' "$OFF_TREE/crates/keyward-server/src/verifier.rs"
+  "$OFF_TREE/crates/keyward-engine/src/verifier.rs"
+grep -q '^                _ => None,$' "$OFF_TREE/crates/keyward-engine/src/verifier.rs"
 # The off build starts from a copy of the on build's dependencies: only the workspace's
 # own crates are compiled again.
 if [ ! -d "$OFF_TARGET/release" ]; then

@@ -1,4 +1,4 @@
-//! Organizations and credentials (R-MODEL), their validation rules and lifecycle arithmetic.
+//! Organizations and credentials, their validation rules and lifecycle arithmetic.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -9,6 +9,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::scope::ScopeSet;
 use crate::typeid::{CredentialId, OrganizationId};
+pub use crate::validation::ValidationError;
 
 /// A tenant: owns credentials, rules and roles.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +22,7 @@ pub struct Organization {
     pub created_at: OffsetDateTime,
 }
 
-/// Live or test: production traffic is kept apart from development (seed 003).
+/// Live or test: production traffic is kept apart from development.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Environment {
     /// Production.
@@ -192,26 +193,6 @@ impl Credential {
                 DisplayStatus::Expired
             }
             Status::Active => DisplayStatus::Active,
-        }
-    }
-}
-
-/// A field that failed validation, with a message a person can act on.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct ValidationError {
-    /// The JSON field at fault.
-    pub field: &'static str,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-impl ValidationError {
-    /// A validation error for `field`.
-    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            field,
-            message: message.into(),
         }
     }
 }

@@ -5,7 +5,7 @@
 //!   row in O(1). Unsalted is safe here because every secret carries ≥ 190 random bits, so
 //!   no table of guesses can cover it (crates.io and Unkey do the same);
 //! - the [`SaltedHash`], SHA-256 over a per-secret 16-byte random salt and the secret, which
-//!   is compared in constant time once the row is found (seed 004's storage scheme).
+//!   is compared in constant time once the row is found.
 //!
 //! Fast hashes are right for random secrets; argon2 is for human passwords only.
 
@@ -14,7 +14,7 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::secret::fill_random;
+use crate::random::fill_random;
 
 /// Lower-case hexadecimal text of `bytes`.
 pub fn to_hex(bytes: &[u8]) -> String {

@@ -1,4 +1,4 @@
-//! Organization IP access rules (seeds 000 and 002): allow or deny CIDR ranges.
+//! Organization IP access rules: allow or deny CIDR ranges.
 //!
 //! Evaluation: among the rules whose range contains the address, the most specific (longest
 //! prefix) wins, and deny wins a tie. When no rule matches, the address passes only if the
@@ -68,9 +68,10 @@ pub struct IpRule {
 /// The bounds a deployment puts on rules: how many per organization and how wide.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RulePolicy {
-    /// Most rules per organization (seed 002: five).
+    /// Most rules per organization (five by default).
     pub max_rules: usize,
-    /// Accepted IPv4 prefix lengths (seed 002: /25 to /32).
+    /// Accepted IPv4 prefix lengths (/25 to /32 by default: a rule names at most 128
+    /// addresses).
     pub ipv4_prefixes: RangeInclusive<u8>,
     /// Accepted IPv6 prefix lengths.
     pub ipv6_prefixes: RangeInclusive<u8>,
@@ -265,7 +266,7 @@ mod tests {
     }
 
     #[test]
-    fn the_default_policy_bounds_prefixes_like_seed_002() {
+    fn the_default_policy_bounds_ipv4_prefixes_to_25_through_32() {
         let policy = RulePolicy::default();
         assert_eq!(
             policy.parse_network("192.0.2.7").unwrap().to_string(),

@@ -9,6 +9,8 @@
 //! - [`credential`]: organizations, credentials, validation and rotation arithmetic.
 //! - [`verify`]: the verification decision and its outcome codes.
 //! - [`rate_limit`]: per-credential limits with GCRA.
+//! - [`random`]: the operating system's randomness.
+//! - [`validation`]: the error of a value that fails validation.
 //! - [`member`]: organization members who log in to the dashboard: emails, passwords
 //!   (argon2id), session tokens.
 //! - [`audit`]: audit events.
@@ -20,8 +22,10 @@ pub mod credential;
 pub mod digest;
 pub mod ip_rule;
 pub mod member;
+pub mod random;
 pub mod rate_limit;
 pub mod scope;
 pub mod secret;
 pub mod typeid;
+pub mod validation;
 pub mod verify;

@@ -1,4 +1,4 @@
-//! Organization members: the people who log in to the dashboard (R-UI).
+//! Organization members: the people who log in to the dashboard.
 //!
 //! A member has an email and a password. The password is stored only as an argon2id hash
 //! (a PHC string with its own salt and cost); a login session is a random token kept in a

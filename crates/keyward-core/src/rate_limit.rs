@@ -1,4 +1,4 @@
-//! Per-credential rate limits (R-RATE) with GCRA, the generic cell rate algorithm: a smooth
+//! Per-credential rate limits with GCRA, the generic cell rate algorithm: a smooth
 //! token bucket kept as one number per credential, the theoretical arrival time (TAT) of
 //! the next request. The same arithmetic serves the in-memory limiter and a shared one.
 //!
@@ -19,7 +19,8 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    /// `per_second` with a burst of twice that (SPEC R-RATE's `rate_limit_override`).
+    /// `per_second` with a burst of twice that (how a credential's `rate_limit_override`
+    /// reads).
     pub fn with_double_burst(per_second: u32) -> Self {
         let per_second = per_second.max(1);
         Self {

@@ -3,7 +3,7 @@
 //! A scope names a resource and an action, either of which may be "any":
 //! - `domains:read` — one action on one resource;
 //! - `domains:*` — every action on one resource;
-//! - `read`, `write`, `delete` — the presets of seed 003: that action on every resource;
+//! - `read`, `write`, `delete` — the coarse presets: that action on every resource;
 //! - `*` — everything.
 //!
 //! Presets and wildcards are kept as wildcards, never expanded into lists, so a resource
@@ -101,7 +101,8 @@ pub struct ScopeCatalogue {
 pub const PRESET_ACTIONS: [&str; 3] = ["read", "write", "delete"];
 
 impl Default for ScopeCatalogue {
-    /// The registrar and DNS catalogue of the seeds, plus Keyward's own resources.
+    /// A registrar's and DNS provider's catalogue (the example the documentation uses),
+    /// plus Keyward's own resources.
     fn default() -> Self {
         let mut catalogue = Self::new(
             [
@@ -320,20 +321,20 @@ pub struct CustomRole {
 
 /// Checks a custom role name: 1–50 lowercase letters, digits and `_`, starting with a
 /// letter, and not the name of a built-in role.
-pub fn validate_role_name(name: &str) -> Result<(), crate::credential::ValidationError> {
+pub fn validate_role_name(name: &str) -> Result<(), crate::validation::ValidationError> {
     let well_formed = (1..=50).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if !well_formed {
-        return Err(crate::credential::ValidationError::new(
+        return Err(crate::validation::ValidationError::new(
             "name",
             "must be 1 to 50 lowercase letters, digits or _, starting with a letter",
         ));
     }
     if BUILTIN_ROLES.iter().any(|(builtin, _)| *builtin == name) {
-        return Err(crate::credential::ValidationError::new(
+        return Err(crate::validation::ValidationError::new(
             "name",
             format!("`{name}` is a built-in role"),
         ));

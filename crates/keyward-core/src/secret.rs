@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::credential::Environment;
 use crate::digest::SecretDigests;
+pub use crate::random::fill_random;
 
 /// Base62 in the order `0-9A-Za-z`.
 ///
@@ -58,10 +59,23 @@ impl SecretKind {
     }
 
     /// The stored name of the kind: `api_key` or `client_secret`.
+    ///
+    /// WARNING: these names are in every stored secret's row; changing one makes the
+    /// secrets stored under it unknown.
     pub fn storage_name(self) -> &'static str {
         match self {
             SecretKind::ApiKey(_) => "api_key",
             SecretKind::ClientSecret => "client_secret",
+        }
+    }
+
+    /// The kind stored as `name` for a credential of `environment` (an API key carries its
+    /// credential's environment); `None` for a name no version of Keyward writes.
+    pub fn from_storage_name(name: &str, environment: Environment) -> Option<Self> {
+        match name {
+            "api_key" => Some(SecretKind::ApiKey(environment)),
+            "client_secret" => Some(SecretKind::ClientSecret),
+            _ => None,
         }
     }
 }
@@ -236,18 +250,6 @@ fn push_random_base62(out: &mut String, count: usize) {
             }
         }
     }
-}
-
-/// Fills `buffer` from the operating system's CSPRNG.
-///
-/// # Panics
-/// When the OS has no randomness to give, which leaves nothing safe to do.
-pub fn fill_random(buffer: &mut [u8]) {
-    #[expect(
-        clippy::expect_used,
-        reason = "without OS randomness no secret can be made"
-    )]
-    getrandom::fill(buffer).expect("the operating system's random number generator failed");
 }
 
 #[cfg(test)]

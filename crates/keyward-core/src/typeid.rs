@@ -215,7 +215,7 @@ mod tests {
     }
 
     #[test]
-    fn parses_an_organization_id_from_the_seed() {
+    fn parses_an_organization_id_of_the_documented_form() {
         let id = OrganizationId::parse("organization_01jxe20q5hf9p4bm3kfz7v0w6t").unwrap();
         assert_eq!(id.as_str(), "organization_01jxe20q5hf9p4bm3kfz7v0w6t");
         assert!(CredentialId::parse("organization_01jxe20q5hf9p4bm3kfz7v0w6t").is_err());

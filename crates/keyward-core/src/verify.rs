@@ -10,7 +10,7 @@ use crate::credential::{Credential, Environment, Status, ip_allowed};
 use crate::ip_rule::{IpRule, evaluate};
 use crate::scope::{Scope, ScopeIndex, ScopeSet};
 
-/// The outcome of a check, with the stable code of SPEC R-AUTH.
+/// The outcome of a check, with its stable code (docs/api.md lists them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// Allowed.
@@ -106,7 +106,7 @@ impl fmt::Display for Outcome {
 pub struct Requirements<'a> {
     /// Scopes the credential must all hold.
     pub scopes: &'a [Scope],
-    /// The same scopes as bits of the [`ScopeIndex`] the credential's [`Gate`] was made
+    /// The same scopes as bits of the [`ScopeIndex`] the credential's [`Profile`] was made
     /// with; `None` compares them one by one.
     pub scope_bits: Option<u128>,
     /// The environment the credential must belong to.
@@ -127,7 +127,7 @@ pub struct Requirements<'a> {
 /// its effective scopes as bits. Small and flat, so a check of a cached credential reads
 /// one or two cache lines of it rather than the strings and lists of the whole record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Gate {
+pub struct Profile {
     /// The effective scopes as bits of a [`ScopeIndex`] (meaningful with `indexed`).
     scope_bits: u128,
     /// Milliseconds since the epoch; `i64::MAX` when it never expires.
@@ -142,8 +142,8 @@ pub struct Gate {
     indexed: bool,
 }
 
-impl Gate {
-    /// The gate of `credential` holding `scopes` (its permissions and its role's), with
+impl Profile {
+    /// The profile of `credential` holding `scopes` (its permissions and its role's), with
     /// the scopes as bits of `index` when there is one.
     pub fn new(credential: &Credential, scopes: &ScopeSet, index: Option<&ScopeIndex>) -> Self {
         let settings = &credential.settings;
@@ -159,13 +159,13 @@ impl Gate {
     }
 }
 
-/// A credential as the decision sees it: its [`Gate`], and the record and scopes behind it,
-/// read only when the gate cannot answer alone (an allowlist, a scope outside the index).
+/// A credential as the decision sees it: its [`Profile`], and the record and scopes behind it,
+/// read only when the profile cannot answer alone (an allowlist, a scope outside the index).
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
     /// The compact part.
-    pub gate: &'a Gate,
-    /// The credential the gate was made of.
+    pub profile: &'a Profile,
+    /// The credential the profile was made of.
     pub credential: &'a Credential,
     /// Its effective scopes (permissions and role).
     pub scopes: &'a ScopeSet,
@@ -191,20 +191,20 @@ pub fn decide(
     requirements: &Requirements<'_>,
     now: i64,
 ) -> Outcome {
-    let gate = subject.gate;
-    match gate.status {
+    let profile = subject.profile;
+    match profile.status {
         Status::Revoked => return Outcome::Revoked,
         Status::Disabled => return Outcome::Disabled,
         Status::Active => {}
     }
-    if gate.expires_at <= now || secret_expires_at.is_some_and(|t| t <= now) {
+    if profile.expires_at <= now || secret_expires_at.is_some_and(|t| t <= now) {
         return Outcome::Expired;
     }
-    if gate.not_before > now {
+    if profile.not_before > now {
         return Outcome::NotYetValid;
     }
     if !requirements.any_address
-        && (gate.restricted || !requirements.org_rules.is_empty())
+        && (profile.restricted || !requirements.org_rules.is_empty())
         && !address_permitted(
             &subject.credential.settings.ip_allowlist,
             requirements.org_rules,
@@ -215,12 +215,12 @@ pub fn decide(
     }
     if requirements
         .environment
-        .is_some_and(|env| env != gate.environment)
+        .is_some_and(|env| env != profile.environment)
     {
         return Outcome::EnvironmentMismatch;
     }
     let granted = match requirements.scope_bits {
-        Some(needed) if gate.indexed => gate.scope_bits & needed == needed,
+        Some(needed) if profile.indexed => profile.scope_bits & needed == needed,
         _ => requirements
             .scopes
             .iter()
@@ -277,7 +277,7 @@ mod tests {
         }
     }
 
-    /// Decides with the gate indexed (required bits worked out) and without, and checks
+    /// Decides with the profile indexed (required bits worked out) and without, and checks
     /// that both agree.
     fn decide_both(
         c: &Credential,
@@ -288,14 +288,14 @@ mod tests {
         let scopes = c.settings.permissions.clone();
         let index = ScopeIndex::new(&ScopeCatalogue::default()).unwrap();
         let secret_end = secret_expires_at.map(to_millis);
-        let plain = Gate::new(c, &scopes, None);
-        let subject = |gate| Subject {
-            gate,
+        let plain = Profile::new(c, &scopes, None);
+        let subject = |profile| Subject {
+            profile,
             credential: c,
             scopes: &scopes,
         };
         let compared = decide(subject(&plain), secret_end, requirements, to_millis(now));
-        let indexed = Gate::new(c, &scopes, Some(&index));
+        let indexed = Profile::new(c, &scopes, Some(&index));
         let with_bits = Requirements {
             scope_bits: index.required(requirements.scopes),
             ..requirements.clone()

@@ -1,44 +1,41 @@
-//! Keyward's HTTP interface.
+//! Keyward's HTTP interface: thin adapters over the management service and the
+//! verification engine. Each handler parses its request, calls one service or engine
+//! function, and renders the result; failures become problem+json (RFC 6749's shape on the
+//! OAuth endpoints).
 //!
 //! # Layout
 //! - [`router`]: the axum router with its middleware, the one production and tests use.
-//! - [`state`]: `AppState` and `ServerConfig`.
-//! - [`auth`]: credential transports and the management API's caller.
-//! - [`verifier`]: the verification path (cache, decision, usage) of every way of use.
-//! - [`client_ip`]: the client address, trusted proxies considered.
-//! - [`cache`]: the expiring, bounded maps the verification path caches in.
-//! - [`throttle`]: brute-force protection per source address.
-//! - [`usage`]: last-used times and rule matches, written in batches.
-//! - [`lifecycle`]: create, change, disable, enable, revoke and rotate credentials, for the
-//!   HTTP handlers and the CLI alike.
+//! - [`state`]: `AppState`, wiring the store, the engine, the gate and the service.
+//! - [`config`]: `ServerConfig`, every setting, and each part's narrow view of it.
+//! - [`caller`]: the authenticated caller of an API request, admitted by the gate.
 //! - [`routes`]: the handlers, one module per resource.
+//! - [`json`]: JSON documents shared beyond one handler (and the CLI's `--json`).
+//! - [`answers`]: what answers about a cached credential reuse while it stays cached.
+//! - [`original`]: how `/v1/authorize` reads the proxied request and its routes' scopes.
+//! - [`oauth`]: OAuth's request parameters and error answers.
 //! - [`dashboard`]: the web dashboard for organization members (login, credentials, IP
 //!   rules, audit log).
 //! - [`error`]: `ApiError` and its problem+json answers.
-//! - [`deadline`]: the request timeout, armed only for requests that wait.
-//! - [`gate`]: admitting a request to a protected API (`/v1/authorize`, the tower layer).
 //! - [`extract`]: body and query extractors whose rejections are problem+json.
+//! - [`deadline`]: the request timeout, armed only for requests that wait.
+//! - [`metrics`]: Prometheus metrics and request latency.
 //! - [`openapi`]: the OpenAPI 3.1 document generated from the handlers, served at
 //!   `/v1/openapi.json` with an interactive reference at `/docs`.
 
-pub mod auth;
-pub mod cache;
-pub mod ceiling;
-pub mod client_ip;
+pub mod answers;
+pub mod caller;
+pub mod config;
 pub mod dashboard;
 pub mod deadline;
 pub mod error;
 pub mod extract;
-pub mod gate;
-pub mod lifecycle;
+pub mod json;
 pub mod metrics;
 pub mod oauth;
 pub mod openapi;
+pub mod original;
 pub mod routes;
 pub mod state;
-pub mod throttle;
-pub mod usage;
-pub mod verifier;
 
 use std::net::SocketAddr;
 
@@ -61,8 +58,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
+pub use crate::config::ServerConfig;
 use crate::error::ApiError;
-pub use crate::state::{AppState, ServerConfig};
+pub use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -84,7 +82,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::oauth::caller_record))
         // The management routes above put their caller's rate limit on every answer; the
         // verification and OAuth routes below set their own headers and skip the cost.
-        .route_layer(axum::middleware::from_fn(gate::rate_limit_layer))
+        .route_layer(axum::middleware::from_fn(caller::rate_limit_layer))
         .routes(routes!(routes::verify::verify))
         .routes(routes!(routes::authorize::authorize))
         .routes(routes!(routes::oauth::token))
@@ -100,6 +98,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
 /// the middleware (request ids, tracing without secrets, panics as 500 problems, body limit,
 /// timeout).
 pub fn router(state: AppState) -> Router {
+    // Installed before any request counts anything.
+    metrics::install();
     let (routes, document) = api_routes().split_for_parts();
     // The document at /v1/openapi.json, and the interactive reference at /docs where each
     // endpoint can be tried; its assets are inside the binary (no CDN).
@@ -140,7 +140,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(SetSensitiveRequestHeadersLayer::new([
                     header::AUTHORIZATION,
                     header::COOKIE,
-                    auth::API_KEY_HEADER,
+                    keyward_gate::transport::API_KEY_HEADER,
                 ]))
                 .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
@@ -202,7 +202,7 @@ fn request_span<B>(request: &Request<B>) -> tracing::Span {
 
 fn panic_response() -> Response {
     tracing::error!("a handler panicked");
-    ApiError::Internal.into_response()
+    ApiError::internal().into_response()
 }
 
 /// Serves the application on `listener` until `shutdown` completes, then lets requests in

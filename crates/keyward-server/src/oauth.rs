@@ -1,68 +1,16 @@
-//! OAuth 2.0 client credentials (R-OAUTH): the token endpoint's parameters and errors, JWT
-//! access tokens (RFC 9068) and the keys that sign them.
+//! OAuth 2.0 client credentials over HTTP: the token endpoint's parameters and errors.
+//! Issuing, checking and revoking tokens, and the keys that sign them, are the service's
+//! and the engine's; this module speaks OAuth's wire format.
 //!
-//! - [`keys`]: signing keys, sealed at rest, published, rotated.
-//! - [`token`]: issuing and checking access tokens.
 //! - [`params`]: reading an OAuth request's parameters and client authentication.
 //! - [`OAuthError`]: answers in OAuth's JSON error shape (RFC 6749 §5.2), never problem+json.
 
-pub mod keys;
 pub mod params;
-pub mod token;
-
-use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use keyward_gate::headers::retry_after;
 use serde::Serialize;
-
-use crate::oauth::keys::{MasterKey, SigningAlgorithm};
-
-/// OAuth settings.
-#[derive(Debug, Clone)]
-pub struct OAuthConfig {
-    /// The `iss` of issued tokens and of the metadata document: this deployment's public
-    /// URL, e.g. `https://auth.example.com`.
-    pub issuer: String,
-    /// The `aud` of issued tokens: the API they are for.
-    pub audience: String,
-    /// How long an access token lives.
-    pub token_lifetime: Duration,
-    /// Clock skew tolerated on `exp`.
-    pub leeway: Duration,
-    /// The algorithm of keys made from now on.
-    pub algorithm: SigningAlgorithm,
-    /// How often a new signing key is made.
-    pub rotation_interval: Duration,
-    /// How long a new key is published before it signs: longer than `jwks_max_age` plus
-    /// `key_refresh_interval`, so every cache has it before its first token.
-    pub publish_lead: Duration,
-    /// How long clients may cache the JWKS.
-    pub jwks_max_age: Duration,
-    /// How often a node re-reads the signing keys.
-    pub key_refresh_interval: Duration,
-    /// Seals signing keys at rest.
-    pub master_key: MasterKey,
-}
-
-impl Default for OAuthConfig {
-    /// The defaults, with a random master key that lives as long as the process (the
-    /// binary always sets one from its file or environment).
-    fn default() -> Self {
-        Self {
-            issuer: "http://127.0.0.1:8080".to_owned(),
-            audience: "keyward".to_owned(),
-            token_lifetime: Duration::from_secs(3600),
-            leeway: Duration::from_secs(30),
-            algorithm: SigningAlgorithm::Es256,
-            rotation_interval: Duration::from_secs(30 * 24 * 3600),
-            publish_lead: Duration::from_secs(600),
-            jwks_max_age: Duration::from_secs(300),
-            key_refresh_interval: Duration::from_secs(10),
-            master_key: MasterKey::generate(),
-        }
-    }
-}
 
 /// An OAuth error answer: `{"error": …, "error_description": …}` with `Cache-Control:
 /// no-store` (RFC 6749 §5.2).
@@ -152,7 +100,7 @@ impl IntoResponse for OAuthError {
                 headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
             }
             OAuthError::Throttled(wait) => {
-                headers.insert(header::RETRY_AFTER, crate::error::retry_after(wait));
+                headers.insert(header::RETRY_AFTER, retry_after(wait));
             }
             _ => {}
         }

@@ -12,13 +12,7 @@ pub mod roles;
 pub mod usage;
 pub mod verify;
 
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-
-/// Formats a time as RFC 3339, as every JSON answer shows times.
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
+use crate::error::ApiError;
 
 /// Most items in one page of a listing.
 pub const MAX_PAGE_SIZE: u32 = 100;
@@ -26,10 +20,10 @@ pub const MAX_PAGE_SIZE: u32 = 100;
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
 
 /// Checks a requested page size.
-pub fn page_size(limit: Option<u32>) -> Result<u32, crate::error::ApiError> {
+pub fn page_size(limit: Option<u32>) -> Result<u32, ApiError> {
     match limit.unwrap_or(DEFAULT_PAGE_SIZE) {
         n @ 1..=MAX_PAGE_SIZE => Ok(n),
-        _ => Err(crate::error::ApiError::bad_request(
+        _ => Err(ApiError::bad_request(
             "invalid_query",
             format!("limit: must be between 1 and {MAX_PAGE_SIZE}"),
         )),

@@ -15,10 +15,12 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
 use keyward_core::audit::Actor;
 use keyward_core::clock::ManualClock;
-use keyward_server::lifecycle::{self, Authority, CreateKeyRequest, init_organization};
 use keyward_server::{AppState, ServerConfig, router};
-use keyward_store::SqlStore;
+use keyward_service::credentials::NewCredential;
+use keyward_service::principal::WriteKeys;
+use keyward_service::{Authority, Principal};
 use keyward_store::testing::TestDatabase;
+use keyward_store::{SqlStore, Store};
 use tower::ServiceExt;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -81,25 +83,28 @@ async fn ten_thousand_verifications_make_no_database_write() {
     let db = TestDatabase::from_env()
         .await
         .unwrap_or_else(TestDatabase::sqlite);
-    let store = SqlStore::open(db.url()).await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqlStore::open(db.url()).await.unwrap());
     let clock = ManualClock::new(time::macros::datetime!(2026-06-01 12:00 UTC));
-    let state = AppState::new(Arc::new(store), Arc::new(clock), ServerConfig::default());
-    let (org, _) = init_organization(&state, "Counted").await.unwrap();
-    let request = CreateKeyRequest {
-        name: Some("busy".into()),
-        permissions: Some(vec!["dns:read".into()]),
+    let state = AppState::new(store.clone(), Arc::new(clock), ServerConfig::default());
+    let (org, _) = state.service.organizations().init("Counted").await.unwrap();
+    let new = NewCredential {
+        name: "busy".into(),
+        permissions: vec!["dns:read".into()],
         rate_limit_override: Some(1_000_000),
         ..Default::default()
     };
-    let issued = lifecycle::create(
-        &state,
-        &org.id,
-        &Actor::cli(),
-        Authority::Unlimited,
-        request,
-    )
-    .await
-    .unwrap();
+    let operator = Principal {
+        organization: &org.id,
+        actor: &Actor::cli(),
+        authority: Authority::Unlimited,
+    };
+    let permit = operator.permit::<WriteKeys>().unwrap();
+    let issued = state
+        .service
+        .credentials()
+        .create(&permit, new)
+        .await
+        .unwrap();
     let key = issued.api_key.expose().to_owned();
     let app = router(state.clone());
     let authorize = |key: &str| {
@@ -133,14 +138,13 @@ async fn ten_thousand_verifications_make_no_database_write() {
     assert!(reads < 100, "{reads} reads for 10,000 verifications");
 
     let before = statements.writes.load(Ordering::Relaxed);
-    state.verifier.flush_usage().await.unwrap();
+    state.engine.flush_usage().await.unwrap();
     let flushed = statements.writes.load(Ordering::Relaxed) - before;
     assert!(
         (1..=4).contains(&flushed),
         "one batch writes the last use and the counts: {flushed} statements"
     );
-    let usage = state
-        .store
+    let usage = store
         .usage(&issued.credential.id, 0, i64::MAX, 1_000_000_000)
         .await
         .unwrap();

@@ -6,7 +6,7 @@
 
 use keyward_core::typeid::CredentialId;
 use keyward_store::testing::TestDatabase;
-use keyward_store::{CredentialUse, SqlStore, Store, UsageCount};
+use keyward_store::{CredentialUse, SqlStore, UsageCount, UsageStore};
 use time::OffsetDateTime;
 
 fn main() {

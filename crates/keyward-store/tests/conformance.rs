@@ -21,8 +21,9 @@ use keyward_core::secret::{KeyPrefix, PlainSecret, SecretKind};
 use keyward_core::typeid::{CredentialId, IpRuleId, OrganizationId, UserId};
 use keyward_store::testing::TestDatabase;
 use keyward_store::{
-    AuditQuery, CredentialQuery, CredentialUse, NewSecret, RevokedToken, SigningKeyRecord,
-    SqlStore, Store, StoreError, UsageCount,
+    AuditQuery, AuditStore, Conflict, CredentialQuery, CredentialStore, CredentialUse, MemberStore,
+    NewSecret, OAuthStore, OrganizationStore, RevokedToken, RoleStore, RuleStore, SigningKeyRecord,
+    SqlStore, StoreError, UsageCount, UsageStore,
 };
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -191,7 +192,7 @@ async fn a_secret_finds_its_credential_and_only_by_its_digest() {
                 .unwrap()
                 .unwrap();
             assert_eq!(found.credential.id, issued.credential.id);
-            assert_eq!(found.kind, secret.kind().storage_name());
+            assert_eq!(found.kind, secret.kind());
             assert!(found.salted.matches(secret.expose()));
             assert_eq!(found.expires_at, None);
         }
@@ -253,12 +254,7 @@ async fn a_duplicate_secret_digest_is_a_conflict() {
             )
             .await;
         assert!(
-            matches!(
-                result,
-                Err(StoreError::Conflict {
-                    constraint: "unique"
-                })
-            ),
+            matches!(result, Err(StoreError::Conflict(Conflict::Unique))),
             "{result:?}"
         );
         assert_eq!(
@@ -623,12 +619,7 @@ async fn concurrent_writes_commit_together_and_fail_alone() {
             let stored = store.credential(&org.id, &id).await.unwrap();
             if i % 10 == 3 {
                 assert!(
-                    matches!(
-                        result,
-                        Err(StoreError::Conflict {
-                            constraint: "unique"
-                        })
-                    ),
+                    matches!(result, Err(StoreError::Conflict(Conflict::Unique))),
                     "{i}: {result:?}"
                 );
                 assert!(stored.is_none(), "{i}: a failed write left a row");
@@ -739,9 +730,7 @@ async fn ip_rules_are_kept_per_organization_within_the_limit() {
                             .insert_ip_rule(&rule, 3, &seen, &event(&org, "ip_rule.added"))
                             .await
                         {
-                            Err(StoreError::Conflict {
-                                constraint: "version",
-                            }) => continue,
+                            Err(StoreError::Conflict(Conflict::Version)) => continue,
                             other => return other,
                         }
                     }
@@ -753,9 +742,7 @@ async fn ip_rules_are_kept_per_organization_within_the_limit() {
         for task in tasks {
             match task.await.unwrap() {
                 Ok(()) => {}
-                Err(StoreError::Conflict {
-                    constraint: "ip_rule_limit",
-                }) => refused += 1,
+                Err(StoreError::Conflict(Conflict::RuleLimit)) => refused += 1,
                 Err(other) => panic!("{other:?}"),
             }
         }
@@ -841,12 +828,7 @@ async fn ip_rules_are_kept_per_organization_within_the_limit() {
 /// Asserts that a write found another change between its read and itself.
 fn assert_version_conflict(result: Result<(), StoreError>) {
     assert!(
-        matches!(
-            result,
-            Err(StoreError::Conflict {
-                constraint: "version"
-            })
-        ),
+        matches!(result, Err(StoreError::Conflict(Conflict::Version))),
         "{result:?}"
     );
 }
@@ -988,12 +970,7 @@ async fn custom_roles_are_unique_per_organization() {
             .insert_role(&role, &event(&org.id, "role.created"))
             .await;
         assert!(
-            matches!(
-                again,
-                Err(StoreError::Conflict {
-                    constraint: "unique"
-                })
-            ),
+            matches!(again, Err(StoreError::Conflict(Conflict::Unique))),
             "{again:?}"
         );
         let mut same_name = role.clone();
@@ -1101,7 +1078,7 @@ async fn signing_keys_take_one_generation_each_retire_and_are_pruned() {
         store.insert_signing_key(&signing_key(2, t0)).await.unwrap();
         assert!(matches!(
             store.insert_signing_key(&rival).await,
-            Err(StoreError::Conflict { .. })
+            Err(StoreError::Conflict(_))
         ));
 
         let until = t0 + Duration::hours(1);
@@ -1274,9 +1251,7 @@ async fn members_have_unique_emails_and_a_new_password_ends_their_sessions() {
             store
                 .insert_member(&twin, &event(&org.id, "member.added"))
                 .await,
-            Err(StoreError::Conflict {
-                constraint: "unique"
-            })
+            Err(StoreError::Conflict(Conflict::Unique))
         ));
         assert_eq!(
             store.member_by_email("ada@example.com").await.unwrap(),

@@ -11,14 +11,12 @@ use keyward_core::credential::parse_ip_network;
 use keyward_core::ip_rule::RulePolicy;
 use keyward_core::rate_limit::RateLimit;
 use keyward_core::secret::KeyPrefix;
+use keyward_engine::RateLimits;
+use keyward_engine::throttle::ThrottleConfig;
+use keyward_engine::tokens::SigningAlgorithm;
 use keyward_server::ServerConfig;
-use keyward_server::oauth::OAuthConfig;
-use keyward_server::oauth::keys::SigningAlgorithm;
-use keyward_server::routes::authorize::{
-    AuthorizeConfig, RouteScopes, RouteScopesConfig, Unmatched,
-};
-use keyward_server::state::RateLimits;
-use keyward_server::throttle::ThrottleConfig;
+use keyward_server::original::{AuthorizeConfig, RouteScopes, RouteScopesConfig, Unmatched};
+use keyward_service::signing::OAuthConfig;
 use serde::{Deserialize, Serialize};
 
 /// The default listening address.

@@ -1,35 +1,22 @@
-//! Keyward as a library: the tower layer an axum API adds to check credentials in-process
-//! (the third way of use), and the configuration loading of the `keyward` binary.
+//! Keyward as a library: every layer re-exported, and the configuration loading of the
+//! `keyward` binary.
+//!
+//! An API that only checks its requests in-process needs [`keyward_gate`] (re-exported
+//! here as [`gate`], its tower layer as [`layer`]): it compiles the engine and the store,
+//! not the server. This crate compiles everything the binary does.
 //!
 //! # Layout
-//! - [`layer`]: [`KeywardLayer`](layer::KeywardLayer) and [`RequireScope`](layer::RequireScope).
-//! - [`connect`]: opens the store and builds the state the layer checks against.
 //! - [`config`]: layered configuration (defaults, TOML file, `KEYWARD_*` environment, flags).
-//! - Re-exports: [`core`], [`store`], [`server`], [`Identity`].
+//! - Re-exports: [`core`], [`store`], [`engine`], [`service`], [`gate`], [`server`],
+//!   [`layer`], [`connect`], [`Identity`].
 
 pub mod config;
-pub mod layer;
-
-use std::sync::Arc;
 
 pub use keyward_core as core;
+pub use keyward_engine as engine;
+pub use keyward_engine::Identity;
+pub use keyward_gate as gate;
+pub use keyward_gate::{connect, layer};
 pub use keyward_server as server;
-pub use keyward_server::verifier::Identity;
+pub use keyward_service as service;
 pub use keyward_store as store;
-
-/// Opens (and migrates) the database at `url` — the same one the Keyward server uses — and
-/// builds the state a [`layer::KeywardLayer`] checks against, with the system clock. Usage
-/// is written in the background every `config.usage_flush_interval`.
-pub async fn connect(
-    url: &str,
-    config: keyward_server::ServerConfig,
-) -> Result<keyward_server::AppState, keyward_store::StoreError> {
-    let store = keyward_store::SqlStore::open(url).await?;
-    let state = keyward_server::AppState::new(
-        Arc::new(store),
-        Arc::new(keyward_core::clock::SystemClock),
-        config,
-    );
-    state.verifier.spawn_usage_flusher();
-    Ok(state)
-}

@@ -9,18 +9,18 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use keyward::config::{Config, LogFormat, Overrides};
 use keyward_core::audit::Actor;
-use keyward_core::clock::SystemClock;
-use keyward_core::credential::DisplayStatus;
+use keyward_core::clock::{SystemClock, rfc3339};
+use keyward_core::credential::{DisplayStatus, Environment};
 use keyward_core::typeid::{CredentialId, OrganizationId};
 use keyward_server::AppState;
-use keyward_server::dashboard::members;
-use keyward_server::error::ApiError;
-use keyward_server::lifecycle::{
-    self, Authority, CreateKeyRequest, EnvironmentName, Issued, RotateKeyRequest, StatusChange,
+use keyward_server::json::KeyResponse;
+use keyward_service::credentials::{
+    CredentialFilter, Issued, NewCredential, Rotation, StatusChange,
 };
-use keyward_server::oauth::keys::MasterKey;
-use keyward_server::routes::keys::KeyResponse;
-use keyward_store::{CredentialQuery, SqlStore};
+use keyward_service::principal::{ReadKeys, WriteKeys};
+use keyward_service::signing::MasterKey;
+use keyward_service::{Authority, Principal, Service, ServiceError};
+use keyward_store::SqlStore;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -283,23 +283,21 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Init { org_name, json } => {
             let state = open_state(&config).await?;
-            let (organization, issued) = lifecycle::init_organization(&state, &org_name)
-                .await
-                .map_err(api_error)?;
+            let (organization, issued) = state.service.organizations().init(&org_name).await?;
             print_bootstrap(&organization.id, &issued, json)
         }
         Command::Serve { .. } => serve(config).await,
         Command::SigningKeys { command } => {
             let state = open_state(&config).await?;
-            signing_keys(&state, command).await
+            signing_keys(&state.service, command).await
         }
         Command::Keys { command } => {
             let state = open_state(&config).await?;
-            keys(&state, command).await
+            keys(&state.service, command).await
         }
         Command::Users { command } => {
             let state = open_state(&config).await?;
-            users(&state, command).await
+            users(&state.service, command).await
         }
     }
 }
@@ -315,22 +313,14 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         oauth.audience = oauth.issuer.clone();
     }
     let state = open_state(&config).await?;
-    if state.store.organization_count().await? == 0
-        && state.store.claim_bootstrap(state.clock.now()).await?
-    {
-        let (organization, issued) = lifecycle::init_organization(&state, "Default organization")
-            .await
-            .map_err(api_error)?;
+    let service = &state.service;
+    if service.organizations().claim_first_run().await? {
+        let (organization, issued) = service.organizations().init("Default organization").await?;
         print_bootstrap(&organization.id, &issued, false)?;
-        let (member, password) = members::add(
-            &state,
-            &organization.id,
-            &Actor::cli(),
-            FIRST_MEMBER_EMAIL,
-            None,
-        )
-        .await
-        .map_err(api_error)?;
+        let (member, password) = service
+            .members()
+            .add(&organization.id, &Actor::cli(), FIRST_MEMBER_EMAIL, None)
+            .await?;
         if let Some(password) = password {
             println!("Dashboard: http://{address}/login");
             println!("  Email:    {}", member.email);
@@ -343,14 +333,12 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     tracing::info!(%address, "listening on http://{address}");
     println!("Keyward listening on http://{address}");
-    let flusher = state.verifier.spawn_usage_flusher();
-    let key_schedule = state
-        .keys
-        .spawn_schedule(state.store.clone(), state.clock.clone());
+    let flusher = state.engine.spawn_usage_flusher();
+    let key_schedule = service.signing_keys().spawn_schedule(state.clock.clone());
     keyward_server::serve(listener, state.clone(), shutdown).await?;
     flusher.stop().await;
     key_schedule.abort();
-    if let Err(error) = state.verifier.flush_usage().await {
+    if let Err(error) = state.engine.flush_usage().await {
         tracing::warn!(%error, "could not write the last usage records");
     }
     tracing::info!("shut down");
@@ -378,23 +366,19 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
     })
 }
 
-async fn signing_keys(state: &AppState, command: SigningKeysCommand) -> anyhow::Result<()> {
-    let now = state.clock.now();
+async fn signing_keys(service: &Service, command: SigningKeysCommand) -> anyhow::Result<()> {
     match command {
         SigningKeysCommand::Rotate => {
-            // Read (and make the first key) before adding the next.
-            state.keys.current(&state.store, now).await?;
-            let key = state.keys.rotate(&state.store, now).await?;
+            let key = service.tokens().rotate_signing_key().await?;
             println!(
                 "Made signing key {} ({}); published now, signing from {}.",
                 key.kid,
                 key.algorithm,
-                keyward_server::routes::rfc3339(key.activates_at)
+                rfc3339(key.activates_at)
             );
         }
         SigningKeysCommand::List => {
-            let rfc3339 = keyward_server::routes::rfc3339;
-            for key in state.store.signing_keys().await? {
+            for key in service.tokens().signing_keys().await? {
                 let private = if key.sealed_private_key.is_some() {
                     "private key sealed"
                 } else {
@@ -433,7 +417,7 @@ fn password_from_stdin(read: bool) -> anyhow::Result<Option<zeroize::Zeroizing<S
     )))
 }
 
-async fn users(state: &AppState, command: UsersCommand) -> anyhow::Result<()> {
+async fn users(service: &Service, command: UsersCommand) -> anyhow::Result<()> {
     let actor = Actor::cli();
     let (member, password, verb) = match command {
         UsersCommand::Add {
@@ -444,13 +428,14 @@ async fn users(state: &AppState, command: UsersCommand) -> anyhow::Result<()> {
             let organization_id =
                 OrganizationId::parse(&org).context("--org must be an organization id")?;
             let password = password_from_stdin(password_stdin)?;
-            let (member, generated) =
-                members::add(state, &organization_id, &actor, &email, password)
-                    .await
-                    .map_err(|e| match e {
-                        ApiError::NotFound => anyhow::anyhow!("no organization {organization_id}"),
-                        other => api_error(other),
-                    })?;
+            let added = service
+                .members()
+                .add(&organization_id, &actor, &email, password)
+                .await;
+            let (member, generated) = added.map_err(|e| match e {
+                ServiceError::NotFound => anyhow::anyhow!("no organization {organization_id}"),
+                other => other.into(),
+            })?;
             (member, generated, "Added")
         }
         UsersCommand::Passwd {
@@ -458,12 +443,14 @@ async fn users(state: &AppState, command: UsersCommand) -> anyhow::Result<()> {
             password_stdin,
         } => {
             let password = password_from_stdin(password_stdin)?;
-            let (member, generated) = members::set_password(state, &actor, &email, password)
-                .await
-                .map_err(|e| match e {
-                    ApiError::NotFound => anyhow::anyhow!("no member with the email {email}"),
-                    other => api_error(other),
-                })?;
+            let set = service
+                .members()
+                .set_password(&actor, &email, password)
+                .await;
+            let (member, generated) = set.map_err(|e| match e {
+                ServiceError::NotFound => anyhow::anyhow!("no member with the email {email}"),
+                other => other.into(),
+            })?;
             (member, generated, "Set the password of")
         }
     };
@@ -476,10 +463,6 @@ async fn users(state: &AppState, command: UsersCommand) -> anyhow::Result<()> {
         println!("The password is shown only this once.");
     }
     Ok(())
-}
-
-fn api_error(error: ApiError) -> anyhow::Error {
-    anyhow::anyhow!("{error}")
 }
 
 fn print_bootstrap(
@@ -525,10 +508,17 @@ fn print_issued(issued: &Issued, json: bool, now: time::OffsetDateTime) -> anyho
     Ok(())
 }
 
-async fn keys(state: &AppState, command: KeysCommand) -> anyhow::Result<()> {
+async fn keys(service: &Service, command: KeysCommand) -> anyhow::Result<()> {
     let actor = Actor::cli();
     let org = |text: &str| OrganizationId::parse(text).context("--org must be an organization id");
     let key = |text: &str| CredentialId::parse(text).context("the key id must look like api_key_…");
+    // The operator on the server's machine manages any organization without bound.
+    let operator = |organization| Principal {
+        organization,
+        actor: &actor,
+        authority: Authority::Unlimited,
+    };
+    let now = service.clock().now();
     match command {
         KeysCommand::Create {
             org: org_id,
@@ -540,7 +530,7 @@ async fn keys(state: &AppState, command: KeysCommand) -> anyhow::Result<()> {
             json,
         } => {
             let organization_id = org(&org_id)?;
-            if state.store.organization(&organization_id).await?.is_none() {
+            if !service.organizations().exists(&organization_id).await? {
                 bail!("no organization {organization_id}");
             }
             let expires_at = expires_at
@@ -549,47 +539,33 @@ async fn keys(state: &AppState, command: KeysCommand) -> anyhow::Result<()> {
                 })
                 .transpose()
                 .context("--expires-at must be an RFC 3339 time")?;
-            let request = CreateKeyRequest {
-                name: Some(name),
-                environment: Some(match environment {
-                    CliEnvironment::Live => EnvironmentName::Live,
-                    CliEnvironment::Test => EnvironmentName::Test,
-                }),
-                permissions: Some(permissions),
+            let new = NewCredential {
+                name,
+                environment: match environment {
+                    CliEnvironment::Live => Environment::Live,
+                    CliEnvironment::Test => Environment::Test,
+                },
+                permissions,
                 role,
                 expires_at,
-                ..CreateKeyRequest::default()
+                ..NewCredential::default()
             };
-            let issued = lifecycle::create(
-                state,
-                &organization_id,
-                &actor,
-                Authority::Unlimited,
-                request,
-            )
-            .await
-            .map_err(api_error)?;
-            print_issued(&issued, json, state.clock.now())
+            let permit = operator(&organization_id).permit::<WriteKeys>()?;
+            let issued = service.credentials().create(&permit, new).await?;
+            print_issued(&issued, json, now)
         }
         KeysCommand::List { org: org_id, json } => {
             let organization_id = org(&org_id)?;
-            let now = state.clock.now();
-            let mut query = CredentialQuery {
-                status: None,
-                environment: None,
-                owner_id: None,
-                before: None,
+            let permit = operator(&organization_id).permit::<ReadKeys>()?;
+            let mut filter = CredentialFilter {
                 limit: 100,
-                now,
+                ..CredentialFilter::default()
             };
             let mut all = Vec::new();
             loop {
-                let page = state
-                    .store
-                    .list_credentials(&organization_id, &query)
-                    .await?;
+                let page = service.credentials().list(&permit, filter.clone()).await?;
                 let Some(last) = page.last() else { break };
-                query.before = Some(last.id.clone());
+                filter.before = Some(last.id.clone());
                 all.extend(page.iter().map(|c| KeyResponse::new(c, now)));
             }
             if json {
@@ -613,17 +589,13 @@ async fn keys(state: &AppState, command: KeysCommand) -> anyhow::Result<()> {
             Ok(())
         }
         KeysCommand::Revoke { org: org_id, id } => {
-            let credential = lifecycle::set_status(
-                state,
-                &org(&org_id)?,
-                &key(&id)?,
-                &actor,
-                Authority::Unlimited,
-                StatusChange::Revoke,
-            )
-            .await
-            .map_err(api_error)?;
-            let status = credential.display_status(state.clock.now());
+            let (organization_id, id) = (org(&org_id)?, key(&id)?);
+            let permit = operator(&organization_id).permit::<WriteKeys>()?;
+            let credential = service
+                .credentials()
+                .set_status(&permit, id.as_str(), StatusChange::Revoke)
+                .await?;
+            let status = credential.display_status(service.clock().now());
             debug_assert_eq!(status, DisplayStatus::Revoked);
             println!("revoked {}", credential.id);
             Ok(())
@@ -634,26 +606,20 @@ async fn keys(state: &AppState, command: KeysCommand) -> anyhow::Result<()> {
             grace_period_seconds,
             json,
         } => {
-            let request = RotateKeyRequest {
-                grace_period_seconds: Some(grace_period_seconds),
+            let (organization_id, id) = (org(&org_id)?, key(&id)?);
+            let permit = operator(&organization_id).permit::<WriteKeys>()?;
+            let rotation = Rotation {
+                grace_period_seconds,
+                expected_version: None,
             };
-            let (issued, old_until) = lifecycle::rotate(
-                state,
-                &org(&org_id)?,
-                &key(&id)?,
-                &actor,
-                Authority::Unlimited,
-                request,
-            )
-            .await
-            .map_err(api_error)?;
-            print_issued(&issued, json, state.clock.now())?;
+            let rotated = service
+                .credentials()
+                .rotate(&permit, id.as_str(), rotation)
+                .await?;
+            print_issued(&rotated.issued, json, service.clock().now())?;
             if !json {
-                match old_until {
-                    Some(until) => println!(
-                        "The previous secrets work until {}.",
-                        keyward_server::routes::rfc3339(until)
-                    ),
+                match rotated.previous_secrets_expire_at {
+                    Some(until) => println!("The previous secrets work until {}.", rfc3339(until)),
                     None => println!("The previous secrets no longer work."),
                 }
             }

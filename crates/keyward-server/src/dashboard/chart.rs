@@ -3,9 +3,11 @@
 //! as `GET /v1/keys/{id}/usage`.
 
 use askama::Template;
-use keyward_core::typeid::CredentialId;
+use keyward_core::credential::Credential;
+use keyward_service::principal::ReadKeys;
 
-use crate::dashboard::PageError;
+use crate::dashboard::page::PageError;
+use crate::dashboard::session::SignedIn;
 use crate::state::AppState;
 
 /// Hours shown.
@@ -66,14 +68,20 @@ fn class_of(outcome: &str) -> String {
 }
 
 impl UsageChart {
-    /// The last 24 whole hours and the current one of `credential`.
-    pub async fn last_day(state: &AppState, credential: &CredentialId) -> Result<Self, PageError> {
+    /// The last 24 whole hours and the current one of `credential`, as `signed_in` sees it.
+    pub async fn last_day(
+        state: &AppState,
+        signed_in: &SignedIn,
+        credential: &Credential,
+    ) -> Result<Self, PageError> {
         let now_minute = state.clock.now().unix_timestamp().div_euclid(60);
         let current_hour = now_minute.div_euclid(60) * 60;
         let from = current_hour - 60 * (HOURS as i64 - 1);
+        let permit = signed_in.principal().permit::<ReadKeys>()?;
         let counts = state
-            .store
-            .usage(credential, from, now_minute + 1, 60)
+            .service
+            .credentials()
+            .usage(&permit, credential, (from, now_minute + 1), 60)
             .await?;
         let mut hours: Vec<Vec<(String, i64)>> = vec![Vec::new(); HOURS];
         let mut legend: Vec<(String, String, i64)> = Vec::new();

@@ -1,6 +1,6 @@
 //! Developer → API Credentials: the table, the create form, the detail page and its
-//! actions. Every change goes through [`crate::lifecycle`], as the API's and the CLI's do;
-//! a member manages its organization without limit ([`Authority::Unlimited`]).
+//! actions. Every change goes through the service, as the API's and the CLI's do; a member
+//! manages its organization without bound.
 
 use std::collections::BTreeMap;
 
@@ -12,19 +12,20 @@ use keyward_core::credential::{
     Credential, DisplayStatus, Environment, ValidationError, validate_description, validate_name,
     validate_rate_limit,
 };
-use keyward_core::scope::BUILTIN_ROLES;
-use keyward_core::typeid::{CredentialId, OrganizationId};
-use keyward_store::CredentialQuery;
+use keyward_core::typeid::CredentialId;
+use keyward_service::ServiceError;
+use keyward_service::credentials::{
+    CredentialFilter, Issued, NewCredential, Rotation, StatusChange,
+};
+use keyward_service::error::Conflict;
+use keyward_service::principal::{ReadKeys, ReadRoles, WriteKeys};
 use serde::Deserialize;
 use time::{Date, OffsetDateTime, Time};
 
 use crate::dashboard::chart::UsageChart;
+use crate::dashboard::page::{Nav, PageError, display_time, render};
 use crate::dashboard::session::{Protected, SignedIn, TokenOnly};
-use crate::dashboard::{Nav, PageError, display_time, render};
 use crate::error::ApiError;
-use crate::lifecycle::{
-    self, Authority, CreateKeyRequest, EnvironmentName, Issued, RotateKeyRequest, StatusChange,
-};
 use crate::routes::split_page;
 use crate::state::AppState;
 
@@ -162,21 +163,20 @@ pub async fn list(
     let environment = Environment::parse(&filter.environment);
     let before = CredentialId::parse(&filter.before).ok();
     let filtered = status.is_some() || environment.is_some() || before.is_some();
-    let now = state.clock.now();
+    let permit = signed_in.principal().permit::<ReadKeys>()?;
+    let page_filter = CredentialFilter {
+        status,
+        environment,
+        owner_id: None,
+        before,
+        limit: PAGE_SIZE + 1,
+    };
     let credentials = state
-        .store
-        .list_credentials(
-            &signed_in.member.organization_id,
-            &CredentialQuery {
-                status,
-                environment,
-                owner_id: None,
-                before,
-                limit: PAGE_SIZE + 1,
-                now,
-            },
-        )
+        .service
+        .credentials()
+        .list(&permit, page_filter)
         .await?;
+    let now = state.clock.now();
     let (credentials, cursor) = split_page(credentials, PAGE_SIZE, |c| c.id.to_string());
     let next_page = cursor.map(|id| {
         let mut query = format!("?before={id}");
@@ -189,7 +189,7 @@ pub async fn list(
         query
     });
     let page = ListPage {
-        nav: Nav::new(&signed_in, "credentials"),
+        nav: signed_in.nav("credentials"),
         rows: credentials
             .iter()
             .map(|c| CredentialView::new(c, now))
@@ -243,16 +243,6 @@ impl FormPage {
     }
 }
 
-/// The role names a credential may take: the built-in ones, then the organization's.
-async fn role_names(state: &AppState, org: &OrganizationId) -> Result<Vec<String>, PageError> {
-    let mut names: Vec<String> = BUILTIN_ROLES
-        .iter()
-        .map(|(name, _)| (*name).to_owned())
-        .collect();
-    names.extend(state.store.roles(org).await?.into_iter().map(|r| r.name));
-    Ok(names)
-}
-
 async fn form_page(
     state: &AppState,
     signed_in: &SignedIn,
@@ -264,10 +254,11 @@ async fn form_page(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    let limits = &state.config.rate_limits;
+    let limits = &state.engine.config().rate_limits;
+    let roles = signed_in.principal().permit::<ReadRoles>()?;
     let page = FormPage {
-        nav: Nav::new(signed_in, "credentials"),
-        roles: role_names(state, &signed_in.member.organization_id).await?,
+        nav: signed_in.nav("credentials"),
+        roles: state.service.roles().names(&roles).await?,
         form,
         errors,
         default_rates: format!(
@@ -299,10 +290,9 @@ fn entries(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Reads the form into a request, collecting every field error it can find by itself.
-fn create_request(
-    form: &CredentialForm,
-) -> Result<CreateKeyRequest, BTreeMap<&'static str, String>> {
+/// Reads the form into a new credential, collecting every field error it can find by
+/// itself.
+fn create_request(form: &CredentialForm) -> Result<NewCredential, BTreeMap<&'static str, String>> {
     let mut errors = BTreeMap::new();
     if let Err(e) = validate_name(&form.name) {
         errors.insert("name", e.message);
@@ -311,11 +301,11 @@ fn create_request(
         errors.insert("description", e.message);
     }
     let environment = match form.environment.as_str() {
-        "" | "live" => EnvironmentName::Live,
-        "test" => EnvironmentName::Test,
+        "" | "live" => Environment::Live,
+        "test" => Environment::Test,
         _ => {
             errors.insert("environment", "must be live or test".to_owned());
-            EnvironmentName::Live
+            Environment::Live
         }
     };
     let expires_at = match form.expires_on.trim() {
@@ -355,16 +345,16 @@ fn create_request(
         return Err(errors);
     }
     let role = Some(form.role.trim().to_owned()).filter(|r| !r.is_empty());
-    Ok(CreateKeyRequest {
-        name: Some(form.name.clone()),
+    Ok(NewCredential {
+        name: form.name.clone(),
         description: Some(form.description.clone()).filter(|d| !d.trim().is_empty()),
-        environment: Some(environment),
-        permissions: Some(entries(&form.scopes)),
+        environment,
+        permissions: entries(&form.scopes),
         role,
         rate_limit_override,
-        ip_allowlist: Some(entries(&form.ip_allowlist)),
+        ip_allowlist: entries(&form.ip_allowlist),
         expires_at,
-        ..CreateKeyRequest::default()
+        ..NewCredential::default()
     })
 }
 
@@ -399,7 +389,7 @@ fn issued_page(
     previous_until: Option<String>,
 ) -> Response {
     let page = IssuedPage {
-        nav: Nav::new(signed_in, "credentials"),
+        nav: signed_in.nav("credentials"),
         credential: CredentialView::new(&issued.credential, now),
         api_key: issued.api_key.expose().to_owned(),
         client_id: issued.credential.organization_id.to_string(),
@@ -422,20 +412,15 @@ pub async fn create(
             ApiError::bad_request("invalid_form", "the form's credential id is not one")
         })?,
     };
-    let request = match create_request(&form) {
-        Ok(request) => request,
+    let new = match create_request(&form) {
+        Ok(new) => NewCredential {
+            id: Some(id.clone()),
+            ..new
+        },
         Err(errors) => return form_page(&state, &signed_in, form, errors).await,
     };
-    let org = signed_in.member.organization_id.clone();
-    let created = lifecycle::create_with_id(
-        &state,
-        &org,
-        &signed_in.actor,
-        Authority::Unlimited,
-        request,
-        id.clone(),
-    )
-    .await;
+    let permit = signed_in.principal().permit::<WriteKeys>()?;
+    let created = state.service.credentials().create(&permit, new).await;
     match created {
         Ok(issued) => Ok(issued_page(
             &signed_in,
@@ -444,14 +429,11 @@ pub async fn create(
             "Credential created",
             None,
         )),
-        Err(ApiError::Validation(error)) => {
+        Err(ServiceError::Validation(error)) => {
             let errors = BTreeMap::from([(form_field(&error), error.message)]);
             form_page(&state, &signed_in, form, errors).await
         }
-        Err(ApiError::Conflict {
-            code: "credential_exists",
-            ..
-        }) => Ok(done(&id, "created")),
+        Err(ServiceError::Conflict(Conflict::CredentialExists)) => Ok(done(&id, "created")),
         Err(error) => Err(error.into()),
     }
 }
@@ -461,12 +443,8 @@ async fn member_credential(
     signed_in: &SignedIn,
     id: &str,
 ) -> Result<Credential, PageError> {
-    let id = CredentialId::parse(id).map_err(|_| ApiError::NotFound)?;
-    Ok(state
-        .store
-        .credential(&signed_in.member.organization_id, &id)
-        .await?
-        .ok_or(ApiError::NotFound)?)
+    let permit = signed_in.principal().permit::<ReadKeys>()?;
+    Ok(state.service.credentials().get(&permit, id).await?)
 }
 
 /// What the detail page says after an action.
@@ -517,7 +495,7 @@ pub async fn detail(
         _ => "",
     };
     let page = DetailPage {
-        nav: Nav::new(&signed_in, "credentials"),
+        nav: signed_in.nav("credentials"),
         credential: CredentialView::new(&credential, state.clock.now()),
         notice,
     };
@@ -531,7 +509,7 @@ pub async fn usage_chart(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let credential = member_credential(&state, &signed_in, &id).await?;
-    let chart = UsageChart::last_day(&state, &credential.id).await?;
+    let chart = UsageChart::last_day(&state, &signed_in, &credential).await?;
     Ok(render(StatusCode::OK, &chart))
 }
 
@@ -548,15 +526,12 @@ pub async fn change_status(
         _ => return Err(ApiError::NotFound.into()),
     };
     let credential = member_credential(&state, &signed_in, &id).await?;
-    lifecycle::set_status(
-        &state,
-        &signed_in.member.organization_id,
-        &credential.id,
-        &signed_in.actor,
-        Authority::Unlimited,
-        change,
-    )
-    .await?;
+    let permit = signed_in.principal().permit::<WriteKeys>()?;
+    state
+        .service
+        .credentials()
+        .set_status(&permit, credential.id.as_str(), change)
+        .await?;
     Ok(done(&credential.id, what))
 }
 
@@ -594,24 +569,21 @@ pub async fn rotate(
             ApiError::bad_request("invalid_form", "the form's credential version is not one")
         })?),
     };
-    let rotated = lifecycle::rotate_version(
-        &state,
-        &signed_in.member.organization_id,
-        &credential.id,
-        &signed_in.actor,
-        Authority::Unlimited,
-        RotateKeyRequest {
-            grace_period_seconds: Some(grace),
-        },
-        version,
-    )
-    .await;
+    let permit = signed_in.principal().permit::<WriteKeys>()?;
+    let rotation = Rotation {
+        grace_period_seconds: grace,
+        expected_version: version,
+    };
+    let rotated = state
+        .service
+        .credentials()
+        .rotate(&permit, credential.id.as_str(), rotation)
+        .await;
     let (issued, old_until) = match rotated {
-        Ok(rotated) => rotated,
-        Err(ApiError::Conflict {
-            code: "credential_changed",
-            ..
-        }) => return Ok(done(&credential.id, "unchanged")),
+        Ok(rotated) => (rotated.issued, rotated.previous_secrets_expire_at),
+        Err(ServiceError::Conflict(Conflict::CredentialChanged)) => {
+            return Ok(done(&credential.id, "unchanged"));
+        }
         Err(error) => return Err(error.into()),
     };
     Ok(issued_page(

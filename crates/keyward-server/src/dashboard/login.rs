@@ -1,10 +1,8 @@
 //! `/login` and `/logout`.
 //!
-//! Failed logins are counted per source address (as failed key checks are): past the
-//! threshold the address gets 429 with `Retry-After`. At most [`LoginGate::PARALLEL`]
-//! password checks run at once, so a burst of parallel guesses can neither outrun the
-//! count nor exhaust memory (each argon2id check takes 19 MiB). Each attempt on a known
-//! member is in its organization's audit log.
+//! The service counts failed logins per source address and bounds the password checks
+//! running at once: past the threshold the address gets 429 with `Retry-After`, and a
+//! login beyond the bound 503.
 
 use askama::Template;
 use axum::extract::{Query, Request, State};
@@ -12,20 +10,17 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use keyward_core::member::SessionToken;
+use keyward_gate::Refusal;
+use keyward_service::members::LoginFailure;
 use serde::Deserialize;
-use tokio::sync::Semaphore;
 
-use crate::auth::request_client_ip;
 use crate::dashboard::credentials::LIST_PATH;
-use crate::dashboard::members::{LoginFailure, authenticate};
+use crate::dashboard::page::{PageError, render};
 use crate::dashboard::session::{
     LOGIN_COOKIE, Protected, SESSION_LIFETIME, TokenOnly, cookie, csrf_token, read_checked_form,
-    secure_cookies, session_cookie, set_cookie, start_session,
+    secure_cookies, session_cookie, set_cookie,
 };
-use crate::dashboard::{PageError, render};
-use crate::error::ApiError;
 use crate::state::AppState;
-use crate::throttle::{Throttle, ThrottleConfig};
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -53,28 +48,6 @@ fn safe_next(next: Option<&str>) -> String {
             path.to_owned()
         }
         _ => LIST_PATH.to_owned(),
-    }
-}
-
-/// What stands before a password check: the per-address failure count and a bound on
-/// checks running at once.
-#[derive(Debug)]
-pub struct LoginGate {
-    /// Failed logins per source address.
-    pub throttle: Throttle,
-    checks: Semaphore,
-}
-
-impl LoginGate {
-    /// Password checks that may run at once.
-    pub const PARALLEL: usize = 4;
-
-    /// A gate with this throttle.
-    pub fn new(config: ThrottleConfig) -> Self {
-        Self {
-            throttle: Throttle::new(config),
-            checks: Semaphore::new(Self::PARALLEL),
-        }
     }
 }
 
@@ -154,24 +127,15 @@ pub async fn submit(State(state): State<AppState>, request: Request) -> Response
         Ok(form) => form,
         Err(refused) => return refused,
     };
-    let ip = request_client_ip(&parts, &state);
-    let now = state.clock.now();
-    let gate = &state.login_gate;
-    gate.throttle.prune(now);
-    if let Some(wait) = ip.and_then(|ip| gate.throttle.blocked(ip, now)) {
-        return PageError(ApiError::Throttled(wait)).into_response();
-    }
-    let Ok(_permit) = gate.checks.try_acquire() else {
-        return PageError(ApiError::Unavailable).into_response();
-    };
+    let ip = state.gate.client_ip(&parts);
     let next = safe_next(form.next.as_deref());
-    match authenticate(&state, &form.email, &form.password, ip).await {
-        Ok(member) => {
-            // The session starts when the check started: a password set meanwhile voids it.
-            let token = match start_session(&state, &member, now).await {
-                Ok(token) => token,
-                Err(error) => return PageError(error).into_response(),
-            };
+    match state
+        .service
+        .members()
+        .log_in(&form.email, &form.password, ip)
+        .await
+    {
+        Ok(logged_in) => {
             let secure = secure_cookies(&parts, &state);
             let mut response = Redirect::to(&next).into_response();
             let headers = response.headers_mut();
@@ -179,7 +143,7 @@ pub async fn submit(State(state): State<AppState>, request: Request) -> Response
                 header::SET_COOKIE,
                 set_cookie(
                     session_cookie(secure),
-                    token.expose(),
+                    logged_in.token.expose(),
                     "/",
                     SESSION_LIFETIME.whole_seconds(),
                     secure,
@@ -191,11 +155,12 @@ pub async fn submit(State(state): State<AppState>, request: Request) -> Response
             );
             response
         }
-        Err(LoginFailure::Store(error)) => PageError(error).into_response(),
+        Err(LoginFailure::Throttled(wait)) => {
+            PageError::from(Refusal::Throttled(wait)).into_response()
+        }
+        Err(LoginFailure::Busy) => PageError::from(Refusal::Unavailable).into_response(),
+        Err(LoginFailure::Failed(error)) => PageError::from(error).into_response(),
         Err(LoginFailure::Mismatch) => {
-            if let Some(ip) = ip {
-                gate.throttle.record_failure(ip, now);
-            }
             let page = LoginPage {
                 csrf_token: csrf_token(&secret),
                 email: form.email,
@@ -214,18 +179,13 @@ pub async fn logout(
     parts: Parts,
     Protected { signed_in, .. }: Protected<TokenOnly>,
 ) -> Response {
-    if let Err(error) = state.store.delete_session(&signed_in.session).await {
-        return PageError(error.into()).into_response();
-    }
-    let event = signed_in.actor.event(
-        &signed_in.member.organization_id,
-        state.clock.now(),
-        "member.logged_out",
-        Some(signed_in.member.id.as_str()),
-        Default::default(),
-    );
-    if let Err(error) = state.store.insert_audit_event(&event).await {
-        tracing::warn!(%error, "could not record a logout");
+    let logged_out = state
+        .service
+        .members()
+        .log_out(&signed_in.session, &signed_in.member, &signed_in.actor)
+        .await;
+    if let Err(error) = logged_out {
+        return PageError::from(error).into_response();
     }
     let secure = secure_cookies(&parts, &state);
     let mut response = Redirect::to("/login?done=logout").into_response();

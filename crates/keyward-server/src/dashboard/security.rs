@@ -1,21 +1,21 @@
 //! Developer → API Security (the organization's IP access rules) and the audit log page.
-//! Rule changes go through the same functions as `/v1/ip-rules`, lockout guard included:
-//! here the address guarded is the member's own.
+//! Rule changes go through the same service functions as `/v1/ip-rules`, lockout guard
+//! included: here the address guarded is the member's own.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use keyward_core::typeid::{AuditEventId, IpRuleId};
+use keyward_core::ip_rule::RuleKind;
+use keyward_core::typeid::AuditEventId;
+use keyward_service::ServiceError;
+use keyward_service::ip_rules::NewIpRule;
+use keyward_service::principal::{DeleteIpRules, ReadAuditLog, ReadIpRules, WriteIpRules};
 use keyward_store::AuditQuery;
 use serde::Deserialize;
 
+use crate::dashboard::page::{Nav, PageError, display_time, render};
 use crate::dashboard::session::{Protected, SignedIn};
-use crate::dashboard::{Nav, PageError, display_time, render};
-use crate::error::ApiError;
-use crate::routes::ip_rules::{
-    CreateIpRuleRequest, RuleType, add_rule as add, remove_rule as remove,
-};
 use crate::routes::split_page;
 use crate::state::AppState;
 
@@ -87,38 +87,34 @@ async fn security_page(
     state: &AppState,
     signed_in: &SignedIn,
     form: RuleForm,
-    failure: Option<(ApiError, String)>,
+    failure: Option<(ServiceError, String)>,
     notice: &'static str,
 ) -> Result<Response, PageError> {
-    let rules = state
-        .store
-        .ip_rules(&signed_in.member.organization_id)
-        .await?;
-    let policy = &state.config.rule_policy;
+    let permit = signed_in.principal().permit::<ReadIpRules>()?;
+    let ip_rules = state.service.ip_rules();
+    let rules = ip_rules.list(&permit).await?;
+    let policy = ip_rules.policy();
     let (status, error, lockout, removing) = match failure {
         None => (StatusCode::OK, None, false, String::new()),
-        Some((
-            ApiError::Conflict {
-                code: "lockout", ..
-            },
-            removing,
-        )) => (StatusCode::CONFLICT, None, true, removing),
-        Some((ApiError::Validation(error), _)) => (
+        Some((ServiceError::Lockout { .. }, removing)) => {
+            (StatusCode::CONFLICT, None, true, removing)
+        }
+        Some((ServiceError::Validation(error), _)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             Some((error.field, error.message)),
             false,
             String::new(),
         ),
-        Some((ApiError::Conflict { message, .. }, _)) => (
+        Some((ServiceError::Conflict(conflict), _)) => (
             StatusCode::CONFLICT,
-            Some(("form", message)),
+            Some(("form", conflict.to_string())),
             false,
             String::new(),
         ),
         Some((other, _)) => return Err(other.into()),
     };
     let page = SecurityPage {
-        nav: Nav::new(signed_in, "security"),
+        nav: signed_in.nav("security"),
         rules: rules
             .iter()
             .map(|rule| RuleView {
@@ -173,8 +169,8 @@ pub async fn add_rule(
     Protected { signed_in, form }: Protected<RuleForm>,
 ) -> Result<Response, PageError> {
     let kind = match form.kind.as_str() {
-        "allow" => RuleType::Allow,
-        "deny" => RuleType::Deny,
+        "allow" => RuleKind::Allow,
+        "deny" => RuleKind::Deny,
         _ => {
             let error =
                 keyward_core::credential::ValidationError::new("type", "must be allow or deny");
@@ -188,20 +184,14 @@ pub async fn add_rule(
             .await;
         }
     };
-    let request = CreateIpRuleRequest {
+    let new = NewIpRule {
         ip_network: form.ip_network.trim().to_owned(),
         kind,
         description: Some(form.description.clone()),
         confirm_lockout: form.confirm_lockout == "on",
     };
-    match add(
-        &state,
-        &signed_in.member.organization_id,
-        &signed_in.actor,
-        request,
-    )
-    .await
-    {
+    let permit = signed_in.principal().permit::<WriteIpRules>()?;
+    match state.service.ip_rules().add(&permit, new).await {
         Ok(_) => Ok(Redirect::to(&format!("{PATH}?done=added")).into_response()),
         Err(error) => {
             security_page(&state, &signed_in, form, Some((error, String::new())), "").await
@@ -223,19 +213,16 @@ pub async fn remove_rule(
     Path(id): Path<String>,
     Protected { signed_in, form }: Protected<RemoveForm>,
 ) -> Result<Response, PageError> {
-    let rule = IpRuleId::parse(&id).map_err(|_| ApiError::NotFound)?;
     let confirmed = form.confirm_lockout == "on";
-    match remove(
-        &state,
-        &signed_in.member.organization_id,
-        &signed_in.actor,
-        &rule,
-        confirmed,
-    )
-    .await
+    let permit = signed_in.principal().permit::<DeleteIpRules>()?;
+    match state
+        .service
+        .ip_rules()
+        .remove(&permit, &id, confirmed)
+        .await
     {
         Ok(()) => Ok(Redirect::to(&format!("{PATH}?done=removed")).into_response()),
-        Err(error @ ApiError::Conflict { .. }) => {
+        Err(error @ (ServiceError::Conflict(_) | ServiceError::Lockout { .. })) => {
             let form = RuleForm {
                 kind: "allow".to_owned(),
                 ..RuleForm::default()
@@ -285,10 +272,12 @@ pub async fn audit_log(
     signed_in: SignedIn,
     Query(query): Query<AuditPageQuery>,
 ) -> Result<Response, PageError> {
+    let permit = signed_in.principal().permit::<ReadAuditLog>()?;
     let events = state
-        .store
-        .list_audit_events(
-            &signed_in.member.organization_id,
+        .service
+        .audit()
+        .list(
+            &permit,
             &AuditQuery {
                 action: None,
                 target_id: None,
@@ -299,7 +288,7 @@ pub async fn audit_log(
         .await?;
     let (events, next) = split_page(events, AUDIT_PAGE_SIZE, |e| e.id.to_string());
     let page = AuditPage {
-        nav: Nav::new(&signed_in, "audit"),
+        nav: signed_in.nav("audit"),
         events: events
             .into_iter()
             .map(|e| EventView {

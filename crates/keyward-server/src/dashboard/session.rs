@@ -18,14 +18,16 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use keyward_core::audit::Actor;
 use keyward_core::digest::{LookupDigest, to_hex};
-use keyward_core::member::{Member, SessionToken};
+use keyward_core::member::Member;
+use keyward_gate::client_ip::peer;
+use keyward_service::{Authority, Principal};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::auth::request_client_ip;
-use crate::client_ip::peer;
-use crate::dashboard::PageError;
+pub use keyward_service::members::SESSION_LIFETIME;
+
+use crate::dashboard::page::{Nav, PageError};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -43,8 +45,6 @@ pub fn session_cookie(secure: bool) -> &'static str {
 pub const LOGIN_COOKIE: &str = "keyward_login";
 /// The form field carrying the CSRF token.
 pub const CSRF_FIELD: &str = "csrf_token";
-/// How long a session lasts, however active its member.
-pub const SESSION_LIFETIME: time::Duration = time::Duration::hours(12);
 
 /// The value of cookie `name` in the request, if any.
 pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -117,6 +117,27 @@ pub struct SignedIn {
     session_secret: String,
 }
 
+impl SignedIn {
+    /// The navigation of the member's pages, with `active` highlighted.
+    pub fn nav(&self, active: &'static str) -> Nav {
+        Nav {
+            active,
+            email: self.member.email.clone(),
+            csrf_token: self.csrf_token.clone(),
+        }
+    }
+
+    /// The member as the management service sees it: managing its organization without
+    /// bound.
+    pub fn principal(&self) -> Principal<'_> {
+        Principal {
+            organization: &self.member.organization_id,
+            actor: &self.actor,
+            authority: Authority::Unlimited,
+        }
+    }
+}
+
 impl std::fmt::Debug for SignedIn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SignedIn")
@@ -178,21 +199,18 @@ impl FromRequestParts<AppState> for SignedIn {
             return Err(to_login(parts));
         };
         let secret = secret.to_owned();
-        let digest = LookupDigest::of(&secret);
         let found = state
-            .store
-            .session(&digest)
+            .service
+            .members()
+            .session(&secret)
             .await
-            .map_err(|e| PageError(e.into()).into_response())?;
-        let now = state.clock.now();
-        let Some((session, member)) = found.filter(|(session, member)| {
-            session.expires_at > now && session.created_at >= member.password_changed_at
-        }) else {
+            .map_err(|e| PageError::from(e).into_response())?;
+        let Some((session, member)) = found else {
             return Err(to_login(parts));
         };
         let actor = Actor {
             id: member.id.to_string(),
-            source_ip: request_client_ip(parts, state),
+            source_ip: state.gate.client_ip(parts),
         };
         Ok(SignedIn {
             member,
@@ -254,22 +272,4 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Protected<T> {
         let form = read_checked_form(Request::from_parts(parts, body), &secret, state).await?;
         Ok(Protected { signed_in, form })
     }
-}
-
-/// A fresh session for `member`, started at `now`: its token (for the cookie) after
-/// storing its digest.
-pub async fn start_session(
-    state: &AppState,
-    member: &Member,
-    now: time::OffsetDateTime,
-) -> Result<SessionToken, ApiError> {
-    let token = SessionToken::generate();
-    let session = keyward_core::member::Session {
-        digest: token.digest(),
-        user_id: member.id.clone(),
-        created_at: now,
-        expires_at: now + SESSION_LIFETIME,
-    };
-    state.store.insert_session(&session).await?;
-    Ok(token)
 }

@@ -3,16 +3,19 @@
 use axum::Json;
 use axum::extract::State;
 use keyward_core::audit::AuditEvent;
+use keyward_core::clock::rfc3339;
 use keyward_core::typeid::AuditEventId;
+use keyward_gate::Problem;
+use keyward_service::principal::ReadAuditLog;
 use keyward_store::AuditQuery;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::Caller;
-use crate::error::{ApiError, Problem};
+use crate::caller::Caller;
+use crate::error::ApiError;
 use crate::extract::ApiQuery;
-use crate::routes::{page_size, rfc3339, split_page};
+use crate::routes::{page_size, split_page};
 use crate::state::AppState;
 
 /// Filters and page of the audit log.
@@ -86,7 +89,7 @@ pub async fn list(
     caller: Caller,
     ApiQuery(query): ApiQuery<AuditLogQuery>,
 ) -> Result<Json<AuditLogPage>, ApiError> {
-    caller.require("audit_log", "read")?;
+    let permit = caller.principal().permit::<ReadAuditLog>()?;
     let limit = page_size(query.limit)?;
     let before = query
         .cursor
@@ -97,9 +100,10 @@ pub async fn list(
             ApiError::bad_request("invalid_query", "cursor: not a cursor of this listing")
         })?;
     let events = state
-        .store
-        .list_audit_events(
-            caller.organization_id(),
+        .service
+        .audit()
+        .list(
+            &permit,
             &AuditQuery {
                 action: query.action,
                 target_id: query.target_id,

@@ -5,6 +5,8 @@ use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use keyward_gate::Refusal;
+
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -24,9 +26,13 @@ pub async fn healthz() -> Json<Health> {
 /// Readiness: the store answers. 503 problem+json while it does not.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
     (status = 200, body = Health),
-    (status = 503, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 503, body = keyward_gate::Problem, content_type = "application/problem+json"),
 ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    state.store.ping().await?;
+    state
+        .service
+        .ready()
+        .await
+        .map_err(|error| ApiError::from(Refusal::from(error)))?;
     Ok(Json(Health { status: "ok" }))
 }

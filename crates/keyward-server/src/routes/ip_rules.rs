@@ -1,22 +1,19 @@
-//! `/v1/ip-rules`: the organization's IP access rules (seeds 000 and 002).
+//! `/v1/ip-rules`: the organization's IP access rules.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use keyward_core::audit::{Actor, AuditEvent};
-use keyward_core::credential::ValidationError;
-use keyward_core::ip_rule::{IpRule, RuleKind, would_lock_out};
-use keyward_core::typeid::{IpRuleId, OrganizationId};
-use keyward_store::StoreError;
+use keyward_core::clock::rfc3339;
+use keyward_core::ip_rule::{IpRule, RuleKind};
+use keyward_gate::Problem;
+use keyward_service::ip_rules::{IpRuleChange, NewIpRule};
+use keyward_service::principal::{DeleteIpRules, ReadIpRules, WriteIpRules};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::Caller;
-use crate::error::{ApiError, Problem};
+use crate::caller::Caller;
+use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
-use crate::lifecycle::{WRITE_ATTEMPTS, concurrent_update, written};
-use crate::routes::rfc3339;
 use crate::state::AppState;
 
 /// `allow` or `deny`.
@@ -128,54 +125,6 @@ pub struct IpRuleList {
     pub your_ip: Option<String>,
 }
 
-fn description(text: Option<&str>) -> Result<Option<String>, ValidationError> {
-    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
-        return Ok(None);
-    };
-    if text.chars().count() > 200 {
-        return Err(ValidationError::new(
-            "description",
-            "must be at most 200 characters",
-        ));
-    }
-    Ok(Some(text.to_owned()))
-}
-
-/// Refuses a change that would shut out the address making it, unless confirmed.
-fn guard_lockout(
-    actor: &Actor,
-    before: &[IpRule],
-    after: &[IpRule],
-    confirmed: bool,
-) -> Result<(), ApiError> {
-    match actor.source_ip {
-        Some(ip) if !confirmed && would_lock_out(before, after, ip) => Err(ApiError::Conflict {
-            code: "lockout",
-            message: format!(
-                "this change would shut out {ip}, the address making it; send confirm_lockout: true to apply it anyway"
-            ),
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// The audit event of a change to `rule` by `actor`.
-fn rule_event(actor: &Actor, at: time::OffsetDateTime, action: &str, rule: &IpRule) -> AuditEvent {
-    let details = json!({"ip_network": rule.network.to_string(), "type": rule.kind.as_str()});
-    let details = details.as_object().cloned().unwrap_or_default();
-    actor.event(
-        &rule.organization_id,
-        at,
-        action,
-        Some(rule.id.as_str()),
-        details,
-    )
-}
-
-fn rule_id(text: &str) -> Result<IpRuleId, ApiError> {
-    IpRuleId::parse(text).map_err(|_| ApiError::NotFound)
-}
-
 /// List the organization's IP access rules, with the limits. Needs `ip_rules:read`.
 #[utoipa::path(get, path = "/v1/ip-rules", tag = "ip rules", security(("api_key" = []), ("bearer" = [])),
     responses((status = 200, body = IpRuleList), (status = 403, body = Problem, content_type = "application/problem+json")))]
@@ -183,9 +132,10 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<IpRuleList>, ApiError> {
-    caller.require("ip_rules", "read")?;
-    let rules = state.store.ip_rules(caller.organization_id()).await?;
-    let policy = &state.config.rule_policy;
+    let permit = caller.principal().permit::<ReadIpRules>()?;
+    let ip_rules = state.service.ip_rules();
+    let rules = ip_rules.list(&permit).await?;
+    let policy = ip_rules.policy();
     Ok(Json(IpRuleList {
         data: rules.iter().map(IpRuleResponse::from).collect(),
         max_rules: policy.max_rules,
@@ -211,63 +161,15 @@ pub async fn create(
     caller: Caller,
     ApiJson(request): ApiJson<CreateIpRuleRequest>,
 ) -> Result<(StatusCode, Json<IpRuleResponse>), ApiError> {
-    caller.require("ip_rules", "write")?;
-    let rule = add_rule(&state, caller.organization_id(), &caller.actor, request).await?;
-    Ok((StatusCode::CREATED, Json(IpRuleResponse::from(&rule))))
-}
-
-/// Adds an organization IP rule for `actor`, within the deployment's bounds and the
-/// lockout guard: what `POST /v1/ip-rules` and the dashboard both do.
-pub async fn add_rule(
-    state: &AppState,
-    org: &OrganizationId,
-    actor: &Actor,
-    request: CreateIpRuleRequest,
-) -> Result<IpRule, ApiError> {
-    let now = state.clock.now();
-    let rule = IpRule {
-        id: IpRuleId::generate(),
-        organization_id: org.clone(),
-        network: state
-            .config
-            .rule_policy
-            .parse_network(&request.ip_network)?,
+    let permit = caller.principal().permit::<WriteIpRules>()?;
+    let new = NewIpRule {
+        ip_network: request.ip_network,
         kind: request.kind.into(),
-        description: description(request.description.as_deref())?,
-        created_at: now,
-        created_by: actor.id.clone(),
-        last_matched_at: None,
-        version: 1,
+        description: request.description,
+        confirm_lockout: request.confirm_lockout,
     };
-    let event = rule_event(actor, now, "ip_rule.added", &rule);
-    let max_rules = state.config.rule_policy.max_rules;
-    // Judged against the rules as read and written only onto them: a change between the
-    // two (say a removal that leaves this deny rule the caller's only match) starts over.
-    for _ in 0..WRITE_ATTEMPTS {
-        let before = state.store.ip_rules(org).await?;
-        let after: Vec<IpRule> = before.iter().cloned().chain([rule.clone()]).collect();
-        guard_lockout(actor, &before, &after, request.confirm_lockout)?;
-        let result = state
-            .store
-            .insert_ip_rule(&rule, max_rules, &before, &event)
-            .await;
-        if let Err(StoreError::Conflict {
-            constraint: "ip_rule_limit",
-        }) = result
-        {
-            return Err(ApiError::Conflict {
-                code: "ip_rule_limit",
-                message: format!(
-                    "an organization can have at most {max_rules} IP rules; remove one first"
-                ),
-            });
-        }
-        if written(result)? {
-            state.verifier.forget_organization(org);
-            return Ok(rule);
-        }
-    }
-    Err(concurrent_update())
+    let rule = state.service.ip_rules().add(&permit, new).await?;
+    Ok((StatusCode::CREATED, Json(IpRuleResponse::from(&rule))))
 }
 
 /// Change a rule's range, type or description, with the same bounds and lockout guard.
@@ -287,51 +189,19 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<UpdateIpRuleRequest>,
 ) -> Result<Json<IpRuleResponse>, ApiError> {
-    caller.require("ip_rules", "write")?;
-    let org = caller.organization_id().clone();
-    let id = rule_id(&id)?;
-    let network = request
-        .ip_network
-        .as_deref()
-        .map(|n| state.config.rule_policy.parse_network(n))
-        .transpose()?;
-    let note = request
-        .description
-        .as_deref()
-        .map(|d| description(Some(d)))
-        .transpose()?;
-    // Read, change and write with a version check; a concurrent change makes it start over
-    // from a fresh read (lockout guard included), so neither change is lost and none is
-    // judged against rules that have changed since.
-    for _ in 0..WRITE_ATTEMPTS {
-        let before = state.store.ip_rules(&org).await?;
-        let mut rule = before
-            .iter()
-            .find(|r| r.id == id)
-            .cloned()
-            .ok_or(ApiError::NotFound)?;
-        if let Some(network) = network {
-            rule.network = network;
-        }
-        if let Some(kind) = request.kind {
-            rule.kind = kind.into();
-        }
-        if let Some(note) = &note {
-            rule.description = note.clone();
-        }
-        let after: Vec<IpRule> = before
-            .iter()
-            .map(|r| if r.id == id { rule.clone() } else { r.clone() })
-            .collect();
-        guard_lockout(&caller.actor, &before, &after, request.confirm_lockout)?;
-        let event = rule_event(&caller.actor, state.clock.now(), "ip_rule.updated", &rule);
-        if written(state.store.update_ip_rule(&rule, &before, &event).await)? {
-            state.verifier.forget_organization(&org);
-            rule.version += 1;
-            return Ok(Json(IpRuleResponse::from(&rule)));
-        }
-    }
-    Err(concurrent_update())
+    let permit = caller.principal().permit::<WriteIpRules>()?;
+    let change = IpRuleChange {
+        ip_network: request.ip_network,
+        kind: request.kind.map(RuleKind::from),
+        description: request.description,
+        confirm_lockout: request.confirm_lockout,
+    };
+    let rule = state
+        .service
+        .ip_rules()
+        .update(&permit, &id, change)
+        .await?;
+    Ok(Json(IpRuleResponse::from(&rule)))
 }
 
 /// Remove a rule, with the lockout guard (`?confirm_lockout=true` to override). Needs
@@ -350,41 +220,11 @@ pub async fn delete(
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<DeleteIpRuleQuery>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require("ip_rules", "delete")?;
-    let id = rule_id(&id)?;
-    remove_rule(
-        &state,
-        caller.organization_id(),
-        &caller.actor,
-        &id,
-        query.confirm_lockout,
-    )
-    .await?;
+    let permit = caller.principal().permit::<DeleteIpRules>()?;
+    state
+        .service
+        .ip_rules()
+        .remove(&permit, &id, query.confirm_lockout)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Removes an organization IP rule for `actor`, with the lockout guard: what
-/// `DELETE /v1/ip-rules/{id}` and the dashboard both do.
-pub async fn remove_rule(
-    state: &AppState,
-    org: &OrganizationId,
-    actor: &Actor,
-    id: &IpRuleId,
-    confirm_lockout: bool,
-) -> Result<(), ApiError> {
-    for _ in 0..WRITE_ATTEMPTS {
-        let before = state.store.ip_rules(org).await?;
-        let rule = before
-            .iter()
-            .find(|r| r.id == *id)
-            .ok_or(ApiError::NotFound)?;
-        let after: Vec<IpRule> = before.iter().filter(|r| r.id != *id).cloned().collect();
-        guard_lockout(actor, &before, &after, confirm_lockout)?;
-        let event = rule_event(actor, state.clock.now(), "ip_rule.removed", rule);
-        if written(state.store.delete_ip_rule(org, id, &before, &event).await)? {
-            state.verifier.forget_organization(org);
-            return Ok(());
-        }
-    }
-    Err(concurrent_update())
 }

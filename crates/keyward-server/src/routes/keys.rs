@@ -4,100 +4,160 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keyward_core::credential::{Credential, DisplayStatus, Environment};
+use keyward_core::clock::rfc3339;
+use keyward_core::credential::{DisplayStatus, Environment, ValidationError};
 use keyward_core::typeid::CredentialId;
-use keyward_store::CredentialQuery;
+use keyward_service::credentials::{
+    CredentialChange, CredentialFilter, Issued, NewCredential, Rotation, StatusChange,
+};
+use keyward_service::principal::{ReadKeys, WriteKeys};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::Caller;
-use crate::error::{ApiError, Problem};
+use crate::caller::Caller;
+use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, OptionalApiJson};
-use crate::lifecycle::{
-    self, Authority, CreateKeyRequest, Issued, RotateKeyRequest, StatusChange, UpdateKeyRequest,
-};
-use crate::routes::{page_size, rfc3339, split_page};
+use crate::json::{EnvironmentName, KeyResponse};
+use crate::routes::{page_size, split_page};
 use crate::state::AppState;
+use keyward_gate::Problem;
 
-/// A credential as shown after creation: every field but the secrets.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct KeyResponse {
-    /// `api_key_…`: the id used to manage the credential.
-    pub key_id: String,
-    /// The organization id, which is the OAuth client id.
-    pub client_id: String,
-    /// Name.
-    pub name: String,
-    /// Description.
+/// The body of `POST /v1/keys`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    /// A descriptive name, 1–100 characters (required).
+    pub name: Option<String>,
+    /// Notes about the credential's purpose, up to 1,000 characters.
     pub description: Option<String>,
-    /// `live` or `test`.
-    pub environment: &'static str,
-    /// Scopes granted directly.
-    pub permissions: Vec<String>,
-    /// Role whose scopes are granted too.
+    /// `live` (default) or `test`.
+    pub environment: Option<EnvironmentName>,
+    /// Scopes, e.g. `["dns:read", "domains:*"]`.
+    pub permissions: Option<Vec<String>>,
+    /// A role whose scopes the credential also holds.
     pub role: Option<String>,
-    /// Requests per second instead of the environment default; null = default.
-    pub rate_limit_override: Option<u32>,
-    /// Allowed addresses and ranges; empty = any.
-    pub ip_allowlist: Vec<String>,
-    /// Returned on every successful verification.
-    #[schema(value_type = Object)]
-    pub metadata: Map<String, Value>,
-    /// External id of the end customer.
+    /// Requests per second instead of the environment's default.
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub rate_limit_override: Option<u64>,
+    /// Addresses and CIDR ranges allowed to use the credential.
+    pub ip_allowlist: Option<Vec<String>>,
+    /// A JSON object (≤ 16 KB) returned on every successful verification.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    /// An external id grouping the keys of one end customer.
     pub owner_id: Option<String>,
-    /// Start of validity (RFC 3339).
-    pub not_before: Option<String>,
-    /// Expiry (RFC 3339); null = never.
-    pub expires_at: Option<String>,
-    /// `active`, `disabled`, `revoked` or `expired`.
-    pub status: &'static str,
-    /// `{prefix}_{env}_` of the API key.
-    pub prefix: String,
-    /// Last four characters of the API key.
-    pub hint: String,
-    /// Creation time (RFC 3339).
-    pub created_at: String,
-    /// Who created it.
-    pub created_by: String,
-    /// Last change (RFC 3339).
-    pub updated_at: String,
-    /// Revocation time (RFC 3339).
-    pub revoked_at: Option<String>,
-    /// When a check last accepted it (RFC 3339; written in batches within seconds, and
-    /// kept to the second: uses less than a second apart count as one).
-    pub last_used_at: Option<String>,
-    /// The address of that check.
-    pub last_used_ip: Option<String>,
+    /// RFC 3339 time before which the credential is not valid.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub not_before: Option<OffsetDateTime>,
+    /// RFC 3339 expiry; absent or null means never.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<OffsetDateTime>,
 }
 
-impl KeyResponse {
-    /// The view of a credential at `now` (which decides `expired`).
-    pub fn new(credential: &Credential, now: time::OffsetDateTime) -> Self {
-        let s = &credential.settings;
-        Self {
-            key_id: credential.id.to_string(),
-            client_id: credential.organization_id.to_string(),
-            name: s.name.clone(),
-            description: s.description.clone(),
-            environment: credential.environment.as_str(),
-            permissions: s.permissions.to_strings(),
-            role: s.role.clone(),
-            rate_limit_override: s.rate_limit_override,
-            ip_allowlist: s.ip_allowlist.iter().map(ToString::to_string).collect(),
-            metadata: s.metadata.clone(),
-            owner_id: s.owner_id.clone(),
-            not_before: s.not_before.map(rfc3339),
-            expires_at: s.expires_at.map(rfc3339),
-            status: credential.display_status(now).as_str(),
-            prefix: credential.prefix.clone(),
-            hint: credential.hint.clone(),
-            created_at: rfc3339(credential.created_at),
-            created_by: credential.created_by.clone(),
-            updated_at: rfc3339(credential.updated_at),
-            revoked_at: credential.revoked_at.map(rfc3339),
-            last_used_at: credential.last_used_at.map(rfc3339),
-            last_used_ip: credential.last_used_ip.map(|ip| ip.to_string()),
+/// The body of `PATCH /v1/keys/{id}`: fields absent stay as they are; `null` clears.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKeyRequest {
+    /// New name.
+    pub name: Option<String>,
+    /// New description; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    /// New scopes (replacing the old ones).
+    pub permissions: Option<Vec<String>>,
+    /// New role; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub role: Option<Option<String>>,
+    /// New rate limit; `null` returns to the environment's default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
+    pub rate_limit_override: Option<Option<u64>>,
+    /// New allowlist (replacing the old one); `[]` allows every address.
+    pub ip_allowlist: Option<Vec<String>>,
+    /// New metadata (replacing the old object).
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    /// New owner id; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub owner_id: Option<Option<String>>,
+    /// New start of validity (RFC 3339); `null` clears it.
+    #[serde(default, deserialize_with = "present_time")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub not_before: Option<Option<OffsetDateTime>>,
+    /// New expiry (RFC 3339); `null` means never.
+    #[serde(default, deserialize_with = "present_time")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Option<OffsetDateTime>>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from one left out (`None`, by `default`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+fn present_time<'de, D>(deserializer: D) -> Result<Option<Option<OffsetDateTime>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    time::serde::rfc3339::option::deserialize(deserializer).map(Some)
+}
+
+/// The body of `POST /v1/keys/{id}/rotate`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKeyRequest {
+    /// How long the old API key and client secret keep working: 0 (default, at once) to
+    /// 604800 (7 days), never past the credential's own expiry.
+    pub grace_period_seconds: Option<i64>,
+}
+
+impl TryFrom<CreateKeyRequest> for NewCredential {
+    type Error = ValidationError;
+
+    fn try_from(request: CreateKeyRequest) -> Result<Self, ValidationError> {
+        Ok(NewCredential {
+            id: None,
+            name: request
+                .name
+                .ok_or_else(|| ValidationError::new("name", "is required"))?,
+            description: request.description,
+            environment: request.environment.unwrap_or_default().into(),
+            permissions: request.permissions.unwrap_or_default(),
+            role: request.role,
+            rate_limit_override: request.rate_limit_override,
+            ip_allowlist: request.ip_allowlist.unwrap_or_default(),
+            metadata: request.metadata,
+            owner_id: request.owner_id,
+            not_before: request.not_before,
+            expires_at: request.expires_at,
+        })
+    }
+}
+
+impl From<UpdateKeyRequest> for CredentialChange {
+    fn from(request: UpdateKeyRequest) -> Self {
+        CredentialChange {
+            name: request.name,
+            description: request.description,
+            permissions: request.permissions,
+            role: request.role,
+            rate_limit_override: request.rate_limit_override,
+            ip_allowlist: request.ip_allowlist,
+            metadata: request.metadata,
+            owner_id: request.owner_id,
+            not_before: request.not_before,
+            expires_at: request.expires_at,
         }
     }
 }
@@ -118,7 +178,7 @@ pub struct CreatedKeyResponse {
 }
 
 impl CreatedKeyResponse {
-    fn new(issued: &Issued, now: time::OffsetDateTime) -> Self {
+    fn new(issued: &Issued, now: OffsetDateTime) -> Self {
         Self {
             key: issued.api_key.expose().to_owned(),
             client_secret: issued.client_secret.expose().to_owned(),
@@ -162,27 +222,6 @@ pub struct KeyPage {
     pub next_cursor: Option<String>,
 }
 
-/// The caller's credential `id`, once the caller is found to hold `keys:read`; another
-/// organization's, or one that cannot exist, is 404.
-pub async fn readable_credential(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> Result<Credential, ApiError> {
-    caller.require("keys", "read")?;
-    state
-        .store
-        .credential(caller.organization_id(), &key_id(id)?)
-        .await?
-        .ok_or(ApiError::NotFound)
-}
-
-/// The credential id of a path; one that cannot exist is 404.
-fn key_id(text: &str) -> Result<CredentialId, ApiError> {
-    // An id that cannot exist is simply not found, like another organization's id.
-    CredentialId::parse(text).map_err(|_| ApiError::NotFound)
-}
-
 fn invalid_query(message: &str) -> ApiError {
     ApiError::bad_request("invalid_query", message)
 }
@@ -203,16 +242,12 @@ pub async fn create(
     caller: Caller,
     ApiJson(request): ApiJson<CreateKeyRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require("keys", "write")?;
-    let authority = Authority::Caller(&caller.identity);
-    let issued = lifecycle::create(
-        &state,
-        caller.organization_id(),
-        &caller.actor,
-        authority,
-        request,
-    )
-    .await?;
+    let permit = caller.principal().permit::<WriteKeys>()?;
+    let issued = state
+        .service
+        .credentials()
+        .create(&permit, NewCredential::try_from(request)?)
+        .await?;
     Ok(CreatedKeyResponse::new(&issued, state.clock.now()).into_response_with(StatusCode::CREATED))
 }
 
@@ -230,7 +265,7 @@ pub async fn list(
     caller: Caller,
     ApiQuery(query): ApiQuery<ListKeysQuery>,
 ) -> Result<Json<KeyPage>, ApiError> {
-    caller.require("keys", "read")?;
+    let permit = caller.principal().permit::<ReadKeys>()?;
     let status = query
         .status
         .as_deref()
@@ -256,21 +291,15 @@ pub async fn list(
         })
         .transpose()?;
     let limit = page_size(query.limit)?;
+    let filter = CredentialFilter {
+        status,
+        environment,
+        owner_id: query.owner_id,
+        before,
+        limit: limit + 1,
+    };
+    let credentials = state.service.credentials().list(&permit, filter).await?;
     let now = state.clock.now();
-    let credentials = state
-        .store
-        .list_credentials(
-            caller.organization_id(),
-            &CredentialQuery {
-                status,
-                environment,
-                owner_id: query.owner_id,
-                before,
-                limit: limit + 1,
-                now,
-            },
-        )
-        .await?;
     let (credentials, next_cursor) = split_page(credentials, limit, |c| c.id.to_string());
     Ok(Json(KeyPage {
         data: credentials
@@ -295,7 +324,8 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<KeyResponse>, ApiError> {
-    let credential = readable_credential(&state, &caller, &id).await?;
+    let permit = caller.principal().permit::<ReadKeys>()?;
+    let credential = state.service.credentials().get(&permit, &id).await?;
     Ok(Json(KeyResponse::new(&credential, state.clock.now())))
 }
 
@@ -320,18 +350,12 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<UpdateKeyRequest>,
 ) -> Result<Json<KeyResponse>, ApiError> {
-    caller.require("keys", "write")?;
-    let authority = Authority::Caller(&caller.identity);
-    let id = key_id(&id)?;
-    let credential = lifecycle::update(
-        &state,
-        caller.organization_id(),
-        &id,
-        &caller.actor,
-        authority,
-        request,
-    )
-    .await?;
+    let permit = caller.principal().permit::<WriteKeys>()?;
+    let credential = state
+        .service
+        .credentials()
+        .update(&permit, &id, request.into())
+        .await?;
     Ok(Json(KeyResponse::new(&credential, state.clock.now())))
 }
 
@@ -341,18 +365,12 @@ async fn change_status(
     id: String,
     change: StatusChange,
 ) -> Result<Json<KeyResponse>, ApiError> {
-    caller.require("keys", "write")?;
-    let authority = Authority::Caller(&caller.identity);
-    let id = key_id(&id)?;
-    let credential = lifecycle::set_status(
-        &state,
-        caller.organization_id(),
-        &id,
-        &caller.actor,
-        authority,
-        change,
-    )
-    .await?;
+    let permit = caller.principal().permit::<WriteKeys>()?;
+    let credential = state
+        .service
+        .credentials()
+        .set_status(&permit, &id, change)
+        .await?;
     Ok(Json(KeyResponse::new(&credential, state.clock.now())))
 }
 
@@ -424,19 +442,17 @@ pub async fn rotate(
     Path(id): Path<String>,
     OptionalApiJson(request): OptionalApiJson<RotateKeyRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require("keys", "write")?;
-    let authority = Authority::Caller(&caller.identity);
-    let id = key_id(&id)?;
-    let (issued, old_until) = lifecycle::rotate(
-        &state,
-        caller.organization_id(),
-        &id,
-        &caller.actor,
-        authority,
-        request,
-    )
-    .await?;
-    let mut body = CreatedKeyResponse::new(&issued, state.clock.now());
-    body.previous_secrets_expire_at = old_until.map(rfc3339);
+    let permit = caller.principal().permit::<WriteKeys>()?;
+    let rotation = Rotation {
+        grace_period_seconds: request.grace_period_seconds.unwrap_or(0),
+        expected_version: None,
+    };
+    let rotated = state
+        .service
+        .credentials()
+        .rotate(&permit, &id, rotation)
+        .await?;
+    let mut body = CreatedKeyResponse::new(&rotated.issued, state.clock.now());
+    body.previous_secrets_expire_at = rotated.previous_secrets_expire_at.map(rfc3339);
     Ok(body.into_response_with(StatusCode::OK))
 }

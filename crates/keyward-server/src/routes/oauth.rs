@@ -1,4 +1,4 @@
-//! OAuth 2.0 client credentials (R-OAUTH): the token endpoint, the JWKS and metadata
+//! OAuth 2.0 client credentials: the token endpoint, the JWKS and metadata
 //! documents, introspection (RFC 7662), revocation (RFC 7009), and OpusDNS's record of the
 //! calling credential. OAuth endpoints answer errors in OAuth's JSON shape
 //! ([`OAuthError`]), every answer with `Cache-Control: no-store`.
@@ -12,24 +12,23 @@ use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use keyward_core::audit::Actor;
-use keyward_core::scope::Scope;
-use keyward_core::typeid::{CredentialId, OrganizationId};
+use keyward_core::clock::rfc3339;
+use keyward_core::typeid::OrganizationId;
 use keyward_core::verify::Outcome;
-use keyward_store::RevokedToken;
+use keyward_engine::{Client, Demand, Denial, Identity, Purpose};
+use keyward_gate::Problem;
+use keyward_service::principal::{Authority, VerifyKeys};
+use keyward_service::tokens::TokenFailure;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use crate::auth::{Caller, presented_credential, request_client_ip};
-use crate::error::{ApiError, Problem};
+use crate::caller::Caller;
+use crate::error::ApiError;
+use crate::json::KeyResponse;
 use crate::oauth::params::{self, ClientCredentials, Params};
-use crate::oauth::token::{self, Subject, looks_like_jwt};
 use crate::oauth::{OAuthError, no_store};
-use crate::routes::keys::KeyResponse;
-use crate::routes::rfc3339;
 use crate::state::AppState;
-use crate::verifier::{Client, Demand, Denial, Identity, Purpose};
 
 /// A successful token answer (RFC 6749 §5.1); there is never a refresh token.
 #[derive(Debug, Serialize, ToSchema)]
@@ -92,7 +91,7 @@ async fn read_request(
         .await
         .map_err(|_| OAuthError::InvalidRequest("the body is too large or cut short"))?;
     let params = params::read(&parts.headers, parts.uri.query(), &bytes)?;
-    let ip = request_client_ip(&parts, state);
+    let ip = state.gate.client_ip(&parts);
     Ok((parts, params, ip))
 }
 
@@ -108,14 +107,14 @@ async fn authenticate(
         via_query: false,
     };
     state
-        .verifier
+        .engine
         .check_client(&credentials.client_id, &credentials.client_secret, client)
         .await
         .map(|admitted| admitted.identity)
         .map_err(|denial| match denial {
             Denial::Throttled(wait) => OAuthError::Throttled(wait),
             Denial::RateLimited(decision) => OAuthError::Throttled(decision.retry_after),
-            Denial::Store(_) => OAuthError::Unavailable,
+            Denial::Store(_) | Denial::Ceiling(_) => OAuthError::Unavailable,
             Denial::Outcome(Outcome::IpDenied) => OAuthError::UnauthorizedClient,
             Denial::Outcome(_) => OAuthError::InvalidClient,
         })
@@ -131,67 +130,24 @@ async fn issue(state: &AppState, request: Request) -> Result<Response, OAuthErro
     if grant_type != "client_credentials" {
         return Err(OAuthError::UnsupportedGrantType);
     }
-    let scope = match params.get("scope") {
-        Some(requested) => granted_scope(state, &identity, requested)?,
-        None => identity.scopes_text().to_owned(),
-    };
-    let now = state.clock.now();
-    let ring = state
-        .keys
-        .current(&state.store, now)
+    let issued = state
+        .service
+        .tokens()
+        .issue(&identity, params.get("scope"))
         .await
-        .map_err(|_| OAuthError::Unavailable)?;
-    let Some(key) = ring.signer(now) else {
-        tracing::error!("no signing key can sign; check the master key");
-        return Err(OAuthError::Unavailable);
-    };
-    let credential = &identity.credential;
-    let subject = Subject {
-        credential_id: credential.id.as_str(),
-        client_id: credential.organization_id.as_str(),
-        scope: &scope,
-        environment: credential.environment.as_str(),
-    };
-    let oauth = &state.config.oauth;
-    let (access_token, _) =
-        token::issue(&key, oauth, now, subject).ok_or(OAuthError::Unavailable)?;
-    crate::metrics::token_issued();
+        .map_err(|failure| match failure {
+            TokenFailure::InvalidScope => OAuthError::InvalidScope,
+            TokenFailure::Unavailable => OAuthError::Unavailable,
+        })?;
     let body = TokenResponse {
-        access_token,
+        access_token: issued.access_token,
         token_type: "Bearer",
-        expires_in: oauth.token_lifetime.as_secs(),
-        scope,
+        expires_in: issued.expires_in,
+        scope: issued.scope,
     };
     let mut answer = Json(body).into_response();
     no_store(answer.headers_mut());
     Ok(answer)
-}
-
-/// The requested scopes, each known and held by the credential, in canonical form.
-fn granted_scope(
-    state: &AppState,
-    identity: &Identity,
-    requested: &str,
-) -> Result<String, OAuthError> {
-    let mut granted: Vec<String> = Vec::new();
-    for text in requested.split(' ').filter(|s| !s.is_empty()) {
-        let scope: Scope = state
-            .config
-            .catalogue
-            .parse(text)
-            .map_err(|_| OAuthError::InvalidScope)?;
-        if !identity.scopes.grants(&scope) {
-            return Err(OAuthError::InvalidScope);
-        }
-        let canonical = scope.to_string();
-        if !granted.contains(&canonical) {
-            granted.push(canonical);
-        }
-    }
-    if granted.is_empty() {
-        return Err(OAuthError::InvalidScope);
-    }
-    Ok(granted.join(" "))
 }
 
 /// The public signing keys (JWKS): every key that signs or signed a token still valid, and
@@ -199,7 +155,7 @@ fn granted_scope(
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "oauth",
     responses((status = 200, description = "A JSON Web Key Set", content_type = "application/json", body = Object)))]
 pub async fn jwks(State(state): State<AppState>) -> Response {
-    match state.keys.current(&state.store, state.clock.now()).await {
+    match state.service.tokens().keys().await {
         Ok(ring) => {
             let mut answer = (
                 [(header::CONTENT_TYPE, "application/json")],
@@ -239,7 +195,7 @@ pub async fn metadata(State(state): State<AppState>) -> Json<Value> {
         "token_endpoint_auth_methods_supported": methods,
         "introspection_endpoint_auth_methods_supported": methods,
         "revocation_endpoint_auth_methods_supported": methods,
-        "scopes_supported": state.config.catalogue.resources().map(|(r, _)| format!("{r}:*")).collect::<Vec<_>>(),
+        "scopes_supported": state.engine.config().catalogue.resources().map(|(r, _)| format!("{r}:*")).collect::<Vec<_>>(),
         "service_documentation": format!("{issuer}/docs"),
     }))
 }
@@ -252,27 +208,21 @@ async fn introspecting_organization(
     params: &Params,
     ip: Option<IpAddr>,
 ) -> Result<OrganizationId, Response> {
-    let presented =
-        presented_credential(&parts.headers, None, false).map_err(IntoResponse::into_response)?;
-    if let Some((secret, _)) = presented {
-        let client = Client {
-            ip,
-            throttled: true,
-            via_query: false,
-        };
-        let demand = Demand {
-            purpose: Purpose::Verification,
-            ..Demand::default()
-        };
-        let identity = state
-            .verifier
-            .check(&secret, &demand, client)
-            .await
-            .map_err(|denial| ApiError::from_denial(denial, "").into_response())?
-            .identity;
-        if !identity.scopes.grants(&Scope::exact("keys", "verify")) {
-            return Err(ApiError::InsufficientScope("keys:verify".to_owned()).into_response());
-        }
+    // A credential in the headers, never the query: the body carries the token asked about.
+    let demand = Demand {
+        purpose: Purpose::Verification,
+        ..Demand::default()
+    };
+    let admitted = state
+        .gate
+        .admit_if_presented(parts, None, &demand)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    if let Some(admitted) = admitted {
+        let identity = &admitted.identity;
+        Authority::Credential(identity)
+            .require::<VerifyKeys>()
+            .map_err(|error| ApiError::from(error).into_response())?;
         return Ok(identity.credential.organization_id.clone());
     }
     let credentials =
@@ -320,7 +270,7 @@ pub async fn introspect(State(state): State<AppState>, request: Request) -> Resp
         throttled: false,
         via_query: false,
     };
-    let body = match state.verifier.check(presented, &demand, client).await {
+    let body = match state.engine.check(presented, &demand, client).await {
         Ok(admitted) => active(&admitted.identity, &state),
         Err(_) => json!({ "active": false }),
     };
@@ -392,56 +342,12 @@ async fn revoke_token(state: &AppState, request: Request) -> Result<(), OAuthErr
     let presented = params
         .get("token")
         .ok_or(OAuthError::InvalidRequest("token is required"))?;
-    if !looks_like_jwt(presented) {
-        return Ok(());
-    }
-    let now = state.clock.now();
-    let oauth = &state.config.oauth;
-    let Some(claims) = state
-        .keys
-        .authentic_claims(&state.store, now, presented)
-        .await
-        .map_err(|_| OAuthError::Unavailable)?
-    else {
-        return Ok(());
-    };
-    let organization = &identity.credential.organization_id;
-    let Ok(credential_id) = CredentialId::parse(&claims.sub) else {
-        return Ok(());
-    };
-    if claims.client_id != organization.as_str() {
-        return Ok(());
-    }
-    let expires_at = time::OffsetDateTime::from_unix_timestamp(claims.exp).unwrap_or(now)
-        + time::Duration::try_from(oauth.leeway).unwrap_or(time::Duration::ZERO);
-    let revoked = RevokedToken {
-        jti: claims.jti.clone(),
-        organization_id: organization.clone(),
-        credential_id,
-        expires_at,
-        revoked_at: now,
-    };
-    let actor = Actor {
-        id: identity.credential.id.to_string(),
-        source_ip: ip,
-    };
-    let mut details = Map::new();
-    details.insert("jti".into(), json!(claims.jti));
-    details.insert("expires_at".into(), json!(rfc3339(expires_at)));
-    let event = actor.event(
-        organization,
-        now,
-        "token.revoked",
-        Some(claims.sub.as_str()),
-        details,
-    );
     state
-        .store
-        .revoke_token(&revoked, &event)
+        .service
+        .tokens()
+        .revoke(&identity, presented, ip)
         .await
-        .map_err(|_| OAuthError::Unavailable)?;
-    state.verifier.forget_secret(presented);
-    Ok(())
+        .map_err(|_| OAuthError::Unavailable)
 }
 
 /// The calling credential, as OpusDNS's `client_credentials/introspect` shows it.

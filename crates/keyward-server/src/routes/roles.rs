@@ -4,18 +4,17 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use keyward_core::credential::{ValidationError, validate_description};
-use keyward_core::scope::{BUILTIN_ROLES, CustomRole, PRESET_ACTIONS, validate_role_name};
-use keyward_store::StoreError;
+use keyward_core::clock::rfc3339;
+use keyward_core::scope::{CustomRole, PRESET_ACTIONS};
+use keyward_gate::Problem;
+use keyward_service::principal::{ReadRoles, WriteRoles};
+use keyward_service::roles::NewRole;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::auth::Caller;
-use crate::error::{ApiError, Problem};
+use crate::caller::Caller;
+use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::lifecycle::Authority;
-use crate::routes::rfc3339;
 use crate::state::AppState;
 
 /// One role.
@@ -69,8 +68,10 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<RoleList>, ApiError> {
-    caller.require("roles", "read")?;
-    let mut data: Vec<RoleResponse> = BUILTIN_ROLES
+    let permit = caller.principal().permit::<ReadRoles>()?;
+    let roles = state.service.roles();
+    let mut data: Vec<RoleResponse> = roles
+        .builtin()
         .iter()
         .map(|(name, scopes)| RoleResponse {
             name: (*name).to_owned(),
@@ -80,14 +81,7 @@ pub async fn list(
             created_at: None,
         })
         .collect();
-    data.extend(
-        state
-            .store
-            .roles(caller.organization_id())
-            .await?
-            .iter()
-            .map(custom),
-    );
+    data.extend(roles.custom(&permit).await?.iter().map(custom));
     Ok(Json(RoleList { data }))
 }
 
@@ -107,43 +101,13 @@ pub async fn create(
     caller: Caller,
     ApiJson(request): ApiJson<CreateRoleRequest>,
 ) -> Result<(StatusCode, Json<RoleResponse>), ApiError> {
-    caller.require("roles", "write")?;
-    validate_role_name(&request.name)?;
-    let scopes = state
-        .config
-        .catalogue
-        .parse_set(&request.scopes)
-        .map_err(|e| ValidationError::new("scopes", e.to_string()))?;
-    Authority::Caller(&caller.identity).permit(&scopes)?;
-    let org = caller.organization_id().clone();
-    let now = state.clock.now();
-    let role = CustomRole {
-        organization_id: org.clone(),
+    let permit = caller.principal().permit::<WriteRoles>()?;
+    let new = NewRole {
         name: request.name,
-        description: validate_description(request.description.as_deref())?,
-        scopes,
-        created_at: now,
-        created_by: caller.actor.id.clone(),
+        description: request.description,
+        scopes: request.scopes,
     };
-    let details = json!({"name": role.name, "scopes": role.scopes.to_strings()});
-    let event = caller.actor.event(
-        &org,
-        now,
-        "role.created",
-        Some(&role.name),
-        details.as_object().cloned().unwrap_or_default(),
-    );
-    match state.store.insert_role(&role, &event).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict { .. }) => {
-            return Err(ApiError::Conflict {
-                code: "role_exists",
-                message: format!("a role named `{}` exists", role.name),
-            });
-        }
-        Err(error) => return Err(error.into()),
-    }
-    state.verifier.forget_organization(&org);
+    let role = state.service.roles().create(&permit, new).await?;
     Ok((StatusCode::CREATED, Json(custom(&role))))
 }
 
@@ -176,8 +140,9 @@ pub async fn scopes(
 ) -> Json<ScopeCatalogueResponse> {
     Json(ScopeCatalogueResponse {
         resources: state
-            .config
-            .catalogue
+            .service
+            .roles()
+            .catalogue()
             .resources()
             .map(|(resource, actions)| ResourceScopes {
                 resource: resource.to_owned(),

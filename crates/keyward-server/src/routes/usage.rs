@@ -5,16 +5,17 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use keyward_core::clock::rfc3339;
+use keyward_gate::Problem;
+use keyward_service::principal::ReadKeys;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::Caller;
-use crate::error::{ApiError, Problem};
+use crate::caller::Caller;
+use crate::error::ApiError;
 use crate::extract::ApiQuery;
-use crate::routes::keys::readable_credential;
-use crate::routes::rfc3339;
 use crate::state::AppState;
 
 /// Most buckets one answer holds.
@@ -94,7 +95,9 @@ pub async fn usage(
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<UsageQuery>,
 ) -> Result<Json<UsageReport>, ApiError> {
-    let credential = readable_credential(&state, &caller, &id).await?;
+    let permit = caller.principal().permit::<ReadKeys>()?;
+    let credentials = state.service.credentials();
+    let credential = credentials.get(&permit, &id).await?;
     let (granularity, bucket_minutes) = match query.granularity.as_deref() {
         None | Some("hour") => ("hour", 60),
         Some("minute") => ("minute", 1),
@@ -133,9 +136,13 @@ pub async fn usage(
             format!("at most {MAX_BUCKETS} buckets: narrow the window or coarsen the granularity"),
         ));
     }
-    let counts = state
-        .store
-        .usage(&credential.id, from_minute, to_minute, bucket_minutes)
+    let counts = credentials
+        .usage(
+            &permit,
+            &credential,
+            (from_minute, to_minute),
+            bucket_minutes,
+        )
         .await?;
     let mut buckets: Vec<UsageBucket> = Vec::new();
     for count in counts {
@@ -149,7 +156,7 @@ pub async fn usage(
                     outcomes: BTreeMap::new(),
                     via_query: 0,
                 });
-                buckets.last_mut().ok_or(ApiError::Internal)?
+                buckets.last_mut().ok_or_else(ApiError::internal)?
             }
         };
         bucket.total += count.count;

@@ -9,22 +9,25 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use keyward_core::credential::Environment;
+use keyward_core::clock::rfc3339;
+use keyward_core::credential::{Environment, ValidationError};
 use keyward_core::rate_limit::{RateDecision, ceil_seconds};
 use keyward_core::scope::Scope;
 use keyward_core::verify::Outcome;
+use keyward_engine::{Client, Demand, Denial, Identity, Purpose};
+use keyward_gate::headers::retry_after_seconds;
+use keyward_gate::{Problem, Refusal};
+use keyward_service::principal::{Authority, VerifyKeys};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::auth::Caller;
-use crate::error::{ApiError, Problem, retry_after_seconds};
+use crate::answers::with_verify_members;
+use crate::caller::{Caller, Verification};
+use crate::error::ApiError;
 use crate::extract::{JsonBody, parse_json};
-use crate::lifecycle::EnvironmentName;
-use crate::routes::rfc3339;
+use crate::json::EnvironmentName;
 use crate::state::AppState;
-use crate::verifier::{Client, Demand, Denial, Identity, Purpose};
-use keyward_core::credential::ValidationError;
 
 /// The body of `POST /v1/keys/verify`.
 #[derive(Deserialize, ToSchema)]
@@ -121,16 +124,14 @@ impl<'a> VerifiedIdentity<'a> {
 }
 
 /// The identity's members of a valid answer (`"key_id":…,"expires_at":…`, without
-/// braces), serialized once per cache fill by the first answer that needs them.
-fn identity_members(identity: &Identity) -> &str {
-    identity.verify_members().get_or_init(|| {
-        let object = serde_json::to_string(&VerifiedIdentity::of(identity)).unwrap_or_default();
-        object
-            .strip_prefix('{')
-            .and_then(|rest| rest.strip_suffix('}'))
-            .unwrap_or_default()
-            .into()
-    })
+/// braces).
+fn identity_members(identity: &Identity) -> Box<str> {
+    let object = serde_json::to_string(&VerifiedIdentity::of(identity)).unwrap_or_default();
+    object
+        .strip_prefix('{')
+        .and_then(|rest| rest.strip_suffix('}'))
+        .unwrap_or_default()
+        .into()
 }
 
 /// The body of a valid answer: what serializing its [`VerifyResponse`] gives, with the
@@ -203,17 +204,17 @@ fn invalid(code: Outcome) -> VerifyResponse<'static> {
     ))]
 pub async fn verify(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<Verification>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    caller.require("keys", "verify")?;
+    Authority::Credential(&caller.identity).require::<VerifyKeys>()?;
     let request: VerifyRequest<'_> = parse_json(&body)?;
     let scopes: Vec<Scope> = request
         .required_scopes
         .as_deref()
         .unwrap_or_default()
         .iter()
-        .map(|s| state.config.catalogue.parse(s))
+        .map(|s| state.engine.config().catalogue.parse(s))
         .collect::<Result<_, _>>()
         .map_err(|e| ValidationError::new("required_scopes", e.to_string()))?;
     let ip = request
@@ -233,10 +234,14 @@ pub async fn verify(
         throttled: ip.is_some(),
         via_query: false,
     };
-    let response = match state.verifier.check(&request.key, &demand, client).await {
+    let response = match state.engine.check(&request.key, &demand, client).await {
         Ok(admitted) => {
-            let members = identity_members(&admitted.identity);
-            let body = valid_body(members, admitted.rate.as_ref());
+            let identity = &admitted.identity;
+            let body = with_verify_members(
+                identity,
+                || identity_members(identity),
+                |members| valid_body(members, admitted.rate.as_ref()),
+            );
             return Ok(([(header::CONTENT_TYPE, JSON)], body).into_response());
         }
         Err(Denial::Outcome(outcome)) => invalid(outcome),
@@ -249,7 +254,10 @@ pub async fn verify(
             rate_limit: Some(RateLimitState::from(&decision)),
             ..invalid(Outcome::RateLimited)
         },
-        Err(Denial::Store(error)) => return Err(error.into()),
+        // The store failed (a verified key's check is a use: it meets no ceiling).
+        Err(denial @ (Denial::Store(_) | Denial::Ceiling(_))) => {
+            return Err(Refusal::from_denial(denial, &scopes).into());
+        }
     };
     Ok(Json(response).into_response())
 }

@@ -1,5 +1,5 @@
-//! How the management API reads and checks the caller's credential (R-AUTH transports,
-//! outcome codes, RFC 6750 challenges).
+//! How the management API reads and checks the caller's credential (where a credential may
+//! be presented, outcome codes, RFC 6750 challenges).
 
 use keyward_core::credential::Environment;
 use keyward_core::secret::{KeyPrefix, PlainSecret, SecretKind};

@@ -3,9 +3,7 @@
 use keyward_core::credential::Environment;
 use keyward_core::secret::{KeyPrefix, PlainSecret, SecretKind};
 use keyward_server::ServerConfig;
-use keyward_server::routes::authorize::{
-    AuthorizeConfig, RouteScopes, RouteScopesConfig, Unmatched,
-};
+use keyward_server::original::{AuthorizeConfig, RouteScopes, RouteScopesConfig, Unmatched};
 use serde_json::json;
 
 use crate::support::TestApp;

@@ -5,7 +5,6 @@
 use axum::http::StatusCode;
 use keyward_core::audit::Actor;
 use keyward_core::typeid::OrganizationId;
-use keyward_server::dashboard::members;
 use keyward_store::AuditQuery;
 use zeroize::Zeroizing;
 
@@ -44,15 +43,17 @@ fn cookie_value(header: &str) -> String {
 }
 
 async fn add_member(app: &TestApp, org: &str, email: &str) {
-    members::add(
-        &app.state,
-        &OrganizationId::parse(org).unwrap(),
-        &Actor::cli(),
-        email,
-        Some(Zeroizing::new(PASSWORD.to_owned())),
-    )
-    .await
-    .unwrap();
+    app.state
+        .service
+        .members()
+        .add(
+            &OrganizationId::parse(org).unwrap(),
+            &Actor::cli(),
+            email,
+            Some(Zeroizing::new(PASSWORD.to_owned())),
+        )
+        .await
+        .unwrap();
 }
 
 /// A logged-in member: its session cookie and its forms' CSRF token.
@@ -211,8 +212,7 @@ async fn logged_out_pages_redirect_to_login_and_come_back() {
         .await;
     assert_eq!(post.status, StatusCode::SEE_OTHER);
     assert!(
-        app.state
-            .store
+        app.store
             .ip_rules(&OrganizationId::parse(&app.organization_id).unwrap())
             .await
             .unwrap()
@@ -543,7 +543,7 @@ async fn failed_logins_are_throttled_per_address_and_audited() {
 
     let org = OrganizationId::parse(&app.organization_id).unwrap();
     let count = |action: &'static str| {
-        let store = app.state.store.clone();
+        let store = app.store.clone();
         let org = org.clone();
         async move {
             let query = AuditQuery {
@@ -593,14 +593,16 @@ async fn logout_and_a_new_password_end_sessions() {
         second.get(&app, "/developer/api-security").await.status,
         StatusCode::OK
     );
-    members::set_password(
-        &app.state,
-        &Actor::cli(),
-        EMAIL,
-        Some(Zeroizing::new("a brand new passphrase".to_owned())),
-    )
-    .await
-    .unwrap();
+    app.state
+        .service
+        .members()
+        .set_password(
+            &Actor::cli(),
+            EMAIL,
+            Some(Zeroizing::new("a brand new passphrase".to_owned())),
+        )
+        .await
+        .unwrap();
     assert_eq!(
         second.get(&app, "/developer/api-security").await.status,
         StatusCode::SEE_OTHER
@@ -703,7 +705,7 @@ async fn ip_rules_are_added_and_removed_with_the_lockout_guard() {
     assert_eq!(refused.status, StatusCode::CONFLICT);
     assert!(refused.text.contains("id=\"lockout-warning\""));
     let org = OrganizationId::parse(&app.organization_id).unwrap();
-    assert!(app.state.store.ip_rules(&org).await.unwrap().is_empty());
+    assert!(app.store.ip_rules(&org).await.unwrap().is_empty());
     let narrow = member
         .post(
             &app,
@@ -726,12 +728,11 @@ async fn ip_rules_are_added_and_removed_with_the_lockout_guard() {
         )
         .await;
     assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.text);
-    let rules = app.state.store.ip_rules(&org).await.unwrap();
+    let rules = app.store.ip_rules(&org).await.unwrap();
     assert_eq!(rules.len(), 1);
     assert_eq!(
         rules[0].created_by,
-        app.state
-            .store
+        app.store
             .member_by_email(EMAIL)
             .await
             .unwrap()
@@ -748,7 +749,7 @@ async fn ip_rules_are_added_and_removed_with_the_lockout_guard() {
         member.post(&app, &path, &[]).await.status,
         StatusCode::SEE_OTHER
     );
-    assert!(app.state.store.ip_rules(&org).await.unwrap().is_empty());
+    assert!(app.store.ip_rules(&org).await.unwrap().is_empty());
     assert_eq!(authorize(&app, &app.admin_key).await, StatusCode::OK);
 }
 
@@ -759,13 +760,7 @@ async fn passwords_and_sessions_are_stored_only_as_hashes() {
         .cookie
         .trim_start_matches("keyward_session=")
         .to_owned();
-    let stored = app
-        .state
-        .store
-        .member_by_email(EMAIL)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = app.store.member_by_email(EMAIL).await.unwrap().unwrap();
     assert!(
         stored.password_hash.starts_with("$argon2id$v=19$"),
         "{}",
@@ -905,7 +900,7 @@ async fn parallel_guesses_cannot_outrun_the_login_throttle() {
         .filter(|s| **s == StatusCode::UNAUTHORIZED)
         .count();
     assert!(
-        checked < 5 + keyward_server::dashboard::login::LoginGate::PARALLEL,
+        checked < 5 + keyward_service::login::LoginThrottle::PARALLEL,
         "{checked} passwords were checked: {statuses:?}"
     );
     assert!(

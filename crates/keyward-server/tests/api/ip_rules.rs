@@ -217,7 +217,7 @@ async fn the_last_match_of_a_rule_is_recorded() {
             .status,
         200
     );
-    app.state.verifier.flush_usage().await.unwrap();
+    app.state.engine.flush_usage().await.unwrap();
     let list = app
         .get("/v1/ip-rules")
         .key(&app.admin_key)

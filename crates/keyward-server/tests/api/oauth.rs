@@ -673,8 +673,9 @@ async fn rotation_publishes_the_new_key_before_it_signs_and_keeps_old_tokens_val
 
     let rotated = app
         .state
-        .keys
-        .rotate(&app.state.store, app.state.clock.now())
+        .service
+        .signing_keys()
+        .rotate(app.state.clock.now())
         .await
         .unwrap();
     let kids = |jwks: Value| -> Vec<String> {
@@ -708,7 +709,7 @@ async fn rotation_publishes_the_new_key_before_it_signs_and_keeps_old_tokens_val
     );
 
     // The old private key is gone from the store; its public key stays until its tokens end.
-    let stored = app.state.store.signing_keys().await.unwrap();
+    let stored = app.store.signing_keys().await.unwrap();
     let old = stored.iter().find(|k| k.kid == old_kid).unwrap();
     assert!(
         old.sealed_private_key.is_none(),
@@ -762,9 +763,9 @@ async fn failed_client_authentication_is_throttled_per_address() {
 
 #[tokio::test]
 async fn ed25519_and_rs256_keys_sign_tokens_that_verify() {
+    use keyward_engine::tokens::SigningAlgorithm;
     use keyward_server::ServerConfig;
-    use keyward_server::oauth::OAuthConfig;
-    use keyward_server::oauth::keys::SigningAlgorithm;
+    use keyward_service::signing::OAuthConfig;
     for (algorithm, kty) in [
         (SigningAlgorithm::EdDsa, "OKP"),
         (SigningAlgorithm::Rs256, "RSA"),
@@ -796,29 +797,27 @@ async fn a_node_with_another_master_key_makes_and_retires_no_signing_key() {
     use std::sync::Arc;
 
     use keyward_server::{AppState, ServerConfig};
-    use keyward_store::SqlStore;
+    use keyward_store::{SqlStore, Store};
     let app = TestApp::new().await;
     let c = client(&app, json!({"name": "oauth"})).await;
     let first = access_token(&app, &c).await;
 
     // Another node (or a CLI run) on the same database with a different master key.
-    let store = SqlStore::open(app.database.url()).await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqlStore::open(app.database.url()).await.unwrap());
     let stray = AppState::new(
-        Arc::new(store),
+        store.clone(),
         Arc::new(app.clock.clone()),
         ServerConfig::default(),
     );
     let now = app.state.clock.now();
-    assert!(
-        stray.keys.rotate(&stray.store, now).await.is_err(),
-        "rotation refused"
-    );
+    let stray_keys = stray.service.signing_keys();
+    assert!(stray_keys.rotate(now).await.is_err(), "rotation refused");
     app.clock.advance(time::Duration::days(40));
     let later = app.state.clock.now();
-    let ring = stray.keys.current(&stray.store, later).await.unwrap();
+    let ring = stray_keys.current(later).await.unwrap();
     assert!(ring.signer(later).is_none(), "it cannot sign");
     assert_eq!(
-        stray.store.signing_keys().await.unwrap().len(),
+        store.signing_keys().await.unwrap().len(),
         1,
         "it made no key, though one was due"
     );

@@ -176,8 +176,8 @@ async fn the_management_api_counts_and_shows_the_callers_limit() {
 #[tokio::test]
 async fn an_organizations_management_requests_share_a_ceiling() {
     use keyward_core::rate_limit::RateLimit;
+    use keyward_engine::RateLimits;
     use keyward_server::ServerConfig;
-    use keyward_server::state::RateLimits;
     let app = TestApp::with_config(ServerConfig {
         rate_limits: RateLimits {
             management: RateLimit {

@@ -11,10 +11,9 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use keyward_core::clock::ManualClock;
-use keyward_server::lifecycle::init_organization;
 use keyward_server::{AppState, ServerConfig, router};
-use keyward_store::SqlStore;
 use keyward_store::testing::TestDatabase;
+use keyward_store::{SqlStore, Store};
 use serde_json::Value;
 use time::macros::datetime;
 use tower::ServiceExt;
@@ -23,6 +22,8 @@ use tower::ServiceExt;
 pub struct TestApp {
     pub router: Router,
     pub state: AppState,
+    /// The store under the application, for reading what it wrote.
+    pub store: Arc<dyn Store>,
     pub clock: ManualClock,
     /// The bootstrap credential's API key (scope `*`).
     pub admin_key: String,
@@ -129,13 +130,19 @@ impl TestApp {
         let database = TestDatabase::from_env()
             .await
             .unwrap_or_else(TestDatabase::sqlite);
-        let store = SqlStore::open(database.url()).await.unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqlStore::open(database.url()).await.unwrap());
         let clock = ManualClock::new(datetime!(2026-06-01 12:00 UTC));
-        let state = AppState::new(Arc::new(store), Arc::new(clock.clone()), config);
-        let (organization, issued) = init_organization(&state, "Acme Registrar").await.unwrap();
+        let state = AppState::new(store.clone(), Arc::new(clock.clone()), config);
+        let (organization, issued) = state
+            .service
+            .organizations()
+            .init("Acme Registrar")
+            .await
+            .unwrap();
         Self {
             router: router(state.clone()),
             state,
+            store,
             clock,
             admin_key: issued.api_key.expose().to_owned(),
             organization_id: organization.id.to_string(),
@@ -203,7 +210,11 @@ impl TestApp {
 
     /// Initialises a second organization in the same store; returns its admin key.
     pub async fn other_organization(&self) -> String {
-        let (_, issued) = init_organization(&self.state, "Other Registrar")
+        let (_, issued) = self
+            .state
+            .service
+            .organizations()
+            .init("Other Registrar")
             .await
             .unwrap();
         issued.api_key.expose().to_owned()

@@ -86,7 +86,7 @@ async fn buckets_add_up_to_the_requests_made_by_outcome() {
     );
     let limited = app.get("/v1/authorize").key(&key).send().await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
-    app.state.verifier.flush_usage().await.unwrap();
+    app.state.engine.flush_usage().await.unwrap();
 
     let minutes = report(&app, &id, "granularity=minute").await;
     let buckets = minutes["buckets"].as_array().unwrap();
@@ -135,19 +135,19 @@ async fn counts_older_than_the_retention_are_pruned() {
     let key = created["key"].as_str().unwrap();
     let id = created["key_id"].as_str().unwrap();
     app.get("/v1/authorize").key(key).send().await;
-    app.state.verifier.flush_usage().await.unwrap();
+    app.state.engine.flush_usage().await.unwrap();
     let window = "granularity=day&from=2026-05-01T00:00:00Z&to=2026-08-01T00:00:00Z";
     assert_eq!(report(&app, id, window).await["buckets"][0]["total"], 1);
 
     app.clock.advance(Duration::days(29));
-    app.state.verifier.prune_usage().await.unwrap();
+    app.state.engine.prune_usage().await.unwrap();
     assert_eq!(
         report(&app, id, window).await["buckets"][0]["total"],
         1,
         "kept 30 days"
     );
     app.clock.advance(Duration::days(2));
-    app.state.verifier.prune_usage().await.unwrap();
+    app.state.engine.prune_usage().await.unwrap();
     assert_eq!(report(&app, id, window).await["buckets"], json!([]));
 }
 

@@ -280,7 +280,7 @@ async fn last_used_is_written_in_batches_not_per_request() {
         Value::Null,
         "nothing written on the request path"
     );
-    app.state.verifier.flush_usage().await.unwrap();
+    app.state.engine.flush_usage().await.unwrap();
     let after = app
         .get(&format!("/v1/keys/{id}"))
         .key(&app.admin_key)

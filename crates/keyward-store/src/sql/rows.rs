@@ -12,6 +12,7 @@ use keyward_core::ip_rule::{IpRule, RuleKind};
 use keyward_core::member::{Member, Session};
 use keyward_core::scope::CustomRole;
 use keyward_core::scope::{Scope, ScopeSet};
+use keyward_core::secret::SecretKind;
 use keyward_core::typeid::{AuditEventId, CredentialId, IpRuleId, OrganizationId, UserId};
 
 use serde_json::{Map, Value};
@@ -19,7 +20,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
-use crate::{SecretMatch, SigningKeyRecord, StoreError};
+use crate::error::StoreError;
+use crate::records::{SecretMatch, SigningKeyRecord};
 
 /// The columns of a credential that change after creation, as bound into statements.
 pub(super) struct CredentialRow {
@@ -163,9 +165,13 @@ pub(super) fn credential_from_row(row: &AnyRow) -> Result<Credential, StoreError
 pub(super) fn secret_match_from_row(row: &AnyRow) -> Result<SecretMatch, StoreError> {
     let salt: Vec<u8> = get(row, 24)?;
     let hash: Vec<u8> = get(row, 25)?;
+    let credential = credential_from_row(row)?;
+    let environment = credential.environment;
     Ok(SecretMatch {
-        credential: credential_from_row(row)?,
-        kind: get(row, 23)?,
+        kind: parsed(&get::<String>(row, 23)?, "secret kind", |name| {
+            SecretKind::from_storage_name(name, environment)
+        })?,
+        credential,
         salted: SaltedHash {
             salt: salt.try_into().map_err(|_| corrupt("salt"))?,
             hash: hash.try_into().map_err(|_| corrupt("salted hash"))?,

@@ -12,8 +12,8 @@ use futures_core::future::BoxFuture;
 use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot};
 
-use super::map_error;
-use crate::StoreError;
+use super::errors::map_error;
+use crate::error::StoreError;
 
 /// One write: statements run on the connection inside a transaction. It may run more than
 /// once (after its group failed), so it must not consume what it writes.

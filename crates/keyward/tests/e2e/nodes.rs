@@ -1,4 +1,4 @@
-//! Several Keyward processes on one database (SPEC R-STORE): they start together safely,
+//! Several Keyward processes on one database (PostgreSQL): they start together safely,
 //! and what one changes, the others see (a revoke within the 1 s cache lifetime).
 
 use regex::Regex;

@@ -2,7 +2,7 @@
 //! million cached credentials: parse and checksum, lookup digest, cache, salted hash in
 //! constant time, decision, usage record.
 //!
-//! `cargo bench -p keyward-server --bench verification` (release build; about a minute to
+//! `cargo bench -p keyward-engine --bench verification` (release build; about a minute to
 //! warm the cache; `KEYWARD_BENCH_CREDENTIALS=1000` for a small cache). Target: ≤ 1 µs
 //! median.
 
@@ -20,13 +20,12 @@ use keyward_core::rate_limit::RateLimit;
 use keyward_core::scope::{CustomRole, Scope, ScopeCatalogue};
 use keyward_core::secret::{KeyPrefix, PlainSecret, SecretKind};
 use keyward_core::typeid::{CredentialId, IpRuleId, OrganizationId, UserId};
-use keyward_server::ServerConfig;
-use keyward_server::oauth::keys::KeyRing;
-use keyward_server::state::RateLimits;
-use keyward_server::verifier::{Client, Demand, Purpose, Verifier};
+use keyward_engine::tokens::StoredKeys;
+use keyward_engine::{Client, Demand, EngineConfig, Purpose, RateLimits, Verifier};
 use keyward_store::{
-    AuditQuery, CredentialQuery, CredentialUse, NewSecret, RevokedToken, SecretMatch,
-    SigningKeyRecord, Store, StoreError, UsageCount,
+    AuditQuery, AuditStore, CredentialQuery, CredentialStore, CredentialUse, MemberStore,
+    NewSecret, OAuthStore, OrganizationStore, RevokedToken, RoleStore, RuleStore, SecretMatch,
+    SigningKeyRecord, Store, StoreError, UsageCount, UsageStore,
 };
 use time::OffsetDateTime;
 
@@ -60,6 +59,10 @@ impl Store for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+#[async_trait]
+impl OrganizationStore for MemoryStore {
     async fn insert_organization(
         &self,
         _: &Organization,
@@ -67,18 +70,26 @@ impl Store for MemoryStore {
     ) -> Result<(), StoreError> {
         unused()
     }
+
     async fn organization(&self, _: &OrganizationId) -> Result<Option<Organization>, StoreError> {
         unused()
     }
+
     async fn organization_count(&self) -> Result<u64, StoreError> {
         unused()
     }
+
     async fn organization_change_seq(&self, _: &OrganizationId) -> Result<i64, StoreError> {
         Ok(0)
     }
+
     async fn claim_bootstrap(&self, _: OffsetDateTime) -> Result<bool, StoreError> {
         unused()
     }
+}
+
+#[async_trait]
+impl CredentialStore for MemoryStore {
     async fn insert_credential(
         &self,
         _: &Credential,
@@ -87,6 +98,7 @@ impl Store for MemoryStore {
     ) -> Result<(), StoreError> {
         unused()
     }
+
     async fn credential(
         &self,
         _: &OrganizationId,
@@ -94,12 +106,14 @@ impl Store for MemoryStore {
     ) -> Result<Option<Credential>, StoreError> {
         unused()
     }
+
     async fn credential_by_secret(
         &self,
         lookup: &LookupDigest,
     ) -> Result<Option<SecretMatch>, StoreError> {
         Ok(self.secrets.get(lookup).cloned())
     }
+
     async fn list_credentials(
         &self,
         _: &OrganizationId,
@@ -107,9 +121,11 @@ impl Store for MemoryStore {
     ) -> Result<Vec<Credential>, StoreError> {
         unused()
     }
+
     async fn update_credential(&self, _: &Credential, _: &AuditEvent) -> Result<(), StoreError> {
         unused()
     }
+
     async fn rotate_credential(
         &self,
         _: &Credential,
@@ -119,12 +135,14 @@ impl Store for MemoryStore {
     ) -> Result<(), StoreError> {
         unused()
     }
-    async fn record_credential_uses(&self, _: &[CredentialUse]) -> Result<(), StoreError> {
-        Ok(())
-    }
+}
+
+#[async_trait]
+impl RuleStore for MemoryStore {
     async fn ip_rules(&self, _: &OrganizationId) -> Result<Vec<IpRule>, StoreError> {
         Ok(Vec::new())
     }
+
     async fn insert_ip_rule(
         &self,
         _: &IpRule,
@@ -134,6 +152,7 @@ impl Store for MemoryStore {
     ) -> Result<(), StoreError> {
         unused()
     }
+
     async fn update_ip_rule(
         &self,
         _: &IpRule,
@@ -142,6 +161,7 @@ impl Store for MemoryStore {
     ) -> Result<(), StoreError> {
         unused()
     }
+
     async fn delete_ip_rule(
         &self,
         _: &OrganizationId,
@@ -151,21 +171,36 @@ impl Store for MemoryStore {
     ) -> Result<(), StoreError> {
         unused()
     }
+}
+
+#[async_trait]
+impl RoleStore for MemoryStore {
+    async fn roles(&self, _: &OrganizationId) -> Result<Vec<CustomRole>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn insert_role(&self, _: &CustomRole, _: &AuditEvent) -> Result<(), StoreError> {
+        unused()
+    }
+}
+
+#[async_trait]
+impl UsageStore for MemoryStore {
+    async fn record_credential_uses(&self, _: &[CredentialUse]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn record_rule_matches(
         &self,
         _: &[(IpRuleId, OffsetDateTime)],
     ) -> Result<(), StoreError> {
         Ok(())
     }
-    async fn roles(&self, _: &OrganizationId) -> Result<Vec<CustomRole>, StoreError> {
-        Ok(Vec::new())
-    }
-    async fn insert_role(&self, _: &CustomRole, _: &AuditEvent) -> Result<(), StoreError> {
-        unused()
-    }
+
     async fn record_usage(&self, _: &[UsageCount]) -> Result<(), StoreError> {
         Ok(())
     }
+
     async fn usage(
         &self,
         _: &CredentialId,
@@ -175,15 +210,22 @@ impl Store for MemoryStore {
     ) -> Result<Vec<UsageCount>, StoreError> {
         unused()
     }
+
     async fn prune_usage(&self, _: i64) -> Result<(), StoreError> {
         unused()
     }
+}
+
+#[async_trait]
+impl OAuthStore for MemoryStore {
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
         unused()
     }
+
     async fn insert_signing_key(&self, _: &SigningKeyRecord) -> Result<(), StoreError> {
         unused()
     }
+
     async fn retire_signing_keys(
         &self,
         _: i64,
@@ -192,21 +234,30 @@ impl Store for MemoryStore {
     ) -> Result<(), StoreError> {
         unused()
     }
+
     async fn prune_oauth(&self, _: OffsetDateTime) -> Result<(), StoreError> {
         unused()
     }
+
     async fn revoke_token(&self, _: &RevokedToken, _: &AuditEvent) -> Result<(), StoreError> {
         unused()
     }
+
     async fn token_revoked(&self, _: &str) -> Result<bool, StoreError> {
         unused()
     }
+}
+
+#[async_trait]
+impl MemberStore for MemoryStore {
     async fn insert_member(&self, _: &Member, _: &AuditEvent) -> Result<(), StoreError> {
         unused()
     }
+
     async fn member_by_email(&self, _: &str) -> Result<Option<Member>, StoreError> {
         unused()
     }
+
     async fn set_member_password(
         &self,
         _: &UserId,
@@ -216,18 +267,26 @@ impl Store for MemoryStore {
     ) -> Result<(), StoreError> {
         unused()
     }
+
     async fn insert_session(&self, _: &Session) -> Result<(), StoreError> {
         unused()
     }
+
     async fn session(&self, _: &LookupDigest) -> Result<Option<(Session, Member)>, StoreError> {
         unused()
     }
+
     async fn delete_session(&self, _: &LookupDigest) -> Result<(), StoreError> {
         unused()
     }
+}
+
+#[async_trait]
+impl AuditStore for MemoryStore {
     async fn insert_audit_event(&self, _: &AuditEvent) -> Result<(), StoreError> {
         unused()
     }
+
     async fn list_audit_events(
         &self,
         _: &OrganizationId,
@@ -279,7 +338,7 @@ fn fixture() -> Fixture {
         };
         let found = SecretMatch {
             credential,
-            kind: "api_key".into(),
+            kind: SecretKind::ApiKey(Environment::Live),
             salted: digests.salted,
             expires_at: None,
             org_change_seq: 0,
@@ -287,7 +346,7 @@ fn fixture() -> Fixture {
         secrets.insert(digests.lookup, found);
         keys.push(key.expose().to_owned());
     }
-    let config = ServerConfig {
+    let config = EngineConfig {
         cache_capacity: 2 * count as u64,
         cache_ttl: std::time::Duration::from_secs(3600),
         credential_cache_ttl: std::time::Duration::from_secs(3600),
@@ -300,15 +359,14 @@ fn fixture() -> Fixture {
             },
             ..RateLimits::default()
         },
-        ..ServerConfig::default()
+        ..EngineConfig::default()
     };
-    let ring = Arc::new(KeyRing::new(config.oauth.clone()));
-    let verifier = Verifier::new(
-        Arc::new(MemoryStore { secrets }),
-        Arc::new(SystemClock),
-        Arc::new(config),
-        ring,
-    );
+    let store = Arc::new(MemoryStore { secrets });
+    let published = Arc::new(StoredKeys::new(
+        store.clone(),
+        config.tokens.key_refresh_interval,
+    ));
+    let verifier = Verifier::new(store, Arc::new(SystemClock), config, published);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap_or_else(|e| panic!("{e}"));

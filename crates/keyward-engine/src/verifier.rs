@@ -1,5 +1,6 @@
-//! The verification path shared by every way of use: `/v1/keys/verify`, `/v1/authorize`,
-//! the tower layer, and the management API's own authentication.
+//! The check shared by every way of use: `/v1/keys/verify`, `/v1/authorize`, the tower
+//! layer, the token endpoint's client authentication, and the management API's own
+//! authentication.
 //!
 //! A check parses the presented secret first (a typo or a made-up key never reaches the
 //! store), then finds it in a bounded in-memory cache keyed by its lookup digest — with
@@ -11,16 +12,15 @@
 //! the value it was read with, and the counter (with the rules and roles) is re-read every
 //! `cache_ttl` (800 ms by default), which bounds how long another node's revoke, disable or
 //! change can go unseen here — without re-reading every credential in use. On this node
-//! every such change removes the credential's entries at once. Nothing is written to the database per request: uses
-//! are recorded in memory and flushed in batches (see [`crate::usage`]).
+//! every such change removes the credential's entries at once. Nothing is written to the
+//! database per request: uses are recorded in memory and flushed in batches (see
+//! [`crate::usage`]).
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use foldhash::fast::RandomState;
 use keyward_core::clock::{Clock, from_millis, to_millis};
@@ -28,77 +28,22 @@ use keyward_core::credential::{Credential, Environment};
 use keyward_core::digest::LookupDigest;
 use keyward_core::ip_rule::{IpRule, evaluate};
 use keyward_core::rate_limit::{Pace, RateDecision};
-use keyward_core::scope::{Scope, ScopeIndex, ScopeSet, builtin_role};
+use keyward_core::scope::{Scope, ScopeIndex, ScopeSet};
 use keyward_core::secret::{SecretKind, parse_secret};
 use keyward_core::typeid::{CredentialId, OrganizationId};
-use keyward_core::verify::{Gate, Outcome, Requirements, Subject, decide};
+use keyward_core::verify::{Outcome, Requirements, Subject, decide};
 use keyward_store::{Store, StoreError};
 use time::Duration;
 
-use crate::cache::{TtlCache, alive};
-use crate::gate::AnswerHeaders;
+use crate::cache::TtlCache;
+use crate::ceiling::OrganizationCeiling;
+use crate::config::EngineConfig;
+use crate::identity::Identity;
 use crate::metrics::{Count, VerificationMetrics};
-use crate::oauth::keys::KeyRing;
-
-use crate::oauth::token::{AccessTokenClaims, looks_like_jwt};
-use crate::state::ServerConfig;
+use crate::policy::{OrgSlot, Policies, Policy};
 use crate::throttle::Throttle;
+use crate::tokens::{AccessTokenClaims, KeySource, TokenRejection, looks_like_jwt, verify};
 use crate::usage::{Activity, Request, UsageRecorder};
-
-/// Who a valid credential is: what the API behind Keyward learns about its caller.
-///
-/// `repr(C)` keeps the [`Gate`] first, on the cache line of the reference counts that a
-/// check touches anyway: a check of a cached credential reads the gate and nothing else of
-/// the record.
-#[derive(Debug, Clone)]
-#[repr(C)]
-pub struct Identity {
-    gate: Gate,
-    /// The credential.
-    pub credential: Credential,
-    /// Its permissions together with its role's scopes.
-    pub scopes: ScopeSet,
-    /// The scopes as one space-separated text, formatted once per cache fill.
-    scopes_text: String,
-    /// The headers of an answer admitting it, made once per cache fill.
-    answer_headers: AnswerHeaders,
-    /// Its members of a valid `/v1/keys/verify` answer, made by the first such answer.
-    verify_members: OnceLock<Box<str>>,
-    /// The access token's claims, when the credential was presented as one.
-    pub token: Option<AccessTokenClaims>,
-}
-
-impl Identity {
-    /// An identity of `credential` holding `scopes`, checked through `gate`.
-    fn new(credential: Credential, scopes: ScopeSet, gate: Gate) -> Self {
-        let scopes_text = scopes.to_strings().join(" ");
-        let answer_headers = AnswerHeaders::of(&credential, &scopes_text);
-        Self {
-            gate,
-            credential,
-            scopes,
-            scopes_text,
-            answer_headers,
-            verify_members: OnceLock::new(),
-            token: None,
-        }
-    }
-
-    /// The headers of an answer admitting it.
-    pub fn answer_headers(&self) -> &AnswerHeaders {
-        &self.answer_headers
-    }
-
-    /// Where its members of a valid `/v1/keys/verify` answer are kept once made.
-    pub fn verify_members(&self) -> &OnceLock<Box<str>> {
-        &self.verify_members
-    }
-
-    /// The scopes, space-separated (as in `X-Keyward-Scopes`).
-    pub fn scopes_text(&self) -> &str {
-        &self.scopes_text
-    }
-}
 
 /// What a check demands beyond a live credential.
 #[derive(Debug, Clone, Copy, Default)]
@@ -109,8 +54,8 @@ pub struct Demand<'a> {
     pub environment: Option<Environment>,
     /// The organization it must belong to: another organization's key is `NOT_FOUND`.
     pub organization: Option<&'a OrganizationId>,
-    /// Why the credential is checked: a use (the default), a verification endpoint's
-    /// caller, or an inspection.
+    /// Why the credential is checked: a use (the default), a management request, a
+    /// verification endpoint's caller, or an inspection.
     pub purpose: Purpose,
 }
 
@@ -121,6 +66,10 @@ pub enum Purpose {
     /// its rate limit and is recorded.
     #[default]
     Use,
+    /// A management request made with the credential: as [`Purpose::Use`], and the
+    /// management requests of its organization together are held under the organization's
+    /// ceiling, so one tenant cannot starve the others however many keys it makes.
+    Management,
     /// The caller of a verification endpoint (`/v1/keys/verify`, introspection), which
     /// asks on behalf of many requests: every rule applies and the use is recorded, but
     /// it is not counted against the caller's rate limit (the verified key's is).
@@ -130,14 +79,16 @@ pub enum Purpose {
     Inspection,
 }
 
-/// A check that passed: who the caller is, and the rate limit the request was counted
-/// against (`None` for an inspection).
+/// A check that passed: who the caller is, from where, and the rate limit the request was
+/// counted against (`None` for an inspection).
 #[derive(Debug, Clone)]
 pub struct Admitted {
     /// The credential and its scopes.
     pub identity: Arc<Identity>,
     /// The state of the credential's rate limit after this request.
     pub rate: Option<RateDecision>,
+    /// The client's address, as the check saw it.
+    pub ip: Option<IpAddr>,
 }
 
 /// Where the presented credential came from.
@@ -161,6 +112,9 @@ pub enum Denial {
     Throttled(Duration),
     /// The credential's rate limit refused the request.
     RateLimited(RateDecision),
+    /// The organization's management requests together reached its ceiling; it may try
+    /// again after this long.
+    Ceiling(Duration),
     /// The store could not answer; the check fails closed.
     Store(StoreError),
 }
@@ -188,115 +142,6 @@ struct Found {
     revoked: bool,
 }
 
-/// An organization as checks see it: its rules and roles as this node last read them,
-/// shared by all its cached credentials, so a check finds them through the entry it
-/// already holds, without hashing the organization id.
-///
-/// Whether the policy is fresh is mirrored in plain atomics that a check reads without a
-/// locked instruction, as a sequence lock: `keep` moves `version` to odd before it writes
-/// them and to even after, and a check trusts what it read only when it saw the same even
-/// version before and after. The policy itself is loaded only for an organization with
-/// rules.
-#[derive(Debug)]
-struct OrgSlot {
-    id: OrganizationId,
-    /// Swapped whole when re-read.
-    policy: ArcSwap<Policy>,
-    /// Moved by every change this node makes to the organization: a policy read under an
-    /// older value is stale.
-    generation: AtomicU64,
-    /// Odd while `keep` writes the fields below.
-    version: AtomicU64,
-    /// The policy's change counter.
-    seq: AtomicI64,
-    /// When the policy's read began (milliseconds since the epoch; `i64::MIN` before the
-    /// first read).
-    read_at: AtomicI64,
-    /// The slot's generation when the policy's read began.
-    read_generation: AtomicU64,
-    /// Whether the policy has IP rules.
-    has_rules: AtomicBool,
-    /// One `keep` at a time.
-    keeping: std::sync::Mutex<()>,
-}
-
-/// An organization's rules and custom roles, as checks need them.
-#[derive(Debug, Default)]
-struct Policy {
-    /// The organization's change counter, read before the rules and roles.
-    seq: i64,
-    rules: Vec<IpRule>,
-    roles: HashMap<String, ScopeSet>,
-}
-
-/// What a check reads of a fresh policy without loading it.
-#[derive(Debug, Clone, Copy)]
-struct Fresh {
-    seq: i64,
-    has_rules: bool,
-}
-
-impl OrgSlot {
-    fn new(id: OrganizationId) -> Self {
-        Self {
-            id,
-            policy: ArcSwap::from_pointee(Policy::default()),
-            generation: AtomicU64::new(0),
-            version: AtomicU64::new(0),
-            seq: AtomicI64::new(0),
-            read_at: AtomicI64::new(i64::MIN),
-            read_generation: AtomicU64::new(0),
-            has_rules: AtomicBool::new(false),
-            keeping: std::sync::Mutex::new(()),
-        }
-    }
-
-    /// The policy's change counter and whether it has rules, if it may still be used at
-    /// `now`: read less than `ttl` ago (all milliseconds) and since this node last changed
-    /// the organization.
-    fn fresh(&self, now: i64, ttl: i64) -> Option<Fresh> {
-        let before = self.version.load(Ordering::Acquire);
-        let read_at = self.read_at.load(Ordering::Relaxed);
-        let read_generation = self.read_generation.load(Ordering::Relaxed);
-        let fresh = Fresh {
-            seq: self.seq.load(Ordering::Relaxed),
-            has_rules: self.has_rules.load(Ordering::Relaxed),
-        };
-        std::sync::atomic::fence(Ordering::Acquire);
-        let consistent = before.is_multiple_of(2) && self.version.load(Ordering::Relaxed) == before;
-        (consistent
-            && alive(read_at, now, ttl)
-            && read_generation == self.generation.load(Ordering::Acquire))
-        .then_some(fresh)
-    }
-
-    /// Keeps `policy`, read from `read_at` on under `generation`, unless this node changed
-    /// the organization since (it would be stale on arrival) or a read begun later was
-    /// kept already.
-    fn keep(&self, policy: Arc<Policy>, read_at: i64, generation: u64) {
-        let _keeping = self
-            .keeping
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if self.generation.load(Ordering::Acquire) != generation
-            || (self.read_generation.load(Ordering::Relaxed) == generation
-                && self.read_at.load(Ordering::Relaxed) > read_at)
-        {
-            return;
-        }
-        let version = self.version.load(Ordering::Relaxed);
-        self.version.store(version + 1, Ordering::Relaxed);
-        std::sync::atomic::fence(Ordering::Release);
-        self.seq.store(policy.seq, Ordering::Relaxed);
-        self.has_rules
-            .store(!policy.rules.is_empty(), Ordering::Relaxed);
-        self.read_generation.store(generation, Ordering::Relaxed);
-        self.read_at.store(read_at, Ordering::Relaxed);
-        self.policy.store(policy);
-        self.version.store(version + 2, Ordering::Release);
-    }
-}
-
 /// How often old usage counts are pruned and the caches' bookkeeping is tidied.
 const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -319,8 +164,8 @@ enum Wanted {
 /// Where a presented secret is confirmed.
 #[derive(Debug, Clone, Copy)]
 enum Source {
-    /// The secrets table, rows of this kind.
-    Secret(&'static str),
+    /// The secrets table: a secret stored as this kind.
+    Secret(SecretKind),
     /// The token's own signature.
     Token,
 }
@@ -330,10 +175,8 @@ enum Source {
 fn source_of(presented: &str, wanted: Wanted) -> Option<Source> {
     match (wanted, parse_secret(presented)) {
         (Wanted::Bearer, _) if looks_like_jwt(presented) => Some(Source::Token),
-        (Wanted::Bearer, Ok(SecretKind::ApiKey(_))) => Some(Source::Secret("api_key")),
-        (Wanted::ClientSecret, Ok(SecretKind::ClientSecret)) => {
-            Some(Source::Secret("client_secret"))
-        }
+        (Wanted::Bearer, Ok(kind @ SecretKind::ApiKey(_)))
+        | (Wanted::ClientSecret, Ok(kind @ SecretKind::ClientSecret)) => Some(Source::Secret(kind)),
         _ => None,
     }
 }
@@ -350,11 +193,11 @@ struct Check<'d, 'a> {
     scope_bits: Option<u128>,
 }
 
-/// The verification service.
+/// The verification engine: its caches, usage recording and limits.
 pub struct Verifier {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    config: Arc<ServerConfig>,
+    config: Arc<EngineConfig>,
     /// Credentials by the digest of one of their secrets; kept up to
     /// `credential_cache_ttl`, checked against the organization's change counter on use.
     secrets: TtlCache<LookupDigest, Found>,
@@ -369,14 +212,13 @@ pub struct Verifier {
     /// The cached digests of each credential, so a change can drop them at once.
     digests_of: DashMap<CredentialId, Vec<LookupDigest>, RandomState>,
     /// The organizations of cached credentials.
-    orgs: DashMap<OrganizationId, Arc<OrgSlot>, RandomState>,
+    policies: Policies,
     /// The scope catalogue's bits, when it has few enough scopes.
     scope_index: Option<ScopeIndex>,
-    /// `config.cache_ttl` in milliseconds.
-    cache_ttl_millis: i64,
     throttle: Throttle,
-    keys: Arc<KeyRing>,
-    /// What the checks counted, for `/metrics`.
+    ceiling: OrganizationCeiling,
+    keys: Arc<dyn KeySource>,
+    /// What the checks counted.
     pub metrics: VerificationMetrics,
     /// When usage was last written in full.
     flushed: std::sync::Mutex<Instant>,
@@ -393,37 +235,50 @@ impl std::fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    /// A verifier over `store`, with empty caches.
+    /// A verifier over `store`, with empty caches, checking access tokens against the
+    /// keys `keys` publishes.
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-        config: Arc<ServerConfig>,
-        keys: Arc<KeyRing>,
+        config: EngineConfig,
+        keys: Arc<dyn KeySource>,
     ) -> Self {
         let capacity = usize::try_from(config.cache_capacity).unwrap_or(usize::MAX);
         let secrets = TtlCache::new(config.credential_cache_ttl, capacity);
         let unknown = TtlCache::new(config.cache_ttl, capacity);
         let throttle = Throttle::new(config.throttle.clone());
+        let ceiling = OrganizationCeiling::new(config.rate_limits.management);
         let scope_index = ScopeIndex::new(&config.catalogue);
         let cache_ttl_millis = i64::try_from(config.cache_ttl.as_millis()).unwrap_or(i64::MAX);
+        let policies = Policies::new(
+            store.clone(),
+            clock.clone(),
+            config.catalogue.clone(),
+            cache_ttl_millis,
+        );
         Self {
             store,
             clock,
-            config,
+            config: Arc::new(config),
             secrets,
             unknown,
             generation: AtomicU64::new(0),
             secret_generations: std::array::from_fn(|_| AtomicU64::new(0)),
             digests_of: DashMap::default(),
-            orgs: DashMap::default(),
+            policies,
             scope_index,
-            cache_ttl_millis,
             throttle,
+            ceiling,
             keys,
-            metrics: VerificationMetrics::new(),
+            metrics: VerificationMetrics::default(),
             flushed: std::sync::Mutex::new(Instant::now()),
             usage: UsageRecorder::default(),
         }
+    }
+
+    /// The settings the engine was made with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
     }
 
     /// Checks a presented API key or access token for `demand`, from `client`.
@@ -433,8 +288,17 @@ impl Verifier {
         demand: &Demand<'_>,
         client: Client,
     ) -> Result<Admitted, Denial> {
-        self.check_as(presented, Wanted::Bearer, demand, client)
-            .await
+        let admitted = self
+            .check_as(presented, Wanted::Bearer, demand, client)
+            .await?;
+        if demand.purpose == Purpose::Management {
+            let org = &admitted.identity.credential.organization_id;
+            let ceiling = self.ceiling.check(org, self.clock.now());
+            if !ceiling.allowed {
+                return Err(Denial::Ceiling(ceiling.retry_after));
+            }
+        }
+        Ok(admitted)
     }
 
     /// Authenticates an OAuth client: `client_secret` must be a live client secret of the
@@ -478,6 +342,8 @@ impl Verifier {
             }
             Err(Denial::Throttled(_)) => self.metrics.add(Count::Outcome(Outcome::RateLimited)),
             Err(Denial::Store(_)) => self.metrics.add(Count::StoreError),
+            // Only a management request meets the ceiling, after this check was counted.
+            Err(Denial::Ceiling(_)) => {}
         }
         result
     }
@@ -516,12 +382,8 @@ impl Verifier {
         // `cache_ttl`, which bounds how long another node's change goes unseen. Its salted
         // hash was confirmed when it was cached: the same lookup digest is the same secret.
         // Then the check is decided in place, without copying the entry out or waiting.
-        let ttl = self.cache_ttl_millis;
+        let ttl = self.policies.ttl_millis;
         let decided = self.secrets.with(&digest, now, |found| {
-            // Both lines a check needs next start on their way together, before anything
-            // waits on either.
-            found.activity.touch();
-            std::hint::black_box(Arc::strong_count(&found.identity));
             let org = &found.org;
             // An organization not read lately: the entry goes to `find`, which reads it.
             let Some(fresh) = org
@@ -621,7 +483,7 @@ impl Verifier {
             any_address: demand.purpose == Purpose::Inspection,
         };
         let subject = Subject {
-            gate: &identity.gate,
+            profile: identity.profile(),
             credential: &identity.credential,
             scopes: &identity.scopes,
         };
@@ -632,7 +494,7 @@ impl Verifier {
                     self.usage.record_use(&found.activity, request);
                     None
                 }
-                Purpose::Use => {
+                Purpose::Use | Purpose::Management => {
                     let rate = self.usage.admit(&found.activity, &found.pace, request);
                     if !rate.allowed {
                         return Err(Denial::RateLimited(rate));
@@ -662,6 +524,7 @@ impl Verifier {
         Ok(Admitted {
             identity: identity.clone(),
             rate,
+            ip: client.ip,
         })
     }
 
@@ -676,7 +539,7 @@ impl Verifier {
         source: Source,
     ) -> Result<(Found, Arc<Policy>), Denial> {
         if let Some(found) = cached {
-            let policy = self.policy_of(&found.org).await.map_err(Denial::Store)?;
+            let policy = self.policies.of(&found.org).await.map_err(Denial::Store)?;
             if found.org_seq >= policy.seq {
                 return Ok((found, policy));
             }
@@ -686,7 +549,7 @@ impl Verifier {
             .await
             .map_err(Denial::Store)?
             .ok_or(Denial::Outcome(Outcome::NotFound))?;
-        let policy = self.policy_of(&found.org).await.map_err(Denial::Store)?;
+        let policy = self.policies.of(&found.org).await.map_err(Denial::Store)?;
         Ok((found, policy))
     }
 
@@ -739,7 +602,7 @@ impl Verifier {
         &self,
         digest: &LookupDigest,
         presented: &str,
-        kind: &str,
+        kind: SecretKind,
     ) -> Result<Option<Found>, StoreError> {
         let Some(found) = self.store.credential_by_secret(digest).await? else {
             return Ok(None);
@@ -747,9 +610,9 @@ impl Verifier {
         if found.kind != kind || !found.salted.matches(presented) {
             return Ok(None);
         }
-        let org = self.org_slot(&found.credential.organization_id);
-        let policy = self.policy_of(&org).await?;
-        let scopes = self.scopes_with(&policy, &found.credential);
+        let org = self.policies.slot(&found.credential.organization_id);
+        let policy = self.policies.of(&org).await?;
+        let scopes = self.policies.scopes_with(&policy, &found.credential);
         Ok(Some(Found {
             pace: self.config.rate_limits.of(&found.credential).pace(),
             activity: self.usage.cell(&found.credential.id),
@@ -764,13 +627,7 @@ impl Verifier {
     /// Checks an access token's signature and claims, then reads its credential, whether
     /// its `jti` was revoked, and narrows its scopes to what the credential still holds.
     async fn load_token(&self, presented: &str) -> Result<Option<Found>, StoreError> {
-        let now = self.clock.now();
-        let oauth = &self.config.oauth;
-        let Some(claims) = self
-            .keys
-            .authentic_claims(&self.store, now, presented)
-            .await?
-        else {
+        let Some(claims) = self.authentic_claims(presented).await? else {
             return Ok(None);
         };
         let (Ok(org_id), Ok(id)) = (
@@ -785,16 +642,16 @@ impl Verifier {
             return Ok(None);
         };
         let revoked = self.store.token_revoked(&claims.jti).await?;
-        let org = self.org_slot(&org_id);
-        let policy = self.policy_of(&org).await?;
-        let held = self.scopes_with(&policy, &credential);
+        let org = self.policies.slot(&org_id);
+        let policy = self.policies.of(&org).await?;
+        let held = self.policies.scopes_with(&policy, &credential);
         let scopes: ScopeSet = claims
             .scope
             .split_whitespace()
             .filter_map(Scope::from_canonical)
             .filter(|scope| held.grants(scope))
             .collect();
-        let leeway = i64::try_from(oauth.leeway.as_millis()).unwrap_or(i64::MAX);
+        let leeway = i64::try_from(self.config.tokens.leeway.as_millis()).unwrap_or(i64::MAX);
         let expires_at = claims.exp.saturating_mul(1_000).saturating_add(leeway);
         let activity = self.usage.cell(&credential.id);
         let pace = self.config.rate_limits.of(&credential).pace();
@@ -811,73 +668,49 @@ impl Verifier {
         }))
     }
 
-    /// The identity of a credential read from the store: its gate made once here, for
+    /// The identity of a credential read from the store: its profile made once here, for
     /// every check of it while it is cached.
     fn identity(&self, credential: Credential, scopes: ScopeSet) -> Identity {
-        let gate = Gate::new(&credential, &scopes, self.scope_index.as_ref());
-        Identity::new(credential, scopes, gate)
+        Identity::new(credential, scopes, self.scope_index.as_ref())
     }
 
-    /// The slot of an organization, made on first use.
-    fn org_slot(&self, org: &OrganizationId) -> Arc<OrgSlot> {
-        self.orgs
-            .entry(org.clone())
-            .or_insert_with(|| Arc::new(OrgSlot::new(org.clone())))
-            .clone()
-    }
-
-    /// The organization's policy: what the slot holds while it is fresh, else read from
-    /// the store (and kept in the slot).
-    async fn policy_of(&self, slot: &OrgSlot) -> Result<Arc<Policy>, StoreError> {
-        let now = self.clock.now_millis();
-        if slot.fresh(now, self.cache_ttl_millis).is_some() {
-            return Ok(slot.policy.load_full());
-        }
-        let generation = slot.generation.load(Ordering::Acquire);
-        let seq = self.store.organization_change_seq(&slot.id).await?;
-        let rules = self.store.ip_rules(&slot.id).await?;
-        let roles = self
-            .store
-            .roles(&slot.id)
-            .await?
-            .into_iter()
-            .map(|role| (role.name, role.scopes))
-            .collect();
-        let policy = Arc::new(Policy { seq, rules, roles });
-        slot.keep(policy.clone(), now, generation);
-        Ok(policy)
-    }
-
-    fn scopes_with(&self, policy: &Policy, credential: &Credential) -> ScopeSet {
-        let settings = &credential.settings;
-        let role = settings.role.as_deref().and_then(|name| {
-            builtin_role(&self.config.catalogue, name).or_else(|| policy.roles.get(name).cloned())
-        });
-        match role {
-            Some(role_scopes) => settings.permissions.union(&role_scopes),
-            None => settings.permissions.clone(),
-        }
+    /// The claims of `presented` if it is an access token signed by one of the published
+    /// keys, expired or not (the caller decides what expiry means); the keys are re-read
+    /// once for a `kid` not known yet. `None` for anything else.
+    pub async fn authentic_claims(
+        &self,
+        presented: &str,
+    ) -> Result<Option<AccessTokenClaims>, StoreError> {
+        let now = self.clock.now();
+        let rules = &self.config.tokens;
+        let keys = self.keys.public_keys(now).await?;
+        let verified = match verify(presented, &keys, rules) {
+            Err(TokenRejection::UnknownKey) => {
+                let keys = self.keys.refresh_public_keys(now).await?;
+                verify(presented, &keys, rules)
+            }
+            other => other,
+        };
+        Ok(match verified {
+            Ok(claims) => Some(claims),
+            Err(TokenRejection::Expired(claims)) => Some(*claims),
+            Err(_) => None,
+        })
     }
 
     /// The scopes a credential holds: its permissions and its role's (built-in or custom).
     pub async fn effective_scopes(&self, credential: &Credential) -> Result<ScopeSet, StoreError> {
-        let policy = self
-            .policy_of(&self.org_slot(&credential.organization_id))
-            .await?;
-        Ok(self.scopes_with(&policy, credential))
+        self.policies.effective_scopes(credential).await
     }
 
-    /// The scopes of a role of the organization, built-in or custom.
+    /// The scopes of a role of the organization, built-in or custom; `None` for no such
+    /// role.
     pub async fn role_scopes(
         &self,
         org: &OrganizationId,
         name: &str,
     ) -> Result<Option<ScopeSet>, StoreError> {
-        if let Some(scopes) = builtin_role(&self.config.catalogue, name) {
-            return Ok(Some(scopes));
-        }
-        let policy = self.policy_of(&self.org_slot(org)).await?;
-        Ok(policy.roles.get(name).cloned())
+        self.policies.role_scopes(org, name).await
     }
 
     /// Drops what this node cached about a credential: the next check reads the store.
@@ -900,9 +733,7 @@ impl Verifier {
     /// Drops what this node cached about an organization's rules and roles.
     pub fn forget_organization(&self, org: &OrganizationId) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        if let Some(slot) = self.orgs.get(org) {
-            slot.generation.fetch_add(1, Ordering::AcqRel);
-        }
+        self.policies.forget(org);
     }
 
     /// Drops bookkeeping that no cache entry needs any more: reverse-index entries of
@@ -914,14 +745,14 @@ impl Verifier {
             digests.retain(|digest| self.secrets.with(digest, now, |_| ()).is_some());
             !digests.is_empty()
         });
-        self.orgs.retain(|_, slot| Arc::strong_count(slot) > 1);
+        self.policies.retain_used();
         self.throttle.prune(self.clock.now());
         self.usage.prune();
     }
 
     /// Writes the recorded uses, counts and rule matches now.
     pub async fn flush_usage(&self) -> Result<(), StoreError> {
-        self.usage.flush(&self.store).await?;
+        self.usage.flush(&*self.store).await?;
         *self
             .flushed
             .lock()
@@ -1004,83 +835,5 @@ impl UsageFlusher {
         if self.task.await.is_err() {
             tracing::error!("the usage flusher panicked");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const T0: i64 = 1_780_000_000_000;
-    const TTL: i64 = 800;
-
-    fn policy(seq: i64) -> Arc<Policy> {
-        Arc::new(Policy {
-            seq,
-            ..Policy::default()
-        })
-    }
-
-    #[test]
-    fn an_organization_slot_is_fresh_for_its_lifetime_and_until_a_local_change() {
-        let slot = OrgSlot::new(OrganizationId::generate());
-        assert!(slot.fresh(T0, TTL).is_none(), "never read");
-        slot.keep(policy(7), T0, 0);
-        assert_eq!(slot.fresh(T0 + 799, TTL).map(|f| f.seq), Some(7));
-        assert!(slot.fresh(T0 + 800, TTL).is_none(), "read too long ago");
-        slot.generation.fetch_add(1, Ordering::AcqRel);
-        assert!(
-            slot.fresh(T0 + 1, TTL).is_none(),
-            "changed on this node since"
-        );
-    }
-
-    #[test]
-    fn a_policy_read_before_a_local_change_is_not_kept() {
-        let slot = OrgSlot::new(OrganizationId::generate());
-        slot.keep(policy(1), T0, 0);
-        // A re-read begins under generation 0, a change lands, then the read ends.
-        slot.generation.fetch_add(1, Ordering::AcqRel);
-        slot.keep(policy(2), T0 + 1, 0);
-        assert!(slot.fresh(T0 + 2, TTL).is_none());
-        assert_eq!(slot.policy.load().seq, 1, "the stale read was dropped");
-        slot.keep(policy(3), T0 + 3, 1);
-        assert_eq!(slot.fresh(T0 + 4, TTL).map(|f| f.seq), Some(3));
-    }
-
-    #[test]
-    fn checks_during_concurrent_re_reads_only_see_whole_policies() {
-        let slot = OrgSlot::new(OrganizationId::generate());
-        std::thread::scope(|scope| {
-            scope.spawn(|| {
-                for seq in 0..20_000 {
-                    // Every policy read has rules exactly when its counter is odd.
-                    let rules = (seq % 2 == 1).then(|| IpRule {
-                        id: keyward_core::typeid::IpRuleId::generate(),
-                        organization_id: slot.id.clone(),
-                        network: "192.0.2.0/25".parse().unwrap(),
-                        kind: keyward_core::ip_rule::RuleKind::Deny,
-                        description: None,
-                        created_at: time::OffsetDateTime::UNIX_EPOCH,
-                        created_by: "test".into(),
-                        last_matched_at: None,
-                        version: 1,
-                    });
-                    let policy = Policy {
-                        seq,
-                        rules: rules.into_iter().collect(),
-                        roles: HashMap::new(),
-                    };
-                    slot.keep(Arc::new(policy), T0, 0);
-                }
-            });
-            scope.spawn(|| {
-                for _ in 0..20_000 {
-                    if let Some(fresh) = slot.fresh(T0, TTL) {
-                        assert_eq!(fresh.has_rules, fresh.seq % 2 == 1, "{fresh:?}");
-                    }
-                }
-            });
-        });
     }
 }

@@ -29,7 +29,7 @@ use keyward_core::clock::{from_millis, to_millis};
 use keyward_core::rate_limit::{Pace, RateDecision};
 use keyward_core::typeid::{CredentialId, IpRuleId};
 use keyward_core::verify::Outcome;
-use keyward_store::{CredentialUse, Store, StoreError, UsageCount};
+use keyward_store::{CredentialUse, StoreError, UsageCount, UsageStore};
 use time::OffsetDateTime;
 
 /// What this node tracks of one credential in use: its rate limit state, its unwritten
@@ -107,13 +107,6 @@ impl Activity {
             credential,
             state: Mutex::new(ActivityState::default()),
         }
-    }
-
-    /// Reads the cell's first line, so it is on its way while the check does other work
-    /// (a check reaches its identity and this cell from the same cache entry; read early,
-    /// the two come from memory together rather than one after the other).
-    pub fn touch(&self) {
-        std::hint::black_box(self.tat.load(Ordering::Relaxed));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ActivityState> {
@@ -328,7 +321,7 @@ impl UsageRecorder {
 
     /// Writes everything recorded so far. What cannot be written is kept for the next
     /// flush, unless something newer arrived meanwhile.
-    pub async fn flush(&self, store: &Arc<dyn Store>) -> Result<(), StoreError> {
+    pub async fn flush(&self, store: &dyn UsageStore) -> Result<(), StoreError> {
         let pending = self.take_pending_cells();
         let (mut uses, mut counts) = (Vec::new(), Vec::new());
         // A few hundred cells at a time, yielding between: a thousand keys in use would

@@ -7,9 +7,10 @@
 //! its private half is erased from the store at once, its public half stays published
 //! until the last token it signed has expired) and **gone**.
 
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
@@ -18,49 +19,71 @@ use aws_lc_rs::signature::{
 };
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::{Algorithm, DecodingKey};
-use keyward_store::{SigningKeyRecord, Store, StoreError};
+use keyward_core::clock::Clock;
+use keyward_engine::tokens::{
+    KeyCache, KeyRead, KeySource, PublicKeys, SigningAlgorithm, TokenRules, to_low_s,
+};
+use keyward_store::{OAuthStore, SigningKeyRecord, StoreError};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::oauth::OAuthConfig;
-use crate::oauth::token::{self, AccessTokenClaims, TokenRejection};
-
-/// The JWS algorithms Keyward signs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SigningAlgorithm {
-    /// ECDSA over P-256 with SHA-256 (the default).
-    #[default]
-    Es256,
-    /// Ed25519.
-    EdDsa,
-    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit keys.
-    Rs256,
+/// OAuth settings: whom tokens name, how long they live, and how signing keys are made
+/// and rotated.
+#[derive(Debug, Clone)]
+pub struct OAuthConfig {
+    /// The `iss` of issued tokens and of the metadata document: this deployment's public
+    /// URL, e.g. `https://auth.example.com`.
+    pub issuer: String,
+    /// The `aud` of issued tokens: the API they are for.
+    pub audience: String,
+    /// How long an access token lives.
+    pub token_lifetime: Duration,
+    /// Clock skew tolerated on `exp`.
+    pub leeway: Duration,
+    /// The algorithm of keys made from now on.
+    pub algorithm: SigningAlgorithm,
+    /// How often a new signing key is made.
+    pub rotation_interval: Duration,
+    /// How long a new key is published before it signs: longer than `jwks_max_age` plus
+    /// `key_refresh_interval`, so every cache has it before its first token.
+    pub publish_lead: Duration,
+    /// How long clients may cache the JWKS.
+    pub jwks_max_age: Duration,
+    /// How often a node re-reads the signing keys.
+    pub key_refresh_interval: Duration,
+    /// Seals signing keys at rest.
+    pub master_key: MasterKey,
 }
 
-impl SigningAlgorithm {
-    /// The JWS name: `ES256`, `EdDSA` or `RS256`.
-    pub fn name(self) -> &'static str {
-        match self {
-            SigningAlgorithm::Es256 => "ES256",
-            SigningAlgorithm::EdDsa => "EdDSA",
-            SigningAlgorithm::Rs256 => "RS256",
+impl Default for OAuthConfig {
+    /// The defaults, with a random master key that lives as long as the process (the
+    /// binary always sets one from its file or environment).
+    fn default() -> Self {
+        let rules = TokenRules::default();
+        Self {
+            issuer: rules.issuer,
+            audience: rules.audience,
+            token_lifetime: Duration::from_secs(3600),
+            leeway: rules.leeway,
+            algorithm: SigningAlgorithm::Es256,
+            rotation_interval: Duration::from_secs(30 * 24 * 3600),
+            publish_lead: Duration::from_secs(600),
+            jwks_max_age: Duration::from_secs(300),
+            key_refresh_interval: rules.key_refresh_interval,
+            master_key: MasterKey::generate(),
         }
     }
+}
 
-    /// The algorithm named `name` (as in the configuration and the JWS header).
-    pub fn parse(name: &str) -> Option<Self> {
-        [Self::Es256, Self::EdDsa, Self::Rs256]
-            .into_iter()
-            .find(|alg| alg.name() == name)
-    }
-
-    fn jwt(self) -> Algorithm {
-        match self {
-            SigningAlgorithm::Es256 => Algorithm::ES256,
-            SigningAlgorithm::EdDsa => Algorithm::EdDSA,
-            SigningAlgorithm::Rs256 => Algorithm::RS256,
+impl OAuthConfig {
+    /// Which tokens a check accepts: those these settings issue.
+    pub fn token_rules(&self) -> TokenRules {
+        TokenRules {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            leeway: self.leeway,
+            key_refresh_interval: self.key_refresh_interval,
         }
     }
 }
@@ -161,7 +184,7 @@ impl Signer {
         match self {
             Signer::Ecdsa(key) => {
                 let mut signature = key.sign(&rng, message).ok()?.as_ref().to_vec();
-                low_s(&mut signature);
+                to_low_s(&mut signature);
                 Some(signature)
             }
             Signer::Ed25519(key) => Some(key.sign(message).as_ref().to_vec()),
@@ -173,41 +196,6 @@ impl Signer {
             }
         }
     }
-}
-
-/// The order of the P-256 group, big-endian.
-const P256_ORDER: [u8; 32] = [
-    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
-];
-/// Half of it, rounded down: the largest `s` of a low-S signature.
-const P256_HALF_ORDER: [u8; 32] = [
-    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-    0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
-];
-
-/// Turns an ES256 signature (`r ‖ s`, 64 bytes) into its low-S form, `s ≤ n/2`, by
-/// replacing `s` with `n − s`: both verify, so an issuer that signs only low-S and a
-/// checker that accepts only low-S leave one valid string per token (ECDSA is malleable).
-fn low_s(signature: &mut [u8]) {
-    let Some(s) = signature.get_mut(32..64) else {
-        return;
-    };
-    if *s > P256_HALF_ORDER[..] {
-        let mut borrow = 0u16;
-        for i in (0..32).rev() {
-            let difference = u16::from(P256_ORDER[i])
-                .wrapping_sub(u16::from(s[i]))
-                .wrapping_sub(borrow);
-            borrow = u16::from(u16::from(P256_ORDER[i]) < u16::from(s[i]) + borrow);
-            s[i] = (difference & 0xff) as u8;
-        }
-    }
-}
-
-/// Whether an ES256 signature is in low-S form (see [`low_s`]).
-pub fn is_low_s(signature: &[u8]) -> bool {
-    signature.len() == 64 && signature[32..] <= P256_HALF_ORDER[..]
 }
 
 /// A fresh key pair of `alg`: its PKCS#8 document and its public JWK (without `kid`).
@@ -249,28 +237,6 @@ fn generate(alg: SigningAlgorithm) -> Result<(Zeroizing<Vec<u8>>, Value), StoreE
     }
 }
 
-/// A key in the JWKS, ready to check signatures.
-pub struct PublishedKey {
-    /// Its key id.
-    pub kid: String,
-    /// Its algorithm.
-    pub algorithm: SigningAlgorithm,
-    decoding: DecodingKey,
-    jwk: Value,
-}
-
-impl PublishedKey {
-    /// The key checking signatures of this key's tokens.
-    pub fn decoding_key(&self) -> &DecodingKey {
-        &self.decoding
-    }
-
-    /// The algorithm as `jsonwebtoken` names it.
-    pub fn jwt_algorithm(&self) -> Algorithm {
-        self.algorithm.jwt()
-    }
-}
-
 /// The key that signs now.
 pub struct ActiveKey {
     /// Its key id.
@@ -289,10 +255,10 @@ impl ActiveKey {
 
 /// What the ring knew at its last read of the store.
 pub struct RingState {
-    published: Vec<PublishedKey>,
+    /// The published keys, for checking tokens and for the JWKS.
+    public: Arc<PublicKeys>,
     /// Keys that may sign, newest first, with when they start.
     signers: Vec<(OffsetDateTime, Arc<ActiveKey>)>,
-    jwks: Arc<str>,
     read_at: Instant,
     /// The next scheduled change (a key starts signing, is unpublished, or is due to be
     /// made): the state is stale from then on.
@@ -300,9 +266,9 @@ pub struct RingState {
 }
 
 impl RingState {
-    /// The published key `kid`.
-    pub fn key(&self, kid: &str) -> Option<&PublishedKey> {
-        self.published.iter().find(|key| key.kid == kid)
+    /// The published keys.
+    pub fn public(&self) -> &Arc<PublicKeys> {
+        &self.public
     }
 
     /// The key that signs at `now`: the newest one already active.
@@ -315,7 +281,17 @@ impl RingState {
 
     /// The JWKS document.
     pub fn jwks(&self) -> Arc<str> {
-        self.jwks.clone()
+        self.public.jwks()
+    }
+}
+
+impl KeyRead for RingState {
+    fn read_at(&self) -> Instant {
+        self.read_at
+    }
+
+    fn next_change(&self) -> Option<OffsetDateTime> {
+        self.next_change
     }
 }
 
@@ -324,130 +300,69 @@ const MASTER_KEY_MISMATCH: &str = "the master key does not open the stored signi
      every node (and the CLI) needs the deployment's one master key; this node will not make, \
      retire or sign with keys until it has it";
 
-/// The shortest time between two reads of the keys forced by unknown key ids.
-const MIN_FORCED_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
-
 /// The signing keys as this node knows them, re-read from the store every
-/// `key_refresh_interval`, and the schedule that makes, retires and drops them.
+/// `key_refresh_interval`, and the schedule that makes, retires and drops them. It is
+/// also the engine's source of published keys on a node that signs, so what this node
+/// signs with and what it accepts are one read of the store.
 pub struct KeyRing {
     config: OAuthConfig,
-    state: RwLock<Option<Arc<RingState>>>,
-    reading: tokio::sync::Mutex<()>,
+    store: Arc<dyn OAuthStore>,
+    cache: KeyCache<RingState>,
 }
 
 impl KeyRing {
-    /// A ring that reads its keys on first use.
-    pub fn new(config: OAuthConfig) -> Self {
+    /// A ring over `store` that reads its keys on first use.
+    pub fn new(config: OAuthConfig, store: Arc<dyn OAuthStore>) -> Self {
         Self {
+            cache: KeyCache::new(config.key_refresh_interval),
             config,
-            state: RwLock::new(None),
-            reading: tokio::sync::Mutex::new(()),
+            store,
         }
     }
 
-    /// The last read state; with `fresh_at`, only if it is still fresh at that time.
-    fn cached(&self, fresh_at: Option<OffsetDateTime>) -> Option<Arc<RingState>> {
-        let state = self
-            .state
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()?;
-        let fresh = |now: OffsetDateTime| {
-            state.read_at.elapsed() < self.config.key_refresh_interval
-                && state.next_change.is_none_or(|change| now < change)
-        };
-        fresh_at.is_none_or(fresh).then_some(state)
-    }
-
-    /// The keys, re-read if the last read is older than `key_refresh_interval`.
-    pub async fn current(
-        &self,
-        store: &Arc<dyn Store>,
-        now: OffsetDateTime,
-    ) -> Result<Arc<RingState>, StoreError> {
-        if let Some(state) = self.cached(Some(now)) {
-            return Ok(state);
-        }
-        let _reading = self.reading.lock().await;
-        if let Some(state) = self.cached(Some(now)) {
-            return Ok(state);
-        }
-        self.reload(store, now).await
-    }
-
-    /// Re-reads the keys for a token whose `kid` is not known yet, unless they were read
-    /// less than a second ago: made-up key ids cannot make every check read the store.
-    pub async fn refresh(
-        &self,
-        store: &Arc<dyn Store>,
-        now: OffsetDateTime,
-    ) -> Result<Arc<RingState>, StoreError> {
-        let _reading = self.reading.lock().await;
-        match self.cached(None) {
-            Some(state) if state.read_at.elapsed() < MIN_FORCED_REFRESH => Ok(state),
-            _ => self.reload(store, now).await,
-        }
+    /// The keys, re-read if the last read is older than `key_refresh_interval` or a
+    /// scheduled change has come; a read makes and retires keys as the schedule says.
+    pub async fn current(&self, now: OffsetDateTime) -> Result<Arc<RingState>, StoreError> {
+        self.cache.current(now, || self.reload(now)).await
     }
 
     /// Keeps the schedule (a new key every `rotation_interval`, retirement, removal) by
     /// reading the keys every `key_refresh_interval` until the handle is aborted.
-    pub fn spawn_schedule(
-        self: &Arc<Self>,
-        store: Arc<dyn Store>,
-        clock: Arc<dyn keyward_core::clock::Clock>,
-    ) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_schedule(self: &Arc<Self>, clock: Arc<dyn Clock>) -> tokio::task::JoinHandle<()> {
         let ring = self.clone();
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(ring.config.key_refresh_interval);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 interval.tick().await;
-                if let Err(error) = ring.current(&store, clock.now()).await {
+                if let Err(error) = ring.current(clock.now()).await {
                     tracing::warn!(%error, "could not read the signing keys; will retry");
                 }
             }
         })
     }
 
-    /// The claims of `presented` if it is an access token signed by one of our keys,
-    /// expired or not (the caller decides what expiry means); the keys are re-read once for
-    /// a `kid` not known yet. `None` for anything else.
-    pub async fn authentic_claims(
-        &self,
-        store: &Arc<dyn Store>,
-        now: OffsetDateTime,
-        presented: &str,
-    ) -> Result<Option<AccessTokenClaims>, StoreError> {
-        let ring = self.current(store, now).await?;
-        let verified = match token::verify(presented, &ring, &self.config) {
-            Err(TokenRejection::UnknownKey) => {
-                let ring = self.refresh(store, now).await?;
-                token::verify(presented, &ring, &self.config)
-            }
-            other => other,
-        };
-        Ok(match verified {
-            Ok(claims) => Some(claims),
-            Err(TokenRejection::Expired(claims)) => Some(*claims),
-            Err(_) => None,
-        })
-    }
-
     /// Makes a new key that starts signing `publish_lead` from now (at once when there is
     /// no key at all).
-    pub async fn rotate(
-        &self,
-        store: &Arc<dyn Store>,
-        now: OffsetDateTime,
-    ) -> Result<SigningKeyRecord, StoreError> {
-        let keys = store.signing_keys().await?;
+    pub async fn rotate(&self, now: OffsetDateTime) -> Result<SigningKeyRecord, StoreError> {
+        let keys = self.store.signing_keys().await?;
         if !self.opens_all(&keys) {
             return Err(StoreError::Internal(MASTER_KEY_MISMATCH.into()));
         }
         let record = self.make_key(&keys, now)?;
-        store.insert_signing_key(&record).await?;
-        *self.state.write().unwrap_or_else(PoisonError::into_inner) = None;
+        self.store.insert_signing_key(&record).await?;
+        self.cache.clear();
         Ok(record)
+    }
+
+    /// The keys as stored, published or not yet, oldest first.
+    pub async fn records(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        self.store.signing_keys().await
+    }
+
+    /// The OAuth settings the ring signs with.
+    pub fn config(&self) -> &OAuthConfig {
+        &self.config
     }
 
     /// Whether this node's master key opens every sealed key in `keys`.
@@ -490,11 +405,8 @@ impl KeyRing {
 
     /// Reads the keys, making the first one, the scheduled next one, and retiring those a
     /// newer key has replaced, as due at `now`.
-    async fn reload(
-        &self,
-        store: &Arc<dyn Store>,
-        now: OffsetDateTime,
-    ) -> Result<Arc<RingState>, StoreError> {
+    async fn reload(&self, now: OffsetDateTime) -> Result<RingState, StoreError> {
+        let store = &self.store;
         let mut keys = store.signing_keys().await?;
         // A node whose master key does not open the stored keys makes and retires nothing:
         // a key it made could not be opened by the others, and retiring theirs would leave
@@ -510,7 +422,7 @@ impl KeyRing {
             let record = self.make_key(&keys, now)?;
             match store.insert_signing_key(&record).await {
                 // Another node made it first; read what it made.
-                Ok(()) | Err(StoreError::Conflict { .. }) => {}
+                Ok(()) | Err(StoreError::Conflict(_)) => {}
                 Err(error) => return Err(error),
             }
             keys = store.signing_keys().await?;
@@ -531,93 +443,70 @@ impl KeyRing {
             store.prune_oauth(now).await?;
             keys = store.signing_keys().await?;
         }
-        let state = Arc::new(self.build(&keys, now));
-        *self.state.write().unwrap_or_else(PoisonError::into_inner) = Some(state.clone());
-        Ok(state)
+        Ok(self.build(&keys, now))
     }
 
     fn build(&self, keys: &[SigningKeyRecord], now: OffsetDateTime) -> RingState {
-        let mut published = Vec::new();
+        let public = Arc::new(PublicKeys::from_records(keys, now));
         let mut signers = Vec::new();
-        for record in keys {
-            if record.published_until.is_some_and(|until| until < now) {
-                continue;
-            }
-            let Some(algorithm) = SigningAlgorithm::parse(&record.algorithm) else {
-                tracing::warn!(kid = %record.kid, "a signing key of an unknown algorithm is skipped");
-                continue;
-            };
-            let Some(decoding) = serde_json::from_str::<Value>(&record.public_jwk)
-                .ok()
-                .and_then(|jwk| decoding_key(&jwk))
-            else {
-                tracing::warn!(kid = %record.kid, "an unreadable public signing key is skipped");
+        // A key signs only if it is published: the keys that check its tokens must exist.
+        for record in keys.iter().filter(|k| public.key(&k.kid).is_some()) {
+            let (Some(sealed), Some(algorithm)) = (
+                &record.sealed_private_key,
+                SigningAlgorithm::parse(&record.algorithm),
+            ) else {
                 continue;
             };
-            if let Some(sealed) = &record.sealed_private_key {
-                match self
-                    .config
-                    .master_key
-                    .open(&record.kid, sealed)
-                    .and_then(|der| Signer::from_pkcs8(algorithm, &der))
-                {
-                    Some(signer) => signers.push((
-                        record.activates_at,
-                        Arc::new(ActiveKey {
-                            kid: record.kid.clone(),
-                            algorithm,
-                            signer,
-                        }),
-                    )),
-                    None => tracing::error!(
-                        kid = %record.kid,
-                        "a signing key cannot be opened with this node's master key; \
-                         every node must share one"
-                    ),
-                }
+            match self
+                .config
+                .master_key
+                .open(&record.kid, sealed)
+                .and_then(|der| Signer::from_pkcs8(algorithm, &der))
+            {
+                Some(signer) => signers.push((
+                    record.activates_at,
+                    Arc::new(ActiveKey {
+                        kid: record.kid.clone(),
+                        algorithm,
+                        signer,
+                    }),
+                )),
+                None => tracing::error!(
+                    kid = %record.kid,
+                    "a signing key cannot be opened with this node's master key; \
+                     every node must share one"
+                ),
             }
-            let mut jwk = serde_json::from_str::<Value>(&record.public_jwk).unwrap_or_default();
-            jwk["kid"] = json!(record.kid);
-            jwk["alg"] = json!(algorithm.name());
-            jwk["use"] = json!("sig");
-            published.push(PublishedKey {
-                kid: record.kid.clone(),
-                algorithm,
-                decoding,
-                jwk,
-            });
         }
         signers.reverse();
-        let next_change = keys
+        let next_made = keys
             .iter()
-            .flat_map(|k| [Some(k.activates_at), k.published_until])
-            .flatten()
-            .chain(
-                keys.iter()
-                    .map(|k| k.created_at)
-                    .max()
-                    .map(|made| made + self.config.rotation_interval),
-            )
-            .filter(|t| *t > now)
-            .min();
-        let jwks = json!({ "keys": published.iter().map(|k| &k.jwk).collect::<Vec<_>>() });
+            .map(|k| k.created_at)
+            .max()
+            .map(|made| made + self.config.rotation_interval)
+            .filter(|t| *t > now);
+        let next_change = public.next_change().into_iter().chain(next_made).min();
         RingState {
-            published,
+            public,
             signers,
-            jwks: jwks.to_string().into(),
             read_at: Instant::now(),
             next_change,
         }
     }
 }
 
-fn decoding_key(jwk: &Value) -> Option<DecodingKey> {
-    let field = |name: &str| jwk.get(name).and_then(Value::as_str);
-    match field("kty")? {
-        "EC" => DecodingKey::from_ec_components(field("x")?, field("y")?).ok(),
-        "OKP" => DecodingKey::from_ed_components(field("x")?).ok(),
-        "RSA" => DecodingKey::from_rsa_components(field("n")?, field("e")?).ok(),
-        _ => None,
+#[async_trait]
+impl KeySource for KeyRing {
+    async fn public_keys(&self, now: OffsetDateTime) -> Result<Arc<PublicKeys>, StoreError> {
+        Ok(self.current(now).await?.public.clone())
+    }
+
+    async fn refresh_public_keys(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<Arc<PublicKeys>, StoreError> {
+        let ring = self.cache.refresh(|| self.reload(now)).await?;
+        Ok(ring.public.clone())
     }
 }
 
@@ -631,6 +520,7 @@ pub fn random_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keyward_engine::tokens::{P256_ORDER, is_low_s};
 
     #[test]
     fn a_sealed_key_opens_only_with_its_master_key_and_kid() {
@@ -658,7 +548,19 @@ mod tests {
             let (der, jwk) = generate(alg).unwrap_or_else(|e| panic!("{e}"));
             let signer = Signer::from_pkcs8(alg, &der).unwrap_or_else(|| panic!("{alg:?}"));
             assert!(signer.sign(b"input").is_some(), "{alg:?}");
-            assert!(decoding_key(&jwk).is_some(), "{alg:?}: {jwk}");
+            let record = SigningKeyRecord {
+                kid: "k".into(),
+                generation: 1,
+                algorithm: alg.name().into(),
+                public_jwk: jwk.to_string(),
+                sealed_private_key: None,
+                created_at: OffsetDateTime::UNIX_EPOCH,
+                activates_at: OffsetDateTime::UNIX_EPOCH,
+                retired_at: None,
+                published_until: None,
+            };
+            let published = PublicKeys::from_records(&[record], OffsetDateTime::UNIX_EPOCH);
+            assert!(published.key("k").is_some(), "{alg:?}: {jwk}");
             assert!(jwk.get("d").is_none(), "no private parameter in {jwk}");
         }
     }

@@ -10,36 +10,55 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
 use axum::{Extension, Router};
-use keyward::Identity;
-use keyward::layer::{KeywardLayer, RequireScope};
 use keyward_core::audit::Actor;
-use keyward_core::clock::ManualClock;
+use keyward_core::clock::{Clock, ManualClock};
 use keyward_core::credential::Environment;
 use keyward_core::typeid::OrganizationId;
-use keyward_server::lifecycle::{
-    self, Authority, CreateKeyRequest, EnvironmentName, StatusChange, init_organization,
-};
-use keyward_server::throttle::ThrottleConfig;
-use keyward_server::{AppState, ServerConfig};
-use keyward_store::SqlStore;
+use keyward_engine::throttle::ThrottleConfig;
+use keyward_engine::{EngineConfig, Identity, Verifier};
+use keyward_gate::layer::{KeywardLayer, RequireScope};
+use keyward_gate::{Gate, GateConfig};
+use keyward_service::credentials::{NewCredential, StatusChange};
+use keyward_service::principal::WriteKeys;
+use keyward_service::signing::OAuthConfig;
+use keyward_service::{Authority, Principal, Service, ServiceConfig};
 use keyward_store::testing::TestDatabase;
+use keyward_store::{SqlStore, Store};
 use tower::ServiceExt;
 
+/// An API with the layer in front, on a gate of its own, and the management service that
+/// makes its keys (and signs tokens) on the same store.
 struct Api {
     app: Router,
-    state: AppState,
+    gate: Gate,
+    service: Service,
+    clock: ManualClock,
     org: OrganizationId,
     _db: TestDatabase,
 }
 
-async fn api(config: ServerConfig) -> Api {
+async fn api(config: EngineConfig) -> Api {
     let db = TestDatabase::from_env()
         .await
         .unwrap_or_else(TestDatabase::sqlite);
-    let store = SqlStore::open(db.url()).await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqlStore::open(db.url()).await.unwrap());
     let clock = ManualClock::new(time::macros::datetime!(2026-06-01 12:00 UTC));
-    let state = AppState::new(Arc::new(store), Arc::new(clock), config);
-    let (org, _) = init_organization(&state, "Layered").await.unwrap();
+    let keys = Service::key_ring(OAuthConfig::default(), store.clone());
+    let engine = Arc::new(Verifier::new(
+        store.clone(),
+        Arc::new(clock.clone()),
+        config,
+        keys.clone(),
+    ));
+    let gate = Gate::new(engine.clone(), GateConfig::default());
+    let service = Service::new(
+        store,
+        Arc::new(clock.clone()),
+        engine,
+        keys,
+        ServiceConfig::default(),
+    );
+    let (org, _) = service.organizations().init("Layered").await.unwrap();
     let who = |Extension(identity): Extension<Arc<Identity>>| async move {
         format!(
             "{} {}",
@@ -57,10 +76,12 @@ async fn api(config: ServerConfig) -> Api {
             get(who).route_layer(RequireScope::new("dns:write").unwrap()),
         )
         .route("/v1/open", get(who))
-        .layer(KeywardLayer::new(&state));
+        .layer(KeywardLayer::new(&gate));
     Api {
         app,
-        state,
+        gate,
+        service,
+        clock,
         org: org.id,
         _db: db,
     }
@@ -70,24 +91,32 @@ impl Api {
     async fn key(
         &self,
         permissions: &[&str],
-        extra: impl FnOnce(&mut CreateKeyRequest),
+        extra: impl FnOnce(&mut NewCredential),
     ) -> (String, keyward_core::typeid::CredentialId) {
-        let mut request = CreateKeyRequest {
-            name: Some("layered".into()),
-            permissions: Some(permissions.iter().map(|s| (*s).to_owned()).collect()),
+        let mut new = NewCredential {
+            name: "layered".into(),
+            permissions: permissions.iter().map(|s| (*s).to_owned()).collect(),
             ..Default::default()
         };
-        extra(&mut request);
-        let issued = lifecycle::create(
-            &self.state,
-            &self.org,
-            &Actor::cli(),
-            Authority::Unlimited,
-            request,
-        )
-        .await
-        .unwrap();
+        extra(&mut new);
+        let actor = Actor::cli();
+        let permit = self.operator(&actor).permit::<WriteKeys>().unwrap();
+        let issued = self
+            .service
+            .credentials()
+            .create(&permit, new)
+            .await
+            .unwrap();
         (issued.api_key.expose().to_owned(), issued.credential.id)
+    }
+
+    /// The operator of the organization, as the CLI acts.
+    fn operator<'a>(&'a self, actor: &'a Actor) -> Principal<'a> {
+        Principal {
+            organization: &self.org,
+            actor,
+            authority: Authority::Unlimited,
+        }
     }
 
     async fn get(
@@ -123,7 +152,7 @@ impl Api {
 
 #[tokio::test]
 async fn a_valid_key_reaches_the_handler_with_its_identity() {
-    let api = api(ServerConfig::default()).await;
+    let api = api(EngineConfig::default()).await;
     let (key, id) = api.key(&["domains:*"], |_| {}).await;
     let (status, body, _) = api.get("/v1/domains", Some(&key), "192.0.2.1").await;
     assert_eq!(status, 200, "{body}");
@@ -132,7 +161,7 @@ async fn a_valid_key_reaches_the_handler_with_its_identity() {
 
 #[tokio::test]
 async fn missing_and_bad_credentials_get_401_with_a_challenge() {
-    let api = api(ServerConfig::default()).await;
+    let api = api(EngineConfig::default()).await;
     let (status, body, challenge) = api.get("/v1/open", None, "192.0.2.1").await;
     assert_eq!(
         (status, challenge.as_deref()),
@@ -152,7 +181,7 @@ async fn missing_and_bad_credentials_get_401_with_a_challenge() {
 
 #[tokio::test]
 async fn require_scope_refuses_with_insufficient_scope() {
-    let api = api(ServerConfig::default()).await;
+    let api = api(EngineConfig::default()).await;
     let (key, _) = api.key(&["domains:read"], |_| {}).await;
     let (status, body, challenge) = api.get("/v1/dns", Some(&key), "192.0.2.1").await;
     assert_eq!(status, 403, "{body}");
@@ -166,23 +195,20 @@ async fn require_scope_refuses_with_insufficient_scope() {
 
 #[tokio::test]
 async fn a_revoke_refuses_the_very_next_request() {
-    let api = api(ServerConfig::default()).await;
+    let api = api(EngineConfig::default()).await;
     let (key, id) = api.key(&["domains:read"], |_| {}).await;
     assert_eq!(
         api.get("/v1/domains", Some(&key), "192.0.2.1").await.0,
         200,
         "cached now"
     );
-    lifecycle::set_status(
-        &api.state,
-        &api.org,
-        &id,
-        &Actor::cli(),
-        Authority::Unlimited,
-        StatusChange::Revoke,
-    )
-    .await
-    .unwrap();
+    let actor = Actor::cli();
+    let permit = api.operator(&actor).permit::<WriteKeys>().unwrap();
+    api.service
+        .credentials()
+        .set_status(&permit, id.as_str(), StatusChange::Revoke)
+        .await
+        .unwrap();
     let (status, body, _) = api.get("/v1/domains", Some(&key), "192.0.2.1").await;
     assert_eq!(status, 401);
     assert!(body.contains("REVOKED"), "{body}");
@@ -190,21 +216,19 @@ async fn a_revoke_refuses_the_very_next_request() {
 
 #[tokio::test]
 async fn environment_and_address_restrictions_apply() {
-    let layered = api(ServerConfig::default()).await;
+    let layered = api(EngineConfig::default()).await;
     let app = Router::new().route("/live", get(|| async { "ok" })).layer(
-        KeywardLayer::new(&layered.state)
+        KeywardLayer::new(&layered.gate)
             .require_environment(Environment::Live)
             .require_scopes(&["domains:read"])
             .unwrap(),
     );
     let (test_key, _) = layered
-        .key(&["domains:read"], |r| {
-            r.environment = Some(EnvironmentName::Test)
-        })
+        .key(&["domains:read"], |r| r.environment = Environment::Test)
         .await;
     let (narrow, _) = layered
         .key(&["domains:read"], |r| {
-            r.ip_allowlist = Some(vec!["192.0.2.0/24".into()])
+            r.ip_allowlist = vec!["192.0.2.0/24".into()]
         })
         .await;
     let call = |key: String, ip: &'static str| {
@@ -237,12 +261,12 @@ async fn environment_and_address_restrictions_apply() {
 
 #[tokio::test]
 async fn a_guessing_address_is_throttled_and_others_are_not() {
-    let config = ServerConfig {
+    let config = EngineConfig {
         throttle: ThrottleConfig {
             threshold: 5,
             ..ThrottleConfig::default()
         },
-        ..ServerConfig::default()
+        ..EngineConfig::default()
     };
     let api = api(config).await;
     let (key, _) = api.key(&["domains:read"], |_| {}).await;
@@ -265,11 +289,11 @@ async fn a_guessing_address_is_throttled_and_others_are_not() {
 
 #[tokio::test]
 async fn an_access_token_passes_the_layer_with_its_narrower_scopes() {
-    use keyward_server::oauth::token::{Subject, issue};
-    let api = api(ServerConfig::default()).await;
+    use keyward_service::tokens::{Subject, mint};
+    let api = api(EngineConfig::default()).await;
     let (_, id) = api.key(&["domains:*", "dns:*"], |_| {}).await;
-    let now = api.state.clock.now();
-    let ring = api.state.keys.current(&api.state.store, now).await.unwrap();
+    let now = api.clock.now();
+    let ring = api.service.signing_keys().current(now).await.unwrap();
     let signer = ring.signer(now).unwrap();
     let subject = Subject {
         credential_id: id.as_str(),
@@ -277,7 +301,7 @@ async fn an_access_token_passes_the_layer_with_its_narrower_scopes() {
         scope: "domains:read",
         environment: "live",
     };
-    let (token, _) = issue(&signer, &api.state.config.oauth, now, subject).unwrap();
+    let (token, _) = mint(&signer, api.service.signing_keys().config(), now, subject).unwrap();
     let (status, body, _) = api.get("/v1/domains", Some(&token), "192.0.2.1").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, format!("{id} domains:read"));
@@ -292,7 +316,7 @@ async fn an_access_token_passes_the_layer_with_its_narrower_scopes() {
 
 #[tokio::test]
 async fn the_layer_applies_the_rate_limit_with_its_headers() {
-    let api = api(ServerConfig::default()).await;
+    let api = api(EngineConfig::default()).await;
     let (key, _) = api
         .key(&["domains:*"], |r| r.rate_limit_override = Some(1))
         .await;

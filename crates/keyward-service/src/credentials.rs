@@ -1,0 +1,641 @@
+//! Credentials: create, list, read, change, disable, enable, revoke, rotate, and their
+//! usage counts.
+//!
+//! Every interface calls these, so validation, the no-escalation rule, version-checked
+//! writes and audit events are the same whichever way a change arrives.
+
+use keyward_core::clock::rfc3339;
+use keyward_core::credential::{
+    Credential, CredentialSettings, DisplayStatus, Environment, Organization, Status,
+    ValidationError, parse_ip_allowlist, rotation_grace_end, validate_description,
+    validate_metadata, validate_name, validate_owner_id, validate_rate_limit, validate_validity,
+};
+use keyward_core::scope::ScopeSet;
+use keyward_core::secret::{PlainSecret, SecretKind};
+use keyward_core::typeid::{CredentialId, OrganizationId};
+use keyward_store::{
+    Conflict as StoreConflict, CredentialQuery, NewSecret, StoreError, UsageCount,
+};
+use serde_json::{Map, Value, json};
+use time::{Duration, OffsetDateTime};
+
+use crate::error::{Conflict, ServiceError};
+use crate::principal::{Authority, Permit, ReadKeys, WriteKeys};
+use crate::service::Service;
+
+/// A credential to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewCredential {
+    /// An id chosen beforehand, so that a form sent twice creates one credential (the
+    /// second is [`Conflict::CredentialExists`]); a fresh one when `None`.
+    pub id: Option<CredentialId>,
+    /// A name, 1–100 characters once trimmed.
+    pub name: String,
+    /// Notes about its purpose, up to 1,000 characters.
+    pub description: Option<String>,
+    /// `live` or `test`.
+    pub environment: Environment,
+    /// Scopes, as written (`dns:read`, `domains:*`, …), checked against the catalogue.
+    pub permissions: Vec<String>,
+    /// A role whose scopes it also holds.
+    pub role: Option<String>,
+    /// Requests per second instead of the environment's default.
+    pub rate_limit_override: Option<u64>,
+    /// Addresses and CIDR ranges allowed to use it, as written.
+    pub ip_allowlist: Vec<String>,
+    /// A JSON object (≤ 16 KB) returned on every successful verification.
+    pub metadata: Option<Value>,
+    /// An external id grouping the keys of one end customer.
+    pub owner_id: Option<String>,
+    /// Not valid before this time.
+    pub not_before: Option<OffsetDateTime>,
+    /// Expiry; none means never.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// A change to a credential: fields left `None` stay as they are; `Some(None)` clears.
+#[derive(Debug, Clone, Default)]
+pub struct CredentialChange {
+    /// New name.
+    pub name: Option<String>,
+    /// New description, or none.
+    pub description: Option<Option<String>>,
+    /// New scopes (replacing the old ones).
+    pub permissions: Option<Vec<String>>,
+    /// New role, or none.
+    pub role: Option<Option<String>>,
+    /// New rate limit, or the environment's default.
+    pub rate_limit_override: Option<Option<u64>>,
+    /// New allowlist (replacing the old one); empty allows every address.
+    pub ip_allowlist: Option<Vec<String>>,
+    /// New metadata (replacing the old object).
+    pub metadata: Option<Value>,
+    /// New owner id, or none.
+    pub owner_id: Option<Option<String>>,
+    /// New start of validity, or none.
+    pub not_before: Option<Option<OffsetDateTime>>,
+    /// New expiry, or never.
+    pub expires_at: Option<Option<OffsetDateTime>>,
+}
+
+/// A rotation: new secrets for a credential.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rotation {
+    /// How long the old secrets keep working: 0 (at once) to 604,800 seconds (7 days),
+    /// never past the credential's own expiry.
+    pub grace_period_seconds: i64,
+    /// Rotate only the credential as it was at this version: one changed since (or
+    /// rotated already by the same form sent twice) is [`Conflict::CredentialChanged`].
+    pub expected_version: Option<i64>,
+}
+
+/// A credential with its two new secrets, shown once.
+#[derive(Debug)]
+pub struct Issued {
+    /// The stored record.
+    pub credential: Credential,
+    /// The API key.
+    pub api_key: PlainSecret,
+    /// The OAuth client secret.
+    pub client_secret: PlainSecret,
+}
+
+/// A rotated credential: its new secrets, and when the previous ones stop.
+#[derive(Debug)]
+pub struct Rotated {
+    /// The credential with its new secrets.
+    pub issued: Issued,
+    /// When the previous secrets stop working; `None`: they already have.
+    pub previous_secrets_expire_at: Option<OffsetDateTime>,
+}
+
+/// A status change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusChange {
+    /// Switch off, reversibly.
+    Disable,
+    /// Switch back on.
+    Enable,
+    /// Kill for good.
+    Revoke,
+}
+
+/// Filters and page of a credential listing, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct CredentialFilter {
+    /// Only credentials showing this status now.
+    pub status: Option<DisplayStatus>,
+    /// Only credentials of this environment.
+    pub environment: Option<Environment>,
+    /// Only credentials of this end customer.
+    pub owner_id: Option<String>,
+    /// Only credentials older than this one (the cursor).
+    pub before: Option<CredentialId>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// How often a version-checked change is retried when another write came in between.
+pub(crate) const WRITE_ATTEMPTS: usize = 5;
+
+/// Which scopes a change must stay within the principal's authority for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// None: the change only takes power away (disable, revoke).
+    Unchecked,
+    /// The credential's current scopes (enable: it gives back what the key holds).
+    Current,
+    /// Its current scopes and those after the change (update).
+    CurrentAndResult,
+}
+
+/// The credentials of an organization.
+#[derive(Clone, Copy)]
+pub struct Credentials<'a>(pub(crate) &'a Service);
+
+impl Service {
+    /// Credentials.
+    pub fn credentials(&self) -> Credentials<'_> {
+        Credentials(self)
+    }
+}
+
+impl Credentials<'_> {
+    /// Creates a credential and its two secrets. Its scopes, environment, expiry and
+    /// addresses must be within the principal's own.
+    pub async fn create(
+        &self,
+        permit: &Permit<'_, WriteKeys>,
+        new: NewCredential,
+    ) -> Result<Issued, ServiceError> {
+        self.create_as(
+            permit.organization(),
+            permit.actor(),
+            permit.authority(),
+            new,
+        )
+        .await
+    }
+
+    async fn create_as(
+        &self,
+        organization_id: &OrganizationId,
+        actor: &keyward_core::audit::Actor,
+        authority: Authority<'_>,
+        new: NewCredential,
+    ) -> Result<Issued, ServiceError> {
+        let service = self.0;
+        let now = service.clock.now();
+        let settings = CredentialSettings {
+            name: validate_name(&new.name)?,
+            description: validate_description(new.description.as_deref())?,
+            permissions: self.parse_permissions(&new.permissions)?,
+            role: new.role,
+            ip_allowlist: parse_ip_allowlist(&new.ip_allowlist)?,
+            rate_limit_override: validate_rate_limit(new.rate_limit_override)?,
+            not_before: new.not_before,
+            expires_at: new.expires_at,
+            metadata: validate_metadata(new.metadata)?,
+            owner_id: validate_owner_id(new.owner_id.as_deref())?,
+        };
+        if let Some(role) = &settings.role {
+            self.check_role(organization_id, role).await?;
+        }
+        validate_validity(settings.not_before, settings.expires_at, now)?;
+        let environment = new.environment;
+        let (api_key, client_secret, stored) = self.new_secrets(environment);
+        let credential = Credential {
+            id: new.id.unwrap_or_else(CredentialId::generate),
+            organization_id: organization_id.clone(),
+            environment,
+            settings,
+            status: Status::Active,
+            prefix: api_key.display_prefix().to_owned(),
+            hint: api_key.hint().to_owned(),
+            created_at: now,
+            created_by: actor.id.clone(),
+            updated_at: now,
+            revoked_at: None,
+            last_used_at: None,
+            last_used_ip: None,
+            version: 1,
+        };
+        authority.permit_credential(&credential, &self.effective_scopes(&credential).await?)?;
+        let details = json!({
+            "name": credential.settings.name,
+            "environment": environment.as_str(),
+            "permissions": credential.settings.permissions.to_strings(),
+            "role": credential.settings.role,
+        });
+        let event = actor.event(
+            organization_id,
+            now,
+            "key.created",
+            Some(credential.id.as_str()),
+            object(details),
+        );
+        match service
+            .store
+            .insert_credential(&credential, &stored, &event)
+            .await
+        {
+            Ok(()) => {}
+            // The id is taken: the same form sent before (or twice at once) created it.
+            Err(StoreError::Conflict(StoreConflict::Unique))
+                if service
+                    .store
+                    .credential(organization_id, &credential.id)
+                    .await?
+                    .is_some() =>
+            {
+                return Err(Conflict::CredentialExists.into());
+            }
+            Err(error) => return Err(error.into()),
+        }
+        tracing::info!(key.id = %credential.id, org.id = %organization_id, "created key {}", credential.id);
+        Ok(Issued {
+            credential,
+            api_key,
+            client_secret,
+        })
+    }
+
+    /// The organization's credentials, newest first.
+    pub async fn list(
+        &self,
+        permit: &Permit<'_, ReadKeys>,
+        filter: CredentialFilter,
+    ) -> Result<Vec<Credential>, ServiceError> {
+        let service = self.0;
+        let query = CredentialQuery {
+            status: filter.status,
+            environment: filter.environment,
+            owner_id: filter.owner_id,
+            before: filter.before,
+            limit: filter.limit,
+            now: service.clock.now(),
+        };
+        Ok(service
+            .store
+            .list_credentials(permit.organization(), &query)
+            .await?)
+    }
+
+    /// The credential `id` of the organization; another organization's, or an id that
+    /// cannot exist, is [`ServiceError::NotFound`].
+    pub async fn get(
+        &self,
+        permit: &Permit<'_, ReadKeys>,
+        id: &str,
+    ) -> Result<Credential, ServiceError> {
+        self.read(permit.organization(), &key_id(id)?).await
+    }
+
+    /// The credential's requests from minute `from` (included) to `to` (excluded) since
+    /// the epoch, summed per bucket of `bucket_minutes` and outcome, oldest first.
+    pub async fn usage(
+        &self,
+        permit: &Permit<'_, ReadKeys>,
+        credential: &Credential,
+        (from, to): (i64, i64),
+        bucket_minutes: i64,
+    ) -> Result<Vec<UsageCount>, ServiceError> {
+        if credential.organization_id != *permit.organization() {
+            return Err(ServiceError::NotFound);
+        }
+        Ok(self
+            .0
+            .store
+            .usage(&credential.id, from, to, bucket_minutes)
+            .await?)
+    }
+
+    /// Applies a change atomically: neither the credential's current scopes nor those it
+    /// would hold may exceed the principal's.
+    pub async fn update(
+        &self,
+        permit: &Permit<'_, WriteKeys>,
+        id: &str,
+        change: CredentialChange,
+    ) -> Result<Credential, ServiceError> {
+        let id = key_id(id)?;
+        let organization_id = permit.organization();
+        // Validate once, before any read: the same values apply on every attempt.
+        let name = change.name.as_deref().map(validate_name).transpose()?;
+        let description = change
+            .description
+            .as_ref()
+            .map(|d| validate_description(d.as_deref()))
+            .transpose()?;
+        let permissions = change
+            .permissions
+            .as_deref()
+            .map(|p| self.parse_permissions(p))
+            .transpose()?;
+        if let Some(Some(role)) = &change.role {
+            self.check_role(organization_id, role).await?;
+        }
+        let ip_allowlist = change
+            .ip_allowlist
+            .as_deref()
+            .map(parse_ip_allowlist)
+            .transpose()?;
+        let rate_limit = change
+            .rate_limit_override
+            .map(validate_rate_limit)
+            .transpose()?;
+        let metadata = change
+            .metadata
+            .clone()
+            .map(|m| validate_metadata(Some(m)))
+            .transpose()?;
+        let owner_id = change
+            .owner_id
+            .as_ref()
+            .map(|o| validate_owner_id(o.as_deref()))
+            .transpose()?;
+        self.modify(permit, &id, Reach::CurrentAndResult, |credential, now| {
+            refuse_revoked(credential)?;
+            let before = credential.settings.clone();
+            let settings = &mut credential.settings;
+            let mut changed = Vec::new();
+            macro_rules! set {
+                ($field:ident, $value:expr) => {
+                    if let Some(value) = $value {
+                        if settings.$field != value {
+                            settings.$field = value;
+                            changed.push(stringify!($field));
+                        }
+                    }
+                };
+            }
+            set!(name, name.clone());
+            set!(description, description.clone());
+            set!(permissions, permissions.clone());
+            set!(role, change.role.clone());
+            set!(ip_allowlist, ip_allowlist.clone());
+            set!(rate_limit_override, rate_limit);
+            set!(metadata, metadata.clone());
+            set!(owner_id, owner_id.clone());
+            set!(not_before, change.not_before);
+            set!(expires_at, change.expires_at);
+            if changed.is_empty() {
+                return Ok(None);
+            }
+            if settings.not_before != before.not_before || settings.expires_at != before.expires_at
+            {
+                validate_validity(settings.not_before, settings.expires_at, now)?;
+            }
+            Ok(Some(("key.updated", json!({ "changed": changed }))))
+        })
+        .await
+    }
+
+    /// Disables, enables or revokes. Repeating a change that is already in effect answers
+    /// the record unchanged; a revoked credential can be neither disabled nor enabled.
+    /// Enabling gives back what the key holds, so it must be within the principal's own.
+    pub async fn set_status(
+        &self,
+        permit: &Permit<'_, WriteKeys>,
+        id: &str,
+        change: StatusChange,
+    ) -> Result<Credential, ServiceError> {
+        let id = key_id(id)?;
+        let reach = if change == StatusChange::Enable {
+            Reach::Current
+        } else {
+            Reach::Unchecked
+        };
+        self.modify(permit, &id, reach, |credential, now| {
+            let (target, action) = match change {
+                StatusChange::Disable => (Status::Disabled, "key.disabled"),
+                StatusChange::Enable => (Status::Active, "key.enabled"),
+                StatusChange::Revoke => (Status::Revoked, "key.revoked"),
+            };
+            if credential.status == target {
+                return Ok(None);
+            }
+            refuse_revoked(credential)?;
+            credential.status = target;
+            if target == Status::Revoked {
+                credential.revoked_at = Some(now);
+            }
+            Ok(Some((action, json!({}))))
+        })
+        .await
+    }
+
+    /// Issues new secrets for a credential. The old ones stop at once, or when the grace
+    /// period ends (never past the credential's own expiry).
+    pub async fn rotate(
+        &self,
+        permit: &Permit<'_, WriteKeys>,
+        id: &str,
+        rotation: Rotation,
+    ) -> Result<Rotated, ServiceError> {
+        let service = self.0;
+        let id = key_id(id)?;
+        let organization_id = permit.organization();
+        let actor = permit.actor();
+        let grace = Duration::seconds(rotation.grace_period_seconds);
+        for _ in 0..WRITE_ATTEMPTS {
+            let mut credential = self.read(organization_id, &id).await?;
+            refuse_revoked(&credential)?;
+            if rotation
+                .expected_version
+                .is_some_and(|v| v != credential.version)
+            {
+                return Err(Conflict::CredentialChanged.into());
+            }
+            permit
+                .authority()
+                .permit_credential(&credential, &self.effective_scopes(&credential).await?)?;
+            let now = service.clock.now();
+            let old_until = rotation_grace_end(now, grace, credential.settings.expires_at)?;
+            let (api_key, client_secret, stored) = self.new_secrets(credential.environment);
+            credential.prefix = api_key.display_prefix().to_owned();
+            credential.hint = api_key.hint().to_owned();
+            credential.updated_at = now;
+            let details = json!({
+                "grace_period_seconds": grace.whole_seconds(),
+                "previous_secrets_expire_at": old_until.map(rfc3339),
+            });
+            let event = actor.event(
+                organization_id,
+                now,
+                "key.rotated",
+                Some(id.as_str()),
+                object(details),
+            );
+            let rotated = service
+                .store
+                .rotate_credential(&credential, &stored, old_until, &event)
+                .await;
+            if written(rotated)? {
+                service.engine.forget_credential(&id);
+                credential.version += 1;
+                tracing::info!(key.id = %id, "rotated key {id}");
+                return Ok(Rotated {
+                    issued: Issued {
+                        credential,
+                        api_key,
+                        client_secret,
+                    },
+                    previous_secrets_expire_at: old_until,
+                });
+            }
+        }
+        Err(Conflict::ConcurrentUpdate.into())
+    }
+
+    /// Creates an organization and its bootstrap credential, holding every scope (`*`),
+    /// for the operator (the CLI, the first run).
+    pub(crate) async fn bootstrap(
+        &self,
+        organization: &Organization,
+        actor: &keyward_core::audit::Actor,
+    ) -> Result<Issued, ServiceError> {
+        let new = NewCredential {
+            name: "Bootstrap credential".to_owned(),
+            description: Some("Created by `keyward init`; holds every scope.".to_owned()),
+            permissions: vec!["*".to_owned()],
+            ..NewCredential::default()
+        };
+        self.create_as(&organization.id, actor, Authority::Unlimited, new)
+            .await
+    }
+
+    /// Reads a credential, applies `change`, and writes it back if nothing changed it
+    /// meanwhile; on a concurrent write it reads again and re-applies, so no write is lost.
+    /// `change` returns the audit action and details, or `None` when there is nothing to
+    /// do; a change to do must stay within the principal's authority as `reach` says.
+    async fn modify<F>(
+        &self,
+        permit: &Permit<'_, WriteKeys>,
+        id: &CredentialId,
+        reach: Reach,
+        mut change: F,
+    ) -> Result<Credential, ServiceError>
+    where
+        F: FnMut(
+            &mut Credential,
+            OffsetDateTime,
+        ) -> Result<Option<(&'static str, Value)>, ServiceError>,
+    {
+        let service = self.0;
+        let organization_id = permit.organization();
+        let authority = permit.authority();
+        for _ in 0..WRITE_ATTEMPTS {
+            let mut credential = self.read(organization_id, id).await?;
+            // Checked before anything else, so that a principal cannot even read, through a
+            // change that changes nothing, a credential beyond its authority.
+            if reach != Reach::Unchecked {
+                authority
+                    .permit_credential(&credential, &self.effective_scopes(&credential).await?)?;
+            }
+            let now = service.clock.now();
+            let Some((action, details)) = change(&mut credential, now)? else {
+                return Ok(credential);
+            };
+            if reach == Reach::CurrentAndResult {
+                authority
+                    .permit_credential(&credential, &self.effective_scopes(&credential).await?)?;
+            }
+            credential.updated_at = now;
+            let event = permit.actor().event(
+                organization_id,
+                now,
+                action,
+                Some(id.as_str()),
+                object(details),
+            );
+            if written(service.store.update_credential(&credential, &event).await)? {
+                service.engine.forget_credential(id);
+                credential.version += 1;
+                tracing::info!(key.id = %id, action, "{action} {id}");
+                return Ok(credential);
+            }
+        }
+        Err(Conflict::ConcurrentUpdate.into())
+    }
+
+    /// Reads a credential of the organization, or [`ServiceError::NotFound`].
+    async fn read(
+        &self,
+        organization_id: &OrganizationId,
+        id: &CredentialId,
+    ) -> Result<Credential, ServiceError> {
+        self.0
+            .store
+            .credential(organization_id, id)
+            .await?
+            .ok_or(ServiceError::NotFound)
+    }
+
+    /// Checks that a role exists in the organization (built-in or custom).
+    async fn check_role(&self, org: &OrganizationId, role: &str) -> Result<(), ServiceError> {
+        match self.0.engine.role_scopes(org, role).await? {
+            Some(_) => Ok(()),
+            None => Err(ValidationError::new("role", format!("unknown role `{role}`")).into()),
+        }
+    }
+
+    /// The scopes a credential would hold: its permissions and its role's.
+    async fn effective_scopes(&self, credential: &Credential) -> Result<ScopeSet, ServiceError> {
+        Ok(self.0.engine.effective_scopes(credential).await?)
+    }
+
+    fn parse_permissions(&self, texts: &[String]) -> Result<ScopeSet, ValidationError> {
+        self.0
+            .engine
+            .config()
+            .catalogue
+            .parse_set(texts)
+            .map_err(|e| ValidationError::new("permissions", e.to_string()))
+    }
+
+    fn new_secrets(&self, environment: Environment) -> (PlainSecret, PlainSecret, Vec<NewSecret>) {
+        let prefix = &self.0.config.key_prefix;
+        let api_key = PlainSecret::generate(prefix, SecretKind::ApiKey(environment));
+        let client_secret = PlainSecret::generate(prefix, SecretKind::ClientSecret);
+        let stored = [&api_key, &client_secret]
+            .iter()
+            .map(|s| NewSecret {
+                kind: s.kind(),
+                digests: s.digests(),
+            })
+            .collect();
+        (api_key, client_secret, stored)
+    }
+}
+
+/// The credential id `text`; one that cannot exist is simply not found, like another
+/// organization's id.
+fn key_id(text: &str) -> Result<CredentialId, ServiceError> {
+    CredentialId::parse(text).map_err(|_| ServiceError::NotFound)
+}
+
+/// An audit event's details: the object of `value`.
+pub(crate) fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// `Ok(true)` when a version-checked write went through, `Ok(false)` when another write
+/// came first.
+pub(crate) fn written(result: Result<(), StoreError>) -> Result<bool, ServiceError> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(StoreError::Conflict(StoreConflict::Version)) => Ok(false),
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn refuse_revoked(credential: &Credential) -> Result<(), ServiceError> {
+    if credential.status == Status::Revoked {
+        return Err(Conflict::CredentialRevoked.into());
+    }
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! [`ServiceError`]: every way a management request can fail, in the service's own words.
+//! Each interface says it in its own: the HTTP server as problem+json, the CLI as a line
+//! on standard error, the dashboard as a page.
+
+use std::net::IpAddr;
+
+use keyward_core::credential::ValidationError;
+use keyward_store::StoreError;
+
+/// A management request that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A value is not acceptable; the error names the field.
+    #[error("{0}")]
+    Validation(#[from] ValidationError),
+    /// No such object in the principal's organization (or one that cannot exist: an
+    /// id of the wrong form reads as missing, like another organization's).
+    #[error("not found")]
+    NotFound,
+    /// The principal may not do this.
+    #[error("{0}")]
+    Forbidden(#[from] Forbidden),
+    /// The object's state, or another write, forbids the change.
+    #[error("{0}")]
+    Conflict(#[from] Conflict),
+    /// The change would shut out `ip`, the address making it, and was not confirmed.
+    #[error(
+        "this change would shut out {ip}, the address making it; send confirm_lockout: true to apply it anyway"
+    )]
+    Lockout {
+        /// The address that would be shut out.
+        ip: IpAddr,
+    },
+    /// The store cannot be reached; retrying later may work.
+    #[error("the service is temporarily unavailable")]
+    Unavailable,
+    /// A fault of Keyward's; the cause is logged where it was met.
+    #[error("internal error")]
+    Internal,
+}
+
+/// Why a principal may not do something.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Forbidden {
+    /// Its credential lacks this scope (`resource:action`), which the operation needs.
+    #[error("the credential lacks the scope {0}")]
+    MissingScope(String),
+    /// The change would give a credential more than the principal's own credential holds;
+    /// the text says in what way.
+    #[error("privilege escalation refused: {0}")]
+    Escalation(String),
+}
+
+/// Why a change could not be made to an object as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    /// The credential is revoked, which cannot be undone.
+    #[error("the credential is revoked; revocation cannot be undone")]
+    CredentialRevoked,
+    /// A credential with the id chosen beforehand exists already (the same form sent
+    /// twice).
+    #[error("a credential with this id exists already")]
+    CredentialExists,
+    /// The credential changed since the version the change was meant for.
+    #[error("the credential changed since this form was shown")]
+    CredentialChanged,
+    /// Other writes kept changing the object while this one was applied.
+    #[error("the object changed while this request was applied; retry")]
+    ConcurrentUpdate,
+    /// The organization has as many IP rules as it may.
+    #[error("an organization can have at most {max} IP rules; remove one first")]
+    RuleLimit {
+        /// Most rules an organization may have.
+        max: usize,
+    },
+    /// A role of this name exists.
+    #[error("a role named `{name}` exists")]
+    RoleExists {
+        /// The name.
+        name: String,
+    },
+    /// A value that must be unique is taken.
+    #[error("the request conflicts with an existing object")]
+    Duplicate,
+}
+
+impl From<StoreError> for ServiceError {
+    /// A store failure as the service reports it; the cause of a 5xx-kind failure is
+    /// logged here, once, and goes no further.
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => ServiceError::NotFound,
+            StoreError::Conflict(keyward_store::Conflict::Version) => {
+                Conflict::ConcurrentUpdate.into()
+            }
+            StoreError::Conflict(_) => Conflict::Duplicate.into(),
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "store unavailable");
+                ServiceError::Unavailable
+            }
+            StoreError::Internal(cause) => {
+                tracing::error!(error = %cause, "store failure");
+                ServiceError::Internal
+            }
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Who may do what. Every management operation is called with a [`Permit`] for the one
+//! [`Permission`] it needs; a principal gets a permit only if its authority grants that
+//! permission, so an interface cannot call an operation for a principal that may not
+//! make it. Within an operation, [`Authority`] refuses any change that would give a
+//! credential more than the principal's own credential holds (no escalation).
+//!
+//! The HTTP API's principals are credentials, bounded by their scopes; the CLI on the
+//! server's machine and the dashboard's signed-in members act without bound
+//! ([`Authority::Unlimited`]).
+
+use std::marker::PhantomData;
+
+use keyward_core::audit::Actor;
+use keyward_core::credential::{Credential, Environment};
+use keyward_core::scope::{Scope, ScopeSet};
+use keyward_core::typeid::OrganizationId;
+use keyward_engine::Identity;
+
+use crate::error::{Forbidden, ServiceError};
+
+/// Who asks the service to act.
+#[derive(Debug, Clone, Copy)]
+pub struct Principal<'a> {
+    /// The organization it acts in: the only one whose objects it sees.
+    pub organization: &'a OrganizationId,
+    /// How the audit log records it.
+    pub actor: &'a Actor,
+    /// How far it may reach.
+    pub authority: Authority<'a>,
+}
+
+/// How far a principal may reach.
+#[derive(Debug, Clone, Copy)]
+pub enum Authority<'a> {
+    /// The operator on the machine (CLI, first run) and signed-in dashboard members.
+    Unlimited,
+    /// A caller of the API, bounded by its credential.
+    Credential(&'a Identity),
+}
+
+/// A permission of the management API, and the scope a credential needs for it.
+pub trait Permission {
+    /// The scope's resource, e.g. `keys`.
+    const RESOURCE: &'static str;
+    /// The scope's action, e.g. `write`.
+    const ACTION: &'static str;
+}
+
+macro_rules! permissions {
+    ($($(#[$doc:meta])* $name:ident = $resource:literal : $action:literal;)*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Debug, Clone, Copy)]
+            pub struct $name;
+
+            impl Permission for $name {
+                const RESOURCE: &'static str = $resource;
+                const ACTION: &'static str = $action;
+            }
+        )*
+    };
+}
+
+permissions! {
+    /// Read credentials and their usage (`keys:read`).
+    ReadKeys = "keys":"read";
+    /// Create, change, disable, enable, revoke and rotate credentials (`keys:write`).
+    WriteKeys = "keys":"write";
+    /// Read the organization's IP access rules (`ip_rules:read`).
+    ReadIpRules = "ip_rules":"read";
+    /// Add and change IP access rules (`ip_rules:write`).
+    WriteIpRules = "ip_rules":"write";
+    /// Remove IP access rules (`ip_rules:delete`).
+    DeleteIpRules = "ip_rules":"delete";
+    /// Read the organization's roles (`roles:read`).
+    ReadRoles = "roles":"read";
+    /// Define roles (`roles:write`).
+    WriteRoles = "roles":"write";
+    /// Read the audit log (`audit_log:read`).
+    ReadAuditLog = "audit_log":"read";
+    /// Ask whether other credentials of the organization may be used: verification and
+    /// token introspection (`keys:verify`).
+    VerifyKeys = "keys":"verify";
+}
+
+/// Proof that a principal holds permission `P`: the first argument of every operation
+/// that needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Permit<'a, P> {
+    principal: Principal<'a>,
+    permission: PhantomData<P>,
+}
+
+impl<'a, P> Permit<'a, P> {
+    /// The organization acted in.
+    pub fn organization(&self) -> &'a OrganizationId {
+        self.principal.organization
+    }
+
+    /// How the audit log records the principal.
+    pub fn actor(&self) -> &'a Actor {
+        self.principal.actor
+    }
+
+    /// How far the principal may reach.
+    pub fn authority(&self) -> Authority<'a> {
+        self.principal.authority
+    }
+
+    /// The same principal's permit for another permission it holds.
+    pub fn permit<Q: Permission>(&self) -> Result<Permit<'a, Q>, ServiceError> {
+        self.principal.permit()
+    }
+}
+
+impl<'a> Principal<'a> {
+    /// Whether the principal holds permission `P` (an interface lists only what it may
+    /// do).
+    pub fn may<P: Permission>(&self) -> bool {
+        self.authority.may::<P>()
+    }
+
+    /// A permit for `P`, or [`Forbidden::MissingScope`] naming the scope it needs.
+    pub fn permit<P: Permission>(&self) -> Result<Permit<'a, P>, ServiceError> {
+        self.authority.require::<P>()?;
+        Ok(Permit {
+            principal: *self,
+            permission: PhantomData,
+        })
+    }
+}
+
+impl Authority<'_> {
+    /// Whether this authority grants permission `P`.
+    pub fn may<P: Permission>(&self) -> bool {
+        match self {
+            Authority::Unlimited => true,
+            Authority::Credential(identity) => identity
+                .scopes
+                .grants(&Scope::exact(P::RESOURCE, P::ACTION)),
+        }
+    }
+
+    /// Refuses with [`Forbidden::MissingScope`], naming the scope, unless this authority
+    /// grants permission `P`.
+    pub fn require<P: Permission>(&self) -> Result<(), ServiceError> {
+        if self.may::<P>() {
+            return Ok(());
+        }
+        Err(Forbidden::MissingScope(format!("{}:{}", P::RESOURCE, P::ACTION)).into())
+    }
+
+    /// Refuses unless `wanted` is within the principal's scopes.
+    pub fn permit_scopes(&self, wanted: &ScopeSet) -> Result<(), ServiceError> {
+        match self {
+            Authority::Unlimited => Ok(()),
+            Authority::Credential(caller) if caller.scopes.covers_all(wanted) => Ok(()),
+            Authority::Credential(_) => Err(Forbidden::Escalation(format!(
+                "the credential would hold {:?}, beyond the caller's own scopes",
+                wanted.to_strings()
+            ))
+            .into()),
+        }
+    }
+
+    /// Refuses unless a credential holding `scopes` is no wider than the principal's in any
+    /// way: its scopes, its environment (a test key manages test keys only), its expiry
+    /// (not later than the principal's), and its addresses (within the principal's
+    /// allowlist, when it has one).
+    pub fn permit_credential(
+        &self,
+        credential: &Credential,
+        scopes: &ScopeSet,
+    ) -> Result<(), ServiceError> {
+        self.permit_scopes(scopes)?;
+        let Authority::Credential(caller) = self else {
+            return Ok(());
+        };
+        let held = &caller.credential;
+        let refuse = |what: &str| {
+            Err(
+                Forbidden::Escalation(format!("the credential would {what} than the caller's own"))
+                    .into(),
+            )
+        };
+        if held.environment == Environment::Test && credential.environment != Environment::Test {
+            return refuse("reach further (live rather than test)");
+        }
+        if let Some(limit) = held.settings.expires_at
+            && credential.settings.expires_at.is_none_or(|end| end > limit)
+        {
+            return refuse("live longer");
+        }
+        let fences = &held.settings.ip_allowlist;
+        if !fences.is_empty() {
+            let inside = |net: &ipnet::IpNet| fences.iter().any(|fence| fence.contains(net));
+            let allowlist = &credential.settings.ip_allowlist;
+            if allowlist.is_empty() || !allowlist.iter().all(inside) {
+                return refuse("be usable from more addresses");
+            }
+        }
+        Ok(())
+    }
+}

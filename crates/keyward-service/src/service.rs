@@ -1,0 +1,112 @@
+//! [`Service`]: what every management operation works with — the store, the clock, the
+//! verification engine it keeps in step, the signing keys, the settings — and its
+//! [`ServiceConfig`]. Each aggregate's module adds its operations to it.
+
+use std::sync::Arc;
+
+use keyward_core::clock::Clock;
+use keyward_core::ip_rule::RulePolicy;
+use keyward_core::secret::KeyPrefix;
+use keyward_engine::Verifier;
+use keyward_engine::throttle::ThrottleConfig;
+use keyward_store::{Store, StoreError};
+
+use crate::login::LoginThrottle;
+use crate::signing::{KeyRing, OAuthConfig};
+
+/// The management side's settings.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Prefix of issued secrets, e.g. `kw` in `kw_live_…`.
+    pub key_prefix: KeyPrefix,
+    /// Bounds on organization IP rules.
+    pub rule_policy: RulePolicy,
+    /// Brute-force protection of dashboard logins.
+    pub login_throttle: ThrottleConfig,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            key_prefix: KeyPrefix::default(),
+            rule_policy: RulePolicy::default(),
+            login_throttle: ThrottleConfig {
+                threshold: 5,
+                window: time::Duration::minutes(5),
+                block: time::Duration::seconds(30),
+                max_block: time::Duration::minutes(30),
+            },
+        }
+    }
+}
+
+/// The management service.
+pub struct Service {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) engine: Arc<Verifier>,
+    pub(crate) keys: Arc<KeyRing>,
+    pub(crate) config: ServiceConfig,
+    pub(crate) login: LoginThrottle,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    /// A service over `store`, clearing `engine`'s caches on every change and signing
+    /// tokens with `keys`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        engine: Arc<Verifier>,
+        keys: Arc<KeyRing>,
+        config: ServiceConfig,
+    ) -> Self {
+        let login = LoginThrottle::new(config.login_throttle.clone());
+        Self {
+            store,
+            clock,
+            engine,
+            keys,
+            config,
+            login,
+        }
+    }
+
+    /// A ring of signing keys over `store`, for [`Service::new`] and for the engine, which
+    /// checks tokens against the keys it publishes.
+    pub fn key_ring(oauth: OAuthConfig, store: Arc<dyn Store>) -> Arc<KeyRing> {
+        Arc::new(KeyRing::new(oauth, store))
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    /// The time source.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The verification engine the service keeps in step.
+    pub fn engine(&self) -> &Arc<Verifier> {
+        &self.engine
+    }
+
+    /// The signing keys.
+    pub fn signing_keys(&self) -> &Arc<KeyRing> {
+        &self.keys
+    }
+
+    /// Whether the store answers.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+}

@@ -1,0 +1,254 @@
+//! Access tokens from the management side: issuing them to an authenticated client
+//! (OAuth 2.0 client credentials), revoking one, and the signing keys behind them. A check
+//! of a presented token is the engine's.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use keyward_core::audit::Actor;
+use keyward_core::clock::rfc3339;
+use keyward_core::typeid::CredentialId;
+use keyward_engine::Identity;
+use keyward_engine::tokens::{AccessTokenClaims, TOKEN_TYPE, looks_like_jwt};
+use keyward_store::{RevokedToken, SigningKeyRecord, StoreError};
+use serde::Serialize;
+use serde_json::{Map, json};
+use time::OffsetDateTime;
+
+use crate::error::ServiceError;
+use crate::service::Service;
+use crate::signing::{ActiveKey, OAuthConfig, RingState, random_id};
+
+/// Counts the access tokens issued.
+pub const TOKENS_ISSUED: &str = "keyward_tokens_issued_total";
+
+/// Whom a token is issued to.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    /// The credential id (`sub`).
+    pub credential_id: &'a str,
+    /// The organization id (`client_id`).
+    pub client_id: &'a str,
+    /// The granted scopes, space-separated.
+    pub scope: &'a str,
+    /// `live` or `test`.
+    pub environment: &'a str,
+}
+
+#[derive(Serialize)]
+struct Header<'a> {
+    alg: &'a str,
+    typ: &'a str,
+    kid: &'a str,
+}
+
+/// Signs a token for `subject` with `key`: `iss`, `aud`, `exp`, `iat` and `jti` are set
+/// here from `config` and `now`. `None` if the key could not sign.
+pub fn mint(
+    key: &ActiveKey,
+    config: &OAuthConfig,
+    now: OffsetDateTime,
+    subject: Subject<'_>,
+) -> Option<(String, AccessTokenClaims)> {
+    let iat = now.unix_timestamp();
+    let lifetime = i64::try_from(config.token_lifetime.as_secs()).unwrap_or(i64::MAX);
+    let claims = AccessTokenClaims {
+        iss: config.issuer.clone(),
+        sub: subject.credential_id.to_owned(),
+        client_id: subject.client_id.to_owned(),
+        aud: config.audience.clone(),
+        exp: iat.saturating_add(lifetime),
+        iat,
+        jti: random_id(),
+        scope: subject.scope.to_owned(),
+        env: subject.environment.to_owned(),
+    };
+    let header = Header {
+        alg: key.algorithm.name(),
+        typ: TOKEN_TYPE,
+        kid: &key.kid,
+    };
+    let mut token = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).ok()?);
+    token.push('.');
+    token.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).ok()?));
+    let signature = key.sign(token.as_bytes())?;
+    token.push('.');
+    token.push_str(&URL_SAFE_NO_PAD.encode(signature));
+    Some((token, claims))
+}
+
+/// An access token issued, shown once.
+#[derive(Debug)]
+pub struct IssuedToken {
+    /// The JWT.
+    pub access_token: String,
+    /// The scopes it grants, space-separated.
+    pub scope: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+}
+
+/// Why no token was issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenFailure {
+    /// A requested scope is unknown, or not held by the credential, or none was named.
+    #[error("a requested scope is unknown or not held by the credential")]
+    InvalidScope,
+    /// No key can sign, or the store cannot be reached.
+    #[error("the service is temporarily unavailable")]
+    Unavailable,
+}
+
+/// Access tokens and their signing keys.
+#[derive(Clone, Copy)]
+pub struct Tokens<'a>(pub(crate) &'a Service);
+
+impl Service {
+    /// Access tokens and their signing keys.
+    pub fn tokens(&self) -> Tokens<'_> {
+        Tokens(self)
+    }
+}
+
+impl Tokens<'_> {
+    /// Issues a token to the authenticated client `identity`, for the scopes of
+    /// `requested` (space-separated, each known and held) or, without it, all it holds.
+    pub async fn issue(
+        &self,
+        identity: &Identity,
+        requested: Option<&str>,
+    ) -> Result<IssuedToken, TokenFailure> {
+        let service = self.0;
+        let scope = match requested {
+            Some(requested) => self.granted_scope(identity, requested)?,
+            None => identity.scopes_text().to_owned(),
+        };
+        let now = service.clock.now();
+        let ring = service
+            .keys
+            .current(now)
+            .await
+            .map_err(|_| TokenFailure::Unavailable)?;
+        let Some(key) = ring.signer(now) else {
+            tracing::error!("no signing key can sign; check the master key");
+            return Err(TokenFailure::Unavailable);
+        };
+        let credential = &identity.credential;
+        let subject = Subject {
+            credential_id: credential.id.as_str(),
+            client_id: credential.organization_id.as_str(),
+            scope: &scope,
+            environment: credential.environment.as_str(),
+        };
+        let oauth = service.keys.config();
+        let (access_token, _) = mint(&key, oauth, now, subject).ok_or(TokenFailure::Unavailable)?;
+        metrics::counter!(TOKENS_ISSUED).increment(1);
+        Ok(IssuedToken {
+            access_token,
+            scope,
+            expires_in: oauth.token_lifetime.as_secs(),
+        })
+    }
+
+    /// The requested scopes, each known and held by the credential, in canonical form.
+    fn granted_scope(&self, identity: &Identity, requested: &str) -> Result<String, TokenFailure> {
+        let catalogue = &self.0.engine.config().catalogue;
+        let mut granted: Vec<String> = Vec::new();
+        for text in requested.split(' ').filter(|s| !s.is_empty()) {
+            let scope = catalogue
+                .parse(text)
+                .map_err(|_| TokenFailure::InvalidScope)?;
+            if !identity.scopes.grants(&scope) {
+                return Err(TokenFailure::InvalidScope);
+            }
+            let canonical = scope.to_string();
+            if !granted.contains(&canonical) {
+                granted.push(canonical);
+            }
+        }
+        if granted.is_empty() {
+            return Err(TokenFailure::InvalidScope);
+        }
+        Ok(granted.join(" "))
+    }
+
+    /// Revokes `presented`, an access token of the authenticated client `client` (calling
+    /// from `ip`): refused at once on this node and, through the organization's change
+    /// counter, within the cache interval on every other. Anything else — not a token,
+    /// not ours, another organization's — changes nothing and is no error, so the answer
+    /// tells nothing about a token.
+    pub async fn revoke(
+        &self,
+        client: &Identity,
+        presented: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<(), ServiceError> {
+        let service = self.0;
+        if !looks_like_jwt(presented) {
+            return Ok(());
+        }
+        let now = service.clock.now();
+        let Some(claims) = service.engine.authentic_claims(presented).await? else {
+            return Ok(());
+        };
+        let organization = &client.credential.organization_id;
+        let Ok(credential_id) = CredentialId::parse(&claims.sub) else {
+            return Ok(());
+        };
+        if claims.client_id != organization.as_str() {
+            return Ok(());
+        }
+        let leeway = service.keys.config().leeway;
+        let expires_at = OffsetDateTime::from_unix_timestamp(claims.exp).unwrap_or(now)
+            + time::Duration::try_from(leeway).unwrap_or(time::Duration::ZERO);
+        let revoked = RevokedToken {
+            jti: claims.jti.clone(),
+            organization_id: organization.clone(),
+            credential_id,
+            expires_at,
+            revoked_at: now,
+        };
+        let actor = Actor {
+            id: client.credential.id.to_string(),
+            source_ip: ip,
+        };
+        let mut details = Map::new();
+        details.insert("jti".into(), json!(claims.jti));
+        details.insert("expires_at".into(), json!(rfc3339(expires_at)));
+        let event = actor.event(
+            organization,
+            now,
+            "token.revoked",
+            Some(claims.sub.as_str()),
+            details,
+        );
+        service.store.revoke_token(&revoked, &event).await?;
+        service.engine.forget_secret(presented);
+        Ok(())
+    }
+
+    /// The signing keys as this node knows them now (making the first one, or the next
+    /// one due, on the way).
+    pub async fn keys(&self) -> Result<Arc<RingState>, ServiceError> {
+        let service = self.0;
+        Ok(service.keys.current(service.clock.now()).await?)
+    }
+
+    /// Makes a new signing key: published now, signing after the publish lead (at once
+    /// when it is the first). For the operator: the store's error says what is wrong (a
+    /// master key that does not open the stored keys, say).
+    pub async fn rotate_signing_key(&self) -> Result<SigningKeyRecord, StoreError> {
+        let service = self.0;
+        let now = service.clock.now();
+        // Read (and make the first key) before adding the next.
+        service.keys.current(now).await?;
+        service.keys.rotate(now).await
+    }
+
+    /// The signing keys as stored, oldest first.
+    pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        self.0.keys.records().await
+    }
+}

@@ -1,0 +1,72 @@
+//! The audit log: appended to inside the transaction of every change it records.
+
+use async_trait::async_trait;
+use keyward_core::audit::AuditEvent;
+use keyward_core::clock::to_millis;
+use keyward_core::typeid::OrganizationId;
+use sqlx::AnyConnection;
+
+use super::SqlStore;
+use super::errors::map_error;
+use super::rows::audit_event_from_row;
+use super::writer::job;
+use crate::error::StoreError;
+use crate::records::AuditQuery;
+use crate::traits::AuditStore;
+
+pub(super) async fn insert_event(
+    conn: &mut AnyConnection,
+    event: &AuditEvent,
+) -> Result<(), StoreError> {
+    let details = serde_json::Value::Object(event.details.clone()).to_string();
+    sqlx::query(
+        "INSERT INTO audit_events (id, organization_id, occurred_at, action, actor, source_ip, target_id, details) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(event.id.as_str())
+    .bind(event.organization_id.as_str())
+    .bind(to_millis(event.occurred_at))
+    .bind(event.action.as_str())
+    .bind(event.actor.as_str())
+    .bind(event.source_ip.map(|ip| ip.to_string()))
+    .bind(event.target_id.as_deref())
+    .bind(details)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_error)?;
+    Ok(())
+}
+
+#[async_trait]
+impl AuditStore for SqlStore {
+    async fn insert_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let write = job(event.clone(), |conn, event| {
+            Box::pin(async move { insert_event(conn, &event).await })
+        });
+        self.writer.write(write).await
+    }
+
+    async fn list_audit_events(
+        &self,
+        org: &OrganizationId,
+        query: &AuditQuery,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, organization_id, occurred_at, action, actor, source_ip, target_id, details \
+             FROM audit_events WHERE organization_id = $1 \
+             AND ($2 IS NULL OR action = $2) \
+             AND ($3 IS NULL OR target_id = $3) \
+             AND ($4 IS NULL OR id < $4) \
+             ORDER BY id DESC LIMIT $5",
+        )
+        .bind(org.as_str())
+        .bind(query.action.as_deref())
+        .bind(query.target_id.as_deref())
+        .bind(query.before.as_ref().map(|id| id.as_str()))
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        rows.iter().map(audit_event_from_row).collect()
+    }
+}

@@ -1,0 +1,278 @@
+//! The store's traits, one per aggregate, and [`Store`], all of them on one database.
+
+use async_trait::async_trait;
+use keyward_core::audit::AuditEvent;
+use keyward_core::credential::{Credential, Organization};
+use keyward_core::digest::LookupDigest;
+use keyward_core::ip_rule::IpRule;
+use keyward_core::member::{Member, Session};
+use keyward_core::scope::CustomRole;
+use keyward_core::typeid::{CredentialId, IpRuleId, OrganizationId, UserId};
+use time::OffsetDateTime;
+
+use crate::error::StoreError;
+use crate::records::{
+    AuditQuery, CredentialQuery, CredentialUse, NewSecret, RevokedToken, SecretMatch,
+    SigningKeyRecord, UsageCount,
+};
+
+/// Organizations, the first-run claim, and the change counter every cache of an
+/// organization's credentials, rules and roles is checked against.
+#[async_trait]
+pub trait OrganizationStore: Send + Sync {
+    /// Creates an organization.
+    async fn insert_organization(
+        &self,
+        org: &Organization,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Reads an organization.
+    async fn organization(&self, id: &OrganizationId) -> Result<Option<Organization>, StoreError>;
+
+    /// The organization's change counter: it moves with every change to one of its
+    /// credentials, IP rules or roles (creating a credential does not move it). Zero for
+    /// an unknown organization.
+    async fn organization_change_seq(&self, org: &OrganizationId) -> Result<i64, StoreError>;
+
+    /// How many organizations exist (zero on a fresh database).
+    async fn organization_count(&self) -> Result<u64, StoreError>;
+
+    /// Claims the database's one first-run bootstrap: `true` for the one caller that
+    /// claims it, `false` for every other, however many nodes start together.
+    async fn claim_bootstrap(&self, at: OffsetDateTime) -> Result<bool, StoreError>;
+}
+
+/// Credentials and the digests of their secrets. Every change moves the organization's
+/// change counter, except creating one.
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
+    /// Creates a credential with its secrets' digests; an id already taken is
+    /// [`Conflict::Unique`].
+    async fn insert_credential(
+        &self,
+        credential: &Credential,
+        secrets: &[NewSecret],
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Reads one credential of an organization; another organization's id reads as none.
+    async fn credential(
+        &self,
+        org: &OrganizationId,
+        id: &CredentialId,
+    ) -> Result<Option<Credential>, StoreError>;
+
+    /// Finds the credential a secret belongs to, by the secret's lookup digest (O(1)).
+    async fn credential_by_secret(
+        &self,
+        lookup: &LookupDigest,
+    ) -> Result<Option<SecretMatch>, StoreError>;
+
+    /// Lists an organization's credentials, newest first.
+    async fn list_credentials(
+        &self,
+        org: &OrganizationId,
+        query: &CredentialQuery,
+    ) -> Result<Vec<Credential>, StoreError>;
+
+    /// Writes a changed credential. `credential.version` is the version it was read at;
+    /// if another write came between, nothing is written and the answer is
+    /// [`Conflict::Version`]. The stored version becomes `credential.version + 1`.
+    async fn update_credential(
+        &self,
+        credential: &Credential,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Replaces a credential's secrets, as [`CredentialStore::update_credential`] writes
+    /// the record. The old secrets stop at once (`old_until: None`) or at `old_until`,
+    /// whichever of that and an earlier end they already had comes first.
+    async fn rotate_credential(
+        &self,
+        credential: &Credential,
+        new_secrets: &[NewSecret],
+        old_until: Option<OffsetDateTime>,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+}
+
+/// An organization's IP access rules.
+///
+/// Each of the three rule writes takes `seen`, the organization's rules as read (by
+/// [`RuleStore::ip_rules`], in any order) when the change was judged: if a rule has been
+/// added, changed or removed since, nothing is written ([`Conflict::Version`]), so a
+/// change judged against the rules (the lockout guard) is applied to those rules only.
+/// Changes to one organization's rules are applied one at a time.
+#[async_trait]
+pub trait RuleStore: Send + Sync {
+    /// An organization's IP access rules, oldest first.
+    async fn ip_rules(&self, org: &OrganizationId) -> Result<Vec<IpRule>, StoreError>;
+
+    /// Adds a rule unless the organization already has `max_rules`
+    /// ([`Conflict::RuleLimit`]).
+    async fn insert_ip_rule(
+        &self,
+        rule: &IpRule,
+        max_rules: usize,
+        seen: &[IpRule],
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Changes a rule's range, kind or description, if the organization's rules are still
+    /// `seen` and the rule's version still `rule.version` (the version it was read at);
+    /// otherwise nothing is written and the answer is [`Conflict::Version`].
+    async fn update_ip_rule(
+        &self,
+        rule: &IpRule,
+        seen: &[IpRule],
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Removes a rule, if the organization's rules are still `seen`.
+    async fn delete_ip_rule(
+        &self,
+        org: &OrganizationId,
+        id: &IpRuleId,
+        seen: &[IpRule],
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+}
+
+/// An organization's custom roles.
+#[async_trait]
+pub trait RoleStore: Send + Sync {
+    /// An organization's custom roles, by name.
+    async fn roles(&self, org: &OrganizationId) -> Result<Vec<CustomRole>, StoreError>;
+
+    /// Adds a custom role; a taken name is [`Conflict::Unique`].
+    async fn insert_role(&self, role: &CustomRole, event: &AuditEvent) -> Result<(), StoreError>;
+}
+
+/// What the verification path records in batches, and the per-minute counts it reads back.
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    /// Records when and from where credentials were last used; a use older than the one
+    /// stored changes nothing.
+    async fn record_credential_uses(&self, uses: &[CredentialUse]) -> Result<(), StoreError>;
+
+    /// Records when rules last decided a request; an older time changes nothing.
+    async fn record_rule_matches(
+        &self,
+        matches: &[(IpRuleId, OffsetDateTime)],
+    ) -> Result<(), StoreError>;
+
+    /// Adds usage counts to what is stored (a sum per credential, minute and outcome).
+    async fn record_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError>;
+
+    /// A credential's usage from minute `from` (included) to `to` (excluded), summed per
+    /// bucket of `bucket_minutes` (aligned on the epoch) and outcome, oldest first.
+    async fn usage(
+        &self,
+        credential: &CredentialId,
+        from: i64,
+        to: i64,
+        bucket_minutes: i64,
+    ) -> Result<Vec<UsageCount>, StoreError>;
+
+    /// Deletes usage counts of minutes before `before`.
+    async fn prune_usage(&self, before: i64) -> Result<(), StoreError>;
+}
+
+/// The keys that sign access tokens, and tokens revoked before their expiry.
+#[async_trait]
+pub trait OAuthStore: Send + Sync {
+    /// The signing keys still published, oldest first.
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+
+    /// Adds a signing key; a generation already taken is [`Conflict::Unique`].
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+
+    /// Erases the private keys of every key older than generation `below`, marking them
+    /// retired at `at` and published until `published_until`.
+    async fn retire_signing_keys(
+        &self,
+        below: i64,
+        at: OffsetDateTime,
+        published_until: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes retired keys published until before `now`, and revoked-token rows expired
+    /// before `now`.
+    async fn prune_oauth(&self, now: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Records a revoked access token with its audit event, and moves its organization's
+    /// change counter. Revoking a revoked token changes nothing.
+    async fn revoke_token(
+        &self,
+        token: &RevokedToken,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Whether the access token `jti` was revoked.
+    async fn token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+}
+
+/// Organization members who log in to the dashboard, and their sessions.
+#[async_trait]
+pub trait MemberStore: Send + Sync {
+    /// Adds an organization member with its audit event; a taken email is
+    /// [`Conflict::Unique`].
+    async fn insert_member(&self, member: &Member, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// The member with this (lower-cased) email.
+    async fn member_by_email(&self, email: &str) -> Result<Option<Member>, StoreError>;
+
+    /// Replaces a member's password hash, marks it changed at `at`, and ends every session
+    /// of the member, with the audit event; an unknown member is [`StoreError::NotFound`].
+    async fn set_member_password(
+        &self,
+        id: &UserId,
+        password_hash: &str,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Starts a session, and deletes the member's sessions that ended before it began.
+    async fn insert_session(&self, session: &Session) -> Result<(), StoreError>;
+
+    /// The session with this token digest and its member, ended or not.
+    async fn session(&self, digest: &LookupDigest)
+    -> Result<Option<(Session, Member)>, StoreError>;
+
+    /// Ends a session; an unknown one changes nothing.
+    async fn delete_session(&self, digest: &LookupDigest) -> Result<(), StoreError>;
+}
+
+/// The append-only audit log.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends an audit event on its own (for events that change nothing else).
+    async fn insert_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// Lists an organization's audit events, newest first.
+    async fn list_audit_events(
+        &self,
+        org: &OrganizationId,
+        query: &AuditQuery,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+}
+
+/// Everything Keyward reads and writes: every aggregate's store, on one database. Every
+/// write that changes a credential or an organization takes its audit event and commits
+/// both in one transaction.
+#[async_trait]
+pub trait Store:
+    OrganizationStore
+    + CredentialStore
+    + RuleStore
+    + RoleStore
+    + UsageStore
+    + OAuthStore
+    + MemberStore
+    + AuditStore
+    + 'static
+{
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
