@@ -5,10 +5,9 @@
 //! reader-writer locks. A slot holds its key and value together, so finding a cached
 //! credential among a million reads one slot — one or two adjacent cache lines — where a
 //! Swiss table (hashbrown, under `DashMap`) first reads its control bytes and then the
-//! bucket, two dependent memory accesses: on this machine's virtual memory each costs
-//! about 175 ns when it misses, which made the probe a third of a check (BENCHMARKS.md).
-//! A general-purpose cache with admission and eviction policies (moka) cost 1.3 µs a
-//! lookup there.
+//! bucket: two dependent memory accesses, each a miss across a million entries, where a
+//! check of a cached credential should wait on memory as little as it can. BENCHMARKS.md
+//! has the measurements, and those of a general-purpose cache (moka).
 //!
 //! Times are milliseconds of the injected clock, which a check reads anyway. An entry
 //! stamped more than a second later than the time it is read at (the clock was set back)

@@ -25,7 +25,8 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc in place of the system allocator: a request makes a few dozen small
-/// allocations, which glibc's malloc spent about a fifth of the server's instructions on.
+/// allocations, which mimalloc serves from pages of the thread's own (BENCHMARKS.md
+/// measures glibc's malloc against it).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -146,9 +146,8 @@ pub async fn authorize(
 fn admitted_headers(admitted: &Admitted) -> HeaderMap {
     let mut headers = admitting_headers(&admitted.identity);
     match &admitted.rate {
-        // The limit's values by name, without hashing a name again.
-        // Each value made where its header is found and moved in: an array of the three
-        // made first and moved in from there measured 1 % more instructions an answer.
+        // The limit's values by name, without hashing a name again; each value is made
+        // where its header is found and moved in (BENCHMARKS.md compares the other ways).
         Some(rate) => {
             for (name, value) in &mut headers {
                 if *name == LIMIT_HEADER {

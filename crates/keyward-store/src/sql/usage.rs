@@ -16,7 +16,7 @@ use crate::traits::UsageStore;
 
 /// Rows a batched write puts in one statement, largest first: a few thousand bound
 /// parameters at most, well under both dialects' limits, and one round trip where a row
-/// each cost one (about 50 µs each to SQLite's worker thread). Only these sizes are used,
+/// each cost one. Only these sizes are used,
 /// so each batched statement is parsed once per connection and then found in its cache of
 /// prepared statements; any other size would be a new text, parsed again at every flush.
 const BATCH_SIZES: [usize; 4] = [200, 50, 10, 1];
