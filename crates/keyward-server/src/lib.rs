@@ -8,7 +8,7 @@
 //! - [`state`]: `AppState`, wiring the store, the engine, the gate and the service.
 //! - [`config`]: `ServerConfig`, every setting, and each part's narrow view of it.
 //! - [`caller`]: the authenticated caller of an API request, admitted by the gate.
-//! - [`routes`]: the handlers, one module per resource.
+//! - [`routes`](mod@routes): the handlers, one module per resource.
 //! - [`json`]: JSON documents shared beyond one handler (and the CLI's `--json`).
 //! - [`answers`]: what answers about a cached credential reuse while it stays cached.
 //! - [`original`]: how `/v1/authorize` reads the proxied request and its routes' scopes.

@@ -1,7 +1,8 @@
 //! The audit log as the organization reads it.
 
 use keyward_core::audit::AuditEvent;
-use keyward_store::AuditQuery;
+/// Filters and page of an audit log listing, newest first.
+pub use keyward_store::AuditQuery;
 
 use crate::error::ServiceError;
 use crate::principal::{Permit, ReadAuditLog};

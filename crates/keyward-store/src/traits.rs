@@ -48,7 +48,7 @@ pub trait OrganizationStore: Send + Sync {
 #[async_trait]
 pub trait CredentialStore: Send + Sync {
     /// Creates a credential with its secrets' digests; an id already taken is
-    /// [`Conflict::Unique`].
+    /// [`Conflict::Unique`](crate::error::Conflict::Unique).
     async fn insert_credential(
         &self,
         credential: &Credential,
@@ -78,7 +78,7 @@ pub trait CredentialStore: Send + Sync {
 
     /// Writes a changed credential. `credential.version` is the version it was read at;
     /// if another write came between, nothing is written and the answer is
-    /// [`Conflict::Version`]. The stored version becomes `credential.version + 1`.
+    /// [`Conflict::Version`](crate::error::Conflict::Version). The stored version becomes `credential.version + 1`.
     async fn update_credential(
         &self,
         credential: &Credential,
@@ -101,7 +101,7 @@ pub trait CredentialStore: Send + Sync {
 ///
 /// Each of the three rule writes takes `seen`, the organization's rules as read (by
 /// [`RuleStore::ip_rules`], in any order) when the change was judged: if a rule has been
-/// added, changed or removed since, nothing is written ([`Conflict::Version`]), so a
+/// added, changed or removed since, nothing is written ([`Conflict::Version`](crate::error::Conflict::Version)), so a
 /// change judged against the rules (the lockout guard) is applied to those rules only.
 /// Changes to one organization's rules are applied one at a time.
 #[async_trait]
@@ -110,7 +110,7 @@ pub trait RuleStore: Send + Sync {
     async fn ip_rules(&self, org: &OrganizationId) -> Result<Vec<IpRule>, StoreError>;
 
     /// Adds a rule unless the organization already has `max_rules`
-    /// ([`Conflict::RuleLimit`]).
+    /// ([`Conflict::RuleLimit`](crate::error::Conflict::RuleLimit)).
     async fn insert_ip_rule(
         &self,
         rule: &IpRule,
@@ -121,7 +121,7 @@ pub trait RuleStore: Send + Sync {
 
     /// Changes a rule's range, kind or description, if the organization's rules are still
     /// `seen` and the rule's version still `rule.version` (the version it was read at);
-    /// otherwise nothing is written and the answer is [`Conflict::Version`].
+    /// otherwise nothing is written and the answer is [`Conflict::Version`](crate::error::Conflict::Version).
     async fn update_ip_rule(
         &self,
         rule: &IpRule,
@@ -145,7 +145,7 @@ pub trait RoleStore: Send + Sync {
     /// An organization's custom roles, by name.
     async fn roles(&self, org: &OrganizationId) -> Result<Vec<CustomRole>, StoreError>;
 
-    /// Adds a custom role; a taken name is [`Conflict::Unique`].
+    /// Adds a custom role; a taken name is [`Conflict::Unique`](crate::error::Conflict::Unique).
     async fn insert_role(&self, role: &CustomRole, event: &AuditEvent) -> Result<(), StoreError>;
 }
 
@@ -185,7 +185,7 @@ pub trait OAuthStore: Send + Sync {
     /// The signing keys still published, oldest first.
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
 
-    /// Adds a signing key; a generation already taken is [`Conflict::Unique`].
+    /// Adds a signing key; a generation already taken is [`Conflict::Unique`](crate::error::Conflict::Unique).
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
 
     /// Erases the private keys of every key older than generation `below`, marking them
@@ -217,7 +217,7 @@ pub trait OAuthStore: Send + Sync {
 #[async_trait]
 pub trait MemberStore: Send + Sync {
     /// Adds an organization member with its audit event; a taken email is
-    /// [`Conflict::Unique`].
+    /// [`Conflict::Unique`](crate::error::Conflict::Unique).
     async fn insert_member(&self, member: &Member, event: &AuditEvent) -> Result<(), StoreError>;
 
     /// The member with this (lower-cased) email.

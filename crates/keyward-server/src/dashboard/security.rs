@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use keyward_core::ip_rule::RuleKind;
 use keyward_core::typeid::AuditEventId;
 use keyward_service::ServiceError;
+use keyward_service::audit::AuditQuery;
 use keyward_service::ip_rules::NewIpRule;
 use keyward_service::principal::{DeleteIpRules, ReadAuditLog, ReadIpRules, WriteIpRules};
-use keyward_store::AuditQuery;
 use serde::Deserialize;
 
 use crate::dashboard::page::{Nav, PageError, display_time, render};
