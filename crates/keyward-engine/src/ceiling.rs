@@ -1,7 +1,7 @@
 //! The per-organization ceiling on management API requests: one GCRA limit per
 //! organization over every management request of every one of its credentials, so one
 //! tenant cannot starve the others however many keys it makes. Verification paths
-//! (`/v1/authorize`, `/v1/keys/verify`, the tower layer) are not under it.
+//! (a credential's own uses, a verifier's questions) are not under it.
 
 use std::sync::Mutex;
 

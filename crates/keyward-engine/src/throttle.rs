@@ -1,5 +1,5 @@
 //! Brute-force protection: failed authentications are counted per source address, and an
-//! address that fails too often is refused (429 with `Retry-After`) for a period that
+//! address that fails too often is refused, and told when to try again, for a period that
 //! doubles with each repeat. Only that address is refused: the holder of a valid key who
 //! uses it from elsewhere is unaffected. IPv6 addresses count per /64, the block one
 //! subscriber usually holds.

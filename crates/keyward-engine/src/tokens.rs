@@ -269,13 +269,8 @@ pub fn verify(
     }
 }
 
-/// The order of the P-256 group, big-endian.
-pub const P256_ORDER: [u8; 32] = [
-    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
-];
-/// Half of it, rounded down: the largest `s` of a low-S signature.
-const P256_HALF_ORDER: [u8; 32] = [
+/// Half the order of the P-256 group, rounded down: the largest `s` of a low-S signature.
+pub const P256_HALF_ORDER: [u8; 32] = [
     0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
     0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
 ];
@@ -285,24 +280,6 @@ const P256_HALF_ORDER: [u8; 32] = [
 /// accepts only low-S leave one valid string per token.
 pub fn is_low_s(signature: &[u8]) -> bool {
     signature.len() == 64 && signature[32..] <= P256_HALF_ORDER[..]
-}
-
-/// Turns an ES256 signature into its low-S form (see [`is_low_s`]) by replacing `s` with
-/// `n − s` when it is high.
-pub fn to_low_s(signature: &mut [u8]) {
-    let Some(s) = signature.get_mut(32..64) else {
-        return;
-    };
-    if *s > P256_HALF_ORDER[..] {
-        let mut borrow = 0u16;
-        for i in (0..32).rev() {
-            let difference = u16::from(P256_ORDER[i])
-                .wrapping_sub(u16::from(s[i]))
-                .wrapping_sub(borrow);
-            borrow = u16::from(u16::from(P256_ORDER[i]) < u16::from(s[i]) + borrow);
-            s[i] = (difference & 0xff) as u8;
-        }
-    }
 }
 
 /// Where a check gets the published keys.
@@ -463,26 +440,5 @@ impl KeySource for StoredKeys {
     ) -> Result<Arc<PublicKeys>, StoreError> {
         let read = self.cache.refresh(|| self.read(now)).await?;
         Ok(read.keys.clone())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn high_s_signatures_become_low_s_and_low_ones_stay() {
-        let mut high = [0u8; 64];
-        high[32..].copy_from_slice(&P256_ORDER);
-        high[63] -= 1; // n − 1: the highest s
-        assert!(!is_low_s(&high));
-        to_low_s(&mut high);
-        assert!(is_low_s(&high));
-        assert_eq!(high[63], 1, "n − (n − 1) = 1");
-        let mut low = [0u8; 64];
-        low[32..].copy_from_slice(&P256_HALF_ORDER);
-        to_low_s(&mut low);
-        assert_eq!(low[32..], P256_HALF_ORDER[..], "the largest low s stays");
-        assert!(!is_low_s(&low[..63]), "the wrong length is not a signature");
     }
 }

@@ -1,6 +1,6 @@
-//! The check shared by every way of use: `/v1/keys/verify`, `/v1/authorize`, the tower
-//! layer, the token endpoint's client authentication, and the management API's own
-//! authentication.
+//! The check shared by every way of use: an API asking whether a key its client presented
+//! is good, a proxy asking before it forwards, an API checking its own requests
+//! in-process, an OAuth client authenticating, and the management API's callers.
 //!
 //! A check parses the presented secret first (a typo or a made-up key never reaches the
 //! store), then finds it in a bounded in-memory cache keyed by its lookup digest — with
@@ -70,8 +70,8 @@ pub enum Purpose {
     /// management requests of its organization together are held under the organization's
     /// ceiling, so one tenant cannot starve the others however many keys it makes.
     Management,
-    /// The caller of a verification endpoint (`/v1/keys/verify`, introspection), which
-    /// asks on behalf of many requests: every rule applies and the use is recorded, but
+    /// A verifier: a caller asking about other credentials (key verification, token
+    /// introspection), on behalf of many requests: every rule applies and the use is recorded, but
     /// it is not counted against the caller's rate limit (the verified key's is).
     Verification,
     /// A question about the credential, not a use of it (token introspection): the
@@ -96,10 +96,10 @@ pub struct Admitted {
 pub struct Client {
     /// The client's address, if known.
     pub ip: Option<IpAddr>,
-    /// Whether failures count against that address (brute-force protection). Off when the
-    /// address was only reported by a caller, as in `/v1/keys/verify` without `client_ip`.
+    /// Whether failures count against that address (brute-force protection); off for a
+    /// check with no client of its own (a token asked about).
     pub throttled: bool,
-    /// Whether the credential came in the `api_key` query parameter (marked in usage).
+    /// Whether the credential came in a URL's query string (marked in usage).
     pub via_query: bool,
 }
 

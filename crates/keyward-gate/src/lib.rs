@@ -78,11 +78,6 @@ impl Gate {
         &self.engine
     }
 
-    /// The transport settings.
-    pub fn config(&self) -> &GateConfig {
-        &self.config
-    }
-
     /// Admits the request `parts` for `demand`: the one credential it presents
     /// (`X-Api-Key`, `Authorization: Bearer`, or `?api_key=` in `query` when allowed),
     /// from its client's address, failures counting against that address. `query` is the

@@ -10,18 +10,16 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
 use axum::{Extension, Router};
-use keyward_core::audit::Actor;
-use keyward_core::clock::{Clock, ManualClock};
+use keyward_core::clock::{Clock, ManualClock, SystemClock};
 use keyward_core::credential::Environment;
 use keyward_core::typeid::OrganizationId;
 use keyward_engine::throttle::ThrottleConfig;
-use keyward_engine::{EngineConfig, Identity, Verifier};
+use keyward_engine::{Client, EngineConfig, Identity, Verifier};
 use keyward_gate::layer::{KeywardLayer, RequireScope};
 use keyward_gate::{Gate, GateConfig};
-use keyward_service::credentials::{NewCredential, StatusChange};
+use keyward_service::credentials::{Issued, NewCredential, StatusChange};
 use keyward_service::principal::WriteKeys;
-use keyward_service::signing::OAuthConfig;
-use keyward_service::{Authority, Principal, Service, ServiceConfig};
+use keyward_service::{Operator, Service, ServiceConfig};
 use keyward_store::testing::TestDatabase;
 use keyward_store::{SqlStore, Store};
 use tower::ServiceExt;
@@ -32,33 +30,31 @@ struct Api {
     app: Router,
     gate: Gate,
     service: Service,
-    clock: ManualClock,
     org: OrganizationId,
     _db: TestDatabase,
 }
 
-async fn api(config: EngineConfig) -> Api {
-    let db = TestDatabase::from_env()
-        .await
-        .unwrap_or_else(TestDatabase::sqlite);
-    let store: Arc<dyn Store> = Arc::new(SqlStore::open(db.url()).await.unwrap());
-    let clock = ManualClock::new(time::macros::datetime!(2026-06-01 12:00 UTC));
-    let keys = Service::key_ring(OAuthConfig::default(), store.clone());
+/// The management side of a node on `store` and `clock`, and the engine it keeps in step,
+/// made with `config`: the server's wiring, without HTTP.
+fn node(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+) -> (Service, Arc<Verifier>) {
+    let service_config = ServiceConfig::default();
+    let keys = Service::key_ring(&service_config, &config.tokens, store.clone());
     let engine = Arc::new(Verifier::new(
         store.clone(),
-        Arc::new(clock.clone()),
+        clock.clone(),
         config,
         keys.clone(),
     ));
-    let gate = Gate::new(engine.clone(), GateConfig::default());
-    let service = Service::new(
-        store,
-        Arc::new(clock.clone()),
-        engine,
-        keys,
-        ServiceConfig::default(),
-    );
-    let (org, _) = service.organizations().init("Layered").await.unwrap();
+    let service = Service::new(store, clock, engine.clone(), keys, service_config);
+    (service, engine)
+}
+
+/// The routes of an API whose handlers answer with the identity's credential and scopes.
+fn routes(gate: &Gate) -> Router {
     let who = |Extension(identity): Extension<Arc<Identity>>| async move {
         format!(
             "{} {}",
@@ -66,7 +62,7 @@ async fn api(config: EngineConfig) -> Api {
             identity.scopes.to_strings().join(" ")
         )
     };
-    let app = Router::new()
+    Router::new()
         .route(
             "/v1/domains",
             get(who).route_layer(RequireScope::new("domains:read").unwrap()),
@@ -76,15 +72,66 @@ async fn api(config: EngineConfig) -> Api {
             get(who).route_layer(RequireScope::new("dns:write").unwrap()),
         )
         .route("/v1/open", get(who))
-        .layer(KeywardLayer::new(&gate));
+        .layer(KeywardLayer::new(gate))
+}
+
+async fn api(config: EngineConfig) -> Api {
+    let db = TestDatabase::from_env()
+        .await
+        .unwrap_or_else(TestDatabase::sqlite);
+    let store: Arc<dyn Store> = Arc::new(SqlStore::open(db.url()).await.unwrap());
+    let clock = ManualClock::new(time::macros::datetime!(2026-06-01 12:00 UTC));
+    let (service, engine) = node(store, Arc::new(clock), config);
+    let gate = Gate::new(engine, GateConfig::default());
+    let (org, _) = service
+        .organizations()
+        .init(&Operator::new(), "Layered")
+        .await
+        .unwrap();
     Api {
-        app,
+        app: routes(&gate),
         gate,
         service,
-        clock,
         org: org.id,
         _db: db,
     }
+}
+
+/// A credential of `org` holding `permissions`, made by the operator.
+async fn credential(
+    service: &Service,
+    org: &OrganizationId,
+    permissions: &[&str],
+    extra: impl FnOnce(&mut NewCredential),
+) -> Issued {
+    let mut new = NewCredential {
+        name: "layered".into(),
+        permissions: permissions.iter().map(|s| (*s).to_owned()).collect(),
+        ..Default::default()
+    };
+    extra(&mut new);
+    let operator = Operator::new();
+    let permit = operator.in_organization(org).permit::<WriteKeys>().unwrap();
+    service.credentials().create(&permit, new).await.unwrap()
+}
+
+/// An access token for `scope`, issued to the OAuth client `issued` (authenticated by the
+/// engine `engine` with its client secret) by `service`.
+async fn token(service: &Service, engine: &Verifier, issued: &Issued, scope: &str) -> String {
+    let client = engine
+        .check_client(
+            issued.credential.organization_id.as_str(),
+            issued.client_secret.expose(),
+            Client::default(),
+        )
+        .await
+        .unwrap();
+    service
+        .tokens()
+        .issue(&client.identity, Some(scope))
+        .await
+        .unwrap()
+        .access_token
 }
 
 impl Api {
@@ -93,30 +140,8 @@ impl Api {
         permissions: &[&str],
         extra: impl FnOnce(&mut NewCredential),
     ) -> (String, keyward_core::typeid::CredentialId) {
-        let mut new = NewCredential {
-            name: "layered".into(),
-            permissions: permissions.iter().map(|s| (*s).to_owned()).collect(),
-            ..Default::default()
-        };
-        extra(&mut new);
-        let actor = Actor::cli();
-        let permit = self.operator(&actor).permit::<WriteKeys>().unwrap();
-        let issued = self
-            .service
-            .credentials()
-            .create(&permit, new)
-            .await
-            .unwrap();
+        let issued = credential(&self.service, &self.org, permissions, extra).await;
         (issued.api_key.expose().to_owned(), issued.credential.id)
-    }
-
-    /// The operator of the organization, as the CLI acts.
-    fn operator<'a>(&'a self, actor: &'a Actor) -> Principal<'a> {
-        Principal {
-            organization: &self.org,
-            actor,
-            authority: Authority::Unlimited,
-        }
     }
 
     async fn get(
@@ -202,8 +227,11 @@ async fn a_revoke_refuses_the_very_next_request() {
         200,
         "cached now"
     );
-    let actor = Actor::cli();
-    let permit = api.operator(&actor).permit::<WriteKeys>().unwrap();
+    let operator = Operator::new();
+    let permit = operator
+        .in_organization(&api.org)
+        .permit::<WriteKeys>()
+        .unwrap();
     api.service
         .credentials()
         .set_status(&permit, id.as_str(), StatusChange::Revoke)
@@ -289,19 +317,10 @@ async fn a_guessing_address_is_throttled_and_others_are_not() {
 
 #[tokio::test]
 async fn an_access_token_passes_the_layer_with_its_narrower_scopes() {
-    use keyward_service::tokens::{Subject, mint};
     let api = api(EngineConfig::default()).await;
-    let (_, id) = api.key(&["domains:*", "dns:*"], |_| {}).await;
-    let now = api.clock.now();
-    let ring = api.service.signing_keys().current(now).await.unwrap();
-    let signer = ring.signer(now).unwrap();
-    let subject = Subject {
-        credential_id: id.as_str(),
-        client_id: api.org.as_str(),
-        scope: "domains:read",
-        environment: "live",
-    };
-    let (token, _) = mint(&signer, api.service.signing_keys().config(), now, subject).unwrap();
+    let issued = credential(&api.service, &api.org, &["domains:*", "dns:*"], |_| {}).await;
+    let id = issued.credential.id.clone();
+    let token = token(&api.service, api.gate.engine(), &issued, "domains:read").await;
     let (status, body, _) = api.get("/v1/domains", Some(&token), "192.0.2.1").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, format!("{id} domains:read"));
@@ -348,4 +367,87 @@ async fn the_layer_applies_the_rate_limit_with_its_headers() {
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(refused.headers()["retry-after"], "1");
     assert_eq!(refused.headers()["ratelimit-remaining"], "0");
+}
+
+/// An API that links only the layer (`keyward_gate::connect`) checks tokens against the
+/// keys the server publishes in the store, and hears of a revoke made on the server within
+/// its cache's lifetime.
+#[tokio::test]
+async fn a_layer_connected_to_the_servers_store_accepts_its_tokens_and_sees_its_revokes() {
+    let db = TestDatabase::from_env()
+        .await
+        .unwrap_or_else(TestDatabase::sqlite);
+    let store: Arc<dyn Store> = Arc::new(SqlStore::open(db.url()).await.unwrap());
+    // The server's side, on the same clock as the layer's.
+    let (server, server_engine) = node(store, Arc::new(SystemClock), EngineConfig::default());
+    let (org, _) = server
+        .organizations()
+        .init(&Operator::new(), "Server")
+        .await
+        .unwrap();
+    let issued = credential(&server, &org.id, &["domains:read"], |_| {}).await;
+    let token = token(&server, &server_engine, &issued, "domains:read").await;
+    // The API's side: its own engine, reading the published keys from the store.
+    let config = EngineConfig {
+        cache_ttl: std::time::Duration::from_millis(100),
+        ..EngineConfig::default()
+    };
+    let gate = keyward_gate::connect(db.url(), config, GateConfig::default())
+        .await
+        .unwrap();
+    let app = routes(&gate);
+    let call = |token: String| {
+        let app = app.clone();
+        async move {
+            let mut request = Request::builder()
+                .uri("/v1/domains")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap();
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(SocketAddr::new([192, 0, 2, 1].into(), 5000)));
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (status, String::from_utf8(bytes.to_vec()).unwrap())
+        }
+    };
+    let (status, body) = call(token.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, format!("{} domains:read", issued.credential.id));
+    // One byte of the signature changed: signed by no published key.
+    let mut forged = token.clone().into_bytes();
+    let last = forged.len() - 2;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    let (status, body) = call(String::from_utf8(forged).unwrap()).await;
+    assert_eq!(status, 401, "{body}");
+    // Revoked on the server: the layer's engine sees it at its next read of the
+    // organization's change counter.
+    let operator = Operator::new();
+    let permit = operator
+        .in_organization(&org.id)
+        .permit::<WriteKeys>()
+        .unwrap();
+    server
+        .credentials()
+        .set_status(&permit, issued.credential.id.as_str(), StatusChange::Revoke)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (status, body) = call(token.clone()).await;
+        if status == 401 {
+            assert!(body.contains("REVOKED"), "{body}");
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoke was not seen within 5 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

@@ -123,12 +123,16 @@ impl From<ServiceError> for ApiError {
                     message: conflict.to_string(),
                 }
             }
-            error @ ServiceError::Lockout { .. } => ApiError::Conflict {
+            ServiceError::Lockout { ip } => ApiError::Conflict {
                 code: "lockout",
-                message: error.to_string(),
+                message: format!(
+                    "this change would shut out {ip}, the address making it; send \
+                     confirm_lockout: true to apply it anyway"
+                ),
             },
-            ServiceError::Unavailable => Refusal::Unavailable.into(),
-            ServiceError::Internal => Refusal::Internal.into(),
+            // The cause was logged where it was met; a client learns nothing of it.
+            ServiceError::Unavailable(_) => Refusal::Unavailable.into(),
+            ServiceError::Internal(_) => Refusal::Internal.into(),
         }
     }
 }

@@ -42,20 +42,20 @@ impl AppState {
     /// Builds the state: the engine checks access tokens against the keys the service
     /// signs with, so both read the signing keys once.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: ServerConfig) -> Self {
-        let keys = Service::key_ring(config.oauth.clone(), store.clone());
+        let keys = Service::key_ring(&config.service, &config.engine.tokens, store.clone());
         let engine = Arc::new(Verifier::new(
             store.clone(),
             clock.clone(),
-            config.engine(),
+            config.engine.clone(),
             keys.clone(),
         ));
-        let gate = Gate::new(engine.clone(), config.gate());
+        let gate = Gate::new(engine.clone(), config.gate.clone());
         let service = Arc::new(Service::new(
             store,
             clock.clone(),
             engine.clone(),
             keys,
-            config.service(),
+            config.service.clone(),
         ));
         Self(Arc::new(SharedState {
             config: Arc::new(config),

@@ -13,12 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
-use keyward_core::audit::Actor;
 use keyward_core::clock::ManualClock;
 use keyward_server::{AppState, ServerConfig, router};
+use keyward_service::Operator;
 use keyward_service::credentials::NewCredential;
 use keyward_service::principal::WriteKeys;
-use keyward_service::{Authority, Principal};
 use keyward_store::testing::TestDatabase;
 use keyward_store::{SqlStore, Store};
 use tower::ServiceExt;
@@ -86,19 +85,23 @@ async fn ten_thousand_verifications_make_no_database_write() {
     let store: Arc<dyn Store> = Arc::new(SqlStore::open(db.url()).await.unwrap());
     let clock = ManualClock::new(time::macros::datetime!(2026-06-01 12:00 UTC));
     let state = AppState::new(store.clone(), Arc::new(clock), ServerConfig::default());
-    let (org, _) = state.service.organizations().init("Counted").await.unwrap();
+    let operator = Operator::new();
+    let (org, _) = state
+        .service
+        .organizations()
+        .init(&operator, "Counted")
+        .await
+        .unwrap();
     let new = NewCredential {
         name: "busy".into(),
         permissions: vec!["dns:read".into()],
         rate_limit_override: Some(1_000_000),
         ..Default::default()
     };
-    let operator = Principal {
-        organization: &org.id,
-        actor: &Actor::cli(),
-        authority: Authority::Unlimited,
-    };
-    let permit = operator.permit::<WriteKeys>().unwrap();
+    let permit = operator
+        .in_organization(&org.id)
+        .permit::<WriteKeys>()
+        .unwrap();
     let issued = state
         .service
         .credentials()

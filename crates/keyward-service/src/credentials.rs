@@ -6,9 +6,9 @@
 
 use keyward_core::clock::rfc3339;
 use keyward_core::credential::{
-    Credential, CredentialSettings, DisplayStatus, Environment, Organization, Status,
-    ValidationError, parse_ip_allowlist, rotation_grace_end, validate_description,
-    validate_metadata, validate_name, validate_owner_id, validate_rate_limit, validate_validity,
+    Credential, CredentialSettings, DisplayStatus, Environment, Status, ValidationError,
+    parse_ip_allowlist, rotation_grace_end, validate_description, validate_metadata, validate_name,
+    validate_owner_id, validate_rate_limit, validate_validity,
 };
 use keyward_core::scope::ScopeSet;
 use keyward_core::secret::{PlainSecret, SecretKind};
@@ -16,12 +16,13 @@ use keyward_core::typeid::{CredentialId, OrganizationId};
 use keyward_store::{
     Conflict as StoreConflict, CredentialQuery, NewSecret, StoreError, UsageCount,
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
 use crate::error::{Conflict, ServiceError};
-use crate::principal::{Authority, Permit, ReadKeys, WriteKeys};
+use crate::principal::{Permit, Principal, ReadKeys, WriteKeys};
 use crate::service::Service;
+use crate::writes::{WRITE_ATTEMPTS, object, written};
 
 /// A credential to create.
 #[derive(Debug, Clone, Default)]
@@ -135,9 +136,6 @@ pub struct CredentialFilter {
     pub limit: u32,
 }
 
-/// How often a version-checked change is retried when another write came in between.
-pub(crate) const WRITE_ATTEMPTS: usize = 5;
-
 /// Which scopes a change must stay within the principal's authority for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reach {
@@ -168,23 +166,8 @@ impl Credentials<'_> {
         permit: &Permit<'_, WriteKeys>,
         new: NewCredential,
     ) -> Result<Issued, ServiceError> {
-        self.create_as(
-            permit.organization(),
-            permit.actor(),
-            permit.authority(),
-            new,
-        )
-        .await
-    }
-
-    async fn create_as(
-        &self,
-        organization_id: &OrganizationId,
-        actor: &keyward_core::audit::Actor,
-        authority: Authority<'_>,
-        new: NewCredential,
-    ) -> Result<Issued, ServiceError> {
         let service = self.0;
+        let (organization_id, actor) = (permit.organization(), permit.actor());
         let now = service.clock.now();
         let settings = CredentialSettings {
             name: validate_name(&new.name)?,
@@ -220,7 +203,9 @@ impl Credentials<'_> {
             last_used_ip: None,
             version: 1,
         };
-        authority.permit_credential(&credential, &self.effective_scopes(&credential).await?)?;
+        permit
+            .authority()
+            .permit_credential(&credential, &self.effective_scopes(&credential).await?)?;
         let details = json!({
             "name": credential.settings.name,
             "environment": environment.as_str(),
@@ -488,21 +473,16 @@ impl Credentials<'_> {
         Err(Conflict::ConcurrentUpdate.into())
     }
 
-    /// Creates an organization and its bootstrap credential, holding every scope (`*`),
-    /// for the operator (the CLI, the first run).
-    pub(crate) async fn bootstrap(
-        &self,
-        organization: &Organization,
-        actor: &keyward_core::audit::Actor,
-    ) -> Result<Issued, ServiceError> {
+    /// The bootstrap credential of a new organization, holding every scope (`*`), made by
+    /// the operator.
+    pub(crate) async fn bootstrap(&self, operator: Principal<'_>) -> Result<Issued, ServiceError> {
         let new = NewCredential {
             name: "Bootstrap credential".to_owned(),
             description: Some("Created by `keyward init`; holds every scope.".to_owned()),
             permissions: vec!["*".to_owned()],
             ..NewCredential::default()
         };
-        self.create_as(&organization.id, actor, Authority::Unlimited, new)
-            .await
+        self.create(&operator.permit()?, new).await
     }
 
     /// Reads a credential, applies `change`, and writes it back if nothing changed it
@@ -613,24 +593,6 @@ impl Credentials<'_> {
 /// organization's id.
 fn key_id(text: &str) -> Result<CredentialId, ServiceError> {
     CredentialId::parse(text).map_err(|_| ServiceError::NotFound)
-}
-
-/// An audit event's details: the object of `value`.
-pub(crate) fn object(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    }
-}
-
-/// `Ok(true)` when a version-checked write went through, `Ok(false)` when another write
-/// came first.
-pub(crate) fn written(result: Result<(), StoreError>) -> Result<bool, ServiceError> {
-    match result {
-        Ok(()) => Ok(true),
-        Err(StoreError::Conflict(StoreConflict::Version)) => Ok(false),
-        Err(error) => Err(error.into()),
-    }
 }
 
 fn refuse_revoked(credential: &Credential) -> Result<(), ServiceError> {

@@ -11,32 +11,31 @@ use keyward_store::StoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// A value is not acceptable; the error names the field.
-    #[error("{0}")]
+    #[error(transparent)]
     Validation(#[from] ValidationError),
     /// No such object in the principal's organization (or one that cannot exist: an
     /// id of the wrong form reads as missing, like another organization's).
     #[error("not found")]
     NotFound,
     /// The principal may not do this.
-    #[error("{0}")]
+    #[error(transparent)]
     Forbidden(#[from] Forbidden),
     /// The object's state, or another write, forbids the change.
-    #[error("{0}")]
+    #[error(transparent)]
     Conflict(#[from] Conflict),
     /// The change would shut out `ip`, the address making it, and was not confirmed.
-    #[error(
-        "this change would shut out {ip}, the address making it; send confirm_lockout: true to apply it anyway"
-    )]
+    #[error("this change would shut out {ip}, the address making it, unless confirmed")]
     Lockout {
         /// The address that would be shut out.
         ip: IpAddr,
     },
-    /// The store cannot be reached; retrying later may work.
+    /// The store cannot be reached; retrying later may work. The cause is for the
+    /// operator (it was logged when it was met); interfaces facing clients say nothing of it.
     #[error("the service is temporarily unavailable")]
-    Unavailable,
-    /// A fault of Keyward's; the cause is logged where it was met.
+    Unavailable(#[source] StoreError),
+    /// A fault of Keyward's, with its cause, as for [`ServiceError::Unavailable`].
     #[error("internal error")]
-    Internal,
+    Internal(#[source] StoreError),
 }
 
 /// Why a principal may not do something.
@@ -96,11 +95,11 @@ impl From<StoreError> for ServiceError {
             StoreError::Conflict(_) => Conflict::Duplicate.into(),
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "store unavailable");
-                ServiceError::Unavailable
+                ServiceError::Unavailable(StoreError::Unavailable(cause))
             }
             StoreError::Internal(cause) => {
                 tracing::error!(error = %cause, "store failure");
-                ServiceError::Internal
+                ServiceError::Internal(StoreError::Internal(cause))
             }
         }
     }

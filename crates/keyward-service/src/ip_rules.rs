@@ -13,10 +13,10 @@ use keyward_core::typeid::IpRuleId;
 use keyward_store::{Conflict as StoreConflict, StoreError};
 use serde_json::json;
 
-use crate::credentials::{WRITE_ATTEMPTS, written};
 use crate::error::{Conflict, ServiceError};
 use crate::principal::{DeleteIpRules, Permit, ReadIpRules, WriteIpRules};
 use crate::service::Service;
+use crate::writes::{WRITE_ATTEMPTS, written};
 
 /// A rule to add.
 #[derive(Debug, Clone)]

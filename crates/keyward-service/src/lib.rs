@@ -19,6 +19,7 @@
 //! - [`tokens`] and [`signing`]: issuing and revoking access tokens, and the keys that
 //!   sign them.
 //! - [`error`]: [`ServiceError`], and what forbids or conflicts with a change.
+//! - `writes`: version-checked writes and audit details, as every operation makes them.
 
 pub mod audit;
 pub mod credentials;
@@ -32,7 +33,8 @@ pub mod roles;
 pub mod service;
 pub mod signing;
 pub mod tokens;
+mod writes;
 
 pub use error::ServiceError;
-pub use principal::{Authority, Permit, Principal};
+pub use principal::{Authority, Operator, Permit, Principal};
 pub use service::{Service, ServiceConfig};

@@ -25,6 +25,7 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::error::ServiceError;
+use crate::principal::Operator;
 use crate::service::Service;
 
 /// How long a session lasts, however active its member.
@@ -97,12 +98,13 @@ impl Members<'_> {
     /// With no `password` one is generated and returned, to be shown once.
     pub async fn add(
         &self,
+        operator: &Operator,
         organization: &OrganizationId,
-        actor: &Actor,
         email: &str,
         password: Option<Zeroizing<String>>,
     ) -> Result<(Member, Option<Zeroizing<String>>), ServiceError> {
         let service = self.0;
+        let actor = operator.actor();
         let email = validate_email(email)?;
         if service.store.organization(organization).await?.is_none() {
             return Err(ServiceError::NotFound);
@@ -138,11 +140,12 @@ impl Members<'_> {
     /// and ends all of the member's sessions.
     pub async fn set_password(
         &self,
-        actor: &Actor,
+        operator: &Operator,
         email: &str,
         password: Option<Zeroizing<String>>,
     ) -> Result<(Member, Option<Zeroizing<String>>), ServiceError> {
         let service = self.0;
+        let actor = operator.actor();
         let email = validate_email(email)?;
         let member = service
             .store

@@ -5,8 +5,10 @@
 //! credential more than the principal's own credential holds (no escalation).
 //!
 //! The HTTP API's principals are credentials, bounded by their scopes; the CLI on the
-//! server's machine and the dashboard's signed-in members act without bound
-//! ([`Authority::Unlimited`]).
+//! server's machine and the dashboard's signed-in members act without bound in an
+//! organization ([`Authority::Unlimited`]). What concerns the deployment rather than one
+//! organization — making organizations and members, setting passwords, rotating signing
+//! keys — takes the [`Operator`], which only the binary makes.
 
 use std::marker::PhantomData;
 
@@ -36,6 +38,43 @@ pub enum Authority<'a> {
     Unlimited,
     /// A caller of the API, bounded by its credential.
     Credential(&'a Identity),
+}
+
+/// The operator of the deployment: the CLI on the server's machine and the first run. It
+/// acts in the audit log as `cli`, in any organization.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    actor: Actor,
+}
+
+impl Operator {
+    /// The operator. Only the binary makes one: an interface facing clients acts for a
+    /// principal of an organization instead.
+    pub fn new() -> Self {
+        Self {
+            actor: Actor::cli(),
+        }
+    }
+
+    /// How the audit log records the operator.
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    /// The operator acting in `organization`, without bound.
+    pub fn in_organization<'a>(&'a self, organization: &'a OrganizationId) -> Principal<'a> {
+        Principal {
+            organization,
+            actor: &self.actor,
+            authority: Authority::Unlimited,
+        }
+    }
+}
+
+impl Default for Operator {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// A permission of the management API, and the scope a credential needs for it.

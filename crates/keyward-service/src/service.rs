@@ -9,10 +9,12 @@ use keyward_core::ip_rule::RulePolicy;
 use keyward_core::secret::KeyPrefix;
 use keyward_engine::Verifier;
 use keyward_engine::throttle::ThrottleConfig;
-use keyward_store::{Store, StoreError};
+use keyward_engine::tokens::TokenRules;
+use keyward_store::Store;
 
+use crate::error::ServiceError;
 use crate::login::LoginThrottle;
-use crate::signing::{KeyRing, OAuthConfig};
+use crate::signing::{KeyRing, SigningConfig};
 
 /// The management side's settings.
 #[derive(Debug, Clone)]
@@ -23,6 +25,8 @@ pub struct ServiceConfig {
     pub rule_policy: RulePolicy,
     /// Brute-force protection of dashboard logins.
     pub login_throttle: ThrottleConfig,
+    /// How access tokens are signed.
+    pub signing: SigningConfig,
 }
 
 impl Default for ServiceConfig {
@@ -36,6 +40,7 @@ impl Default for ServiceConfig {
                 block: time::Duration::seconds(30),
                 max_block: time::Duration::minutes(30),
             },
+            signing: SigningConfig::default(),
         }
     }
 }
@@ -79,15 +84,15 @@ impl Service {
         }
     }
 
-    /// A ring of signing keys over `store`, for [`Service::new`] and for the engine, which
-    /// checks tokens against the keys it publishes.
-    pub fn key_ring(oauth: OAuthConfig, store: Arc<dyn Store>) -> Arc<KeyRing> {
-        Arc::new(KeyRing::new(oauth, store))
-    }
-
-    /// The settings.
-    pub fn config(&self) -> &ServiceConfig {
-        &self.config
+    /// The ring of signing keys over `store` that signs as `config` says tokens that
+    /// `rules` accept: for [`Service::new`], and for the engine, which checks tokens against
+    /// the keys it publishes.
+    pub fn key_ring(
+        config: &ServiceConfig,
+        rules: &TokenRules,
+        store: Arc<dyn Store>,
+    ) -> Arc<KeyRing> {
+        Arc::new(KeyRing::new(config.signing.clone(), rules.clone(), store))
     }
 
     /// The time source.
@@ -95,18 +100,14 @@ impl Service {
         &self.clock
     }
 
-    /// The verification engine the service keeps in step.
-    pub fn engine(&self) -> &Arc<Verifier> {
-        &self.engine
-    }
-
-    /// The signing keys.
-    pub fn signing_keys(&self) -> &Arc<KeyRing> {
-        &self.keys
+    /// Keeps the signing keys' schedule (a new key every rotation interval, retirement,
+    /// removal) until the handle is aborted.
+    pub fn spawn_key_schedule(&self) -> tokio::task::JoinHandle<()> {
+        self.keys.spawn_schedule(self.clock.clone())
     }
 
     /// Whether the store answers.
-    pub async fn ready(&self) -> Result<(), StoreError> {
-        self.store.ping().await
+    pub async fn ready(&self) -> Result<(), ServiceError> {
+        Ok(self.store.ping().await?)
     }
 }

@@ -21,69 +21,41 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use keyward_core::clock::Clock;
 use keyward_engine::tokens::{
-    KeyCache, KeyRead, KeySource, PublicKeys, SigningAlgorithm, TokenRules, to_low_s,
+    KeyCache, KeyRead, KeySource, P256_HALF_ORDER, PublicKeys, SigningAlgorithm, TokenRules,
 };
 use keyward_store::{OAuthStore, SigningKeyRecord, StoreError};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-/// OAuth settings: whom tokens name, how long they live, and how signing keys are made
-/// and rotated.
+/// How access tokens are signed: how long a token lives, and how signing keys are made,
+/// sealed and rotated. Whom tokens name, and the leeway on their expiry, are the engine's
+/// [`TokenRules`], which a node checks its own tokens by too.
 #[derive(Debug, Clone)]
-pub struct OAuthConfig {
-    /// The `iss` of issued tokens and of the metadata document: this deployment's public
-    /// URL, e.g. `https://auth.example.com`.
-    pub issuer: String,
-    /// The `aud` of issued tokens: the API they are for.
-    pub audience: String,
+pub struct SigningConfig {
     /// How long an access token lives.
     pub token_lifetime: Duration,
-    /// Clock skew tolerated on `exp`.
-    pub leeway: Duration,
     /// The algorithm of keys made from now on.
     pub algorithm: SigningAlgorithm,
     /// How often a new signing key is made.
     pub rotation_interval: Duration,
-    /// How long a new key is published before it signs: longer than `jwks_max_age` plus
-    /// `key_refresh_interval`, so every cache has it before its first token.
+    /// How long a new key is published before it signs: longer than clients cache the JWKS
+    /// plus the rules' `key_refresh_interval`, so every cache has it before its first token.
     pub publish_lead: Duration,
-    /// How long clients may cache the JWKS.
-    pub jwks_max_age: Duration,
-    /// How often a node re-reads the signing keys.
-    pub key_refresh_interval: Duration,
     /// Seals signing keys at rest.
     pub master_key: MasterKey,
 }
 
-impl Default for OAuthConfig {
+impl Default for SigningConfig {
     /// The defaults, with a random master key that lives as long as the process (the
     /// binary always sets one from its file or environment).
     fn default() -> Self {
-        let rules = TokenRules::default();
         Self {
-            issuer: rules.issuer,
-            audience: rules.audience,
             token_lifetime: Duration::from_secs(3600),
-            leeway: rules.leeway,
             algorithm: SigningAlgorithm::Es256,
             rotation_interval: Duration::from_secs(30 * 24 * 3600),
             publish_lead: Duration::from_secs(600),
-            jwks_max_age: Duration::from_secs(300),
-            key_refresh_interval: rules.key_refresh_interval,
             master_key: MasterKey::generate(),
-        }
-    }
-}
-
-impl OAuthConfig {
-    /// Which tokens a check accepts: those these settings issue.
-    pub fn token_rules(&self) -> TokenRules {
-        TokenRules {
-            issuer: self.issuer.clone(),
-            audience: self.audience.clone(),
-            leeway: self.leeway,
-            key_refresh_interval: self.key_refresh_interval,
         }
     }
 }
@@ -198,6 +170,29 @@ impl Signer {
     }
 }
 
+/// The order of the P-256 group, big-endian.
+const P256_ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+/// Turns an ES256 signature into its low-S form (which the engine checks: ECDSA is malleable, and a token must have one valid string) by replacing `s` with
+/// `n − s` when it is high.
+fn to_low_s(signature: &mut [u8]) {
+    let Some(s) = signature.get_mut(32..64) else {
+        return;
+    };
+    if *s > P256_HALF_ORDER[..] {
+        let mut borrow = 0u16;
+        for i in (0..32).rev() {
+            let difference = u16::from(P256_ORDER[i])
+                .wrapping_sub(u16::from(s[i]))
+                .wrapping_sub(borrow);
+            borrow = u16::from(u16::from(P256_ORDER[i]) < u16::from(s[i]) + borrow);
+            s[i] = (difference & 0xff) as u8;
+        }
+    }
+}
+
 /// A fresh key pair of `alg`: its PKCS#8 document and its public JWK (without `kid`).
 fn generate(alg: SigningAlgorithm) -> Result<(Zeroizing<Vec<u8>>, Value), StoreError> {
     let failed = |_| StoreError::Internal("could not generate a signing key".into());
@@ -266,11 +261,6 @@ pub struct RingState {
 }
 
 impl RingState {
-    /// The published keys.
-    pub fn public(&self) -> &Arc<PublicKeys> {
-        &self.public
-    }
-
     /// The key that signs at `now`: the newest one already active.
     pub fn signer(&self, now: OffsetDateTime) -> Option<Arc<ActiveKey>> {
         self.signers
@@ -305,17 +295,20 @@ const MASTER_KEY_MISMATCH: &str = "the master key does not open the stored signi
 /// also the engine's source of published keys on a node that signs, so what this node
 /// signs with and what it accepts are one read of the store.
 pub struct KeyRing {
-    config: OAuthConfig,
+    config: SigningConfig,
+    rules: TokenRules,
     store: Arc<dyn OAuthStore>,
     cache: KeyCache<RingState>,
 }
 
 impl KeyRing {
-    /// A ring over `store` that reads its keys on first use.
-    pub fn new(config: OAuthConfig, store: Arc<dyn OAuthStore>) -> Self {
+    /// A ring over `store` that reads its keys on first use, signing as `config` says
+    /// tokens that `rules` accept.
+    pub fn new(config: SigningConfig, rules: TokenRules, store: Arc<dyn OAuthStore>) -> Self {
         Self {
-            cache: KeyCache::new(config.key_refresh_interval),
+            cache: KeyCache::new(rules.key_refresh_interval),
             config,
+            rules,
             store,
         }
     }
@@ -331,7 +324,7 @@ impl KeyRing {
     pub fn spawn_schedule(self: &Arc<Self>, clock: Arc<dyn Clock>) -> tokio::task::JoinHandle<()> {
         let ring = self.clone();
         tokio::spawn(async move {
-            let mut interval = tokio::time::interval(ring.config.key_refresh_interval);
+            let mut interval = tokio::time::interval(ring.rules.key_refresh_interval);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 interval.tick().await;
@@ -360,9 +353,14 @@ impl KeyRing {
         self.store.signing_keys().await
     }
 
-    /// The OAuth settings the ring signs with.
-    pub fn config(&self) -> &OAuthConfig {
+    /// How the ring signs.
+    pub fn config(&self) -> &SigningConfig {
         &self.config
+    }
+
+    /// Which tokens the ring's tokens are checked by: whom they name.
+    pub fn rules(&self) -> &TokenRules {
+        &self.rules
     }
 
     /// Whether this node's master key opens every sealed key in `keys`.
@@ -438,7 +436,7 @@ impl KeyRing {
                 .iter()
                 .any(|k| k.generation < active && k.retired_at.is_none())
         {
-            let until = now + self.config.token_lifetime + self.config.leeway;
+            let until = now + self.config.token_lifetime + self.rules.leeway;
             store.retire_signing_keys(active, now, until).await?;
             store.prune_oauth(now).await?;
             keys = store.signing_keys().await?;
@@ -520,7 +518,7 @@ pub fn random_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keyward_engine::tokens::{P256_ORDER, is_low_s};
+    use keyward_engine::tokens::is_low_s;
 
     #[test]
     fn a_sealed_key_opens_only_with_its_master_key_and_kid() {
@@ -602,6 +600,22 @@ mod tests {
             assert!(public.verify(&message, &twin).is_ok());
             assert!(!is_low_s(&twin));
         }
+    }
+
+    #[test]
+    fn high_s_signatures_become_low_s_and_low_ones_stay() {
+        let mut high = [0u8; 64];
+        high[32..].copy_from_slice(&P256_ORDER);
+        high[63] -= 1; // n − 1: the highest s
+        assert!(!is_low_s(&high));
+        to_low_s(&mut high);
+        assert!(is_low_s(&high));
+        assert_eq!(high[63], 1, "n − (n − 1) = 1");
+        let mut low = [0u8; 64];
+        low[32..].copy_from_slice(&P256_HALF_ORDER);
+        to_low_s(&mut low);
+        assert_eq!(low[32..], P256_HALF_ORDER[..], "the largest low s stays");
+        assert!(!is_low_s(&low[..63]), "the wrong length is not a signature");
     }
 
     #[test]

@@ -11,15 +11,16 @@ use keyward_core::audit::Actor;
 use keyward_core::clock::rfc3339;
 use keyward_core::typeid::CredentialId;
 use keyward_engine::Identity;
-use keyward_engine::tokens::{AccessTokenClaims, TOKEN_TYPE, looks_like_jwt};
-use keyward_store::{RevokedToken, SigningKeyRecord, StoreError};
+use keyward_engine::tokens::{AccessTokenClaims, TOKEN_TYPE, TokenRules, looks_like_jwt};
+use keyward_store::{RevokedToken, SigningKeyRecord};
 use serde::Serialize;
 use serde_json::{Map, json};
 use time::OffsetDateTime;
 
 use crate::error::ServiceError;
+use crate::principal::Operator;
 use crate::service::Service;
-use crate::signing::{ActiveKey, OAuthConfig, RingState, random_id};
+use crate::signing::{ActiveKey, RingState, SigningConfig, random_id};
 
 /// Counts the access tokens issued.
 pub const TOKENS_ISSUED: &str = "keyward_tokens_issued_total";
@@ -44,21 +45,22 @@ struct Header<'a> {
     kid: &'a str,
 }
 
-/// Signs a token for `subject` with `key`: `iss`, `aud`, `exp`, `iat` and `jti` are set
-/// here from `config` and `now`. `None` if the key could not sign.
+/// Signs a token for `subject` with `key`: `iss` and `aud` are set here from `rules`,
+/// `exp` from `config`'s token lifetime, `iat` from `now`, and a fresh `jti`. `None` if the
+/// key could not sign.
 pub fn mint(
     key: &ActiveKey,
-    config: &OAuthConfig,
+    (config, rules): (&SigningConfig, &TokenRules),
     now: OffsetDateTime,
     subject: Subject<'_>,
 ) -> Option<(String, AccessTokenClaims)> {
     let iat = now.unix_timestamp();
     let lifetime = i64::try_from(config.token_lifetime.as_secs()).unwrap_or(i64::MAX);
     let claims = AccessTokenClaims {
-        iss: config.issuer.clone(),
+        iss: rules.issuer.clone(),
         sub: subject.credential_id.to_owned(),
         client_id: subject.client_id.to_owned(),
-        aud: config.audience.clone(),
+        aud: rules.audience.clone(),
         exp: iat.saturating_add(lifetime),
         iat,
         jti: random_id(),
@@ -79,8 +81,35 @@ pub fn mint(
     Some((token, claims))
 }
 
+/// A signing key as the operator sees it: never its private half, sealed or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    /// Its key id (the JWT `kid`).
+    pub kid: String,
+    /// The JWS algorithm, e.g. `ES256`.
+    pub algorithm: String,
+    /// When it starts signing (it is published from when it is made).
+    pub activates_at: OffsetDateTime,
+    /// When the last token it signed expires, once a newer key signs: it is unpublished
+    /// after this.
+    pub published_until: Option<OffsetDateTime>,
+    /// Whether its private half is still stored (sealed); erased once a newer key signs.
+    pub private_key_sealed: bool,
+}
+
+impl From<&SigningKeyRecord> for SigningKey {
+    fn from(record: &SigningKeyRecord) -> Self {
+        Self {
+            kid: record.kid.clone(),
+            algorithm: record.algorithm.clone(),
+            activates_at: record.activates_at,
+            published_until: record.published_until,
+            private_key_sealed: record.sealed_private_key.is_some(),
+        }
+    }
+}
+
 /// An access token issued, shown once.
-#[derive(Debug)]
 pub struct IssuedToken {
     /// The JWT.
     pub access_token: String,
@@ -88,6 +117,16 @@ pub struct IssuedToken {
     pub scope: String,
     /// Seconds until it expires.
     pub expires_in: u64,
+}
+
+/// Everything but the token.
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("scope", &self.scope)
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why no token was issued.
@@ -142,13 +181,14 @@ impl Tokens<'_> {
             scope: &scope,
             environment: credential.environment.as_str(),
         };
-        let oauth = service.keys.config();
-        let (access_token, _) = mint(&key, oauth, now, subject).ok_or(TokenFailure::Unavailable)?;
+        let signing = service.keys.config();
+        let (access_token, _) = mint(&key, (signing, service.keys.rules()), now, subject)
+            .ok_or(TokenFailure::Unavailable)?;
         metrics::counter!(TOKENS_ISSUED).increment(1);
         Ok(IssuedToken {
             access_token,
             scope,
-            expires_in: oauth.token_lifetime.as_secs(),
+            expires_in: signing.token_lifetime.as_secs(),
         })
     }
 
@@ -200,7 +240,7 @@ impl Tokens<'_> {
         if claims.client_id != organization.as_str() {
             return Ok(());
         }
-        let leeway = service.keys.config().leeway;
+        let leeway = service.keys.rules().leeway;
         let expires_at = OffsetDateTime::from_unix_timestamp(claims.exp).unwrap_or(now)
             + time::Duration::try_from(leeway).unwrap_or(time::Duration::ZERO);
         let revoked = RevokedToken {
@@ -237,18 +277,19 @@ impl Tokens<'_> {
     }
 
     /// Makes a new signing key: published now, signing after the publish lead (at once
-    /// when it is the first). For the operator: the store's error says what is wrong (a
-    /// master key that does not open the stored keys, say).
-    pub async fn rotate_signing_key(&self) -> Result<SigningKeyRecord, StoreError> {
+    /// when it is the first). A node whose master key does not open the stored keys makes
+    /// none; the error's cause says so.
+    pub async fn rotate_signing_key(&self, _: &Operator) -> Result<SigningKey, ServiceError> {
         let service = self.0;
         let now = service.clock.now();
         // Read (and make the first key) before adding the next.
         service.keys.current(now).await?;
-        service.keys.rotate(now).await
+        Ok(SigningKey::from(&service.keys.rotate(now).await?))
     }
 
     /// The signing keys as stored, oldest first.
-    pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
-        self.0.keys.records().await
+    pub async fn signing_keys(&self, _: &Operator) -> Result<Vec<SigningKey>, ServiceError> {
+        let records = self.0.keys.records().await?;
+        Ok(records.iter().map(SigningKey::from).collect())
     }
 }

@@ -11,12 +11,14 @@ use keyward_core::credential::parse_ip_network;
 use keyward_core::ip_rule::RulePolicy;
 use keyward_core::rate_limit::RateLimit;
 use keyward_core::secret::KeyPrefix;
-use keyward_engine::RateLimits;
 use keyward_engine::throttle::ThrottleConfig;
-use keyward_engine::tokens::SigningAlgorithm;
+use keyward_engine::tokens::{SigningAlgorithm, TokenRules};
+use keyward_engine::{EngineConfig, RateLimits};
+use keyward_gate::GateConfig;
 use keyward_server::ServerConfig;
 use keyward_server::original::{AuthorizeConfig, RouteScopes, RouteScopesConfig, Unmatched};
-use keyward_service::signing::OAuthConfig;
+use keyward_service::ServiceConfig;
+use keyward_service::signing::SigningConfig;
 use serde::{Deserialize, Serialize};
 
 /// The default listening address.
@@ -260,6 +262,7 @@ impl Config {
             bail!("key_prefix `{prefix_text}` must be 2 to 8 lowercase letters or digits");
         };
         let defaults = ServerConfig::default();
+        let (engine_defaults, service_defaults) = (&defaults.engine, &defaults.service);
         let trusted_proxies = overrides
             .trusted_proxies
             .clone()
@@ -272,39 +275,36 @@ impl Config {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let rules = file.ip_rules.unwrap_or_default();
+        let default_rules = &service_defaults.rule_policy;
         let rule_policy = RulePolicy {
-            max_rules: rules.max_rules.unwrap_or(defaults.rule_policy.max_rules),
+            max_rules: rules.max_rules.unwrap_or(default_rules.max_rules),
             ipv4_prefixes: rules
                 .ipv4_min_prefix
-                .unwrap_or(*defaults.rule_policy.ipv4_prefixes.start())
-                ..=32,
+                .unwrap_or(*default_rules.ipv4_prefixes.start())..=32,
             ipv6_prefixes: rules
                 .ipv6_min_prefix
-                .unwrap_or(*defaults.rule_policy.ipv6_prefixes.start())
-                ..=128,
+                .unwrap_or(*default_rules.ipv6_prefixes.start())..=128,
         };
         if *rule_policy.ipv4_prefixes.start() > 32 || *rule_policy.ipv6_prefixes.start() > 128 {
             bail!("ip_rules: a minimum prefix is longer than the address");
         }
         let brute = file.brute_force.unwrap_or_default();
         let seconds = time::Duration::seconds;
+        let default_throttle = &engine_defaults.throttle;
         let throttle = ThrottleConfig {
-            threshold: brute
-                .threshold
-                .unwrap_or(defaults.throttle.threshold)
-                .max(1),
+            threshold: brute.threshold.unwrap_or(default_throttle.threshold).max(1),
             window: brute
                 .window_seconds
                 .map(seconds)
-                .unwrap_or(defaults.throttle.window),
+                .unwrap_or(default_throttle.window),
             block: brute
                 .block_seconds
                 .map(seconds)
-                .unwrap_or(defaults.throttle.block),
+                .unwrap_or(default_throttle.block),
             max_block: brute
                 .max_block_seconds
                 .map(seconds)
-                .unwrap_or(defaults.throttle.max_block),
+                .unwrap_or(default_throttle.max_block),
         };
         let authorize_file = file.authorize.unwrap_or_default();
         let header = |name: &Option<String>, default: &HeaderName| -> anyhow::Result<HeaderName> {
@@ -323,7 +323,7 @@ impl Config {
             routes: authorize_file
                 .routes
                 .iter()
-                .map(|route| RouteScopes::from_config(route, &defaults.catalogue))
+                .map(|route| RouteScopes::from_config(route, &engine_defaults.catalogue))
                 .collect::<Result<Vec<_>, String>>()
                 .map_err(|e| anyhow::anyhow!("authorize.routes: {e}"))?,
             unmatched: match authorize_file.unmatched.as_deref() {
@@ -346,34 +346,40 @@ impl Config {
         let seconds = |value: Option<u64>, default: Duration| {
             value.map(Duration::from_secs).unwrap_or(default)
         };
-        let oauth_defaults = &defaults.oauth;
-        let oauth = OAuthConfig {
+        let rules_defaults = &engine_defaults.tokens;
+        let tokens = TokenRules {
             audience: oauth_file.audience.unwrap_or_else(|| issuer.clone()),
             issuer,
+            leeway: seconds(oauth_file.leeway_seconds, rules_defaults.leeway),
+            key_refresh_interval: seconds(
+                oauth_file.key_refresh_seconds,
+                rules_defaults.key_refresh_interval,
+            ),
+        };
+        let signing_defaults = &service_defaults.signing;
+        let signing = SigningConfig {
             token_lifetime: seconds(
                 oauth_file.token_lifetime_seconds,
-                oauth_defaults.token_lifetime,
+                signing_defaults.token_lifetime,
             ),
-            leeway: seconds(oauth_file.leeway_seconds, oauth_defaults.leeway),
             algorithm: match oauth_file.algorithm.as_deref() {
-                None => oauth_defaults.algorithm,
+                None => signing_defaults.algorithm,
                 Some(name) => SigningAlgorithm::parse(name).with_context(|| {
                     format!("oauth.algorithm must be ES256, EdDSA or RS256, not `{name}`")
                 })?,
             },
             rotation_interval: seconds(
                 oauth_file.rotation_days.map(|d| d * 86_400),
-                oauth_defaults.rotation_interval,
+                signing_defaults.rotation_interval,
             ),
-            publish_lead: seconds(oauth_file.publish_lead_seconds, oauth_defaults.publish_lead),
-            jwks_max_age: seconds(oauth_file.jwks_max_age_seconds, oauth_defaults.jwks_max_age),
-            key_refresh_interval: seconds(
-                oauth_file.key_refresh_seconds,
-                oauth_defaults.key_refresh_interval,
+            publish_lead: seconds(
+                oauth_file.publish_lead_seconds,
+                signing_defaults.publish_lead,
             ),
-            master_key: oauth_defaults.master_key.clone(),
+            master_key: signing_defaults.master_key.clone(),
         };
-        if oauth.publish_lead < oauth.jwks_max_age + oauth.key_refresh_interval {
+        let jwks_max_age = seconds(oauth_file.jwks_max_age_seconds, defaults.jwks_max_age);
+        if signing.publish_lead < jwks_max_age + tokens.key_refresh_interval {
             bail!(
                 "oauth.publish_lead_seconds must be at least jwks_max_age_seconds + key_refresh_seconds, so every cache knows a key before it signs"
             );
@@ -389,35 +395,36 @@ impl Config {
             }
             Ok(limit)
         };
+        let default_limits = &engine_defaults.rate_limits;
         let rate_limits = RateLimits {
             live: limit(
                 limits_file.live_per_second,
                 limits_file.live_burst,
-                defaults.rate_limits.live,
+                default_limits.live,
             )?,
             test: limit(
                 limits_file.test_per_second,
                 limits_file.test_burst,
-                defaults.rate_limits.test,
+                default_limits.test,
             )?,
             management: limit(
                 limits_file.management_per_second,
                 limits_file.management_burst,
-                defaults.rate_limits.management,
+                default_limits.management,
             )?,
         };
         let usage_file = file.usage.unwrap_or_default();
         let usage_flush_interval = usage_file
             .flush_interval_ms
             .map(Duration::from_millis)
-            .unwrap_or(defaults.usage_flush_interval);
+            .unwrap_or(engine_defaults.usage_flush_interval);
         if !(Duration::from_millis(100)..=Duration::from_secs(5)).contains(&usage_flush_interval) {
             bail!("usage.flush_interval_ms must be 100 to 5000: last uses are visible within 5 s");
         }
         let usage_retention = match usage_file.retention_days {
             Some(days @ 1..=MAX_RETENTION_DAYS) => Duration::from_secs(days * 86_400),
             Some(_) => bail!("usage.retention_days must be 1 to {MAX_RETENTION_DAYS}"),
-            None => defaults.usage_retention,
+            None => engine_defaults.usage_retention,
         };
         let master_key_file = oauth_file
             .master_key_file
@@ -429,88 +436,104 @@ impl Config {
             database_url,
             log_format: overrides.log_format.or(file.log_format).unwrap_or_default(),
             server: ServerConfig {
-                key_prefix,
-                allow_query_api_key: overrides
-                    .allow_query_api_key
-                    .or(file.allow_query_api_key)
-                    .unwrap_or(false),
+                engine: EngineConfig {
+                    cache_ttl: file
+                        .cache_ttl_ms
+                        .map(Duration::from_millis)
+                        .unwrap_or(engine_defaults.cache_ttl),
+                    throttle,
+                    usage_flush_interval,
+                    usage_retention,
+                    rate_limits,
+                    tokens,
+                    ..defaults.engine.clone()
+                },
+                service: ServiceConfig {
+                    key_prefix,
+                    rule_policy,
+                    signing,
+                    ..defaults.service.clone()
+                },
+                gate: GateConfig {
+                    allow_query_api_key: overrides
+                        .allow_query_api_key
+                        .or(file.allow_query_api_key)
+                        .unwrap_or(false),
+                    trusted_proxies,
+                },
                 body_limit_bytes: file.body_limit_bytes.unwrap_or(defaults.body_limit_bytes),
                 request_timeout: file
                     .request_timeout_seconds
                     .map(Duration::from_secs)
                     .unwrap_or(defaults.request_timeout),
-                trusted_proxies,
-                cache_ttl: file
-                    .cache_ttl_ms
-                    .map(Duration::from_millis)
-                    .unwrap_or(defaults.cache_ttl),
-                rule_policy,
-                throttle,
                 authorize,
-                oauth,
-                rate_limits,
-                usage_flush_interval,
-                usage_retention,
-                ..defaults
+                jwks_max_age,
             },
         })
     }
 
     /// The configuration as `keyward config check` prints it, secrets redacted.
     pub fn redacted(&self) -> serde_json::Value {
+        let (server, engine, service, gate) = (
+            &self.server,
+            &self.server.engine,
+            &self.server.service,
+            &self.server.gate,
+        );
+        let (rules, signing, limits) = (&engine.tokens, &service.signing, &engine.rate_limits);
         serde_json::json!({
             "listen": self.listen.to_string(),
             "database_url": redact_url(&self.database_url),
-            "key_prefix": self.server.key_prefix.as_str(),
-            "allow_query_api_key": self.server.allow_query_api_key,
-            "body_limit_bytes": self.server.body_limit_bytes,
-            "request_timeout_seconds": self.server.request_timeout.as_secs(),
+            "key_prefix": service.key_prefix.as_str(),
+            "allow_query_api_key": gate.allow_query_api_key,
+            "body_limit_bytes": server.body_limit_bytes,
+            "request_timeout_seconds": server.request_timeout.as_secs(),
             "log_format": self.log_format,
-            "trusted_proxies": self.server.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "cache_ttl_ms": self.server.cache_ttl.as_millis() as u64,
+            "trusted_proxies": gate.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "cache_ttl_ms": engine.cache_ttl.as_millis() as u64,
             "ip_rules": {
-                "max_rules": self.server.rule_policy.max_rules,
-                "ipv4_min_prefix": self.server.rule_policy.ipv4_prefixes.start(),
-                "ipv6_min_prefix": self.server.rule_policy.ipv6_prefixes.start(),
+                "max_rules": service.rule_policy.max_rules,
+                "ipv4_min_prefix": service.rule_policy.ipv4_prefixes.start(),
+                "ipv6_min_prefix": service.rule_policy.ipv6_prefixes.start(),
             },
             "brute_force": {
-                "threshold": self.server.throttle.threshold,
-                "window_seconds": self.server.throttle.window.whole_seconds(),
-                "block_seconds": self.server.throttle.block.whole_seconds(),
-                "max_block_seconds": self.server.throttle.max_block.whole_seconds(),
+                "threshold": engine.throttle.threshold,
+                "window_seconds": engine.throttle.window.whole_seconds(),
+                "block_seconds": engine.throttle.block.whole_seconds(),
+                "max_block_seconds": engine.throttle.max_block.whole_seconds(),
             },
             "authorize": {
-                "uri_header": self.server.authorize.uri_header.as_str(),
-                "method_header": self.server.authorize.method_header.as_str(),
-                "unmatched": match self.server.authorize.unmatched { Unmatched::Deny => "deny", Unmatched::Allow => "allow" },
-                "routes": self.server.authorize.routes.iter().map(|r| serde_json::json!({
+                "uri_header": server.authorize.uri_header.as_str(),
+                "method_header": server.authorize.method_header.as_str(),
+                "unmatched": match server.authorize.unmatched { Unmatched::Deny => "deny", Unmatched::Allow => "allow" },
+                "routes": server.authorize.routes.iter().map(|r| serde_json::json!({
                     "method": r.method.as_ref().map(ToString::to_string),
                     "path": r.path,
                     "scopes": r.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
             },
             "rate_limits": {
-                "live_per_second": self.server.rate_limits.live.per_second,
-                "live_burst": self.server.rate_limits.live.burst,
-                "test_per_second": self.server.rate_limits.test.per_second,
-                "test_burst": self.server.rate_limits.test.burst,
-                "management_per_second": self.server.rate_limits.management.per_second,
-                "management_burst": self.server.rate_limits.management.burst,
+                "live_per_second": limits.live.per_second,
+                "live_burst": limits.live.burst,
+                "test_per_second": limits.test.per_second,
+                "test_burst": limits.test.burst,
+                "management_per_second": limits.management.per_second,
+                "management_burst": limits.management.burst,
             },
             "usage": {
-                "flush_interval_ms": self.server.usage_flush_interval.as_millis() as u64,
-                "retention_days": self.server.usage_retention.as_secs() / 86_400,
+                "flush_interval_ms": engine.usage_flush_interval.as_millis() as u64,
+                "retention_days": engine.usage_retention.as_secs() / 86_400,
             },
             "oauth": {
-                "issuer": self.server.oauth.issuer,
-                "audience": self.server.oauth.audience,
-                "token_lifetime_seconds": self.server.oauth.token_lifetime.as_secs(),
-                "algorithm": self.server.oauth.algorithm.name(),
-                "rotation_days": self.server.oauth.rotation_interval.as_secs() / 86_400,
-                "publish_lead_seconds": self.server.oauth.publish_lead.as_secs(),
-                "jwks_max_age_seconds": self.server.oauth.jwks_max_age.as_secs(),
-                "leeway_seconds": self.server.oauth.leeway.as_secs(),
-                "key_refresh_seconds": self.server.oauth.key_refresh_interval.as_secs(),
+                "issuer": rules.issuer,
+                "audience": rules.audience,
+                "token_lifetime_seconds": signing.token_lifetime.as_secs(),
+                "algorithm": signing.algorithm.name(),
+                "rotation_days": signing.rotation_interval.as_secs() / 86_400,
+                "publish_lead_seconds": signing.publish_lead.as_secs(),
+                "jwks_max_age_seconds": server.jwks_max_age.as_secs(),
+                "leeway_seconds": rules.leeway.as_secs(),
+                "key_refresh_seconds": rules.key_refresh_interval.as_secs(),
                 "master_key_file": self.master_key_file.display().to_string(),
             },
         })
@@ -556,7 +579,7 @@ mod tests {
         .unwrap();
         let config = Config::load(Some(&path), &Overrides::default(), None).unwrap();
         assert_eq!(config.database_url, "from-file.db");
-        assert_eq!(config.server.key_prefix.as_str(), "edns");
+        assert_eq!(config.server.service.key_prefix.as_str(), "edns");
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
         let overrides = Overrides {
             database_url: Some("flag.db".into()),
@@ -603,11 +626,11 @@ mod tests {
         };
         let config = load("[usage]\nflush_interval_ms = 250\nretention_days = 7\n").unwrap();
         assert_eq!(
-            config.server.usage_flush_interval,
+            config.server.engine.usage_flush_interval,
             Duration::from_millis(250)
         );
         assert_eq!(
-            config.server.usage_retention,
+            config.server.engine.usage_retention,
             Duration::from_secs(7 * 86_400)
         );
         for (text, interval, days) in [
@@ -620,11 +643,11 @@ mod tests {
         ] {
             let config = load(&format!("[usage]\n{text}\n")).unwrap();
             assert_eq!(
-                config.server.usage_flush_interval,
+                config.server.engine.usage_flush_interval,
                 Duration::from_millis(interval)
             );
             assert_eq!(
-                config.server.usage_retention,
+                config.server.engine.usage_retention,
                 Duration::from_secs(days * 86_400)
             );
         }

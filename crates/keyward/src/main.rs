@@ -8,7 +8,6 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use keyward::config::{Config, LogFormat, Overrides};
-use keyward_core::audit::Actor;
 use keyward_core::clock::{SystemClock, rfc3339};
 use keyward_core::credential::{DisplayStatus, Environment};
 use keyward_core::typeid::{CredentialId, OrganizationId};
@@ -19,7 +18,7 @@ use keyward_service::credentials::{
 };
 use keyward_service::principal::{ReadKeys, WriteKeys};
 use keyward_service::signing::MasterKey;
-use keyward_service::{Authority, Principal, Service, ServiceError};
+use keyward_service::{Operator, Service, ServiceError};
 use keyward_store::SqlStore;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -220,7 +219,7 @@ fn init_logging(format: LogFormat) {
 
 async fn open_state(config: &Config) -> anyhow::Result<AppState> {
     let mut server = config.server.clone();
-    server.oauth.master_key = master_key(&config.master_key_file)?;
+    server.service.signing.master_key = master_key(&config.master_key_file)?;
     let store = SqlStore::open(&config.database_url)
         .await
         .with_context(|| {
@@ -284,7 +283,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Init { org_name, json } => {
             let state = open_state(&config).await?;
-            let (organization, issued) = state.service.organizations().init(&org_name).await?;
+            let (organization, issued) = state
+                .service
+                .organizations()
+                .init(&Operator::new(), &org_name)
+                .await?;
             print_bootstrap(&organization.id, &issued, json)
         }
         Command::Serve { .. } => serve(config).await,
@@ -309,18 +312,22 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", config.listen))?;
     let address = listener.local_addr()?;
     if config.issuer_from_listen {
-        let oauth = &mut config.server.oauth;
-        oauth.issuer = format!("http://{address}");
-        oauth.audience = oauth.issuer.clone();
+        let tokens = &mut config.server.engine.tokens;
+        tokens.issuer = format!("http://{address}");
+        tokens.audience = tokens.issuer.clone();
     }
     let state = open_state(&config).await?;
     let service = &state.service;
-    if service.organizations().claim_first_run().await? {
-        let (organization, issued) = service.organizations().init("Default organization").await?;
+    let operator = Operator::new();
+    if service.organizations().claim_first_run(&operator).await? {
+        let (organization, issued) = service
+            .organizations()
+            .init(&operator, "Default organization")
+            .await?;
         print_bootstrap(&organization.id, &issued, false)?;
         let (member, password) = service
             .members()
-            .add(&organization.id, &Actor::cli(), FIRST_MEMBER_EMAIL, None)
+            .add(&operator, &organization.id, FIRST_MEMBER_EMAIL, None)
             .await?;
         if let Some(password) = password {
             println!("Dashboard: http://{address}/login");
@@ -335,7 +342,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     tracing::info!(%address, "listening on http://{address}");
     println!("Keyward listening on http://{address}");
     let flusher = state.engine.spawn_usage_flusher();
-    let key_schedule = service.signing_keys().spawn_schedule(state.clock.clone());
+    let key_schedule = service.spawn_key_schedule();
     keyward_server::serve(listener, state.clone(), shutdown).await?;
     flusher.stop().await;
     key_schedule.abort();
@@ -370,7 +377,10 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
 async fn signing_keys(service: &Service, command: SigningKeysCommand) -> anyhow::Result<()> {
     match command {
         SigningKeysCommand::Rotate => {
-            let key = service.tokens().rotate_signing_key().await?;
+            let key = service
+                .tokens()
+                .rotate_signing_key(&Operator::new())
+                .await?;
             println!(
                 "Made signing key {} ({}); published now, signing from {}.",
                 key.kid,
@@ -379,8 +389,8 @@ async fn signing_keys(service: &Service, command: SigningKeysCommand) -> anyhow:
             );
         }
         SigningKeysCommand::List => {
-            for key in service.tokens().signing_keys().await? {
-                let private = if key.sealed_private_key.is_some() {
+            for key in service.tokens().signing_keys(&Operator::new()).await? {
+                let private = if key.private_key_sealed {
                     "private key sealed"
                 } else {
                     "private key erased"
@@ -419,7 +429,7 @@ fn password_from_stdin(read: bool) -> anyhow::Result<Option<zeroize::Zeroizing<S
 }
 
 async fn users(service: &Service, command: UsersCommand) -> anyhow::Result<()> {
-    let actor = Actor::cli();
+    let operator = Operator::new();
     let (member, password, verb) = match command {
         UsersCommand::Add {
             org,
@@ -431,7 +441,7 @@ async fn users(service: &Service, command: UsersCommand) -> anyhow::Result<()> {
             let password = password_from_stdin(password_stdin)?;
             let added = service
                 .members()
-                .add(&organization_id, &actor, &email, password)
+                .add(&operator, &organization_id, &email, password)
                 .await;
             let (member, generated) = added.map_err(|e| match e {
                 ServiceError::NotFound => anyhow::anyhow!("no organization {organization_id}"),
@@ -446,7 +456,7 @@ async fn users(service: &Service, command: UsersCommand) -> anyhow::Result<()> {
             let password = password_from_stdin(password_stdin)?;
             let set = service
                 .members()
-                .set_password(&actor, &email, password)
+                .set_password(&operator, &email, password)
                 .await;
             let (member, generated) = set.map_err(|e| match e {
                 ServiceError::NotFound => anyhow::anyhow!("no member with the email {email}"),
@@ -510,15 +520,10 @@ fn print_issued(issued: &Issued, json: bool, now: time::OffsetDateTime) -> anyho
 }
 
 async fn keys(service: &Service, command: KeysCommand) -> anyhow::Result<()> {
-    let actor = Actor::cli();
     let org = |text: &str| OrganizationId::parse(text).context("--org must be an organization id");
     let key = |text: &str| CredentialId::parse(text).context("the key id must look like api_key_…");
     // The operator on the server's machine manages any organization without bound.
-    let operator = |organization| Principal {
-        organization,
-        actor: &actor,
-        authority: Authority::Unlimited,
-    };
+    let operator = Operator::new();
     let now = service.clock().now();
     match command {
         KeysCommand::Create {
@@ -531,7 +536,11 @@ async fn keys(service: &Service, command: KeysCommand) -> anyhow::Result<()> {
             json,
         } => {
             let organization_id = org(&org_id)?;
-            if !service.organizations().exists(&organization_id).await? {
+            if !service
+                .organizations()
+                .exists(&operator, &organization_id)
+                .await?
+            {
                 bail!("no organization {organization_id}");
             }
             let expires_at = expires_at
@@ -551,13 +560,17 @@ async fn keys(service: &Service, command: KeysCommand) -> anyhow::Result<()> {
                 expires_at,
                 ..NewCredential::default()
             };
-            let permit = operator(&organization_id).permit::<WriteKeys>()?;
+            let permit = operator
+                .in_organization(&organization_id)
+                .permit::<WriteKeys>()?;
             let issued = service.credentials().create(&permit, new).await?;
             print_issued(&issued, json, now)
         }
         KeysCommand::List { org: org_id, json } => {
             let organization_id = org(&org_id)?;
-            let permit = operator(&organization_id).permit::<ReadKeys>()?;
+            let permit = operator
+                .in_organization(&organization_id)
+                .permit::<ReadKeys>()?;
             let mut filter = CredentialFilter {
                 limit: 100,
                 ..CredentialFilter::default()
@@ -591,7 +604,9 @@ async fn keys(service: &Service, command: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::Revoke { org: org_id, id } => {
             let (organization_id, id) = (org(&org_id)?, key(&id)?);
-            let permit = operator(&organization_id).permit::<WriteKeys>()?;
+            let permit = operator
+                .in_organization(&organization_id)
+                .permit::<WriteKeys>()?;
             let credential = service
                 .credentials()
                 .set_status(&permit, id.as_str(), StatusChange::Revoke)
@@ -608,7 +623,9 @@ async fn keys(service: &Service, command: KeysCommand) -> anyhow::Result<()> {
             json,
         } => {
             let (organization_id, id) = (org(&org_id)?, key(&id)?);
-            let permit = operator(&organization_id).permit::<WriteKeys>()?;
+            let permit = operator
+                .in_organization(&organization_id)
+                .permit::<WriteKeys>()?;
             let rotation = Rotation {
                 grace_period_seconds,
                 expected_version: None,

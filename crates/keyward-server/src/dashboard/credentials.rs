@@ -358,7 +358,7 @@ fn create_request(form: &CredentialForm) -> Result<NewCredential, BTreeMap<&'sta
     })
 }
 
-/// The form field a lifecycle validation error is about.
+/// The form field a validation error of the service is about.
 fn form_field(error: &ValidationError) -> &'static str {
     match error.field {
         "expires_at" | "not_before" => "expires_on",

@@ -90,6 +90,7 @@ pub fn secure_cookies(parts: &Parts, state: &AppState) -> bool {
     let from_proxy = peer(parts).is_some_and(|ip| {
         state
             .config
+            .gate
             .trusted_proxies
             .iter()
             .any(|net| net.contains(&ip))

@@ -110,7 +110,7 @@ pub async fn authorize(
     };
     if let Some(listed) = header(&parts.headers, &REQUIRED_SCOPES_HEADER) {
         for text in listed.split([' ', ',']).filter(|s| !s.is_empty()) {
-            let scope = state.config.catalogue.parse(text).map_err(|e| {
+            let scope = state.engine.config().catalogue.parse(text).map_err(|e| {
                 ApiError::bad_request(
                     "invalid_required_scopes",
                     format!("{REQUIRED_SCOPES_HEADER}: {e}"),

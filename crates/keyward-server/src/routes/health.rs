@@ -5,8 +5,6 @@ use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use keyward_gate::Refusal;
-
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -29,10 +27,6 @@ pub async fn healthz() -> Json<Health> {
     (status = 503, body = keyward_gate::Problem, content_type = "application/problem+json"),
 ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    state
-        .service
-        .ready()
-        .await
-        .map_err(|error| ApiError::from(Refusal::from(error)))?;
+    state.service.ready().await?;
     Ok(Json(Health { status: "ok" }))
 }

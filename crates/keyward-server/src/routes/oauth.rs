@@ -162,10 +162,7 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
                 ring.jwks().to_string(),
             )
                 .into_response();
-            let max_age = format!(
-                "public, max-age={}",
-                state.config.oauth.jwks_max_age.as_secs()
-            );
+            let max_age = format!("public, max-age={}", state.config.jwks_max_age.as_secs());
             if let Ok(value) = HeaderValue::from_str(&max_age) {
                 answer.headers_mut().insert(header::CACHE_CONTROL, value);
             }
@@ -179,8 +176,7 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth",
     responses((status = 200, description = "RFC 8414 metadata", content_type = "application/json", body = Object)))]
 pub async fn metadata(State(state): State<AppState>) -> Json<Value> {
-    let oauth = &state.config.oauth;
-    let issuer = oauth.issuer.trim_end_matches('/');
+    let issuer = state.engine.config().tokens.issuer.trim_end_matches('/');
     let methods = ["client_secret_basic", "client_secret_post"];
     Json(json!({
         "issuer": issuer,
@@ -305,7 +301,7 @@ fn active(identity: &Identity, state: &AppState) -> Value {
                 body.insert("exp".into(), json!(exp.unix_timestamp()));
             }
             body.insert("iat".into(), json!(credential.created_at.unix_timestamp()));
-            body.insert("iss".into(), json!(state.config.oauth.issuer));
+            body.insert("iss".into(), json!(state.engine.config().tokens.issuer));
         }
     }
     Value::Object(body)

@@ -3,6 +3,7 @@
 
 use keyward_core::credential::Environment;
 use keyward_core::secret::{KeyPrefix, PlainSecret, SecretKind};
+use keyward_gate::GateConfig;
 use keyward_server::ServerConfig;
 use serde_json::json;
 
@@ -164,7 +165,10 @@ async fn the_query_string_transport_is_off_unless_enabled() {
     );
 
     let app = TestApp::with_config(ServerConfig {
-        allow_query_api_key: true,
+        gate: GateConfig {
+            allow_query_api_key: true,
+            ..Default::default()
+        },
         ..Default::default()
     })
     .await;

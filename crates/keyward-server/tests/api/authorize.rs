@@ -2,6 +2,7 @@
 
 use keyward_core::credential::Environment;
 use keyward_core::secret::{KeyPrefix, PlainSecret, SecretKind};
+use keyward_gate::GateConfig;
 use keyward_server::ServerConfig;
 use keyward_server::original::{AuthorizeConfig, RouteScopes, RouteScopesConfig, Unmatched};
 use serde_json::json;
@@ -335,7 +336,10 @@ async fn the_query_string_of_the_original_uri_carries_a_key_only_when_enabled() 
         .await
         .assert_problem(401, "unauthenticated");
     let app = TestApp::with_config(ServerConfig {
-        allow_query_api_key: true,
+        gate: GateConfig {
+            allow_query_api_key: true,
+            ..Default::default()
+        },
         ..Default::default()
     })
     .await;
@@ -353,7 +357,10 @@ async fn the_query_string_of_the_original_uri_carries_a_key_only_when_enabled() 
 #[tokio::test]
 async fn forwarded_addresses_count_only_from_trusted_proxies() {
     let config = ServerConfig {
-        trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+        gate: GateConfig {
+            trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+            ..Default::default()
+        },
         ..Default::default()
     };
     let app = TestApp::with_config(config).await;

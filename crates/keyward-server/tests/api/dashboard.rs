@@ -3,8 +3,8 @@
 //! stored. The browser walk is `crates/keyward/tests/e2e/dashboard_browser.py`.
 
 use axum::http::StatusCode;
-use keyward_core::audit::Actor;
 use keyward_core::typeid::OrganizationId;
+use keyward_service::Operator;
 use keyward_store::AuditQuery;
 use zeroize::Zeroizing;
 
@@ -47,8 +47,8 @@ async fn add_member(app: &TestApp, org: &str, email: &str) {
         .service
         .members()
         .add(
+            &Operator::new(),
             &OrganizationId::parse(org).unwrap(),
-            &Actor::cli(),
             email,
             Some(Zeroizing::new(PASSWORD.to_owned())),
         )
@@ -223,7 +223,10 @@ async fn logged_out_pages_redirect_to_login_and_come_back() {
 #[tokio::test]
 async fn the_session_cookie_is_httponly_strict_and_secure_only_behind_tls() {
     let config = keyward_server::ServerConfig {
-        trusted_proxies: vec!["10.9.0.1/32".parse().unwrap()],
+        gate: keyward_gate::GateConfig {
+            trusted_proxies: vec!["10.9.0.1/32".parse().unwrap()],
+            ..Default::default()
+        },
         ..Default::default()
     };
     let app = TestApp::with_config(config).await;
@@ -483,7 +486,7 @@ async fn form_errors_are_shown_beside_their_fields() {
         page.text.contains(">kept</textarea>"),
         "what was typed is kept"
     );
-    // A past expiry and an unknown scope come back from the lifecycle, beside their field.
+    // A past expiry and an unknown scope come back from the service, beside their field.
     let past = member
         .post(
             &app,
@@ -597,7 +600,7 @@ async fn logout_and_a_new_password_end_sessions() {
         .service
         .members()
         .set_password(
-            &Actor::cli(),
+            &Operator::new(),
             EMAIL,
             Some(Zeroizing::new("a brand new passphrase".to_owned())),
         )

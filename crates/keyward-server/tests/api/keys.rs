@@ -99,7 +99,10 @@ async fn test_environment_keys_are_marked_test() {
 #[tokio::test]
 async fn a_deployment_prefix_is_used_in_every_secret() {
     let config = keyward_server::ServerConfig {
-        key_prefix: keyward_core::secret::KeyPrefix::new("edns").unwrap(),
+        service: keyward_service::ServiceConfig {
+            key_prefix: keyward_core::secret::KeyPrefix::new("edns").unwrap(),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let app = TestApp::with_config(config).await;

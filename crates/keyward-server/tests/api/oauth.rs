@@ -5,6 +5,7 @@
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use keyward_service::Operator;
 use serde_json::{Value, json};
 
 use crate::support::{TestApp, TestResponse};
@@ -674,8 +675,8 @@ async fn rotation_publishes_the_new_key_before_it_signs_and_keeps_old_tokens_val
     let rotated = app
         .state
         .service
-        .signing_keys()
-        .rotate(app.state.clock.now())
+        .tokens()
+        .rotate_signing_key(&Operator::new())
         .await
         .unwrap();
     let kids = |jwks: Value| -> Vec<String> {
@@ -765,15 +766,19 @@ async fn failed_client_authentication_is_throttled_per_address() {
 async fn ed25519_and_rs256_keys_sign_tokens_that_verify() {
     use keyward_engine::tokens::SigningAlgorithm;
     use keyward_server::ServerConfig;
-    use keyward_service::signing::OAuthConfig;
+    use keyward_service::ServiceConfig;
+    use keyward_service::signing::SigningConfig;
     for (algorithm, kty) in [
         (SigningAlgorithm::EdDsa, "OKP"),
         (SigningAlgorithm::Rs256, "RSA"),
     ] {
         let config = ServerConfig {
-            oauth: OAuthConfig {
-                algorithm,
-                ..OAuthConfig::default()
+            service: ServiceConfig {
+                signing: SigningConfig {
+                    algorithm,
+                    ..SigningConfig::default()
+                },
+                ..ServiceConfig::default()
             },
             ..ServerConfig::default()
         };
@@ -809,12 +814,17 @@ async fn a_node_with_another_master_key_makes_and_retires_no_signing_key() {
         Arc::new(app.clock.clone()),
         ServerConfig::default(),
     );
-    let now = app.state.clock.now();
-    let stray_keys = stray.service.signing_keys();
-    assert!(stray_keys.rotate(now).await.is_err(), "rotation refused");
+    let stray_tokens = stray.service.tokens();
+    assert!(
+        stray_tokens
+            .rotate_signing_key(&Operator::new())
+            .await
+            .is_err(),
+        "rotation refused"
+    );
     app.clock.advance(time::Duration::days(40));
     let later = app.state.clock.now();
-    let ring = stray_keys.current(later).await.unwrap();
+    let ring = stray_tokens.keys().await.unwrap();
     assert!(ring.signer(later).is_none(), "it cannot sign");
     assert_eq!(
         store.signing_keys().await.unwrap().len(),

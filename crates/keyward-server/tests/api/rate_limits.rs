@@ -176,15 +176,18 @@ async fn the_management_api_counts_and_shows_the_callers_limit() {
 #[tokio::test]
 async fn an_organizations_management_requests_share_a_ceiling() {
     use keyward_core::rate_limit::RateLimit;
-    use keyward_engine::RateLimits;
+    use keyward_engine::{EngineConfig, RateLimits};
     use keyward_server::ServerConfig;
     let app = TestApp::with_config(ServerConfig {
-        rate_limits: RateLimits {
-            management: RateLimit {
-                per_second: 2,
-                burst: 5,
+        engine: EngineConfig {
+            rate_limits: RateLimits {
+                management: RateLimit {
+                    per_second: 2,
+                    burst: 5,
+                },
+                ..RateLimits::default()
             },
-            ..RateLimits::default()
+            ..EngineConfig::default()
         },
         ..ServerConfig::default()
     })

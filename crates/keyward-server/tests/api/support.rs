@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use keyward_core::clock::ManualClock;
 use keyward_server::{AppState, ServerConfig, router};
+use keyward_service::Operator;
 use keyward_store::testing::TestDatabase;
 use keyward_store::{SqlStore, Store};
 use serde_json::Value;
@@ -136,7 +137,7 @@ impl TestApp {
         let (organization, issued) = state
             .service
             .organizations()
-            .init("Acme Registrar")
+            .init(&Operator::new(), "Acme Registrar")
             .await
             .unwrap();
         Self {
@@ -214,7 +215,7 @@ impl TestApp {
             .state
             .service
             .organizations()
-            .init("Other Registrar")
+            .init(&Operator::new(), "Other Registrar")
             .await
             .unwrap();
         issued.api_key.expose().to_owned()

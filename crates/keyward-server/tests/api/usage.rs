@@ -2,6 +2,7 @@
 //! the query-string transport marked, pruning after the retention period.
 
 use axum::http::StatusCode;
+use keyward_gate::GateConfig;
 use keyward_server::ServerConfig;
 use serde_json::{Value, json};
 use time::Duration;
@@ -21,7 +22,10 @@ async fn report(app: &TestApp, id: &str, query: &str) -> Value {
 #[tokio::test]
 async fn buckets_add_up_to_the_requests_made_by_outcome() {
     let app = TestApp::with_config(ServerConfig {
-        allow_query_api_key: true,
+        gate: GateConfig {
+            allow_query_api_key: true,
+            ..GateConfig::default()
+        },
         ..ServerConfig::default()
     })
     .await;
