@@ -122,8 +122,7 @@ pub enum Denial {
 /// A secret found by its digest: the identity behind it and what confirms it.
 /// Held by value in the cache, so a check reads it without another pointer hop.
 /// The activity cell, the organization and the limit sit here rather than behind the
-/// identity, so a check starts reading all three as soon as it has the entry, not one
-/// after another.
+/// identity, so reading each depends on the entry only, not on another read before it.
 #[derive(Debug, Clone)]
 struct Found {
     identity: Arc<Identity>,
