@@ -150,29 +150,46 @@ impl Api {
         key: Option<&str>,
         ip: &str,
     ) -> (StatusCode, String, Option<String>) {
-        let mut request = Request::builder().uri(path);
-        if let Some(key) = key {
-            request = request.header("x-api-key", key);
-        }
-        let mut request = request.body(Body::empty()).unwrap();
-        request
-            .extensions_mut()
-            .insert(ConnectInfo(SocketAddr::new(ip.parse().unwrap(), 5000)));
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let challenge = response
-            .headers()
-            .get("www-authenticate")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (
-            status,
-            String::from_utf8(bytes.to_vec()).unwrap(),
-            challenge,
-        )
+        let credential = key.map(|key| ("x-api-key", key.to_owned()));
+        send(&self.app, path, credential, ip).await
     }
+}
+
+/// `GET path` through `app` from `ip`, with the credential header given: the status, the
+/// body and the `WWW-Authenticate` challenge.
+async fn send(
+    app: &Router,
+    path: &str,
+    credential: Option<(&str, String)>,
+    ip: &str,
+) -> (StatusCode, String, Option<String>) {
+    let mut request = Request::builder().uri(path);
+    if let Some((name, value)) = credential {
+        request = request.header(name, value);
+    }
+    let mut request = request.body(Body::empty()).unwrap();
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::new(ip.parse().unwrap(), 5000)));
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        String::from_utf8(bytes.to_vec()).unwrap(),
+        challenge,
+    )
+}
+
+/// An `Authorization: Bearer` header.
+fn bearer(token: &str) -> Option<(&'static str, String)> {
+    Some(("authorization", format!("Bearer {token}")))
 }
 
 #[tokio::test]
@@ -262,20 +279,8 @@ async fn environment_and_address_restrictions_apply() {
     let call = |key: String, ip: &'static str| {
         let app = app.clone();
         async move {
-            let mut request = Request::builder()
-                .uri("/live")
-                .header("authorization", format!("Bearer {key}"))
-                .body(Body::empty())
-                .unwrap();
-            request
-                .extensions_mut()
-                .insert(ConnectInfo(SocketAddr::new(ip.parse().unwrap(), 5000)));
-            let response = app.oneshot(request).await.unwrap();
-            let status = response.status();
-            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-                .await
-                .unwrap();
-            (status, String::from_utf8(bytes.to_vec()).unwrap())
+            let (status, body, _) = send(&app, "/live", bearer(&key), ip).await;
+            (status, body)
         }
     };
     let (status, body) = call(test_key, "192.0.2.1").await;
@@ -399,20 +404,8 @@ async fn a_layer_connected_to_the_servers_store_accepts_its_tokens_and_sees_its_
     let call = |token: String| {
         let app = app.clone();
         async move {
-            let mut request = Request::builder()
-                .uri("/v1/domains")
-                .header("authorization", format!("Bearer {token}"))
-                .body(Body::empty())
-                .unwrap();
-            request
-                .extensions_mut()
-                .insert(ConnectInfo(SocketAddr::new([192, 0, 2, 1].into(), 5000)));
-            let response = app.oneshot(request).await.unwrap();
-            let status = response.status();
-            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-                .await
-                .unwrap();
-            (status, String::from_utf8(bytes.to_vec()).unwrap())
+            let (status, body, _) = send(&app, "/v1/domains", bearer(&token), "192.0.2.1").await;
+            (status, body)
         }
     };
     let (status, body) = call(token.clone()).await;
