@@ -77,10 +77,14 @@ inclusive() {
 }
 
 # connection_instructions FILE: the instructions of the server's connection tasks (HTTP
-# parsing, middleware, the handler, writing the answer) in a callgrind output file: axum's
-# task per connection, which the compiler may or may not have inlined hyper's into.
+# parsing, middleware, the handler, writing the answer) in a callgrind output file: the
+# server's task per connection (axum's before the server accepted connections itself), which
+# the compiler may or may not have inlined hyper's into.
 connection_instructions() {
-  inclusive "$1" 'axum::serve::handle_connection::{{closure}}::{{closure}} ['
+  local count
+  count="$(inclusive "$1" 'keyward_server::listen::connection_task::{{closure}} [')"
+  [ -n "$count" ] || count="$(inclusive "$1" 'axum::serve::handle_connection::{{closure}}::{{closure}} [')"
+  echo "$count"
 }
 
 # request_config KIND N KEYS_FILE: a curl config (for `curl -K`) of N requests on one

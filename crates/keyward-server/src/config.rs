@@ -8,6 +8,7 @@ use keyward_engine::EngineConfig;
 use keyward_gate::GateConfig;
 use keyward_service::ServiceConfig;
 
+use crate::listen::ConnectionLimits;
 use crate::original::AuthorizeConfig;
 
 /// The settings of a Keyward server.
@@ -21,6 +22,8 @@ pub struct ServerConfig {
     pub service: ServiceConfig,
     /// Admission's: where credentials may be presented, and which proxies are believed.
     pub gate: GateConfig,
+    /// Bounds on connections: how long a request's head may take, how many are open.
+    pub connections: ConnectionLimits,
     /// Largest accepted request body.
     pub body_limit_bytes: usize,
     /// Longest time a request may take, reading its body included.
@@ -37,6 +40,7 @@ impl Default for ServerConfig {
             engine: EngineConfig::default(),
             service: ServiceConfig::default(),
             gate: GateConfig::default(),
+            connections: ConnectionLimits::default(),
             body_limit_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(30),
             authorize: AuthorizeConfig::default(),

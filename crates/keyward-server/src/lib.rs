@@ -18,6 +18,8 @@
 //! - [`error`]: `ApiError` and its problem+json answers.
 //! - [`extract`]: body and query extractors whose rejections are problem+json.
 //! - [`deadline`]: the request timeout, armed only for requests that wait.
+//! - [`listen`]: accepting connections, with bounds on slow and idle clients and on their
+//!   number.
 //! - [`metrics`]: Prometheus metrics and request latency.
 //! - [`openapi`]: the OpenAPI 3.1 document generated from the handlers, served at
 //!   `/v1/openapi.json` with an interactive reference at `/docs`.
@@ -30,14 +32,13 @@ pub mod deadline;
 pub mod error;
 pub mod extract;
 pub mod json;
+pub mod listen;
 pub mod metrics;
 pub mod oauth;
 pub mod openapi;
 pub mod original;
 pub mod routes;
 pub mod state;
-
-use std::net::SocketAddr;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -212,8 +213,6 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = state.config.connections.clone();
+    listen::serve_router(listener, router(state), &limits, shutdown).await
 }

@@ -16,6 +16,7 @@ use keyward_engine::tokens::{SigningAlgorithm, TokenRules};
 use keyward_engine::{EngineConfig, RateLimits};
 use keyward_gate::GateConfig;
 use keyward_server::ServerConfig;
+use keyward_server::listen::ConnectionLimits;
 use keyward_server::original::{AuthorizeConfig, RouteScopes, RouteScopesConfig, Unmatched};
 use keyward_service::ServiceConfig;
 use keyward_service::signing::SigningConfig;
@@ -65,6 +66,20 @@ pub struct FileConfig {
     pub rate_limits: Option<RateLimitsFileConfig>,
     /// Usage counting: how often it is written, how long it is kept.
     pub usage: Option<UsageFileConfig>,
+    /// Bounds on connections: slow and idle clients, and how many are open.
+    pub connections: Option<ConnectionsFileConfig>,
+}
+
+/// `[connections]`: how long a request's head may take, and how many connections are open.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionsFileConfig {
+    /// Milliseconds a connection has to send a request's head, counted from when it is
+    /// accepted or its previous response was sent (100 to 300,000): idle connections close
+    /// after the same time.
+    pub header_timeout_ms: Option<u64>,
+    /// Most connections open at once (1 to 1,000,000); further clients wait to be accepted.
+    pub max_connections: Option<usize>,
 }
 
 /// `[usage]`: how often counts and last uses are written, and how long counts are kept.
@@ -426,6 +441,20 @@ impl Config {
             Some(_) => bail!("usage.retention_days must be 1 to {MAX_RETENTION_DAYS}"),
             None => engine_defaults.usage_retention,
         };
+        let connections_file = file.connections.unwrap_or_default();
+        let connection_defaults = &defaults.connections;
+        let connections = ConnectionLimits {
+            header_timeout: match connections_file.header_timeout_ms {
+                Some(ms @ 100..=300_000) => Duration::from_millis(ms),
+                Some(_) => bail!("connections.header_timeout_ms must be 100 to 300000"),
+                None => connection_defaults.header_timeout,
+            },
+            max_connections: match connections_file.max_connections {
+                Some(n @ 1..=1_000_000) => n,
+                Some(_) => bail!("connections.max_connections must be 1 to 1000000"),
+                None => connection_defaults.max_connections,
+            },
+        };
         let master_key_file = oauth_file
             .master_key_file
             .unwrap_or_else(|| PathBuf::from(DEFAULT_MASTER_KEY_FILE));
@@ -461,6 +490,7 @@ impl Config {
                         .unwrap_or(false),
                     trusted_proxies,
                 },
+                connections,
                 body_limit_bytes: file.body_limit_bytes.unwrap_or(defaults.body_limit_bytes),
                 request_timeout: file
                     .request_timeout_seconds
@@ -519,6 +549,10 @@ impl Config {
                 "test_burst": limits.test.burst,
                 "management_per_second": limits.management.per_second,
                 "management_burst": limits.management.burst,
+            },
+            "connections": {
+                "header_timeout_ms": server.connections.header_timeout.as_millis() as u64,
+                "max_connections": server.connections.max_connections,
             },
             "usage": {
                 "flush_interval_ms": engine.usage_flush_interval.as_millis() as u64,
@@ -658,6 +692,34 @@ mod tests {
             "[usage]\nretention_days = 36501\n",
             "[usage]\nretention_days = 18446744073709551615\n",
             "[usage]\nretention_hours = 1\n",
+        ] {
+            assert!(load(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn connection_bounds_are_read_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyward.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(Some(&path), &Overrides::default(), None)
+        };
+        let defaults = load("").unwrap().server.connections;
+        assert_eq!(defaults.header_timeout, Duration::from_secs(5));
+        assert_eq!(defaults.max_connections, 1_000);
+        let config = load("[connections]\nheader_timeout_ms = 250\nmax_connections = 3\n").unwrap();
+        assert_eq!(
+            config.server.connections.header_timeout,
+            Duration::from_millis(250)
+        );
+        assert_eq!(config.server.connections.max_connections, 3);
+        for bad in [
+            "[connections]\nheader_timeout_ms = 99\n",
+            "[connections]\nheader_timeout_ms = 300001\n",
+            "[connections]\nmax_connections = 0\n",
+            "[connections]\nmax_connections = 1000001\n",
+            "[connections]\nidle_timeout_ms = 1000\n",
         ] {
             assert!(load(bad).is_err(), "{bad}");
         }

@@ -4,6 +4,7 @@
 
 mod caddy;
 mod cli;
+mod connections;
 mod dashboard;
 mod durability;
 mod gateway;

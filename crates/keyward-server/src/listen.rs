@@ -1,0 +1,113 @@
+//! Accepting and serving HTTP/1.1 connections with bounds a slow or idle client cannot
+//! stretch: each request's head must arrive within [`ConnectionLimits::header_timeout`]
+//! (counted from the moment the connection waits for it, so an idle keep-alive connection
+//! ends after the same time), and at most [`ConnectionLimits::max_connections`] are open at
+//! once, so a crowd of silent sockets cannot use up the process's file descriptors. Bodies
+//! are bounded separately, by the request timeout.
+
+use std::io;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::extract::Request;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower::ServiceExt;
+
+/// Bounds on connections, whatever their requests.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Longest wait for a request's head (request line and headers), from the moment the
+    /// connection is ready for one: accepted, or its previous response sent.
+    pub header_timeout: Duration,
+    /// Most connections open at once; clients beyond it wait in the listen backlog until one
+    /// closes.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(5),
+            max_connections: 1_000,
+        }
+    }
+}
+
+/// Serves `router` on `listener` within `limits` until `shutdown` completes, then lets the
+/// requests in flight finish. Each request carries its peer's address as `ConnectInfo`.
+pub async fn serve_router(
+    listener: TcpListener,
+    router: Router,
+    limits: &ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    // Permits are taken before accepting, so a full server leaves new clients in the
+    // kernel's backlog rather than accepting sockets it cannot serve.
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.map_err(io::Error::other)?,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    pause_after(&error).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request.map(axum::body::Body::new))
+        });
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(connection_task(connection, slot));
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// One connection's task: serves it, then frees its place.
+async fn connection_task(
+    connection: impl Future<Output = Result<(), hyper::Error>>,
+    slot: OwnedSemaphorePermit,
+) {
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, "connection ended");
+    }
+    drop(slot);
+}
+
+/// After a failed accept: a connection that failed before it was accepted costs nothing;
+/// anything else (out of file descriptors, most likely) is logged and waited out, since
+/// accepting again at once would fail the same way in a busy loop.
+async fn pause_after(error: &io::Error) {
+    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%error, "accepting a connection failed; trying again in a second");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
