@@ -115,6 +115,7 @@ impl From<ServiceError> for ApiError {
                     Conflict::CredentialChanged => "credential_changed",
                     Conflict::ConcurrentUpdate => "concurrent_update",
                     Conflict::RuleLimit { .. } => "ip_rule_limit",
+                    Conflict::RuleExists { .. } => "ip_rule_exists",
                     Conflict::RoleExists { .. } => "role_exists",
                     Conflict::Duplicate => "conflict",
                 };

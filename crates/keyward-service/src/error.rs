@@ -72,6 +72,14 @@ pub enum Conflict {
         /// Most rules an organization may have.
         max: usize,
     },
+    /// The organization has a rule of this kind for this range already.
+    #[error("a {kind} rule for {network} exists already")]
+    RuleExists {
+        /// The range, as stored.
+        network: String,
+        /// `allow` or `deny`.
+        kind: &'static str,
+    },
     /// A role of this name exists.
     #[error("a role named `{name}` exists")]
     RoleExists {

@@ -96,6 +96,7 @@ impl IpRules<'_> {
         let max_rules = policy.max_rules;
         for _ in 0..WRITE_ATTEMPTS {
             let before = service.store.ip_rules(org).await?;
+            refuse_duplicate(&before, &rule)?;
             let after: Vec<IpRule> = before.iter().cloned().chain([rule.clone()]).collect();
             guard_lockout(actor, &before, &after, new.confirm_lockout)?;
             let result = service
@@ -150,6 +151,7 @@ impl IpRules<'_> {
             if let Some(note) = &note {
                 rule.description = note.clone();
             }
+            refuse_duplicate(&before, &rule)?;
             let after: Vec<IpRule> = before
                 .iter()
                 .map(|r| if r.id == id { rule.clone() } else { r.clone() })
@@ -248,4 +250,21 @@ fn rule_event(actor: &Actor, at: time::OffsetDateTime, action: &str, rule: &IpRu
 /// The rule id `text`; one that cannot exist is not found.
 fn rule_id(text: &str) -> Result<IpRuleId, ServiceError> {
     IpRuleId::parse(text).map_err(|_| ServiceError::NotFound)
+}
+
+/// Refuses `rule` when another of `rules` has its range and kind: a second copy would
+/// change no decision and take one of the organization's few places. The store writes
+/// `rule` only if `rules` are still the organization's, so two concurrent copies cannot
+/// both pass.
+fn refuse_duplicate(rules: &[IpRule], rule: &IpRule) -> Result<(), Conflict> {
+    match rules
+        .iter()
+        .any(|r| r.id != rule.id && r.network == rule.network && r.kind == rule.kind)
+    {
+        true => Err(Conflict::RuleExists {
+            network: rule.network.to_string(),
+            kind: rule.kind.as_str(),
+        }),
+        false => Ok(()),
+    }
 }

@@ -280,6 +280,70 @@ async fn limits_and_prefix_bounds_are_enforced() {
 }
 
 #[tokio::test]
+async fn a_second_rule_of_the_same_range_and_kind_is_refused() {
+    let app = TestApp::new().await;
+    let from = "192.0.2.1";
+    let first = add(
+        &app,
+        json!({"ip_network": "198.51.100.7", "type": "deny"}),
+        from,
+    )
+    .await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    // The same range written another way is the same range.
+    let again = add(
+        &app,
+        json!({"ip_network": "198.51.100.7/32", "type": "deny", "description": "again"}),
+        from,
+    )
+    .await;
+    again.assert_problem(409, "ip_rule_exists");
+    assert!(again.text.contains("198.51.100.7/32"), "{}", again.text);
+    // The other kind for the same range is a different rule (deny wins the tie); the
+    // caller's own range is allowed first, so that no allow rule shuts it out.
+    let own = add(
+        &app,
+        json!({"ip_network": "192.0.2.0/25", "type": "allow"}),
+        from,
+    )
+    .await;
+    assert_eq!(own.status, 201, "{}", own.text);
+    let allow = add(
+        &app,
+        json!({"ip_network": "198.51.100.7", "type": "allow"}),
+        from,
+    )
+    .await;
+    assert_eq!(allow.status, 201, "{}", allow.text);
+    // Changing a rule into a copy of another is refused too; changing it into itself is not.
+    let allow_id = allow.json()["id"].as_str().unwrap().to_owned();
+    let into_copy = app
+        .patch(&format!("/v1/ip-rules/{allow_id}"))
+        .key(&app.admin_key)
+        .peer(from)
+        .json(json!({"type": "deny"}))
+        .send()
+        .await;
+    into_copy.assert_problem(409, "ip_rule_exists");
+    let unchanged = app
+        .patch(&format!("/v1/ip-rules/{allow_id}"))
+        .key(&app.admin_key)
+        .peer(from)
+        .json(json!({"description": "kept"}))
+        .send()
+        .await;
+    assert_eq!(unchanged.status, 200, "{}", unchanged.text);
+    let list = app
+        .get("/v1/ip-rules")
+        .key(&app.admin_key)
+        .peer(from)
+        .send()
+        .await
+        .json();
+    assert_eq!(list["data"].as_array().unwrap().len(), 3, "{list}");
+}
+
+#[tokio::test]
 async fn a_change_that_shuts_out_the_caller_needs_confirmation() {
     let app = TestApp::new().await;
     let me = "192.0.2.50";
