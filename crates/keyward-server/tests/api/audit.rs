@@ -103,13 +103,16 @@ async fn idempotent_repeats_record_nothing_new() {
         app.post(&format!("/v1/keys/{id}/revoke"))
             .key(&app.admin_key)
             .send()
-            .await;
+            .await
+            .expect(200);
     }
+    // A change to a revoked key is refused, and records nothing either.
     app.patch(&format!("/v1/keys/{id}"))
         .key(&app.admin_key)
         .json(json!({}))
         .send()
-        .await;
+        .await
+        .assert_problem(409, "credential_revoked");
     let log = app
         .get(&format!("/v1/audit-log?target_id={id}"))
         .key(&app.admin_key)

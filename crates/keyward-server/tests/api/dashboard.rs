@@ -649,8 +649,14 @@ async fn login_never_redirects_to_another_site() {
             .get(&format!("/login?next={}", next.replace('/', "%2F")))
             .send()
             .await;
+        assert_eq!(form.status, StatusCode::OK, "{next}");
         assert!(
             !form.text.contains("evil.example") && !form.text.contains("javascript:"),
+            "{next}"
+        );
+        assert!(
+            form.text
+                .contains("name=\"next\" value=\"/developer/api-credentials\""),
             "{next}"
         );
     }
@@ -942,6 +948,7 @@ async fn the_login_page_keeps_its_cookie_and_refuses_disguised_redirects() {
         "%2F%2Fevil.example",
     ] {
         let page = app.get(&format!("/login?next={next}")).send().await;
+        assert_eq!(page.status, StatusCode::OK, "{next}");
         assert!(
             page.text
                 .contains("name=\"next\" value=\"/developer/api-credentials\""),

@@ -190,7 +190,8 @@ async fn a_caller_cannot_widen_rotate_or_enable_a_key_beyond_its_scopes() {
     app.post(&format!("/v1/keys/{powerful}/disable"))
         .key(&app.admin_key)
         .send()
-        .await;
+        .await
+        .expect(200);
     app.post(&format!("/v1/keys/{powerful}/enable"))
         .key(&key)
         .send()

@@ -213,7 +213,8 @@ async fn status_filters_include_derived_expiry() {
     app.post(&format!("/v1/keys/{id}/disable"))
         .key(&app.admin_key)
         .send()
-        .await;
+        .await
+        .expect(200);
     app.clock.advance(time::Duration::hours(2));
 
     let names = |body: serde_json::Value| -> Vec<String> {

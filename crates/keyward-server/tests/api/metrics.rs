@@ -30,10 +30,17 @@ async fn a_scrape_parses_and_holds_the_expected_series() {
         .create_key(json!({"name": "m", "permissions": ["dns:read"], "rate_limit_override": 1}))
         .await;
     let key = created["key"].as_str().unwrap().to_owned();
+    // A limit of one a second with a burst of two: two pass, the third is limited.
+    let mut statuses = Vec::new();
     for _ in 0..3 {
-        app.get("/v1/authorize").key(&key).send().await;
+        statuses.push(app.get("/v1/authorize").key(&key).send().await.status);
     }
-    app.get("/v1/authorize").key("kw_live_nope").send().await;
+    assert_eq!(statuses, [200, 200, 429]);
+    app.get("/v1/authorize")
+        .key("kw_live_nope")
+        .send()
+        .await
+        .expect(401);
     app.clock.advance(time::Duration::seconds(5));
     let basic = format!(
         "Basic {}",

@@ -214,12 +214,14 @@ async fn every_client_authentication_failure_gets_the_same_answer() {
     app.post(&format!("/v1/keys/{}/revoke", revoked.key_id))
         .key(&app.admin_key)
         .send()
-        .await;
+        .await
+        .expect(200);
     let disabled = client(&app, json!({"name": "disabled"})).await;
     app.post(&format!("/v1/keys/{}/disable", disabled.key_id))
         .key(&app.admin_key)
         .send()
-        .await;
+        .await
+        .expect(200);
     let expired = client(
         &app,
         json!({"name": "expired", "expires_at": "2026-06-01T13:00:00Z"}),
@@ -531,7 +533,8 @@ async fn revoking_the_credential_or_the_token_refuses_it_at_once() {
     app.post(&format!("/v1/keys/{}/revoke", c.key_id))
         .key(&app.admin_key)
         .send()
-        .await;
+        .await
+        .expect(200);
     let refused = authorize_bearer(&app, &other_token).await;
     assert_eq!(refused.json()["outcome"], "REVOKED", "{}", refused.text);
 
@@ -876,7 +879,8 @@ async fn revoked_secrets_count_towards_the_throttle_like_made_up_ones() {
     app.post(&format!("/v1/keys/{}/revoke", revoked.key_id))
         .key(&app.admin_key)
         .send()
-        .await;
+        .await
+        .expect(200);
     let mut statuses = Vec::new();
     for _ in 0..25 {
         let response = app

@@ -127,7 +127,8 @@ async fn another_organizations_roles_are_unknown_here() {
         .key(&other_admin)
         .json(json!({"name": "theirs", "scopes": ["dns:read"]}))
         .send()
-        .await;
+        .await
+        .expect(201);
     let problem = app
         .post("/v1/keys")
         .key(&app.admin_key)

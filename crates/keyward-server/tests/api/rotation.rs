@@ -141,12 +141,14 @@ async fn a_second_rotation_does_not_extend_the_first_grace() {
         .key(&app.admin_key)
         .json(json!({"grace_period_seconds": 600}))
         .send()
-        .await;
+        .await
+        .expect(200);
     app.post(&uri)
         .key(&app.admin_key)
         .json(json!({"grace_period_seconds": 86400}))
         .send()
-        .await;
+        .await
+        .expect(200);
     app.clock.advance(time::Duration::minutes(10));
     assert_eq!(app.get("/v1/keys").key(first_key).send().await.status, 401);
 }

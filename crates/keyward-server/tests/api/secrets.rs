@@ -32,11 +32,13 @@ async fn no_later_answer_and_no_stored_byte_contains_a_secret() {
         .key(&app.admin_key)
         .json(json!({"name": "renamed"}))
         .send()
-        .await;
+        .await
+        .expect(200);
     app.post(&format!("/v1/keys/{id}/disable"))
         .key(&app.admin_key)
         .send()
-        .await;
+        .await
+        .expect(200);
 
     let mut later = Vec::new();
     for uri in [

@@ -138,7 +138,7 @@ async fn counts_older_than_the_retention_are_pruned() {
     let created = app.create_key(json!({"name": "old"})).await;
     let key = created["key"].as_str().unwrap();
     let id = created["key_id"].as_str().unwrap();
-    app.get("/v1/authorize").key(key).send().await;
+    app.get("/v1/authorize").key(key).send().await.expect(200);
     app.state.engine.flush_usage().await.unwrap();
     let window = "granularity=day&from=2026-05-01T00:00:00Z&to=2026-08-01T00:00:00Z";
     assert_eq!(report(&app, id, window).await["buckets"][0]["total"], 1);

@@ -194,7 +194,8 @@ async fn a_revoke_is_refused_on_the_very_next_verification() {
         .key(&app.admin_key)
         .json(json!({"permissions": []}))
         .send()
-        .await;
+        .await
+        .expect(200);
     assert_eq!(
         verify(
             &app,
