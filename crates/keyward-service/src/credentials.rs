@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
 use crate::error::{Conflict, ServiceError};
-use crate::principal::{Permit, Principal, ReadKeys, WriteKeys};
+use crate::principal::{Authority, Permit, Principal, ReadKeys, WriteKeys};
 use crate::service::Service;
 use crate::writes::{WRITE_ATTEMPTS, object, written};
 
@@ -203,9 +203,7 @@ impl Credentials<'_> {
             last_used_ip: None,
             version: 1,
         };
-        permit
-            .authority()
-            .permit_credential(&credential, &self.effective_scopes(&credential).await?)?;
+        self.within_reach(&permit.authority(), &credential).await?;
         let details = json!({
             "name": credential.settings.name,
             "environment": environment.as_str(),
@@ -432,9 +430,7 @@ impl Credentials<'_> {
             {
                 return Err(Conflict::CredentialChanged.into());
             }
-            permit
-                .authority()
-                .permit_credential(&credential, &self.effective_scopes(&credential).await?)?;
+            self.within_reach(&permit.authority(), &credential).await?;
             let now = service.clock.now();
             let old_until = rotation_grace_end(now, grace, credential.settings.expires_at)?;
             let (api_key, client_secret, stored) = self.new_secrets(credential.environment);
@@ -510,16 +506,14 @@ impl Credentials<'_> {
             // Checked before anything else, so that a principal cannot even read, through a
             // change that changes nothing, a credential beyond its authority.
             if reach != Reach::Unchecked {
-                authority
-                    .permit_credential(&credential, &self.effective_scopes(&credential).await?)?;
+                self.within_reach(&authority, &credential).await?;
             }
             let now = service.clock.now();
             let Some((action, details)) = change(&mut credential, now)? else {
                 return Ok(credential);
             };
             if reach == Reach::CurrentAndResult {
-                authority
-                    .permit_credential(&credential, &self.effective_scopes(&credential).await?)?;
+                self.within_reach(&authority, &credential).await?;
             }
             credential.updated_at = now;
             let event = permit.actor().event(
@@ -558,6 +552,17 @@ impl Credentials<'_> {
             Some(_) => Ok(()),
             None => Err(ValidationError::new("role", format!("unknown role `{role}`")).into()),
         }
+    }
+
+    /// Refuses unless `credential` is within `authority`'s reach in every way
+    /// ([`Authority::permit_credential`]).
+    async fn within_reach(
+        &self,
+        authority: &Authority<'_>,
+        credential: &Credential,
+    ) -> Result<(), ServiceError> {
+        let scopes = self.effective_scopes(credential).await?;
+        authority.permit_credential(credential, &scopes, &self.0.engine.config().rate_limits)
     }
 
     /// The scopes a credential would hold: its permissions and its role's.

@@ -16,7 +16,7 @@ use keyward_core::audit::Actor;
 use keyward_core::credential::{Credential, Environment};
 use keyward_core::scope::{Scope, ScopeSet};
 use keyward_core::typeid::OrganizationId;
-use keyward_engine::Identity;
+use keyward_engine::{Identity, RateLimits};
 
 use crate::error::{Forbidden, ServiceError};
 
@@ -204,12 +204,15 @@ impl Authority<'_> {
 
     /// Refuses unless a credential holding `scopes` is no wider than the principal's in any
     /// way: its scopes, its environment (a test key manages test keys only), its expiry
-    /// (not later than the principal's), and its addresses (within the principal's
-    /// allowlist, when it has one).
+    /// (not later than the principal's), its addresses (within the principal's allowlist,
+    /// when it has one) and its rate limit (not above the principal's own, as `limits`
+    /// reckon both). A setting added to credentials that widens what they may do belongs
+    /// here too.
     pub fn permit_credential(
         &self,
         credential: &Credential,
         scopes: &ScopeSet,
+        limits: &RateLimits,
     ) -> Result<(), ServiceError> {
         self.permit_scopes(scopes)?;
         let Authority::Credential(caller) = self else {
@@ -229,6 +232,10 @@ impl Authority<'_> {
             && credential.settings.expires_at.is_none_or(|end| end > limit)
         {
             return refuse("live longer");
+        }
+        let (theirs, own) = (limits.of(credential), limits.of(held));
+        if theirs.per_second > own.per_second || theirs.burst > own.burst {
+            return refuse("allow more requests");
         }
         let fences = &held.settings.ip_allowlist;
         if !fences.is_empty() {

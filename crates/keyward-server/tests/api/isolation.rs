@@ -209,6 +209,71 @@ async fn a_caller_cannot_widen_rotate_or_enable_a_key_beyond_its_scopes() {
 }
 
 #[tokio::test]
+async fn a_caller_cannot_raise_a_rate_limit_above_its_own() {
+    let app = TestApp::new().await;
+    // 20 a second; live keys default to 50.
+    let limited = app
+        .create_key(
+            json!({"name": "limited", "permissions": ["keys:*"], "rate_limit_override": 20}),
+        )
+        .await;
+    let (limited_id, limited) = (
+        limited["key_id"].as_str().unwrap().to_owned(),
+        limited["key"].as_str().unwrap(),
+    );
+    let create = |body: serde_json::Value| app.post("/v1/keys").key(limited).json(body).send();
+    create(json!({"name": "faster", "rate_limit_override": 21}))
+        .await
+        .assert_problem(403, "privilege_escalation");
+    // No override means the environment's default, 50 a second: more than 20.
+    create(json!({"name": "default"}))
+        .await
+        .assert_problem(403, "privilege_escalation");
+    let child = create(json!({"name": "slower", "rate_limit_override": 20}))
+        .await
+        .expect(201)
+        .json();
+    let child_id = child["key_id"].as_str().unwrap();
+    for (id, body) in [
+        (limited_id.as_str(), json!({"rate_limit_override": 1000})),
+        (limited_id.as_str(), json!({"rate_limit_override": null})),
+        (child_id, json!({"rate_limit_override": 21})),
+    ] {
+        app.patch(&format!("/v1/keys/{id}"))
+            .key(limited)
+            .json(body)
+            .send()
+            .await
+            .assert_problem(403, "privilege_escalation");
+    }
+    let lowered = app
+        .patch(&format!("/v1/keys/{child_id}"))
+        .key(limited)
+        .json(json!({"rate_limit_override": 5}))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(lowered.json()["rate_limit_override"], 5);
+    let own = app
+        .get(&format!("/v1/keys/{limited_id}"))
+        .key(&app.admin_key)
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(own.json()["rate_limit_override"], 20);
+    // A test key (10 a second by default) may not make a test key of 11.
+    let test_key = app
+        .create_key(json!({"name": "ci", "environment": "test", "permissions": ["keys:*"]}))
+        .await;
+    app.post("/v1/keys")
+        .key(test_key["key"].as_str().unwrap())
+        .json(json!({"name": "x", "environment": "test", "rate_limit_override": 11}))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+}
+
+#[tokio::test]
 async fn a_caller_cannot_hand_out_more_environment_lifetime_or_reach_than_it_has() {
     let app = TestApp::new().await;
     let test_key = app
