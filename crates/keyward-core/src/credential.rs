@@ -156,6 +156,56 @@ pub struct Credential {
     pub last_used_ip: Option<IpAddr>,
     /// Incremented by every change; updates check it so no concurrent write is lost.
     pub version: i64,
+    /// The latest cut of its access tokens, if any: set by a rotation and by disabling.
+    pub token_cutoff: Option<TokenCutoff>,
+}
+
+/// Access tokens minted before `set_at` are not accepted from `ends_at` on.
+///
+/// A token carries the `set_at` of the cutoff in force when it was minted (its
+/// generation, 0 when there was none), so "before" is decided by this record alone, not by
+/// comparing clocks of the nodes that minted and cut. A rotation sets a cutoff ending with
+/// its grace period, so the old client secret's tokens end with the old secret; disabling
+/// sets one ending at once, so enabling the credential again revives none of the tokens
+/// from before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenCutoff {
+    /// When it was set: the generation of the tokens minted after it.
+    pub set_at: OffsetDateTime,
+    /// From when the tokens of earlier generations are refused.
+    pub ends_at: OffsetDateTime,
+}
+
+impl TokenCutoff {
+    /// The cutoff that replaces `earlier` at `now`, ending earlier tokens at `ends_at`.
+    /// Tokens the earlier one was ending still end no later than it said, and `set_at`
+    /// moves forward even if the clock went back, so every earlier generation stays
+    /// before it.
+    pub fn after(
+        earlier: Option<TokenCutoff>,
+        now: OffsetDateTime,
+        ends_at: OffsetDateTime,
+    ) -> Self {
+        let Some(earlier) = earlier else {
+            return Self {
+                set_at: now,
+                ends_at,
+            };
+        };
+        Self {
+            set_at: now.max(earlier.set_at + Duration::milliseconds(1)),
+            ends_at: match earlier.ends_at > now {
+                true => ends_at.min(earlier.ends_at),
+                false => ends_at,
+            },
+        }
+    }
+
+    /// When a token of `generation` (milliseconds since the epoch) stops being accepted,
+    /// if this cutoff ends it.
+    pub fn end_of(&self, generation: i64) -> Option<OffsetDateTime> {
+        (generation < crate::clock::to_millis(self.set_at)).then_some(self.ends_at)
+    }
 }
 
 /// The fields of a credential that its owners set and may change.
@@ -392,6 +442,35 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use time::macros::datetime;
+
+    #[test]
+    fn a_token_cutoff_ends_earlier_generations_never_later_than_before() {
+        let t0 = datetime!(2026-06-01 12:00 UTC);
+        let first = TokenCutoff::after(None, t0, t0 + Duration::hours(1));
+        assert_eq!(first.set_at, t0);
+        let gen_before = crate::clock::to_millis(t0) - 1;
+        let gen_of_first = crate::clock::to_millis(t0);
+        assert_eq!(first.end_of(gen_before), Some(t0 + Duration::hours(1)));
+        assert_eq!(first.end_of(0), Some(t0 + Duration::hours(1)));
+        assert_eq!(first.end_of(gen_of_first), None);
+
+        // A second cut within the first's grace keeps the earlier end if it is sooner...
+        let t1 = t0 + Duration::minutes(10);
+        let second = TokenCutoff::after(Some(first), t1, t1 + Duration::days(1));
+        assert_eq!(second.ends_at, t0 + Duration::hours(1));
+        assert_eq!(second.end_of(gen_of_first), Some(t0 + Duration::hours(1)));
+        // ...takes its own when sooner, and after the first's end only its own counts.
+        let at_once = TokenCutoff::after(Some(first), t1, t1);
+        assert_eq!(at_once.ends_at, t1);
+        let later = t0 + Duration::hours(2);
+        let third = TokenCutoff::after(Some(first), later, later + Duration::days(1));
+        assert_eq!(third.ends_at, later + Duration::days(1));
+
+        // A clock that went back still makes a later generation.
+        let back = TokenCutoff::after(Some(first), t0 - Duration::minutes(5), t0);
+        assert_eq!(back.set_at, t0 + Duration::milliseconds(1));
+        assert!(back.end_of(gen_of_first).is_some());
+    }
 
     #[test]
     fn names_are_trimmed_and_bounded() {

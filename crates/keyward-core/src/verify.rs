@@ -260,6 +260,7 @@ mod tests {
             last_used_at: None,
             last_used_ip: None,
             version: 1,
+            token_cutoff: None,
         }
     }
 

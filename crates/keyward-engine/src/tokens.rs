@@ -44,12 +44,36 @@ pub struct AccessTokenClaims {
     pub exp: i64,
     /// Issue time, seconds since the epoch.
     pub iat: i64,
-    /// The token's id, for revocation.
+    /// The token's id, for revocation, carrying its generation ([`token_id`]).
     pub jti: String,
     /// The granted scopes, space-separated.
     pub scope: String,
     /// The credential's environment, `live` or `test`.
     pub env: String,
+}
+
+impl AccessTokenClaims {
+    /// The generation of the credential's tokens this one belongs to ([`token_id`]).
+    pub fn generation(&self) -> i64 {
+        self.jti
+            .rsplit_once('.')
+            .and_then(|(_, generation)| generation.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// A fresh token id (`jti`): 128 random bits in base64url, a `.`, and `generation`, the
+/// `set_at` (milliseconds since the epoch) of the credential's token cutoff when the token
+/// was minted, or 0 when it had none. A cutoff set later ends the token; one that was
+/// already in force does not. A token id without a generation reads as 0.
+pub fn token_id(generation: i64) -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 16];
+    keyward_core::secret::fill_random(&mut bytes);
+    let mut id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    id.push('.');
+    id.push_str(&generation.to_string());
+    id
 }
 
 /// Which access tokens a check accepts, and how often it re-reads the published keys.

@@ -89,6 +89,10 @@ pub struct Admitted {
     pub rate: Option<RateDecision>,
     /// The client's address, as the check saw it.
     pub ip: Option<IpAddr>,
+    /// When the presented secret or token stops being accepted, if it does: a rotated-out
+    /// secret's grace end, a token's expiry (milliseconds since the epoch). The credential's
+    /// own expiry is in its settings.
+    pub expires_at: Option<i64>,
 }
 
 /// Where the presented credential came from.
@@ -524,6 +528,7 @@ impl Verifier {
             identity: identity.clone(),
             rate,
             ip: client.ip,
+            expires_at: found.expires_at,
         })
     }
 
@@ -651,7 +656,15 @@ impl Verifier {
             .filter(|scope| held.grants(scope))
             .collect();
         let leeway = i64::try_from(self.config.tokens.leeway.as_millis()).unwrap_or(i64::MAX);
-        let expires_at = claims.exp.saturating_mul(1_000).saturating_add(leeway);
+        let mut expires_at = claims.exp.saturating_mul(1_000).saturating_add(leeway);
+        // A rotation or a disable since the token was minted ends it (no leeway: the
+        // cutoff is this deployment's own clock, not the client's).
+        if let Some(end) = credential
+            .token_cutoff
+            .and_then(|cutoff| cutoff.end_of(claims.generation()))
+        {
+            expires_at = expires_at.min(to_millis(end));
+        }
         let activity = self.usage.cell(&credential.id);
         let pace = self.config.rate_limits.of(&credential).pace();
         let mut identity = self.identity(credential, scopes);

@@ -128,7 +128,7 @@ async fn token(service: &Service, engine: &Verifier, issued: &Issued, scope: &st
         .unwrap();
     service
         .tokens()
-        .issue(&client.identity, Some(scope))
+        .issue(&client, Some(scope))
         .await
         .unwrap()
         .access_token

@@ -6,9 +6,9 @@
 
 use keyward_core::clock::rfc3339;
 use keyward_core::credential::{
-    Credential, CredentialSettings, DisplayStatus, Environment, Status, ValidationError,
-    parse_ip_allowlist, rotation_grace_end, validate_description, validate_metadata, validate_name,
-    validate_owner_id, validate_rate_limit, validate_validity,
+    Credential, CredentialSettings, DisplayStatus, Environment, Status, TokenCutoff,
+    ValidationError, parse_ip_allowlist, rotation_grace_end, validate_description,
+    validate_metadata, validate_name, validate_owner_id, validate_rate_limit, validate_validity,
 };
 use keyward_core::scope::ScopeSet;
 use keyward_core::secret::{PlainSecret, SecretKind};
@@ -202,6 +202,7 @@ impl Credentials<'_> {
             last_used_at: None,
             last_used_ip: None,
             version: 1,
+            token_cutoff: None,
         };
         self.within_reach(&permit.authority(), &credential).await?;
         let details = json!({
@@ -400,8 +401,15 @@ impl Credentials<'_> {
             }
             refuse_revoked(credential)?;
             credential.status = target;
-            if target == Status::Revoked {
-                credential.revoked_at = Some(now);
+            match target {
+                Status::Revoked => credential.revoked_at = Some(now),
+                // Disabling cuts every token minted so far: enabling again brings back the
+                // credential's secrets, not its earlier tokens.
+                Status::Disabled => {
+                    credential.token_cutoff =
+                        Some(TokenCutoff::after(credential.token_cutoff, now, now));
+                }
+                Status::Active => {}
             }
             Ok(Some((action, json!({}))))
         })
@@ -409,7 +417,8 @@ impl Credentials<'_> {
     }
 
     /// Issues new secrets for a credential. The old ones stop at once, or when the grace
-    /// period ends (never past the credential's own expiry).
+    /// period ends (never past the credential's own expiry), and so do the access tokens
+    /// minted before.
     pub async fn rotate(
         &self,
         permit: &Permit<'_, WriteKeys>,
@@ -433,6 +442,12 @@ impl Credentials<'_> {
             self.within_reach(&permit.authority(), &credential).await?;
             let now = service.clock.now();
             let old_until = rotation_grace_end(now, grace, credential.settings.expires_at)?;
+            // The old client secret's access tokens end with it.
+            credential.token_cutoff = Some(TokenCutoff::after(
+                credential.token_cutoff,
+                now,
+                old_until.unwrap_or(now),
+            ));
             let (api_key, client_secret, stored) = self.new_secrets(credential.environment);
             credential.prefix = api_key.display_prefix().to_owned();
             credential.hint = api_key.hint().to_owned();

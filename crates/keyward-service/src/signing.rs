@@ -508,13 +508,6 @@ impl KeySource for KeyRing {
     }
 }
 
-/// A fresh random token id (`jti`): 128 bits, base64url.
-pub fn random_id() -> String {
-    let mut bytes = [0u8; 16];
-    keyward_core::secret::fill_random(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keyward_core::audit::Actor;
-use keyward_core::clock::rfc3339;
+use keyward_core::clock::{rfc3339, to_millis};
 use keyward_core::typeid::CredentialId;
-use keyward_engine::Identity;
-use keyward_engine::tokens::{AccessTokenClaims, TOKEN_TYPE, TokenRules, looks_like_jwt};
+use keyward_engine::tokens::{AccessTokenClaims, TOKEN_TYPE, TokenRules, looks_like_jwt, token_id};
+use keyward_engine::{Admitted, Identity};
 use keyward_store::{RevokedToken, SigningKeyRecord};
 use serde::Serialize;
 use serde_json::{Map, json};
@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use crate::error::ServiceError;
 use crate::principal::Operator;
 use crate::service::Service;
-use crate::signing::{ActiveKey, RingState, SigningConfig, random_id};
+use crate::signing::{ActiveKey, RingState, SigningConfig};
 
 /// Counts the access tokens issued.
 pub const TOKENS_ISSUED: &str = "keyward_tokens_issued_total";
@@ -36,6 +36,12 @@ pub struct Subject<'a> {
     pub scope: &'a str,
     /// `live` or `test`.
     pub environment: &'a str,
+    /// The generation of the credential's tokens (`set_at` of its token cutoff, in
+    /// milliseconds since the epoch; 0 without one).
+    pub generation: i64,
+    /// The latest `exp` (seconds since the epoch): the client secret's own end, when it is
+    /// a rotated-out secret in its grace period.
+    pub not_after: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -46,8 +52,9 @@ struct Header<'a> {
 }
 
 /// Signs a token for `subject` with `key`: `iss` and `aud` are set here from `rules`,
-/// `exp` from `config`'s token lifetime, `iat` from `now`, and a fresh `jti`. `None` if the
-/// key could not sign.
+/// `exp` from `config`'s token lifetime (never past `subject.not_after`), `iat` from
+/// `now`, and a fresh `jti` of the subject's generation. `None` if the key could not
+/// sign.
 pub fn mint(
     key: &ActiveKey,
     (config, rules): (&SigningConfig, &TokenRules),
@@ -61,9 +68,11 @@ pub fn mint(
         sub: subject.credential_id.to_owned(),
         client_id: subject.client_id.to_owned(),
         aud: rules.audience.clone(),
-        exp: iat.saturating_add(lifetime),
+        exp: iat
+            .saturating_add(lifetime)
+            .min(subject.not_after.unwrap_or(i64::MAX)),
         iat,
-        jti: random_id(),
+        jti: token_id(subject.generation),
         scope: subject.scope.to_owned(),
         env: subject.environment.to_owned(),
     };
@@ -152,14 +161,16 @@ impl Service {
 }
 
 impl Tokens<'_> {
-    /// Issues a token to the authenticated client `identity`, for the scopes of
-    /// `requested` (space-separated, each known and held) or, without it, all it holds.
+    /// Issues a token to the authenticated `client`, for the scopes of `requested`
+    /// (space-separated, each known and held) or, without it, all it holds. A client
+    /// secret in its grace period gets a token that ends with it.
     pub async fn issue(
         &self,
-        identity: &Identity,
+        client: &Admitted,
         requested: Option<&str>,
     ) -> Result<IssuedToken, TokenFailure> {
         let service = self.0;
+        let identity = &client.identity;
         let scope = match requested {
             Some(requested) => self.granted_scope(identity, requested)?,
             None => identity.scopes_text().to_owned(),
@@ -180,15 +191,23 @@ impl Tokens<'_> {
             client_id: credential.organization_id.as_str(),
             scope: &scope,
             environment: credential.environment.as_str(),
+            // A rotated-out secret in its grace mints tokens of the generation before the
+            // rotation, which end with that secret.
+            generation: match (credential.token_cutoff, client.expires_at) {
+                (None, _) => 0,
+                (Some(cutoff), None) => to_millis(cutoff.set_at),
+                (Some(cutoff), Some(_)) => to_millis(cutoff.set_at) - 1,
+            },
+            not_after: client.expires_at.map(|ms| ms.div_euclid(1_000)),
         };
         let signing = service.keys.config();
-        let (access_token, _) = mint(&key, (signing, service.keys.rules()), now, subject)
+        let (access_token, claims) = mint(&key, (signing, service.keys.rules()), now, subject)
             .ok_or(TokenFailure::Unavailable)?;
         metrics::counter!(TOKENS_ISSUED).increment(1);
         Ok(IssuedToken {
             access_token,
             scope,
-            expires_in: signing.token_lifetime.as_secs(),
+            expires_in: u64::try_from(claims.exp - claims.iat).unwrap_or(0),
         })
     }
 

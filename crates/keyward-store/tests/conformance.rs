@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use keyward_core::audit::Actor;
 use keyward_core::clock::truncate_to_millis;
 use keyward_core::credential::{
-    Credential, CredentialSettings, DisplayStatus, Environment, Organization, Status,
+    Credential, CredentialSettings, DisplayStatus, Environment, Organization, Status, TokenCutoff,
     parse_ip_allowlist,
 };
 use keyward_core::digest::LookupDigest;
@@ -176,6 +176,18 @@ async fn every_credential_field_round_trips() {
             .unwrap()
             .unwrap();
         assert_eq!(read, issued.credential);
+
+        // A token cutoff, written by an update, reads back to the millisecond.
+        let mut cut = read.clone();
+        cut.token_cutoff = Some(TokenCutoff {
+            set_at: now(),
+            ends_at: now() + Duration::minutes(10),
+        });
+        let event = Actor::cli().event(&org.id, now(), "key.rotated", None, Default::default());
+        store.update_credential(&cut, &event).await.unwrap();
+        let read = store.credential(&org.id, &cut.id).await.unwrap().unwrap();
+        assert_eq!(read.token_cutoff, cut.token_cutoff);
+        assert_eq!(read.version, cut.version + 1);
     }
 }
 
@@ -649,6 +661,7 @@ fn unsaved_credential(org: &OrganizationId, env: Environment, api_key: &PlainSec
         last_used_at: None,
         last_used_ip: None,
         version: 1,
+        token_cutoff: None,
     }
 }
 

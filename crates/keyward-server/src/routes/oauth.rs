@@ -4,7 +4,6 @@
 //! ([`OAuthError`]), every answer with `Cache-Control: no-store`.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::body::to_bytes;
@@ -15,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use keyward_core::clock::rfc3339;
 use keyward_core::typeid::OrganizationId;
 use keyward_core::verify::Outcome;
-use keyward_engine::{Client, Demand, Denial, Identity, Purpose};
+use keyward_engine::{Admitted, Client, Demand, Denial, Identity, Purpose};
 use keyward_gate::Problem;
 use keyward_service::principal::{Authority, VerifyKeys};
 use keyward_service::tokens::TokenFailure;
@@ -100,7 +99,7 @@ async fn authenticate(
     state: &AppState,
     credentials: &ClientCredentials,
     ip: Option<IpAddr>,
-) -> Result<Arc<Identity>, OAuthError> {
+) -> Result<Admitted, OAuthError> {
     let client = Client {
         ip,
         throttled: true,
@@ -110,7 +109,6 @@ async fn authenticate(
         .engine
         .check_client(&credentials.client_id, &credentials.client_secret, client)
         .await
-        .map(|admitted| admitted.identity)
         .map_err(|denial| match denial {
             Denial::Throttled(wait) => OAuthError::Throttled(wait),
             Denial::RateLimited(decision) => OAuthError::Throttled(decision.retry_after),
@@ -126,14 +124,14 @@ async fn issue(state: &AppState, request: Request) -> Result<Response, OAuthErro
         .get("grant_type")
         .ok_or(OAuthError::InvalidRequest("grant_type is required"))?;
     let credentials = params::client_credentials(&parts.headers, &params)?;
-    let identity = authenticate(state, &credentials, ip).await?;
+    let client = authenticate(state, &credentials, ip).await?;
     if grant_type != "client_credentials" {
         return Err(OAuthError::UnsupportedGrantType);
     }
     let issued = state
         .service
         .tokens()
-        .issue(&identity, params.get("scope"))
+        .issue(&client, params.get("scope"))
         .await
         .map_err(|failure| match failure {
             TokenFailure::InvalidScope => OAuthError::InvalidScope,
@@ -223,10 +221,10 @@ async fn introspecting_organization(
     }
     let credentials =
         params::client_credentials(&parts.headers, params).map_err(IntoResponse::into_response)?;
-    let identity = authenticate(state, &credentials, ip)
+    let client = authenticate(state, &credentials, ip)
         .await
         .map_err(IntoResponse::into_response)?;
-    Ok(identity.credential.organization_id.clone())
+    Ok(client.identity.credential.organization_id.clone())
 }
 
 /// Introspect a token (RFC 7662): an access token or API key of the caller's organization.
@@ -334,14 +332,14 @@ pub async fn revoke(State(state): State<AppState>, request: Request) -> Response
 async fn revoke_token(state: &AppState, request: Request) -> Result<(), OAuthError> {
     let (parts, params, ip) = read_request(state, request).await?;
     let credentials = params::client_credentials(&parts.headers, &params)?;
-    let identity = authenticate(state, &credentials, ip).await?;
+    let client = authenticate(state, &credentials, ip).await?;
     let presented = params
         .get("token")
         .ok_or(OAuthError::InvalidRequest("token is required"))?;
     state
         .service
         .tokens()
-        .revoke(&identity, presented, ip)
+        .revoke(&client.identity, presented, ip)
         .await
         .map_err(|_| OAuthError::Unavailable)
 }

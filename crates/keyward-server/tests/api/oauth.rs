@@ -985,3 +985,108 @@ async fn token_requests_count_against_the_credentials_rate_limit() {
     assert_oauth_error(&refused, 429, "temporarily_unavailable");
     assert_eq!(refused.header("retry-after"), Some("1"));
 }
+
+/// Rotates `client`'s secrets with `grace` seconds of grace; returns the new client secret.
+async fn rotate(app: &TestApp, client: &Client, grace: i64) -> String {
+    let rotated = app
+        .post(&format!("/v1/keys/{}/rotate", client.key_id))
+        .key(&app.admin_key)
+        .json(json!({"grace_period_seconds": grace}))
+        .send()
+        .await
+        .expect(200);
+    rotated.json()["client_secret"].as_str().unwrap().to_owned()
+}
+
+/// Asserts that `token` is refused at `/v1/authorize` as `EXPIRED`.
+async fn assert_ended(app: &TestApp, token: &str, what: &str) {
+    let answer = authorize_bearer(app, token).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNAUTHORIZED,
+        "{what}: {}",
+        answer.text
+    );
+    assert_eq!(
+        answer.json()["outcome"],
+        "EXPIRED",
+        "{what}: {}",
+        answer.text
+    );
+}
+
+#[tokio::test]
+async fn a_rotation_ends_the_tokens_minted_before_it_with_its_grace_or_at_once() {
+    let app = TestApp::new().await;
+    let mut c = client(&app, json!({"name": "rotating"})).await;
+    let before = access_token(&app, &c).await;
+    assert_eq!(authorize_bearer(&app, &before).await.status, StatusCode::OK);
+
+    // Ten minutes of grace: the tokens from before live as long as the old secret, and a
+    // token the old secret gets during the grace ends with it too.
+    let new_secret = rotate(&app, &c, 600).await;
+    let old_secret = std::mem::replace(&mut c.secret, new_secret);
+    let after = access_token(&app, &c).await;
+    let during = token_basic(&app, &c.id, &old_secret, "grant_type=client_credentials").await;
+    assert_eq!(during.status, StatusCode::OK, "{}", during.text);
+    let during = during.json();
+    assert_eq!(during["expires_in"], 600, "{during}");
+    let during = during["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        claims(&during)["exp"].as_i64().unwrap() - claims(&during)["iat"].as_i64().unwrap(),
+        600
+    );
+    app.clock.advance(time::Duration::seconds(599));
+    for token in [&before, &during, &after] {
+        assert_eq!(authorize_bearer(&app, token).await.status, StatusCode::OK);
+    }
+    app.clock.advance(time::Duration::seconds(2));
+    assert_ended(&app, &before, "minted before the rotation").await;
+    assert_ended(&app, &during, "minted with the old secret in its grace").await;
+    assert_eq!(authorize_bearer(&app, &after).await.status, StatusCode::OK);
+
+    // Without grace: at once, and introspection agrees.
+    c.secret = rotate(&app, &c, 0).await;
+    assert_ended(&app, &after, "minted before a rotation without grace").await;
+    let introspected = app
+        .post("/v1/auth/introspect")
+        .header("authorization", &basic(&c.id, &c.secret))
+        .raw(
+            "application/x-www-form-urlencoded",
+            format!("token={after}"),
+        )
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(
+        introspected.json()["active"],
+        false,
+        "{}",
+        introspected.text
+    );
+    let fresh = access_token(&app, &c).await;
+    assert_eq!(authorize_bearer(&app, &fresh).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn disabling_a_credential_ends_its_tokens_for_good() {
+    let app = TestApp::new().await;
+    let c = client(&app, json!({"name": "paused"})).await;
+    let before = access_token(&app, &c).await;
+    assert_eq!(authorize_bearer(&app, &before).await.status, StatusCode::OK);
+    for action in ["disable", "enable"] {
+        app.post(&format!("/v1/keys/{}/{action}", c.key_id))
+            .key(&app.admin_key)
+            .send()
+            .await
+            .expect(200);
+    }
+    assert_ended(&app, &before, "minted before a disable").await;
+    // The credential itself works again, and so do the tokens it gets now.
+    let after = access_token(&app, &c).await;
+    assert_eq!(authorize_bearer(&app, &after).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/v1/authorize").key(&c.key).send().await.status,
+        StatusCode::OK
+    );
+}

@@ -6,7 +6,9 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use keyward_core::audit::AuditEvent;
 use keyward_core::clock::{from_millis, to_millis};
-use keyward_core::credential::{Credential, CredentialSettings, Environment, Organization, Status};
+use keyward_core::credential::{
+    Credential, CredentialSettings, Environment, Organization, Status, TokenCutoff,
+};
 use keyward_core::digest::{LookupDigest, SaltedHash};
 use keyward_core::ip_rule::{IpRule, RuleKind};
 use keyward_core::member::{Member, Session};
@@ -40,6 +42,8 @@ pub(super) struct CredentialRow {
     pub hint: String,
     pub updated_at: i64,
     pub revoked_at: Option<i64>,
+    pub tokens_cut_at: Option<i64>,
+    pub tokens_end_at: Option<i64>,
 }
 
 impl From<&Credential> for CredentialRow {
@@ -62,6 +66,8 @@ impl From<&Credential> for CredentialRow {
             hint: c.hint.clone(),
             updated_at: to_millis(c.updated_at),
             revoked_at: c.revoked_at.map(to_millis),
+            tokens_cut_at: c.token_cutoff.map(|cut| to_millis(cut.set_at)),
+            tokens_end_at: c.token_cutoff.map(|cut| to_millis(cut.ends_at)),
         }
     }
 }
@@ -157,18 +163,23 @@ pub(super) fn credential_from_row(row: &AnyRow) -> Result<Credential, StoreError
         last_used_at: time_at(row, 20)?,
         last_used_ip,
         version: get(row, 22)?,
+        token_cutoff: match (time_at(row, 23)?, time_at(row, 24)?) {
+            (Some(set_at), Some(ends_at)) => Some(TokenCutoff { set_at, ends_at }),
+            (None, None) => None,
+            _ => return Err(corrupt("token cutoff")),
+        },
     })
 }
 
 /// Reads a credential followed by `kind, salt, salted_hash, expires_at` of one secret and
 /// its organization's `change_seq`.
 pub(super) fn secret_match_from_row(row: &AnyRow) -> Result<SecretMatch, StoreError> {
-    let salt: Vec<u8> = get(row, 24)?;
-    let hash: Vec<u8> = get(row, 25)?;
+    let salt: Vec<u8> = get(row, 26)?;
+    let hash: Vec<u8> = get(row, 27)?;
     let credential = credential_from_row(row)?;
     let environment = credential.environment;
     Ok(SecretMatch {
-        kind: parsed(&get::<String>(row, 23)?, "secret kind", |name| {
+        kind: parsed(&get::<String>(row, 25)?, "secret kind", |name| {
             SecretKind::from_storage_name(name, environment)
         })?,
         credential,
@@ -176,8 +187,8 @@ pub(super) fn secret_match_from_row(row: &AnyRow) -> Result<SecretMatch, StoreEr
             salt: salt.try_into().map_err(|_| corrupt("salt"))?,
             hash: hash.try_into().map_err(|_| corrupt("salted hash"))?,
         },
-        expires_at: time_at(row, 26)?,
-        org_change_seq: get(row, 27)?,
+        expires_at: time_at(row, 28)?,
+        org_change_seq: get(row, 29)?,
     })
 }
 
