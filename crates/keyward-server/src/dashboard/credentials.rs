@@ -205,9 +205,10 @@ pub async fn list(
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct CredentialForm {
-    /// The id the credential will have, chosen when the form is shown: sending the form
-    /// twice (a reload) cannot create a second credential.
-    pub id: String,
+    /// The submission token of the form ([`SignedIn::submission`]): the id the credential
+    /// will have, chosen by the server when the form is shown, so sending the form twice (a
+    /// reload) cannot create a second credential.
+    pub submission: String,
     /// Name (required).
     pub name: String,
     /// Description.
@@ -275,7 +276,7 @@ pub async fn new_form(
     signed_in: SignedIn,
 ) -> Result<Response, PageError> {
     let form = CredentialForm {
-        id: CredentialId::generate().to_string(),
+        submission: signed_in.submission(CredentialId::generate().as_str()),
         environment: "live".to_owned(),
         ..CredentialForm::default()
     };
@@ -405,12 +406,19 @@ pub async fn create(
     State(state): State<AppState>,
     Protected { signed_in, form }: Protected<CredentialForm>,
 ) -> Result<Response, PageError> {
-    // A form without an id (sent by a script) still creates one credential per post.
-    let id = match form.id.trim() {
+    // A form without a submission token (sent by a script) still creates one credential
+    // per post; a token of another session, or made up, is refused.
+    let id = match form.submission.trim() {
         "" => CredentialId::generate(),
-        text => CredentialId::parse(text).map_err(|_| {
-            ApiError::bad_request("invalid_form", "the form's credential id is not one")
-        })?,
+        token => signed_in
+            .submitted(token)
+            .and_then(|id| CredentialId::parse(id).ok())
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_form",
+                    "this form was shown to another session; load it again",
+                )
+            })?,
     };
     let new = match create_request(&form) {
         Ok(new) => NewCredential {

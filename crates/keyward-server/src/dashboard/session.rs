@@ -74,6 +74,16 @@ fn csrf_matches(secret: &str, presented: &str) -> bool {
         .into()
 }
 
+/// The mark that binds a form's submission id to the session cookie `secret`.
+fn submission_mark(secret: &str, id: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"keyward dashboard submission v1\0");
+    hasher.update(secret.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(id.as_bytes());
+    to_hex(&hasher.finalize())
+}
+
 /// A `Set-Cookie` value: `HttpOnly`, `SameSite=Strict`, `Secure` when `secure`; a
 /// `max_age` of zero deletes the cookie.
 pub fn set_cookie(name: &str, value: &str, path: &str, max_age: i64, secure: bool) -> HeaderValue {
@@ -126,6 +136,22 @@ impl SignedIn {
             email: self.member.email.clone(),
             csrf_token: self.csrf_token.clone(),
         }
+    }
+
+    /// A token for one submission of a form that makes something: `{id}.{mark}`, where
+    /// `id` was chosen by the server when the form was shown and the mark binds it to this
+    /// session. Sending the form twice (a reload) makes one object; a browser cannot pick
+    /// an id, so it cannot probe which ids exist.
+    pub fn submission(&self, id: &str) -> String {
+        format!("{id}.{}", submission_mark(&self.session_secret, id))
+    }
+
+    /// The id of a submission token made by [`SignedIn::submission`] for this session;
+    /// `None` for any other text (compared in constant time).
+    pub fn submitted<'t>(&self, token: &'t str) -> Option<&'t str> {
+        let (id, mark) = token.rsplit_once('.')?;
+        let expected = submission_mark(&self.session_secret, id);
+        bool::from(expected.as_bytes().ct_eq(mark.as_bytes())).then_some(id)
     }
 
     /// The member as the management service sees it: managing its organization without

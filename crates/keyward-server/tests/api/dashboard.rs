@@ -785,14 +785,64 @@ async fn passwords_and_sessions_are_stored_only_as_hashes() {
 }
 
 #[tokio::test]
+async fn the_server_alone_picks_a_new_credentials_id() {
+    let (app, member) = signed_in().await;
+    let other = app.other_organization().await;
+    let theirs = app
+        .create_key_as(&other, serde_json::json!({"name": "Theirs"}))
+        .await;
+    let their_id = theirs["key_id"].as_str().unwrap();
+    let form = member.get(&app, "/developer/api-credentials/new").await;
+    let marker = "name=\"submission\" value=\"";
+    let start = form.text.find(marker).unwrap() + marker.len();
+    let token = form.text[start..].split('"').next().unwrap().to_owned();
+    let (_, mark) = token.rsplit_once('.').unwrap();
+    // An id of the browser's choosing, bare or with another id's mark, is refused alike,
+    // whether or not it exists anywhere: nothing tells them apart.
+    for chosen in [
+        their_id.to_owned(),
+        format!("{their_id}.{mark}"),
+        "api_key_01jxe20q5hf9p4bm3kfz7v0w6t".to_owned(),
+        format!("api_key_01jxe20q5hf9p4bm3kfz7v0w6t.{mark}"),
+    ] {
+        let answer = member
+            .post(
+                &app,
+                "/developer/api-credentials",
+                &[("submission", chosen.as_str()), ("name", "Chosen")],
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{chosen}: {}",
+            answer.text
+        );
+        assert!(answer.text.contains("load it again"), "{}", answer.text);
+    }
+    // The form's own token works, once.
+    let created = member
+        .post(
+            &app,
+            "/developer/api-credentials",
+            &[("submission", token.as_str()), ("name", "Mine")],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let list = member.get(&app, "/developer/api-credentials").await;
+    assert!(!list.text.contains("Chosen"), "{}", list.text);
+}
+
+#[tokio::test]
 async fn sending_a_form_twice_creates_and_rotates_once() {
     let (app, member) = signed_in().await;
     let form = member.get(&app, "/developer/api-credentials/new").await;
-    let marker = "name=\"id\" value=\"";
+    let marker = "name=\"submission\" value=\"";
     let start = form.text.find(marker).unwrap() + marker.len();
-    let id = form.text[start..].split('"').next().unwrap().to_owned();
-    assert!(id.starts_with("api_key_"), "{id}");
-    let fields = [("id", id.as_str()), ("name", "Reloaded")];
+    let token = form.text[start..].split('"').next().unwrap().to_owned();
+    let id = token.split('.').next().unwrap().to_owned();
+    assert!(id.starts_with("api_key_"), "{token}");
+    let fields = [("submission", token.as_str()), ("name", "Reloaded")];
     let first = member
         .post(&app, "/developer/api-credentials", &fields)
         .await;
@@ -857,7 +907,7 @@ async fn odd_form_values_get_answers_not_failures() {
     for (path, body) in [
         (
             "/developer/api-credentials",
-            "csrf_token=CSRF&id=nonsense&name=x",
+            "csrf_token=CSRF&submission=nonsense&name=x",
         ),
         (
             "/developer/api-credentials",
