@@ -10,6 +10,7 @@ use time::{Duration, OffsetDateTime};
 use crate::scope::ScopeSet;
 use crate::typeid::{CredentialId, OrganizationId};
 pub use crate::validation::ValidationError;
+use crate::validation::{TextKind, person_text};
 
 /// A tenant: owns credentials, rules and roles.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,40 +263,21 @@ pub const RATE_LIMIT_MAX: u32 = 1_000_000;
 /// Longest grace period for the old secrets of a rotated credential: 7 days.
 pub const MAX_ROTATION_GRACE: Duration = Duration::days(7);
 
-/// Trims a name and checks it is 1–100 characters.
+/// Checks a name: 1–100 characters by the rule every name follows
+/// ([`person_text`]); returns it trimmed.
 pub fn validate_name(name: &str) -> Result<String, ValidationError> {
-    let trimmed = name.trim();
-    let chars = trimmed.chars().count();
-    if chars == 0 {
-        return Err(ValidationError::new("name", "must not be empty"));
-    }
-    if chars > NAME_MAX_CHARS {
-        return Err(ValidationError::new(
-            "name",
-            format!("must be at most {NAME_MAX_CHARS} characters"),
-        ));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(ValidationError::new(
-            "name",
-            "must not contain control characters",
-        ));
-    }
-    Ok(trimmed.to_owned())
+    person_text("name", name, NAME_MAX_CHARS, TextKind::Name).map(Option::unwrap_or_default)
 }
 
-/// Checks a description is at most 1,000 characters; an empty one becomes none.
+/// Checks a description: at most 1,000 characters by the rule every description follows
+/// ([`person_text`]); an empty one becomes none.
 pub fn validate_description(text: Option<&str>) -> Result<Option<String>, ValidationError> {
-    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
-        return Ok(None);
-    };
-    if text.chars().count() > DESCRIPTION_MAX_CHARS {
-        return Err(ValidationError::new(
-            "description",
-            format!("must be at most {DESCRIPTION_MAX_CHARS} characters"),
-        ));
-    }
-    Ok(Some(text.to_owned()))
+    person_text(
+        "description",
+        text.unwrap_or_default(),
+        DESCRIPTION_MAX_CHARS,
+        TextKind::Description,
+    )
 }
 
 /// Checks an owner id: 1–255 visible ASCII characters (it travels in HTTP headers).

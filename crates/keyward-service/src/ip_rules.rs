@@ -10,6 +10,7 @@ use keyward_core::audit::{Actor, AuditEvent};
 use keyward_core::credential::ValidationError;
 use keyward_core::ip_rule::{IpRule, RuleKind, RulePolicy, would_lock_out};
 use keyward_core::typeid::IpRuleId;
+use keyward_core::validation::{TextKind, person_text};
 use keyward_store::{Conflict as StoreConflict, StoreError};
 use serde_json::json;
 
@@ -205,18 +206,15 @@ impl IpRules<'_> {
     }
 }
 
-/// A rule's note: trimmed, at most 200 characters; empty is none.
+/// A rule's note: at most 200 characters by the rule every description follows; empty is
+/// none.
 fn description(text: Option<&str>) -> Result<Option<String>, ValidationError> {
-    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
-        return Ok(None);
-    };
-    if text.chars().count() > 200 {
-        return Err(ValidationError::new(
-            "description",
-            "must be at most 200 characters",
-        ));
-    }
-    Ok(Some(text.to_owned()))
+    person_text(
+        "description",
+        text.unwrap_or_default(),
+        200,
+        TextKind::Description,
+    )
 }
 
 /// Refuses a change that would shut out the address making it, unless confirmed.

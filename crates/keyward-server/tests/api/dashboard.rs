@@ -834,6 +834,44 @@ async fn the_server_alone_picks_a_new_credentials_id() {
 }
 
 #[tokio::test]
+async fn the_forms_follow_the_apis_text_rule_with_its_words() {
+    let (app, member) = signed_in().await;
+    let mut cases: Vec<(String, &str)> = crate::errors::DECEPTIVE_TEXT
+        .iter()
+        .map(|(text, says)| {
+            let encoded = serde_urlencoded::to_string([("x", *text)]).unwrap();
+            (encoded["x=".len()..].to_owned(), *says)
+        })
+        .collect();
+    // Bytes that are not UTF-8 at all, which a form decoder turns into U+FFFD.
+    cases.push(("%FF%FE".to_owned(), "must be valid UTF-8"));
+    for (encoded, says) in cases {
+        let body = format!("csrf_token={}&name={encoded}", member.csrf);
+        let page = member
+            .post_raw(&app, "/developer/api-credentials", &body)
+            .await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{encoded}");
+        assert!(page.text.contains(says), "{encoded}: {}", page.text);
+
+        if says.contains("visible") {
+            continue;
+        }
+        let body = format!(
+            "csrf_token={}&type=deny&ip_network=198.51.100.7&description={encoded}",
+            member.csrf
+        );
+        let page = member
+            .post_raw(&app, "/developer/api-security", &body)
+            .await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{encoded}");
+        assert!(page.text.contains(says), "{encoded}: {}", page.text);
+    }
+    let list = member.get(&app, "/developer/api-credentials").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(!list.text.contains('\u{FFFD}'), "{}", list.text);
+}
+
+#[tokio::test]
 async fn sending_a_form_twice_creates_and_rotates_once() {
     let (app, member) = signed_in().await;
     let form = member.get(&app, "/developer/api-credentials/new").await;
@@ -898,12 +936,13 @@ async fn odd_form_values_get_answers_not_failures() {
         )
         .await;
     assert_eq!(far.status, StatusCode::CREATED, "{}", far.text);
-    // Bytes that are not UTF-8 are read as replacement characters.
+    // Bytes that are not UTF-8 are refused, as the API refuses them.
     let body = format!("csrf_token={}&name=%FF%FE", member.csrf);
     let odd = member
         .post_raw(&app, "/developer/api-credentials", &body)
         .await;
-    assert_eq!(odd.status, StatusCode::CREATED, "{}", odd.text);
+    assert_eq!(odd.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", odd.text);
+    assert!(odd.text.contains("must be valid UTF-8"), "{}", odd.text);
     for (path, body) in [
         (
             "/developer/api-credentials",

@@ -66,6 +66,82 @@ async fn invalid_fields_are_named() {
     }
 }
 
+/// Text that shows something other than what it holds, and what each is refused with.
+pub const DECEPTIVE_TEXT: [(&str, &str); 5] = [
+    ("\u{200B}\u{200D}", "must contain a visible character"),
+    (
+        "pay\u{202E}fdp.exe",
+        "must not contain bidirectional override characters",
+    ),
+    (
+        "a\u{2066}b",
+        "must not contain bidirectional override characters",
+    ),
+    ("a\u{1b}[31mb", "must not contain control characters"),
+    ("caf\u{FFFD}", "must be valid UTF-8"),
+];
+
+#[tokio::test]
+async fn names_and_descriptions_follow_one_text_rule_everywhere() {
+    let app = TestApp::new().await;
+    let created = app.create_key(json!({"name": "plain"})).await;
+    let id = created["key_id"].as_str().unwrap();
+    let rule = app
+        .post("/v1/ip-rules")
+        .key(&app.admin_key)
+        .json(json!({"ip_network": "198.51.100.7", "type": "deny"}))
+        .send()
+        .await
+        .expect(201);
+    let rule_id = rule.json()["id"].as_str().unwrap().to_owned();
+    for (text, says) in DECEPTIVE_TEXT {
+        let calls = [
+            (
+                app.post("/v1/keys").json(json!({"name": text})),
+                "name",
+            ),
+            (
+                app.post("/v1/keys").json(json!({"name": "n", "description": format!("x {text}")})),
+                "description",
+            ),
+            (
+                app.patch(&format!("/v1/keys/{id}")).json(json!({"name": text})),
+                "name",
+            ),
+            (
+                app.post("/v1/ip-rules").json(json!({"ip_network": "198.51.100.8", "type": "deny", "description": format!("x {text}")})),
+                "description",
+            ),
+            (
+                app.patch(&format!("/v1/ip-rules/{rule_id}")).json(json!({"description": format!("x {text}")})),
+                "description",
+            ),
+            (
+                app.post("/v1/roles").json(json!({"name": "auditor", "scopes": ["keys:read"], "description": format!("x {text}")})),
+                "description",
+            ),
+        ];
+        for (call, field) in calls {
+            let response = call.key(&app.admin_key).send().await;
+            // "x {text}" for a description: invisible text beside visible text is allowed.
+            if field == "description" && says.contains("visible") {
+                assert!(response.status.is_success(), "{text:?}: {}", response.text);
+                continue;
+            }
+            let problem = response.assert_problem(422, "validation_failed");
+            assert_eq!(problem["errors"][0]["field"], field, "{text:?}");
+            assert!(
+                problem["errors"][0]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(says),
+                "{text:?}: {}",
+                response.text
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn unreadable_json_is_a_400_that_says_where() {
     let app = TestApp::new().await;
