@@ -2,9 +2,10 @@
 //! (and the CLI's `--json` output), and the environment names requests use.
 
 use keyward_core::clock::rfc3339;
-use keyward_core::credential::{Credential, Environment};
+use keyward_core::credential::{Credential, Environment, ValidationError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 /// `live` or `test`.
@@ -107,4 +108,44 @@ impl KeyResponse {
             last_used_ip: credential.last_used_ip.map(|ip| ip.to_string()),
         }
     }
+}
+
+/// The one rule of every `PATCH` body: a field left out stays as it is; a field sent as
+/// `null` is cleared where it may be empty and refused (422) where it may not. Serde reads
+/// both as `None` for an `Option<T>`, so a patchable field is an `Option<Option<T>>` read
+/// with this function: `None` when left out, `Some(None)` when `null`.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// [`present`] for an RFC 3339 time.
+pub fn present_time<'de, D>(deserializer: D) -> Result<Option<Option<OffsetDateTime>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    time::serde::rfc3339::option::deserialize(deserializer).map(Some)
+}
+
+/// A patched field that cannot be empty: `null` is refused.
+pub fn not_null<T>(
+    field: &'static str,
+    value: Option<Option<T>>,
+) -> Result<Option<T>, ValidationError> {
+    match value {
+        Some(None) => Err(ValidationError::new(
+            field,
+            "cannot be cleared: leave it out to keep it",
+        )),
+        Some(Some(value)) => Ok(Some(value)),
+        None => Ok(None),
+    }
+}
+
+/// A patched field whose empty value is `empty`: `null` sets it.
+pub fn or_empty<T>(value: Option<Option<T>>, empty: impl FnOnce() -> T) -> Option<T> {
+    value.map(|value| value.unwrap_or_else(empty))
 }

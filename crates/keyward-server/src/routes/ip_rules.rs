@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::json::{not_null, or_empty, present};
 use crate::state::AppState;
 
 /// `allow` or `deny`.
@@ -51,17 +52,23 @@ pub struct CreateIpRuleRequest {
     pub confirm_lockout: bool,
 }
 
-/// The body of `PATCH /v1/ip-rules/{id}`.
+/// The body of `PATCH /v1/ip-rules/{id}`: fields left out stay as they are; `null` clears
+/// the description and is refused (422) for the range and the type.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateIpRuleRequest {
-    /// A new range.
-    pub ip_network: Option<String>,
-    /// A new type.
-    #[serde(rename = "type")]
-    pub kind: Option<RuleType>,
-    /// A new note (empty clears it).
-    pub description: Option<String>,
+    /// A new range; cannot be `null`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String, required = false)]
+    pub ip_network: Option<Option<String>>,
+    /// A new type; cannot be `null`.
+    #[serde(default, rename = "type", deserialize_with = "present")]
+    #[schema(value_type = RuleType, required = false)]
+    pub kind: Option<Option<RuleType>>,
+    /// A new note; `null` (or empty) clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
     /// Apply the change even if it shuts out the address making it.
     #[serde(default)]
     pub confirm_lockout: bool,
@@ -191,9 +198,9 @@ pub async fn update(
 ) -> Result<Json<IpRuleResponse>, ApiError> {
     let permit = caller.principal().permit::<WriteIpRules>()?;
     let change = IpRuleChange {
-        ip_network: request.ip_network,
-        kind: request.kind.map(RuleKind::from),
-        description: request.description,
+        ip_network: not_null("ip_network", request.ip_network)?,
+        kind: not_null("type", request.kind)?.map(RuleKind::from),
+        description: or_empty(request.description, String::new),
         confirm_lockout: request.confirm_lockout,
     };
     let rule = state

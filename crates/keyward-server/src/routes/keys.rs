@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, OptionalApiJson};
-use crate::json::{EnvironmentName, KeyResponse};
+use crate::json::{EnvironmentName, KeyResponse, not_null, or_empty, present, present_time};
 use crate::routes::{page_size, split_page};
 use crate::state::AppState;
 use keyward_gate::Problem;
@@ -58,18 +58,23 @@ pub struct CreateKeyRequest {
     pub expires_at: Option<OffsetDateTime>,
 }
 
-/// The body of `PATCH /v1/keys/{id}`: fields absent stay as they are; `null` clears.
+/// The body of `PATCH /v1/keys/{id}`: fields left out stay as they are; `null` clears a
+/// field that may be empty and is refused (422) for one that may not (`name`).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKeyRequest {
-    /// New name.
-    pub name: Option<String>,
+    /// New name; cannot be `null`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String, required = false)]
+    pub name: Option<Option<String>>,
     /// New description; `null` clears it.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
-    /// New scopes (replacing the old ones).
-    pub permissions: Option<Vec<String>>,
+    /// New scopes (replacing the old ones); `null` is none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub permissions: Option<Option<Vec<String>>>,
     /// New role; `null` removes it.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
@@ -78,11 +83,14 @@ pub struct UpdateKeyRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u64>)]
     pub rate_limit_override: Option<Option<u64>>,
-    /// New allowlist (replacing the old one); `[]` allows every address.
-    pub ip_allowlist: Option<Vec<String>>,
-    /// New metadata (replacing the old object).
+    /// New allowlist (replacing the old one); `[]` or `null` allows every address.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub ip_allowlist: Option<Option<Vec<String>>>,
+    /// New metadata (replacing the old object); `null` empties it.
+    #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Value>,
+    pub metadata: Option<Option<Value>>,
     /// New owner id; `null` clears it.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
@@ -95,22 +103,6 @@ pub struct UpdateKeyRequest {
     #[serde(default, deserialize_with = "present_time")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Option<OffsetDateTime>>,
-}
-
-/// Tells a field given as `null` (`Some(None)`) from one left out (`None`, by `default`).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
-fn present_time<'de, D>(deserializer: D) -> Result<Option<Option<OffsetDateTime>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    time::serde::rfc3339::option::deserialize(deserializer).map(Some)
 }
 
 /// The body of `POST /v1/keys/{id}/rotate`.
@@ -145,20 +137,22 @@ impl TryFrom<CreateKeyRequest> for NewCredential {
     }
 }
 
-impl From<UpdateKeyRequest> for CredentialChange {
-    fn from(request: UpdateKeyRequest) -> Self {
-        CredentialChange {
-            name: request.name,
+impl TryFrom<UpdateKeyRequest> for CredentialChange {
+    type Error = ValidationError;
+
+    fn try_from(request: UpdateKeyRequest) -> Result<Self, ValidationError> {
+        Ok(CredentialChange {
+            name: not_null("name", request.name)?,
             description: request.description,
-            permissions: request.permissions,
+            permissions: or_empty(request.permissions, Vec::new),
             role: request.role,
             rate_limit_override: request.rate_limit_override,
-            ip_allowlist: request.ip_allowlist,
-            metadata: request.metadata,
+            ip_allowlist: or_empty(request.ip_allowlist, Vec::new),
+            metadata: or_empty(request.metadata, || Value::Object(Default::default())),
             owner_id: request.owner_id,
             not_before: request.not_before,
             expires_at: request.expires_at,
-        }
+        })
     }
 }
 
@@ -354,7 +348,7 @@ pub async fn update(
     let credential = state
         .service
         .credentials()
-        .update(&permit, &id, request.into())
+        .update(&permit, &id, request.try_into()?)
         .await?;
     Ok(Json(KeyResponse::new(&credential, state.clock.now())))
 }

@@ -143,6 +143,97 @@ async fn names_and_descriptions_follow_one_text_rule_everywhere() {
 }
 
 #[tokio::test]
+async fn a_patch_leaves_out_keeps_null_clears_or_is_refused() {
+    let app = TestApp::new().await;
+    let created = app
+        .create_key(json!({
+            "name": "full",
+            "description": "d",
+            "permissions": ["dns:read"],
+            "ip_allowlist": ["192.0.2.0/24"],
+            "metadata": {"plan": "pro"},
+            "owner_id": "o",
+            "rate_limit_override": 5,
+            "expires_at": "2027-01-01T00:00:00Z",
+        }))
+        .await;
+    let uri = format!("/v1/keys/{}", created["key_id"].as_str().unwrap());
+    let patch = |body: serde_json::Value| app.patch(&uri).key(&app.admin_key).json(body).send();
+
+    // Left out: unchanged.
+    let same = patch(json!({})).await.expect(200).json();
+    for field in [
+        "name",
+        "description",
+        "permissions",
+        "ip_allowlist",
+        "metadata",
+        "owner_id",
+    ] {
+        assert_eq!(same[field], created[field], "{field}");
+    }
+    // `null` where the field may not be empty: refused, naming it.
+    patch(json!({"name": null}))
+        .await
+        .assert_problem(422, "validation_failed");
+    // `null` where it may: cleared, each to its empty value.
+    let cleared = patch(json!({
+        "description": null,
+        "permissions": null,
+        "ip_allowlist": null,
+        "metadata": null,
+        "owner_id": null,
+        "rate_limit_override": null,
+        "expires_at": null,
+    }))
+    .await
+    .expect(200)
+    .json();
+    assert_eq!(cleared["name"], "full");
+    assert_eq!(cleared["description"], serde_json::Value::Null);
+    assert_eq!(cleared["permissions"], json!([]));
+    assert_eq!(cleared["ip_allowlist"], json!([]));
+    assert_eq!(cleared["metadata"], json!({}));
+    assert_eq!(cleared["owner_id"], serde_json::Value::Null);
+    assert_eq!(cleared["rate_limit_override"], serde_json::Value::Null);
+    assert_eq!(cleared["expires_at"], serde_json::Value::Null);
+
+    // IP rules: the range and the type cannot be cleared; the note can.
+    let rule = app
+        .post("/v1/ip-rules")
+        .key(&app.admin_key)
+        .json(json!({"ip_network": "198.51.100.7", "type": "deny", "description": "n"}))
+        .send()
+        .await
+        .expect(201)
+        .json();
+    let rule_uri = format!("/v1/ip-rules/{}", rule["id"].as_str().unwrap());
+    for (body, field) in [
+        (json!({"ip_network": null}), "ip_network"),
+        (json!({"type": null}), "type"),
+    ] {
+        let problem = app
+            .patch(&rule_uri)
+            .key(&app.admin_key)
+            .json(body)
+            .send()
+            .await
+            .assert_problem(422, "validation_failed");
+        assert_eq!(problem["errors"][0]["field"], field);
+    }
+    let noted = app
+        .patch(&rule_uri)
+        .key(&app.admin_key)
+        .json(json!({"description": null}))
+        .send()
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(noted["description"], serde_json::Value::Null, "{noted}");
+    assert_eq!(noted["ip_network"], "198.51.100.7/32");
+}
+
+#[tokio::test]
 async fn unreadable_json_is_a_400_that_says_where() {
     let app = TestApp::new().await;
     for (body, mention) in [
