@@ -104,6 +104,10 @@ impl SqlStore {
             AnyConnectOptions::from_str(&url).map_err(|e| StoreError::Internal(e.to_string()))?;
         match dialect {
             Dialect::Sqlite => {
+                // One connection first: a file that is not a SQLite database, or cannot be
+                // opened, is reported at once, where the pools would retry it until their
+                // timeout.
+                probe_sqlite(&options).await?;
                 // Readers in parallel; writers one at a time, queued in the pool: SQLite
                 // allows one writer, and waiting in sqlx's queue is fair and prompt where
                 // SQLite's busy handler sleeps and retries.
@@ -138,7 +142,16 @@ impl SqlStore {
             .migrator()
             .run(&self.pool)
             .await
-            .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
+            .map_err(|e| match e {
+                sqlx::migrate::MigrateError::VersionMissing(version) => {
+                    StoreError::Internal(format!(
+                        "its schema is newer than this version of Keyward (it has migration \
+                         {version}, unknown here): run the version that upgraded it, or a \
+                         newer one"
+                    ))
+                }
+                other => StoreError::Internal(format!("migration failed: {other}")),
+            })
     }
 
     /// Connects and migrates.
@@ -193,6 +206,26 @@ async fn lock_beside(path: &std::path::Path) -> Result<std::fs::File, StoreError
     .await
     .map_err(|e| StoreError::Internal(format!("waiting for the migration lock: {e}")))?
     .map_err(|e: std::io::Error| StoreError::Internal(format!("taking the migration lock: {e}")))
+}
+
+/// Opens one connection to a SQLite database and reads its schema, so that a file that is
+/// not a database fails now, with SQLite's own words.
+async fn probe_sqlite(options: &AnyConnectOptions) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    let unusable = |e: sqlx::Error| {
+        let why = e
+            .as_database_error()
+            .map_or_else(|| e.to_string(), |d| d.message().to_owned());
+        StoreError::Internal(format!("not a usable SQLite database: {why}"))
+    };
+    let mut connection = AnyConnection::connect_with(options)
+        .await
+        .map_err(unusable)?;
+    connection
+        .execute("SELECT count(*) FROM sqlite_master")
+        .await
+        .map_err(unusable)?;
+    connection.close().await.map_err(unusable)
 }
 
 /// A SQLite pool in WAL mode with `synchronous=FULL`: a committed write is on disk before

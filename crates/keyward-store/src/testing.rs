@@ -91,6 +91,18 @@ impl TestDatabase {
         self.dialect
     }
 
+    /// Runs `statement` on the database: for a test that needs a state the service never
+    /// makes (a schema from a newer version, say).
+    pub async fn execute(&self, statement: &'static str) {
+        let pool = admin_pool(&crate::sql::database_url(&self.url))
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.url));
+        pool.execute(statement)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        pool.close().await;
+    }
+
     /// Everything the database holds, as bytes to search for leaked secrets: the SQLite
     /// file and its write-ahead log, or every row of every PostgreSQL table as JSON text.
     pub async fn stored_bytes(&self) -> Vec<u8> {

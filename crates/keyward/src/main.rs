@@ -192,7 +192,19 @@ enum ConfigCommand {
     Check,
 }
 
-fn main() -> anyhow::Result<()> {
+/// Runs the command; a failure is one line on standard error (the error and its causes,
+/// outermost first) and exit status 1.
+fn main() -> std::process::ExitCode {
+    match run_cli() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_cli() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let listen = match &cli.command {
         Command::Serve { listen } => *listen,

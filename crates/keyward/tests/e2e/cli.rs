@@ -344,3 +344,54 @@ async fn signing_keys_rotate_publishes_a_second_key() {
         "{listed}"
     );
 }
+
+/// Runs `serve` on `database` and expects it to stop by itself, at once, with one line on
+/// standard error (no warning or error logged before it); returns that line.
+fn serve_refused(database: &str) -> String {
+    let output = keyward()
+        .arg("--database")
+        .arg(database)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_BACKTRACE", "1")
+        // Warnings and errors only: PostgreSQL's informational notices are not the failure.
+        .env("KEYWARD_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one line, no retries or backtrace: {stderr}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("listening"),
+        "it must not listen"
+    );
+    lines[0].to_owned()
+}
+
+#[tokio::test]
+async fn serve_stops_at_once_on_a_file_that_is_not_its_database() {
+    let work = tempfile::tempdir().unwrap();
+    let path = work.path().join("notes.db");
+    std::fs::write(&path, "these are notes, not a database\n".repeat(100)).unwrap();
+    let line = serve_refused(path.to_str().unwrap());
+    assert!(line.contains(path.to_str().unwrap()), "{line}");
+    assert!(line.contains("not a usable SQLite database"), "{line}");
+    assert!(line.contains("file is not a database"), "{line}");
+
+    // A database that a newer Keyward upgraded.
+    let db = database().await;
+    init(db.url());
+    db.execute(
+        "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, \
+         execution_time) SELECT 9999, 'from the future', installed_on, success, checksum, \
+         execution_time FROM _sqlx_migrations WHERE version = 1",
+    )
+    .await;
+    let line = serve_refused(db.url());
+    assert!(line.contains("schema is newer"), "{line}");
+    assert!(line.contains("9999"), "{line}");
+}
