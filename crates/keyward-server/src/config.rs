@@ -24,6 +24,9 @@ pub struct ServerConfig {
     pub gate: GateConfig,
     /// Bounds on connections: how long a request's head may take, how many are open.
     pub connections: ConnectionLimits,
+    /// Where `/metrics` is served: on an address of its own, which the network can keep
+    /// apart from the API's, or (`None`) beside the API.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Largest accepted request body.
     pub body_limit_bytes: usize,
     /// Longest time a request may take, reading its body included.
@@ -41,6 +44,7 @@ impl Default for ServerConfig {
             service: ServiceConfig::default(),
             gate: GateConfig::default(),
             connections: ConnectionLimits::default(),
+            metrics_listen: None,
             body_limit_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(30),
             authorize: AuthorizeConfig::default(),

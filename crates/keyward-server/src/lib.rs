@@ -42,7 +42,7 @@ pub mod state;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request, header};
+use axum::http::{HeaderName, HeaderValue, Request, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use tokio::net::TcpListener;
@@ -54,6 +54,7 @@ use tower_http::request_id::{
 use tower_http::sensitive_headers::{
     SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
 };
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -104,8 +105,27 @@ pub fn router(state: AppState) -> Router {
     let (routes, document) = api_routes().split_for_parts();
     // The document at /v1/openapi.json, and the interactive reference at /docs where each
     // endpoint can be tried; its assets are inside the binary (no CDN).
-    let reference = SwaggerUi::new("/docs").url("/v1/openapi.json", document);
+    let reference = Router::from(SwaggerUi::new("/docs").url("/v1/openapi.json", document)).layer(
+        ServiceBuilder::new()
+            .layer(SetResponseHeaderLayer::overriding(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(DOCS_CONTENT_SECURITY_POLICY),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            )),
+    );
     let config = state.config.clone();
+    // `/metrics` beside the API unless it has an address of its own.
+    let routes = match config.metrics_listen {
+        None => routes.route("/metrics", get(metrics::scrape)),
+        Some(_) => routes,
+    };
     routes
         // GET is described in the OpenAPI document; proxies that forward the original
         // method (Envoy's ext_authz) reach the same handler by any other.
@@ -128,7 +148,6 @@ pub fn router(state: AppState) -> Router {
                 .patch(routes::oauth::token_method_not_allowed)
                 .delete(routes::oauth::token_method_not_allowed),
         )
-        .route("/metrics", get(metrics::scrape))
         .merge(reference)
         .merge(dashboard::routes())
         .fallback(|| async { ApiError::NotFound })
@@ -153,6 +172,14 @@ pub fn router(state: AppState) -> Router {
         )
         .with_state(state)
 }
+
+/// The policy of the interactive reference at `/docs`: its scripts, styles and images come
+/// from this server only (they are inside the binary), it may call this server's API (its
+/// "Try it out"), and no other site may frame it. Swagger UI draws its icons as `data:`
+/// images and adds one fixed `<style>` element, allowed by its hash alone.
+pub const DOCS_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self' 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='; img-src 'self' data:; connect-src 'self'; form-action 'self'; \
+     frame-ancestors 'none'; base-uri 'none'";
 
 /// Request ids: a random prefix drawn by each worker thread and that thread's counter,
 /// unique without a system call per request (a UUIDv4 per request costs a `getrandom`) and
@@ -206,13 +233,33 @@ fn panic_response() -> Response {
     ApiError::internal().into_response()
 }
 
-/// Serves the application on `listener` until `shutdown` completes, then lets requests in
-/// flight finish.
+/// `/metrics` alone, for its own address ([`ServerConfig::metrics_listen`]).
+pub fn metrics_router(state: AppState) -> Router {
+    metrics::install();
+    Router::new()
+        .route("/metrics", get(metrics::scrape))
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(state)
+}
+
+/// Serves the application on `listener`, and `/metrics` on `metrics` when it has an address
+/// of its own, until `shutdown` completes; then lets requests in flight finish.
 pub async fn serve(
     listener: TcpListener,
+    metrics: Option<TcpListener>,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = state.config.connections.clone();
-    listen::serve_router(listener, router(state), &limits, shutdown).await
+    let scraper = metrics.map(|listener| {
+        let (router, limits) = (metrics_router(state.clone()), limits.clone());
+        tokio::spawn(async move {
+            listen::serve_router(listener, router, &limits, std::future::pending()).await
+        })
+    });
+    let served = listen::serve_router(listener, router(state), &limits, shutdown).await;
+    if let Some(scraper) = scraper {
+        scraper.abort();
+    }
+    served
 }

@@ -37,6 +37,8 @@ const MAX_RETENTION_DAYS: u64 = 36_500;
 pub struct FileConfig {
     /// Address to listen on.
     pub listen: Option<SocketAddr>,
+    /// Where `/metrics` is served: on an address of its own, or (unset) beside the API.
+    pub metrics_listen: Option<SocketAddr>,
     /// SQLite path or `postgres://…` URL.
     pub database_url: Option<String>,
     /// Prefix of issued secrets.
@@ -491,6 +493,7 @@ impl Config {
                     trusted_proxies,
                 },
                 connections,
+                metrics_listen: file.metrics_listen,
                 body_limit_bytes: file.body_limit_bytes.unwrap_or(defaults.body_limit_bytes),
                 request_timeout: file
                     .request_timeout_seconds
@@ -513,6 +516,7 @@ impl Config {
         let (rules, signing, limits) = (&engine.tokens, &service.signing, &engine.rate_limits);
         serde_json::json!({
             "listen": self.listen.to_string(),
+            "metrics_listen": server.metrics_listen.map(|a| a.to_string()),
             "database_url": redact_url(&self.database_url),
             "key_prefix": service.key_prefix.as_str(),
             "allow_query_api_key": gate.allow_query_api_key,

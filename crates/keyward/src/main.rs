@@ -350,12 +350,23 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             );
         }
     }
+    let metrics = match config.server.metrics_listen {
+        Some(at) => {
+            let listener = TcpListener::bind(at)
+                .await
+                .with_context(|| format!("listening for /metrics on {at}"))?;
+            let bound = listener.local_addr()?;
+            println!("Metrics on http://{bound}/metrics");
+            Some(listener)
+        }
+        None => None,
+    };
     let shutdown = shutdown_signal()?;
     tracing::info!(%address, "listening on http://{address}");
     println!("Keyward listening on http://{address}");
     let flusher = state.engine.spawn_usage_flusher();
     let key_schedule = service.spawn_key_schedule();
-    keyward_server::serve(listener, state.clone(), shutdown).await?;
+    keyward_server::serve(listener, metrics, state.clone(), shutdown).await?;
     flusher.stop().await;
     key_schedule.abort();
     if let Err(error) = state.engine.flush_usage().await {

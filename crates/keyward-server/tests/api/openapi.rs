@@ -56,4 +56,21 @@ async fn the_interactive_reference_is_served_from_the_binary() {
         bundle.text.len() > 100_000,
         "the assets are inside the binary"
     );
+    // Every part of it under a policy that loads nothing from elsewhere and lets no site
+    // frame it.
+    for answer in [&page, &config, &bundle] {
+        assert_eq!(
+            answer.header("content-security-policy"),
+            Some(keyward_server::DOCS_CONTENT_SECURITY_POLICY)
+        );
+        assert_eq!(answer.header("x-content-type-options"), Some("nosniff"));
+    }
+    let policy = keyward_server::DOCS_CONTENT_SECURITY_POLICY;
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self';",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(policy.contains(directive), "{policy}");
+    }
 }

@@ -395,3 +395,39 @@ async fn serve_stops_at_once_on_a_file_that_is_not_its_database() {
     assert!(line.contains("schema is newer"), "{line}");
     assert!(line.contains("9999"), "{line}");
 }
+
+#[tokio::test]
+async fn metrics_can_have_an_address_of_their_own() {
+    let db = database().await;
+    let admin = init(db.url()).api_key;
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("keyward.toml");
+    std::fs::write(&file, "metrics_listen = \"127.0.0.1:0\"\n").unwrap();
+    let server = Server::start(db.url(), &["--config", file.to_str().unwrap()], &[]);
+    let output = server.output.lock().unwrap().clone();
+    let metrics = Regex::new(r"Metrics on (http://127\.0\.0\.1:\d+)/metrics")
+        .unwrap()
+        .captures(&output)
+        .unwrap_or_else(|| panic!("no metrics address printed: {output}"))[1]
+        .to_owned();
+    let http = client();
+    // A use of the API, so that there is something to count.
+    let used = http
+        .get(server.url("/v1/keys"))
+        .header("x-api-key", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(used.status(), 200);
+    let beside = http.get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(beside.status(), 404, "not on the API's address");
+    let scraped = http.get(format!("{metrics}/metrics")).send().await.unwrap();
+    assert_eq!(scraped.status(), 200);
+    let text = scraped.text().await.unwrap();
+    assert!(
+        text.contains("keyward_http_request_duration_seconds"),
+        "{text}"
+    );
+    let api = http.get(format!("{metrics}/v1/keys")).send().await.unwrap();
+    assert_eq!(api.status(), 404, "the metrics address serves nothing else");
+}

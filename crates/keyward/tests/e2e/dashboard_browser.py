@@ -272,6 +272,14 @@ def main():
         page.goto(f"{BASE}/developer/api-security")
         expect(page).to_have_url(re.compile(r"/login\?next="))
 
+        step("the API reference at /docs works under its Content-Security-Policy")
+        answer = page.goto(f"{BASE}/docs/")
+        policy = answer.headers.get("content-security-policy", "")
+        assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy, policy
+        page.wait_for_selector(".opblock-summary", timeout=15000)
+        assert page.locator(".opblock").count() > 10
+        shot(page, "docs")
+
         assert not csp_violations, csp_violations
         assert not alerts, alerts
         browser.close()
