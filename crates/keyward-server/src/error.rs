@@ -64,6 +64,12 @@ pub enum ApiError {
     /// 405 `method_not_allowed`.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 414 `uri_too_long`: the request target exceeds the limit.
+    #[error("the request target is longer than {0} bytes")]
+    UriTooLong(usize),
+    /// 431 `header_fields_too_large`: too many header fields, or too many bytes of them.
+    #[error("{0}")]
+    HeaderFieldsTooLarge(String),
 }
 
 impl ApiError {
@@ -95,6 +101,11 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Timeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            ApiError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            ApiError::HeaderFieldsTooLarge(_) => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "header_fields_too_large",
+            ),
         }
     }
 }

@@ -44,7 +44,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Request, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{MethodRouter, any, get, post};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -141,12 +141,19 @@ pub fn router(state: AppState) -> Router {
             "/v1/authorize/{*original}",
             any(routes::authorize::authorize),
         )
+        // The OAuth endpoints answer any other method in RFC 6749's shape: 405 with
+        // `Allow: POST` and `Cache-Control: no-store`.
         .route(
             "/v1/auth/token",
-            get(routes::oauth::token_method_not_allowed)
-                .put(routes::oauth::token_method_not_allowed)
-                .patch(routes::oauth::token_method_not_allowed)
-                .delete(routes::oauth::token_method_not_allowed),
+            MethodRouter::new().fallback(routes::oauth::token_method_not_allowed),
+        )
+        .route(
+            "/v1/auth/revoke",
+            MethodRouter::new().fallback(routes::oauth::token_method_not_allowed),
+        )
+        .route(
+            "/v1/auth/introspect",
+            MethodRouter::new().fallback(routes::oauth::token_method_not_allowed),
         )
         .merge(reference)
         .merge(dashboard::routes())

@@ -21,6 +21,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
+use crate::error::ApiError;
+use axum::response::IntoResponse;
+
 /// Bounds on connections, whatever their requests.
 #[derive(Debug, Clone)]
 pub struct ConnectionLimits {
@@ -30,6 +33,44 @@ pub struct ConnectionLimits {
     /// Most connections open at once; clients beyond it wait in the listen backlog until one
     /// closes.
     pub max_connections: usize,
+    /// Most header fields a request may carry (431 beyond).
+    pub max_headers: usize,
+    /// Most bytes of header names and values together (431 beyond).
+    pub max_header_bytes: usize,
+    /// Longest request target, path and query, in bytes (414 beyond).
+    pub max_uri_bytes: usize,
+}
+
+impl ConnectionLimits {
+    /// The refusal of a request whose head is beyond the limits, if it is. Checked here,
+    /// before routing, so the answer is a problem document like every other; hyper's own
+    /// limits are set at twice these, and a head beyond those gets hyper's bare status.
+    fn refuse<B>(&self, request: &Request<B>) -> Option<ApiError> {
+        let target = request
+            .uri()
+            .path_and_query()
+            .map_or(0, |target| target.as_str().len());
+        if target > self.max_uri_bytes {
+            return Some(ApiError::UriTooLong(self.max_uri_bytes));
+        }
+        let headers = request.headers();
+        if headers.len() > self.max_headers {
+            return Some(ApiError::HeaderFieldsTooLarge(format!(
+                "a request may carry at most {} header fields",
+                self.max_headers
+            )));
+        }
+        let bytes: usize = headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len())
+            .sum();
+        (bytes > self.max_header_bytes).then(|| {
+            ApiError::HeaderFieldsTooLarge(format!(
+                "a request's header fields may hold at most {} bytes",
+                self.max_header_bytes
+            ))
+        })
+    }
 }
 
 impl Default for ConnectionLimits {
@@ -37,6 +78,9 @@ impl Default for ConnectionLimits {
         Self {
             header_timeout: Duration::from_secs(5),
             max_connections: 1_000,
+            max_headers: 64,
+            max_header_bytes: 16 * 1024,
+            max_uri_bytes: 8 * 1024,
         }
     }
 }
@@ -52,10 +96,13 @@ pub async fn serve_router(
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+        .header_read_timeout(limits.header_timeout)
+        .max_headers(limits.max_headers * 2)
+        .max_buf_size((2 * (limits.max_header_bytes + limits.max_uri_bytes)).max(8 * 1024));
     // Permits are taken before accepting, so a full server leaves new clients in the
     // kernel's backlog rather than accepting sockets it cannot serve.
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let head_limits = Arc::new(limits.clone());
     let graceful = GracefulShutdown::new();
     let mut shutdown = pin!(shutdown);
     loop {
@@ -73,10 +120,17 @@ pub async fn serve_router(
             },
             () = &mut shutdown => break,
         };
-        let router = router.clone();
+        let (router, limits) = (router.clone(), head_limits.clone());
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            let refusal = limits.refuse(&request);
             request.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(request.map(axum::body::Body::new))
+            let answer = router.clone().oneshot(request.map(axum::body::Body::new));
+            async move {
+                match refusal {
+                    Some(refusal) => Ok(refusal.into_response()),
+                    None => answer.await,
+                }
+            }
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(connection_task(connection, slot));

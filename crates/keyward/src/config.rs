@@ -82,6 +82,30 @@ pub struct ConnectionsFileConfig {
     pub header_timeout_ms: Option<u64>,
     /// Most connections open at once (1 to 1,000,000); further clients wait to be accepted.
     pub max_connections: Option<usize>,
+    /// Most header fields of a request (8 to 1,000).
+    pub max_headers: Option<usize>,
+    /// Most bytes of a request's header names and values (1,024 to 1,048,576).
+    pub max_header_bytes: Option<usize>,
+    /// Longest request target (256 to 65,536 bytes).
+    pub max_uri_bytes: Option<usize>,
+}
+
+/// `[connections] name`'s value if it is in `range`, or `default` when unset.
+fn within(
+    name: &str,
+    value: Option<usize>,
+    range: std::ops::RangeInclusive<usize>,
+    default: usize,
+) -> anyhow::Result<usize> {
+    match value {
+        Some(n) if range.contains(&n) => Ok(n),
+        Some(_) => bail!(
+            "connections.{name} must be {} to {}",
+            range.start(),
+            range.end()
+        ),
+        None => Ok(default),
+    }
 }
 
 /// `[usage]`: how often counts and last uses are written, and how long counts are kept.
@@ -451,11 +475,30 @@ impl Config {
                 Some(_) => bail!("connections.header_timeout_ms must be 100 to 300000"),
                 None => connection_defaults.header_timeout,
             },
-            max_connections: match connections_file.max_connections {
-                Some(n @ 1..=1_000_000) => n,
-                Some(_) => bail!("connections.max_connections must be 1 to 1000000"),
-                None => connection_defaults.max_connections,
-            },
+            max_connections: within(
+                "max_connections",
+                connections_file.max_connections,
+                1..=1_000_000,
+                connection_defaults.max_connections,
+            )?,
+            max_headers: within(
+                "max_headers",
+                connections_file.max_headers,
+                8..=1_000,
+                connection_defaults.max_headers,
+            )?,
+            max_header_bytes: within(
+                "max_header_bytes",
+                connections_file.max_header_bytes,
+                1_024..=1_048_576,
+                connection_defaults.max_header_bytes,
+            )?,
+            max_uri_bytes: within(
+                "max_uri_bytes",
+                connections_file.max_uri_bytes,
+                256..=65_536,
+                connection_defaults.max_uri_bytes,
+            )?,
         };
         let master_key_file = oauth_file
             .master_key_file
@@ -557,6 +600,9 @@ impl Config {
             "connections": {
                 "header_timeout_ms": server.connections.header_timeout.as_millis() as u64,
                 "max_connections": server.connections.max_connections,
+                "max_headers": server.connections.max_headers,
+                "max_header_bytes": server.connections.max_header_bytes,
+                "max_uri_bytes": server.connections.max_uri_bytes,
             },
             "usage": {
                 "flush_interval_ms": engine.usage_flush_interval.as_millis() as u64,
@@ -723,6 +769,9 @@ mod tests {
             "[connections]\nheader_timeout_ms = 300001\n",
             "[connections]\nmax_connections = 0\n",
             "[connections]\nmax_connections = 1000001\n",
+            "[connections]\nmax_headers = 7\n",
+            "[connections]\nmax_header_bytes = 2000000\n",
+            "[connections]\nmax_uri_bytes = 100\n",
             "[connections]\nidle_timeout_ms = 1000\n",
         ] {
             assert!(load(bad).is_err(), "{bad}");

@@ -355,6 +355,28 @@ async fn malformed_requests_are_invalid_request_and_other_grants_unsupported() {
     assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(get.header("allow"), Some("POST"));
     assert_no_store(&get);
+    // Every other method on every OAuth endpoint: the same answer, in RFC 6749's shape.
+    for path in ["/v1/auth/token", "/v1/auth/revoke", "/v1/auth/introspect"] {
+        for method in ["OPTIONS", "GET", "HEAD", "PUT", "PATCH", "DELETE", "TRACE"] {
+            let answer = app
+                .call(
+                    axum::http::Method::from_bytes(method.as_bytes()).unwrap(),
+                    path,
+                )
+                .send()
+                .await;
+            assert_eq!(
+                answer.status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            assert_eq!(answer.header("allow"), Some("POST"), "{method} {path}");
+            assert_no_store(&answer);
+            if method != "HEAD" {
+                assert_oauth_error(&answer, 405, "invalid_request");
+            }
+        }
+    }
 }
 
 #[tokio::test]

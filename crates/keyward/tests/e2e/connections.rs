@@ -1,7 +1,7 @@
 //! Bounds on connections, tested with raw sockets: a client that sends its request's head a
 //! byte at a time, sends nothing, or stays idle after an answer is disconnected once the
 //! header timeout passes; beyond the connection cap a client waits until a connection
-//! closes.
+//! closes; a head too large is answered with a problem document.
 
 use std::time::{Duration, Instant};
 
@@ -150,4 +150,71 @@ async fn beyond_the_connection_cap_a_client_waits_for_a_free_connection() {
     let answer = String::from_utf8_lossy(&received);
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
     drop(holders);
+}
+
+/// Sends `head` (a request line and headers, without the blank line) on a new connection
+/// and returns the answer's status and body.
+async fn send_head(server: &Server, head: &str) -> (u16, String, String) {
+    let mut stream = connect(server).await;
+    stream
+        .write_all(format!("{head}Connection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let (received, closed) = read_until_closed(&mut stream, CLOSE_WITHIN).await;
+    assert!(closed);
+    let text = String::from_utf8_lossy(&received).into_owned();
+    let status = text[9..12].parse().unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_head_gets_a_problem_document() {
+    let (db, work) = (database().await, tempfile::tempdir().unwrap());
+    init(db.url());
+    let server = start(&db, 100, &work);
+    let long_target = format!(
+        "GET /healthz?q={} HTTP/1.1\r\nHost: k\r\n",
+        "a".repeat(9_000)
+    );
+    let many_fields = format!(
+        "GET /healthz HTTP/1.1\r\nHost: k\r\n{}",
+        (0..70)
+            .map(|i| format!("X-Field-{i}: {i}\r\n"))
+            .collect::<String>()
+    );
+    let large_field = format!(
+        "GET /healthz HTTP/1.1\r\nHost: k\r\nX-Large: {}\r\n",
+        "b".repeat(17_000)
+    );
+    for (head, status, code) in [
+        (long_target, 414, "uri_too_long"),
+        (many_fields, 431, "header_fields_too_large"),
+        (large_field, 431, "header_fields_too_large"),
+    ] {
+        let (got, answer_head, body) = send_head(&server, &head).await;
+        assert_eq!(got, status, "{answer_head}\n{body}");
+        assert!(
+            answer_head.contains("content-type: application/problem+json"),
+            "{answer_head}"
+        );
+        let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(problem["code"], code, "{body}");
+        assert_eq!(problem["status"], status);
+    }
+    // Within the limits, the same server answers as usual.
+    let (ok, _, _) = send_head(&server, "GET /healthz HTTP/1.1\r\nHost: k\r\n").await;
+    assert_eq!(ok, 200);
+    // Far beyond them (over twice), hyper refuses the head itself, still with a 431.
+    let (far, _, _) = send_head(
+        &server,
+        &format!(
+            "GET /healthz HTTP/1.1\r\nHost: k\r\n{}",
+            (0..200)
+                .map(|i| format!("X-F-{i}: {i}\r\n"))
+                .collect::<String>()
+        ),
+    )
+    .await;
+    assert_eq!(far, 431);
 }
