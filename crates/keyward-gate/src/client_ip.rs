@@ -11,12 +11,26 @@ use ipnet::IpNet;
 
 const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
-/// The TCP peer of a request, when the server was started with connect info.
+/// The TCP peer of a request, when the server was started with connect info. Without it
+/// no request has a client address, and what depends on one cannot protect anything:
+/// brute-force throttling counts nothing, and allowlists and IP rules refuse every request
+/// they apply to. The first such request logs an error saying so, once per process.
 pub fn peer(parts: &Parts) -> Option<IpAddr> {
-    parts
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_canonical())
+        .map(|ConnectInfo(addr)| addr.ip().to_canonical());
+    if peer.is_none() {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            tracing::error!(
+                "a request came without its client's address: brute-force protection is off \
+                 and IP allowlists and rules refuse every request they cover. Serve the \
+                 application with `into_make_service_with_connect_info::<SocketAddr>()`"
+            );
+        });
+    }
+    peer
 }
 
 /// Stands for a client whose address a trusted proxy sent unreadable: no real client has
@@ -69,6 +83,47 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a test's subscriber was given to write.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_request_without_a_peer_is_said_loudly_once() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let (without, _) = axum::http::Request::new(()).into_parts();
+        let (mut with, _) = axum::http::Request::new(()).into_parts();
+        with.extensions
+            .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 1], 5000))));
+        tracing::subscriber::with_default(subscriber, || {
+            assert_eq!(peer(&with), Some(IpAddr::from([192, 0, 2, 1])));
+            assert_eq!(peer(&without), None);
+            assert_eq!(peer(&without), None);
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.matches("ERROR").count(), 1, "{text}");
+        assert!(text.contains("brute-force protection is off"), "{text}");
+        assert!(
+            text.contains("into_make_service_with_connect_info"),
+            "{text}"
+        );
+    }
 
     fn headers(values: &[&str]) -> HeaderMap {
         let mut map = HeaderMap::new();

@@ -235,8 +235,16 @@ async fn every_client_authentication_failure_gets_the_same_answer() {
     app.clock.advance(time::Duration::hours(2));
 
     let unknown_org = "organization_01jxe20q5hf9p4bm3kfz7v0w6t";
+    // A secret of the right shape and checksum that no credential has: it reaches the
+    // lookup, where a made-up one fails its checksum first.
+    let unknown = keyward_core::secret::PlainSecret::generate(
+        &keyward_core::secret::KeyPrefix::new("kw").unwrap(),
+        keyward_core::secret::SecretKind::ClientSecret,
+    );
+    assert!(keyward_core::secret::parse_secret(unknown.expose()).is_ok());
     let cases: Vec<(&str, &str, &str)> = vec![
         ("unknown organization", unknown_org, &c.secret),
+        ("well-formed unknown secret", &c.id, unknown.expose()),
         (
             "wrong secret",
             &c.id,
