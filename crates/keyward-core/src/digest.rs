@@ -69,12 +69,27 @@ impl fmt::Debug for LookupDigest {
 ///
 /// WARNING: the layout (salt first, then the secret's UTF-8 bytes) is what every stored
 /// hash was computed with; changing it makes every issued secret fail verification.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// It has no `PartialEq`: its hash can only be compared with [`SaltedHash::matches`], in
+/// constant time, so no `==` can creep in and leak through its timing how much of a
+/// guess was right.
+#[derive(Clone)]
 pub struct SaltedHash {
     /// The 16 random bytes drawn for this secret.
     pub salt: [u8; 16],
     /// SHA-256 over the salt and the secret.
-    pub hash: [u8; 32],
+    pub hash: HashBytes,
+}
+
+/// The 32 bytes of a salted hash: readable (to store them), comparable only in constant
+/// time ([`ConstantTimeEq`]), never with `==`.
+#[derive(Clone)]
+pub struct HashBytes(pub [u8; 32]);
+
+impl ConstantTimeEq for HashBytes {
+    fn ct_eq(&self, other: &Self) -> subtle::Choice {
+        self.0.ct_eq(&other.0)
+    }
 }
 
 impl SaltedHash {
@@ -93,11 +108,11 @@ impl SaltedHash {
         Self::compute(&self.salt, secret).ct_eq(&self.hash).into()
     }
 
-    fn compute(salt: &[u8; 16], secret: &str) -> [u8; 32] {
+    fn compute(salt: &[u8; 16], secret: &str) -> HashBytes {
         let mut hasher = Sha256::new();
         hasher.update(salt);
         hasher.update(secret.as_bytes());
-        hasher.finalize().into()
+        HashBytes(hasher.finalize().into())
     }
 }
 
@@ -108,7 +123,7 @@ impl fmt::Debug for SaltedHash {
 }
 
 /// Both digests of one secret, as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SecretDigests {
     /// Finds the row.
     pub lookup: LookupDigest,
@@ -143,7 +158,7 @@ mod tests {
         let a = SaltedHash::new("same");
         let b = SaltedHash::new("same");
         assert_ne!(a.salt, b.salt);
-        assert_ne!(a.hash, b.hash);
+        assert!(!bool::from(a.hash.ct_eq(&b.hash)));
         assert_eq!(LookupDigest::of("same"), LookupDigest::of("same"));
     }
 

@@ -47,7 +47,7 @@ async fn insert_secrets(
         .bind(credential_id.as_str())
         .bind(secret.kind.storage_name())
         .bind(secret.digests.salted.salt.to_vec())
-        .bind(secret.digests.salted.hash.to_vec())
+        .bind(secret.digests.salted.hash.0.to_vec())
         .bind(to_millis(now))
         .execute(&mut *conn)
         .await

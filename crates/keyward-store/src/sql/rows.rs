@@ -9,7 +9,7 @@ use keyward_core::clock::{from_millis, to_millis};
 use keyward_core::credential::{
     Credential, CredentialSettings, Environment, Organization, Status, TokenCutoff,
 };
-use keyward_core::digest::{LookupDigest, SaltedHash};
+use keyward_core::digest::{HashBytes, LookupDigest, SaltedHash};
 use keyward_core::ip_rule::{IpRule, RuleKind};
 use keyward_core::member::{Member, Session};
 use keyward_core::scope::CustomRole;
@@ -185,7 +185,7 @@ pub(super) fn secret_match_from_row(row: &AnyRow) -> Result<SecretMatch, StoreEr
         credential,
         salted: SaltedHash {
             salt: salt.try_into().map_err(|_| corrupt("salt"))?,
-            hash: hash.try_into().map_err(|_| corrupt("salted hash"))?,
+            hash: HashBytes(hash.try_into().map_err(|_| corrupt("salted hash"))?),
         },
         expires_at: time_at(row, 28)?,
         org_change_seq: get(row, 29)?,
