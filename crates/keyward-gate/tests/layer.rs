@@ -76,9 +76,7 @@ fn routes(gate: &Gate) -> Router {
 }
 
 async fn api(config: EngineConfig) -> Api {
-    let db = TestDatabase::from_env()
-        .await
-        .unwrap_or_else(TestDatabase::sqlite);
+    let db = TestDatabase::from_env().await;
     let store: Arc<dyn Store> = Arc::new(SqlStore::open(db.url()).await.unwrap());
     let clock = ManualClock::new(time::macros::datetime!(2026-06-01 12:00 UTC));
     let (service, engine) = node(store, Arc::new(clock), config);
@@ -379,9 +377,7 @@ async fn the_layer_applies_the_rate_limit_with_its_headers() {
 /// its cache's lifetime.
 #[tokio::test]
 async fn a_layer_connected_to_the_servers_store_accepts_its_tokens_and_sees_its_revokes() {
-    let db = TestDatabase::from_env()
-        .await
-        .unwrap_or_else(TestDatabase::sqlite);
+    let db = TestDatabase::from_env().await;
     let store: Arc<dyn Store> = Arc::new(SqlStore::open(db.url()).await.unwrap());
     // The server's side, on the same clock as the layer's.
     let (server, server_engine) = node(store, Arc::new(SystemClock), EngineConfig::default());

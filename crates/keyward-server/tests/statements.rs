@@ -79,9 +79,7 @@ async fn ten_thousand_verifications_make_no_database_write() {
     )
     .unwrap();
 
-    let db = TestDatabase::from_env()
-        .await
-        .unwrap_or_else(TestDatabase::sqlite);
+    let db = TestDatabase::from_env().await;
     let store: Arc<dyn Store> = Arc::new(SqlStore::open(db.url()).await.unwrap());
     let clock = ManualClock::new(time::macros::datetime!(2026-06-01 12:00 UTC));
     let state = AppState::new(store.clone(), Arc::new(clock), ServerConfig::default());

@@ -5,8 +5,10 @@
 //! PostgreSQL database on the server at `KEYWARD_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`) — and is deleted when dropped.
 //!
-//! A test that needs PostgreSQL runs when the server answers, is skipped with a printed
-//! notice when it does not, and fails instead when `KEYWARD_TEST_REQUIRE_SERVICES=1`.
+//! A test that needs PostgreSQL runs when the server answers, is skipped with a `SKIPPED`
+//! line that names it when it does not, and fails instead when
+//! `KEYWARD_TEST_REQUIRE_SERVICES=1`. Naming PostgreSQL in `KEYWARD_TEST_DATABASE` asks for
+//! it: without it those suites fail rather than run on SQLite.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -34,12 +36,19 @@ enum Cleanup {
 }
 
 impl TestDatabase {
-    /// A database of the backend `KEYWARD_TEST_DATABASE` names; `None` (after a printed
-    /// notice) when that backend is not reachable and not required.
-    pub async fn from_env() -> Option<Self> {
+    /// A database of the backend `KEYWARD_TEST_DATABASE` names. Naming PostgreSQL asks for
+    /// it: when it is not reachable the test fails, saying so, rather than run on SQLite
+    /// under a name that says PostgreSQL.
+    pub async fn from_env() -> Self {
         match std::env::var("KEYWARD_TEST_DATABASE").as_deref() {
-            Ok("postgres") | Ok("postgresql") => Self::postgres().await,
-            Ok("sqlite") | Ok("") | Err(_) => Some(Self::sqlite()),
+            Ok("postgres") | Ok("postgresql") => match Self::connect_postgres().await {
+                Ok(database) => database,
+                Err(why) => panic!(
+                    "KEYWARD_TEST_DATABASE=postgres, but PostgreSQL is not reachable ({why}); \
+                     unset it to run these tests on SQLite"
+                ),
+            },
+            Ok("sqlite") | Ok("") | Err(_) => Self::sqlite(),
             Ok(other) => panic!("KEYWARD_TEST_DATABASE must be sqlite or postgres, not {other}"),
         }
     }
@@ -59,14 +68,21 @@ impl TestDatabase {
     /// A new database on the test PostgreSQL server; `None` when it is not reachable and
     /// not required.
     pub async fn postgres() -> Option<Self> {
-        let admin_url = postgres_admin_url();
-        let admin = match admin_pool(&admin_url).await {
-            Ok(pool) => pool,
-            Err(error) => {
-                skip_or_fail("PostgreSQL", &format!("{admin_url}: {error}"));
-                return None;
+        match Self::connect_postgres().await {
+            Ok(database) => Some(database),
+            Err(why) => {
+                skip_or_fail("PostgreSQL", &why);
+                None
             }
-        };
+        }
+    }
+
+    /// A new database on the test PostgreSQL server, or why there is none.
+    async fn connect_postgres() -> Result<Self, String> {
+        let admin_url = postgres_admin_url();
+        let admin = admin_pool(&admin_url)
+            .await
+            .map_err(|error| format!("{admin_url}: {error}"))?;
         let name = format!("keyward_test_{}", uuid_suffix());
         admin
             .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -74,7 +90,7 @@ impl TestDatabase {
             .unwrap_or_else(|e| panic!("creating the test database {name}: {e}"));
         admin.close().await;
         let url = replace_database(&admin_url, &name);
-        Some(Self {
+        Ok(Self {
             url,
             dialect: Dialect::Postgres,
             cleanup: Cleanup::PostgresDatabase { admin_url, name },
@@ -177,12 +193,20 @@ pub fn services_required() -> bool {
     std::env::var("KEYWARD_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
 }
 
-/// Prints that a test is skipped for want of `service`, or panics when services are required.
+/// Says that the running test is skipped for want of `service`, or panics when services
+/// are required.
+///
+/// The line goes straight to standard error, past the test harness's capture (which keeps
+/// a passing test's output to itself), so a skipped test that the harness counts as `ok`
+/// still shows as `SKIPPED` in the run's output, named.
 pub fn skip_or_fail(service: &str, why: &str) {
     if services_required() {
         panic!("{service} is required (KEYWARD_TEST_REQUIRE_SERVICES=1) but not reachable: {why}");
     }
-    eprintln!("notice: skipping a test that needs {service}, which is not reachable: {why}");
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let line = format!("SKIPPED {test}: needs {service}, which is not reachable: {why}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
 }
 
 /// The administrative URL of the test PostgreSQL server.

@@ -135,9 +135,7 @@ impl TestApp {
 
     pub async fn with_config(config: ServerConfig) -> Self {
         // PostgreSQL unreachable and not required: the notice is printed, SQLite stands in.
-        let database = TestDatabase::from_env()
-            .await
-            .unwrap_or_else(TestDatabase::sqlite);
+        let database = TestDatabase::from_env().await;
         let store: Arc<dyn Store> = Arc::new(SqlStore::open(database.url()).await.unwrap());
         let clock = ManualClock::new(datetime!(2026-06-01 12:00 UTC));
         let state = AppState::new(store.clone(), Arc::new(clock.clone()), config);

@@ -176,7 +176,5 @@ pub async fn run_python_script(
 /// PostgreSQL is named but unreachable and not required, a notice is printed and SQLite
 /// stands in).
 pub async fn database() -> TestDatabase {
-    TestDatabase::from_env()
-        .await
-        .unwrap_or_else(TestDatabase::sqlite)
+    TestDatabase::from_env().await
 }
