@@ -330,6 +330,68 @@ async fn every_page_has_a_strict_content_security_policy() {
 }
 
 #[tokio::test]
+async fn every_route_that_changes_something_needs_the_token_and_the_origin() {
+    let (app, member) = signed_in().await;
+    let (id, api_key, _) = create(&app, &member, "Kept").await;
+    let rule = app
+        .post("/v1/ip-rules")
+        .key(&app.admin_key)
+        .json(serde_json::json!({"ip_network": "198.51.100.7", "type": "deny"}))
+        .send()
+        .await
+        .expect(201)
+        .json();
+    let rule_id = rule["id"].as_str().unwrap();
+    let changes = keyward_server::dashboard::changes();
+    assert!(changes.len() >= 7, "the list lost routes");
+    for (template, _) in changes {
+        let path = template.replace("{action}", "revoke").replace(
+            "{id}",
+            if template.contains("rules") {
+                rule_id
+            } else {
+                &id
+            },
+        );
+        let body =
+            format!("name=x&type=deny&ip_network=203.0.113.9&email={EMAIL}&password={PASSWORD}");
+        let missing = member.post_raw(&app, &path, &body).await;
+        assert_eq!(
+            missing.status,
+            StatusCode::FORBIDDEN,
+            "{path} without a token"
+        );
+        let cross_site = app
+            .post(&path)
+            .header("cookie", &member.cookie)
+            .header("sec-fetch-site", "cross-site")
+            .header("origin", "https://evil.example")
+            .raw(
+                "application/x-www-form-urlencoded",
+                format!("csrf_token={}&{body}", member.csrf),
+            )
+            .send()
+            .await;
+        assert_eq!(
+            cross_site.status,
+            StatusCode::FORBIDDEN,
+            "{path} from another site"
+        );
+    }
+    // Nothing changed: the key works, the rule stands, the session lives.
+    assert_eq!(authorize(&app, &api_key).await, StatusCode::OK);
+    let rules = app
+        .get("/v1/ip-rules")
+        .key(&app.admin_key)
+        .send()
+        .await
+        .json();
+    assert_eq!(rules["data"].as_array().unwrap().len(), 1);
+    let page = member.get(&app, "/developer/api-credentials").await;
+    assert_eq!(page.status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn forms_without_the_csrf_token_or_from_another_origin_are_refused() {
     let (app, member) = signed_in().await;
     let (id, api_key, _) = create(&app, &member, "Kept").await;
