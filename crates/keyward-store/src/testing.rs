@@ -188,6 +188,31 @@ impl Drop for TestDatabase {
     }
 }
 
+/// How long a stretch of a secret the leak scans look for: shorter than any secret's random
+/// part, long enough that no other text holds it by chance.
+pub const LEAK_WINDOW: usize = 16;
+
+/// The first of `secrets` that `haystack` holds any [`LEAK_WINDOW`] characters of, with
+/// the stretch found: a whole secret, or a part of it cut anywhere. An access token is
+/// looked for by its signature, the part no other text shares.
+pub fn find_leak<'s>(haystack: &[u8], secrets: &'s [String]) -> Option<(&'s str, String)> {
+    let mut windows = std::collections::HashMap::new();
+    for secret in secrets {
+        let secret_part = match secret.matches('.').count() {
+            2 => secret.rsplit('.').next().unwrap_or(secret),
+            _ => secret.as_str(),
+        };
+        for window in secret_part.as_bytes().windows(LEAK_WINDOW) {
+            windows.entry(window).or_insert(secret.as_str());
+        }
+    }
+    haystack.windows(LEAK_WINDOW).find_map(|window| {
+        windows
+            .get(window)
+            .map(|secret| (*secret, String::from_utf8_lossy(window).into_owned()))
+    })
+}
+
 /// Whether tests must fail, not skip, when a service they need is missing.
 pub fn services_required() -> bool {
     std::env::var("KEYWARD_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
