@@ -24,7 +24,9 @@ export ADMIN_KEY="$ADMIN"
 bench_serve "$TARGET" "$DATABASE"
 lift_admin_limit
 
+# Through checked_wrk: a run with a socket error or any answer but 2xx fails the script.
 echo "== baseline: GET /healthz ($CONNECTIONS connections, ${DURATION}s)"
-wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT/healthz"
+checked_wrk 2xx -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$PORT/healthz"
 echo "== POST /v1/keys ($CONNECTIONS connections, ${DURATION}s)"
-wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s benches/create_keys.lua "http://127.0.0.1:$PORT/v1/keys"
+checked_wrk 2xx -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -s benches/create_keys.lua \
+  "http://127.0.0.1:$PORT/v1/keys"
