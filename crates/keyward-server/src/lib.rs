@@ -126,6 +126,13 @@ pub fn router(state: AppState) -> Router {
         None => routes.route("/metrics", get(metrics::scrape)),
         Some(_) => routes,
     };
+    // The OAuth endpoints answer any other method in RFC 6749's shape: 405 with
+    // `Allow: POST` and `Cache-Control: no-store`.
+    let routes = ["/v1/auth/token", "/v1/auth/revoke", "/v1/auth/introspect"]
+        .into_iter()
+        .fold(routes, |routes, path| {
+            routes.route(path, MethodRouter::new().fallback(routes::oauth::post_only))
+        });
     routes
         // GET is described in the OpenAPI document; proxies that forward the original
         // method (Envoy's ext_authz) reach the same handler by any other.
@@ -140,20 +147,6 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/authorize/{*original}",
             any(routes::authorize::authorize),
-        )
-        // The OAuth endpoints answer any other method in RFC 6749's shape: 405 with
-        // `Allow: POST` and `Cache-Control: no-store`.
-        .route(
-            "/v1/auth/token",
-            MethodRouter::new().fallback(routes::oauth::token_method_not_allowed),
-        )
-        .route(
-            "/v1/auth/revoke",
-            MethodRouter::new().fallback(routes::oauth::token_method_not_allowed),
-        )
-        .route(
-            "/v1/auth/introspect",
-            MethodRouter::new().fallback(routes::oauth::token_method_not_allowed),
         )
         .merge(reference)
         .merge(dashboard::routes())

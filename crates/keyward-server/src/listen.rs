@@ -2,8 +2,9 @@
 //! stretch: each request's head must arrive within [`ConnectionLimits::header_timeout`]
 //! (counted from the moment the connection waits for it, so an idle keep-alive connection
 //! ends after the same time), and at most [`ConnectionLimits::max_connections`] are open at
-//! once, so a crowd of silent sockets cannot use up the process's file descriptors. Bodies
-//! are bounded separately, by the request timeout.
+//! once, so a crowd of silent sockets cannot use up the process's file descriptors. A head
+//! with too many or too large header fields, or too long a target, is answered 431 or 414
+//! as a problem document. Bodies are bounded separately, by the request timeout.
 
 use std::io;
 use std::pin::pin;
@@ -11,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
+use axum::response::IntoResponse;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -22,7 +23,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
 use crate::error::ApiError;
-use axum::response::IntoResponse;
 
 /// Bounds on connections, whatever their requests.
 #[derive(Debug, Clone)]

@@ -58,30 +58,33 @@ pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .map(|(_, value)| value)
 }
 
-/// The CSRF token of forms shown to the holder of the cookie `secret`.
-pub fn csrf_token(secret: &str) -> String {
+/// SHA-256 over `label` and `parts`, in hex: a value derived from a session cookie instead
+/// of stored beside it.
+fn derived(label: &[u8], parts: &[&[u8]]) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(b"keyward dashboard csrf v1\0");
-    hasher.update(secret.as_bytes());
+    hasher.update(label);
+    for part in parts {
+        hasher.update(part);
+    }
     to_hex(&hasher.finalize())
 }
 
-/// Whether `presented` is the CSRF token for the cookie `secret`, compared in constant time.
-fn csrf_matches(secret: &str, presented: &str) -> bool {
-    csrf_token(secret)
-        .as_bytes()
-        .ct_eq(presented.as_bytes())
-        .into()
+/// Whether `presented` is the `expected` derived value, compared in constant time.
+fn same(expected: &str, presented: &str) -> bool {
+    expected.as_bytes().ct_eq(presented.as_bytes()).into()
+}
+
+/// The CSRF token of forms shown to the holder of the cookie `secret`.
+pub fn csrf_token(secret: &str) -> String {
+    derived(b"keyward dashboard csrf v1\0", &[secret.as_bytes()])
 }
 
 /// The mark that binds a form's submission id to the session cookie `secret`.
 fn submission_mark(secret: &str, id: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(b"keyward dashboard submission v1\0");
-    hasher.update(secret.as_bytes());
-    hasher.update(b"\0");
-    hasher.update(id.as_bytes());
-    to_hex(&hasher.finalize())
+    derived(
+        b"keyward dashboard submission v1\0",
+        &[secret.as_bytes(), b"\0", id.as_bytes()],
+    )
 }
 
 /// A `Set-Cookie` value: `HttpOnly`, `SameSite=Strict`, `Secure` when `secure`; a
@@ -150,8 +153,7 @@ impl SignedIn {
     /// `None` for any other text (compared in constant time).
     pub fn submitted<'t>(&self, token: &'t str) -> Option<&'t str> {
         let (id, mark) = token.rsplit_once('.')?;
-        let expected = submission_mark(&self.session_secret, id);
-        bool::from(expected.as_bytes().ct_eq(mark.as_bytes())).then_some(id)
+        same(&submission_mark(&self.session_secret, id), mark).then_some(id)
     }
 
     /// The member as the management service sees it: managing its organization without
@@ -277,7 +279,7 @@ pub async fn read_checked_form<T: DeserializeOwned>(
         .and_then(|pairs| pairs.into_iter().find(|(name, _)| name == CSRF_FIELD))
         .map(|(_, value)| value)
         .unwrap_or_default();
-    if secret.is_empty() || !csrf_matches(secret, &presented) {
+    if secret.is_empty() || !same(&csrf_token(secret), &presented) {
         return Err(PageError::csrf().into_response());
     }
     serde_urlencoded::from_bytes(&body).map_err(|e| {

@@ -76,8 +76,8 @@ pub async fn token(State(state): State<AppState>, request: Request) -> Response 
     }
 }
 
-/// The token endpoint takes POST only.
-pub async fn token_method_not_allowed() -> OAuthError {
+/// The OAuth endpoints take POST only: any other method is answered in OAuth's shape.
+pub async fn post_only() -> OAuthError {
     OAuthError::MethodNotAllowed
 }
 

@@ -115,6 +115,20 @@ impl Member {
             .await
     }
 
+    /// Posts `body` (with this member's CSRF token first) as a page of another site would.
+    async fn post_from_another_site(&self, app: &TestApp, path: &str, body: &str) -> TestResponse {
+        app.post(path)
+            .header("cookie", &self.cookie)
+            .header("sec-fetch-site", "cross-site")
+            .header("origin", "https://evil.example")
+            .raw(
+                "application/x-www-form-urlencoded",
+                format!("csrf_token={}&{body}", self.csrf),
+            )
+            .send()
+            .await
+    }
+
     async fn post_raw(&self, app: &TestApp, path: &str, body: &str) -> TestResponse {
         app.post(path)
             .header("cookie", &self.cookie)
@@ -361,17 +375,7 @@ async fn every_route_that_changes_something_needs_the_token_and_the_origin() {
             StatusCode::FORBIDDEN,
             "{path} without a token"
         );
-        let cross_site = app
-            .post(&path)
-            .header("cookie", &member.cookie)
-            .header("sec-fetch-site", "cross-site")
-            .header("origin", "https://evil.example")
-            .raw(
-                "application/x-www-form-urlencoded",
-                format!("csrf_token={}&{body}", member.csrf),
-            )
-            .send()
-            .await;
+        let cross_site = member.post_from_another_site(&app, &path, &body).await;
         assert_eq!(
             cross_site.status,
             StatusCode::FORBIDDEN,
@@ -419,17 +423,7 @@ async fn forms_without_the_csrf_token_or_from_another_origin_are_refused() {
         .await;
     assert_eq!(crossed.status, StatusCode::FORBIDDEN);
     // A cross-site post with the right token is refused by the Origin check.
-    let cross_site = app
-        .post(&revoke)
-        .header("cookie", &member.cookie)
-        .header("sec-fetch-site", "cross-site")
-        .header("origin", "https://evil.example")
-        .raw(
-            "application/x-www-form-urlencoded",
-            format!("csrf_token={}", member.csrf),
-        )
-        .send()
-        .await;
+    let cross_site = member.post_from_another_site(&app, &revoke, "").await;
     assert_eq!(cross_site.status, StatusCode::FORBIDDEN);
     // The login form needs its token too.
     let login = app
