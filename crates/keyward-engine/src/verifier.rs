@@ -295,13 +295,21 @@ impl Verifier {
             .check_as(presented, Wanted::Bearer, demand, client)
             .await?;
         if demand.purpose == Purpose::Management {
-            let org = &admitted.identity.credential.organization_id;
-            let ceiling = self.ceiling.check(org, self.clock.now());
-            if !ceiling.allowed {
-                return Err(Denial::Ceiling(ceiling.retry_after));
-            }
+            self.count_management(&admitted.identity.credential.organization_id)?;
         }
         Ok(admitted)
+    }
+
+    /// Counts one management request of `org` against the organization's ceiling, whoever
+    /// makes it (a credential, or a member signed in to the dashboard): the state of the
+    /// ceiling after it, or the wait it asks.
+    pub fn count_management(&self, org: &OrganizationId) -> Result<RateDecision, Denial> {
+        let ceiling = self.ceiling.check(org, self.clock.now());
+        if ceiling.allowed {
+            Ok(ceiling)
+        } else {
+            Err(Denial::Ceiling(ceiling.retry_after))
+        }
     }
 
     /// Authenticates an OAuth client: `client_secret` must be a live client secret of the

@@ -1,7 +1,8 @@
-//! The authenticated caller of an API request, admitted by the gate as what its route says
-//! it is: a management request ([`Management`]) or the caller of a verification endpoint
-//! ([`Verification`]). The management routes report the caller's rate limit on every
-//! answer ([`rate_limit_layer`]).
+//! The authenticated caller of an API request. A management request ([`Caller`]) is made
+//! with a credential the gate admits, or by a member signed in to the dashboard with the
+//! session's CSRF token in a header; the caller of a verification endpoint, and a request
+//! about its own credential, must present a credential ([`KeyCaller`]). The management
+//! routes report the caller's rate limit on every answer ([`rate_limit_layer`]).
 
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
@@ -11,12 +12,16 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
 use keyward_core::audit::Actor;
+use keyward_core::member::Member;
 use keyward_core::rate_limit::RateDecision;
 use keyward_core::typeid::OrganizationId;
-use keyward_engine::{Demand, Identity, Purpose};
+use keyward_core::verify::Outcome;
+use keyward_engine::{Admitted, Demand, Identity, Purpose};
+use keyward_gate::Refusal;
 use keyward_gate::headers::{LIMIT_HEADER, rate_limit_headers};
 use keyward_service::{Authority, Principal};
 
+use crate::dashboard::session::api_session;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -44,9 +49,128 @@ impl CallerPurpose for Verification {
     const PURPOSE: Purpose = Purpose::Verification;
 }
 
-/// The authenticated caller of an API request.
+/// Who makes a management request.
 #[derive(Debug, Clone)]
-pub struct Caller<P = Management> {
+pub enum Who {
+    /// A credential (an API key or an access token), bounded by its scopes.
+    Credential(Arc<Identity>),
+    /// A member signed in to the dashboard, managing the member's organization.
+    Member(Member),
+}
+
+/// The caller of a management request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The credential or the member.
+    pub who: Who,
+    /// The state of the rate limit this request counted against: the credential's, or for
+    /// a member the organization's ceiling.
+    pub rate: Option<RateDecision>,
+    /// How it is recorded in the audit log.
+    pub actor: Actor,
+}
+
+impl Caller {
+    /// The caller's organization: the only one it can see.
+    pub fn organization_id(&self) -> &OrganizationId {
+        match &self.who {
+            Who::Credential(identity) => &identity.credential.organization_id,
+            Who::Member(member) => &member.organization_id,
+        }
+    }
+
+    /// The caller as the management service sees it: a credential bounded by what it
+    /// holds, a member by the organization (the dashboard's own rule).
+    pub fn principal(&self) -> Principal<'_> {
+        let authority = match &self.who {
+            Who::Credential(identity) => Authority::Credential(identity),
+            Who::Member(_) => Authority::Unlimited,
+        };
+        Principal {
+            organization: self.organization_id(),
+            actor: &self.actor,
+            authority,
+        }
+    }
+}
+
+/// The demand a caller of purpose `P` is admitted for.
+fn demand<P: CallerPurpose>() -> Demand<'static> {
+    Demand {
+        purpose: P::PURPOSE,
+        ..Demand::default()
+    }
+}
+
+/// Leaves the rate limit state of an admission for [`rate_limit_layer`].
+fn report_rate(parts: &Parts, rate: Option<&RateDecision>) {
+    if let (Some(rate), Some(slot)) = (rate, parts.extensions.get::<RateSlot>()) {
+        slot.fill(*rate);
+    }
+}
+
+/// The credential caller of an admission.
+fn key_caller<P>(parts: &Parts, admitted: Admitted) -> KeyCaller<P> {
+    report_rate(parts, admitted.rate.as_ref());
+    let actor = Actor {
+        id: admitted.identity.credential.id.to_string(),
+        source_ip: admitted.ip,
+    };
+    KeyCaller {
+        identity: admitted.identity,
+        rate: admitted.rate,
+        actor,
+        purpose: PhantomData,
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    /// A presented credential decides, whatever cookie comes with it; without one, the
+    /// dashboard session, counted against the organization's ceiling as a credential's
+    /// management request is.
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let demand = demand::<Management>();
+        let query = parts.uri.query();
+        if let Some(admitted) = state.gate.admit_if_presented(parts, query, &demand).await? {
+            let KeyCaller {
+                identity,
+                rate,
+                actor,
+                ..
+            } = key_caller::<Management>(parts, admitted);
+            return Ok(Caller {
+                who: Who::Credential(identity),
+                rate,
+                actor,
+            });
+        }
+        let Some(signed_in) = api_session(parts, state).await? else {
+            return Err(Refusal::Unauthenticated(Outcome::Missing).into());
+        };
+        let organization = &signed_in.member.organization_id;
+        let rate = state
+            .gate
+            .engine()
+            .count_management(organization)
+            .map_err(|denial| Refusal::from_denial(denial, &[]))?;
+        report_rate(parts, Some(&rate));
+        Ok(Caller {
+            who: Who::Member(signed_in.member),
+            rate: Some(rate),
+            actor: signed_in.actor,
+        })
+    }
+}
+
+/// A caller that presents a credential: the caller of a verification endpoint, or a
+/// request about the calling credential itself.
+#[derive(Debug, Clone)]
+pub struct KeyCaller<P = Management> {
     /// The caller's credential and scopes.
     pub identity: Arc<Identity>,
     /// The state of its rate limit after this request (`None` for the callers of
@@ -57,47 +181,25 @@ pub struct Caller<P = Management> {
     purpose: PhantomData<P>,
 }
 
-impl<P> Caller<P> {
+impl<P> KeyCaller<P> {
     /// The caller's organization: the only one it can see.
     pub fn organization_id(&self) -> &OrganizationId {
         &self.identity.credential.organization_id
     }
-
-    /// The caller as the management service sees it: bounded by its credential.
-    pub fn principal(&self) -> Principal<'_> {
-        Principal {
-            organization: self.organization_id(),
-            actor: &self.actor,
-            authority: Authority::Credential(&self.identity),
-        }
-    }
 }
 
-impl<P: CallerPurpose> FromRequestParts<AppState> for Caller<P> {
+impl<P: CallerPurpose> FromRequestParts<AppState> for KeyCaller<P> {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let demand = Demand {
-            purpose: P::PURPOSE,
-            ..Demand::default()
-        };
-        let admitted = state.gate.admit(parts, parts.uri.query(), &demand).await?;
-        if let (Some(rate), Some(slot)) = (&admitted.rate, parts.extensions.get::<RateSlot>()) {
-            slot.fill(*rate);
-        }
-        let actor = Actor {
-            id: admitted.identity.credential.id.to_string(),
-            source_ip: admitted.ip,
-        };
-        Ok(Caller {
-            identity: admitted.identity,
-            rate: admitted.rate,
-            actor,
-            purpose: PhantomData,
-        })
+        let admitted = state
+            .gate
+            .admit(parts, parts.uri.query(), &demand::<P>())
+            .await?;
+        Ok(key_caller(parts, admitted))
     }
 }
 

@@ -3,7 +3,9 @@
 //!
 //! # Layout
 //! - [`page`]: what every page shares: the navigation, rendering, error pages, times.
-//! - [`session`]: session cookies, the signed-in member, CSRF tokens on every form.
+//! - [`session`]: session cookies, the signed-in member, CSRF tokens on every form, and
+//!   the session a management API request may be made with.
+//! - [`derived`]: values derived from the session cookie, compared in constant time.
 //! - [`login`]: the login and logout pages.
 //! - [`credentials`]: Developer → API Credentials: list, create, detail, disable, enable,
 //!   revoke, rotate.
@@ -17,6 +19,7 @@
 pub mod assets;
 pub mod chart;
 pub mod credentials;
+pub mod derived;
 pub mod login;
 pub mod page;
 pub mod security;

@@ -61,6 +61,10 @@ pub enum ApiError {
     /// 408 `request_timeout`: the request (its body included) took longer than allowed.
     #[error("the request took too long")]
     Timeout,
+    /// 403 `csrf_token_invalid`: a request made with a dashboard session lacks the
+    /// session's CSRF token (a form's field, or the API's `X-CSRF-Token` header).
+    #[error("the request does not carry this session's CSRF token")]
+    Csrf,
     /// 405 `method_not_allowed`.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -91,6 +95,7 @@ impl ApiError {
             ApiError::Refused(refusal) => refusal.status_and_code(),
             ApiError::Escalation(_) => (StatusCode::FORBIDDEN, "privilege_escalation"),
             ApiError::RouteNotAllowed => (StatusCode::FORBIDDEN, "route_not_allowed"),
+            ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf_token_invalid"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),

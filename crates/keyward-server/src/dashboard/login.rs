@@ -15,6 +15,7 @@ use keyward_service::members::LoginFailure;
 use serde::Deserialize;
 
 use crate::dashboard::credentials::LIST_PATH;
+use crate::dashboard::derived::Derived;
 use crate::dashboard::page::{PageError, render};
 use crate::dashboard::session::{
     LOGIN_COOKIE, Protected, SESSION_LIFETIME, TokenOnly, cookie, csrf_token, read_checked_form,
@@ -25,7 +26,7 @@ use crate::state::AppState;
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage {
-    csrf_token: String,
+    csrf_token: Derived,
     email: String,
     next: String,
     error: Option<&'static str>,

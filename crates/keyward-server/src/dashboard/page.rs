@@ -9,6 +9,7 @@ use keyward_gate::headers::retry_after;
 use keyward_service::ServiceError;
 use time::OffsetDateTime;
 
+use crate::dashboard::derived::Derived;
 use crate::error::{ApiError, problem};
 
 /// What the sidebar and header of every signed-in page need.
@@ -19,7 +20,7 @@ pub struct Nav {
     /// The member's email.
     pub email: String,
     /// The CSRF token for the logout form and the page's forms.
-    pub csrf_token: String,
+    pub csrf_token: Derived,
 }
 
 /// Renders a template as an HTML answer with `status`.
@@ -40,10 +41,7 @@ pub struct PageError(pub ApiError);
 impl PageError {
     /// A form whose CSRF token (or origin) does not match: 403.
     pub fn csrf() -> Self {
-        Self(ApiError::Conflict {
-            code: "csrf",
-            message: String::new(),
-        })
+        Self(ApiError::Csrf)
     }
 }
 
@@ -75,7 +73,7 @@ struct ErrorPage {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let (status, title, message) = match &self.0 {
-            ApiError::Conflict { code: "csrf", .. } => (
+            ApiError::Csrf => (
                 StatusCode::FORBIDDEN,
                 "This form cannot be accepted".to_owned(),
                 "It has expired or did not come from this dashboard. Reload the page and try again."

@@ -10,6 +10,12 @@
 //!   without the cookie and reveals nothing of it. [`Protected`] checks it, in constant
 //!   time, before a handler sees the form. tower-http's `CsrfLayer` (Origin and
 //!   `Sec-Fetch-Site`) guards the same routes as a second line.
+//! - The management API accepts the same session when the request carries the CSRF token
+//!   in [`CSRF_HEADER`] ([`api_session`]): a page's own scripts, or a signed-in operator
+//!   with `curl`, call it as the member. A cross-site page can neither read the token nor
+//!   send the `SameSite=Strict` cookie.
+//! - Derived values are [`Derived`]: it has no `==`, so the only comparison there is, is
+//!   [`Derived::matches`], in constant time.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -17,16 +23,17 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use keyward_core::audit::Actor;
-use keyward_core::digest::{LookupDigest, to_hex};
+use keyward_core::digest::LookupDigest;
 use keyward_core::member::Member;
+use keyward_core::verify::Outcome;
+use keyward_gate::Refusal;
 use keyward_gate::client_ip::peer;
 use keyward_service::{Authority, Principal};
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 pub use keyward_service::members::SESSION_LIFETIME;
 
+use crate::dashboard::derived::Derived;
 use crate::dashboard::page::{Nav, PageError};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -45,6 +52,8 @@ pub fn session_cookie(secure: bool) -> &'static str {
 pub const LOGIN_COOKIE: &str = "keyward_login";
 /// The form field carrying the CSRF token.
 pub const CSRF_FIELD: &str = "csrf_token";
+/// The header carrying the CSRF token of a management API request made with a session.
+pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// The value of cookie `name` in the request, if any.
 pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -58,30 +67,14 @@ pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .map(|(_, value)| value)
 }
 
-/// SHA-256 over `label` and `parts`, in hex: a value derived from a session cookie instead
-/// of stored beside it.
-fn derived(label: &[u8], parts: &[&[u8]]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(label);
-    for part in parts {
-        hasher.update(part);
-    }
-    to_hex(&hasher.finalize())
-}
-
-/// Whether `presented` is the `expected` derived value, compared in constant time.
-fn same(expected: &str, presented: &str) -> bool {
-    expected.as_bytes().ct_eq(presented.as_bytes()).into()
-}
-
 /// The CSRF token of forms shown to the holder of the cookie `secret`.
-pub fn csrf_token(secret: &str) -> String {
-    derived(b"keyward dashboard csrf v1\0", &[secret.as_bytes()])
+pub fn csrf_token(secret: &str) -> Derived {
+    Derived::new(b"keyward dashboard csrf v1\0", &[secret.as_bytes()])
 }
 
 /// The mark that binds a form's submission id to the session cookie `secret`.
-fn submission_mark(secret: &str, id: &str) -> String {
-    derived(
+fn submission_mark(secret: &str, id: &str) -> Derived {
+    Derived::new(
         b"keyward dashboard submission v1\0",
         &[secret.as_bytes(), b"\0", id.as_bytes()],
     )
@@ -122,7 +115,7 @@ pub struct SignedIn {
     /// The member.
     pub member: Member,
     /// The CSRF token of the forms this member is shown.
-    pub csrf_token: String,
+    pub csrf_token: Derived,
     /// How the member's changes are recorded in the audit log.
     pub actor: Actor,
     /// The session's digest, for logout.
@@ -153,7 +146,9 @@ impl SignedIn {
     /// `None` for any other text (compared in constant time).
     pub fn submitted<'t>(&self, token: &'t str) -> Option<&'t str> {
         let (id, mark) = token.rsplit_once('.')?;
-        same(&submission_mark(&self.session_secret, id), mark).then_some(id)
+        submission_mark(&self.session_secret, id)
+            .matches(mark)
+            .then_some(id)
     }
 
     /// The member as the management service sees it: managing its organization without
@@ -219,36 +214,71 @@ pub fn url_encode(text: &str) -> String {
     out
 }
 
+/// What a request's session cookie says: no cookie, a cookie of no live session, or the
+/// member signed in.
+enum Presented {
+    None,
+    Stale,
+    Live(Box<SignedIn>),
+}
+
+/// Reads the request's session cookie and finds its session.
+async fn presented_session(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<Presented, keyward_service::ServiceError> {
+    let name = session_cookie(secure_cookies(parts, state));
+    let Some(secret) = cookie(&parts.headers, name) else {
+        return Ok(Presented::None);
+    };
+    let secret = secret.to_owned();
+    let Some((session, member)) = state.service.members().session(&secret).await? else {
+        return Ok(Presented::Stale);
+    };
+    let actor = Actor {
+        id: member.id.to_string(),
+        source_ip: state.gate.client_ip(parts),
+    };
+    Ok(Presented::Live(Box::new(SignedIn {
+        member,
+        csrf_token: csrf_token(&secret),
+        actor,
+        session: session.digest,
+        session_secret: secret,
+    })))
+}
+
 impl FromRequestParts<AppState> for SignedIn {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let name = session_cookie(secure_cookies(parts, state));
-        let Some(secret) = cookie(&parts.headers, name) else {
-            return Err(to_login(parts));
-        };
-        let secret = secret.to_owned();
-        let found = state
-            .service
-            .members()
-            .session(&secret)
-            .await
-            .map_err(|e| PageError::from(e).into_response())?;
-        let Some((session, member)) = found else {
-            return Err(to_login(parts));
-        };
-        let actor = Actor {
-            id: member.id.to_string(),
-            source_ip: state.gate.client_ip(parts),
-        };
-        Ok(SignedIn {
-            member,
-            csrf_token: csrf_token(&secret),
-            actor,
-            session: session.digest,
-            session_secret: secret,
-        })
+        match presented_session(parts, state).await {
+            Ok(Presented::Live(signed_in)) => Ok(*signed_in),
+            Ok(Presented::None | Presented::Stale) => Err(to_login(parts)),
+            Err(e) => Err(PageError::from(e).into_response()),
+        }
     }
+}
+
+/// The member whose dashboard session makes a management API request, for a request that
+/// presents no credential: `None` without a session cookie; refused (401) when the cookie
+/// names no live session, and (403 `csrf_token_invalid`) unless [`CSRF_HEADER`] carries
+/// the session's CSRF token.
+pub async fn api_session(parts: &Parts, state: &AppState) -> Result<Option<SignedIn>, ApiError> {
+    let signed_in = match presented_session(parts, state).await? {
+        Presented::None => return Ok(None),
+        Presented::Stale => return Err(Refusal::Unauthenticated(Outcome::Missing).into()),
+        Presented::Live(signed_in) => *signed_in,
+    };
+    let presented = parts
+        .headers
+        .get(CSRF_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if !signed_in.csrf_token.matches(presented) {
+        return Err(ApiError::Csrf);
+    }
+    Ok(Some(signed_in))
 }
 
 /// A form with no field but its CSRF token (logout, status changes).
@@ -279,7 +309,7 @@ pub async fn read_checked_form<T: DeserializeOwned>(
         .and_then(|pairs| pairs.into_iter().find(|(name, _)| name == CSRF_FIELD))
         .map(|(_, value)| value)
         .unwrap_or_default();
-    if secret.is_empty() || !same(&csrf_token(secret), &presented) {
+    if secret.is_empty() || !csrf_token(secret).matches(&presented) {
         return Err(PageError::csrf().into_response());
     }
     serde_urlencoded::from_bytes(&body).map_err(|e| {

@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use crate::caller::Caller;
+use crate::caller::KeyCaller;
 use crate::error::ApiError;
 use crate::json::KeyResponse;
 use crate::oauth::params::{self, ClientCredentials, Params};
@@ -366,7 +366,7 @@ pub struct CallerRecord {
         (status = 200, body = CallerRecord),
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn caller_record(State(state): State<AppState>, caller: Caller) -> Response {
+pub async fn caller_record(State(state): State<AppState>, caller: KeyCaller) -> Response {
     let identity = &caller.identity;
     let record = CallerRecord {
         credential: KeyResponse::new(&identity.credential, state.clock.now()),

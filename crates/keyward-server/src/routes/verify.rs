@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::answers::with_verify_members;
-use crate::caller::{Caller, Verification};
+use crate::caller::{KeyCaller, Verification};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, parse_json};
 use crate::json::EnvironmentName;
@@ -204,7 +204,7 @@ fn invalid(code: Outcome) -> VerifyResponse<'static> {
     ))]
 pub async fn verify(
     State(state): State<AppState>,
-    caller: Caller<Verification>,
+    caller: KeyCaller<Verification>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     Authority::Credential(&caller.identity).require::<VerifyKeys>()?;

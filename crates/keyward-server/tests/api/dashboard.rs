@@ -42,8 +42,10 @@ fn cookie_value(header: &str) -> String {
         .unwrap()
 }
 
-async fn add_member(app: &TestApp, org: &str, email: &str) {
-    app.state
+/// Adds a member with [`PASSWORD`]; returns its id.
+async fn add_member(app: &TestApp, org: &str, email: &str) -> String {
+    let (member, _) = app
+        .state
         .service
         .members()
         .add(
@@ -54,6 +56,7 @@ async fn add_member(app: &TestApp, org: &str, email: &str) {
         )
         .await
         .unwrap();
+    member.id.to_string()
 }
 
 /// A logged-in member: its session cookie and its forms' CSRF token.
@@ -1100,4 +1103,160 @@ async fn the_login_page_keeps_its_cookie_and_refuses_disguised_redirects() {
             "{next}"
         );
     }
+}
+
+impl Member {
+    /// A management API call made with this member's session and `csrf` in the header.
+    fn api<'a>(
+        &self,
+        app: &'a TestApp,
+        method: &str,
+        path: &str,
+        csrf: &str,
+    ) -> crate::support::Call<'a> {
+        app.call(method.parse().unwrap(), path)
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", csrf)
+    }
+}
+
+#[tokio::test]
+async fn the_management_api_accepts_a_session_with_its_csrf_token_in_a_header() {
+    let app = TestApp::new().await;
+    let member_id = add_member(&app, &app.organization_id, EMAIL).await;
+    let member = login(&app, EMAIL).await;
+    // The pages give a script the token in a meta tag: the forms' token.
+    let page = member.get(&app, "/developer/api-credentials").await;
+    let meta = "<meta name=\"keyward-csrf-token\" content=\"";
+    let start = page.text.find(meta).expect("the token's meta tag") + meta.len();
+    assert_eq!(&page.text[start..start + 64], member.csrf);
+
+    let created = member
+        .api(&app, "POST", "/v1/keys", &member.csrf)
+        .json(serde_json::json!({"name": "Made by a member", "permissions": ["keys:read"]}))
+        .send()
+        .await
+        .expect(201);
+    assert!(created.header("ratelimit-limit").is_some());
+    let id = created.json()["key_id"].as_str().unwrap().to_owned();
+    let list = member
+        .api(&app, "GET", "/v1/keys", &member.csrf)
+        .send()
+        .await
+        .expect(200);
+    assert!(list.text.contains(&id));
+    // Recorded as the member's act.
+    let log = app
+        .get(&format!("/v1/audit-log?target_id={id}"))
+        .key(&app.admin_key)
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(log.json()["data"][0]["actor"], member_id.as_str());
+
+    // Without the token, with a wrong one, or with the token of another session: refused
+    // before anything happens.
+    let other_csrf = login(&app, EMAIL).await.csrf;
+    assert_ne!(other_csrf, member.csrf);
+    for csrf in ["", "0000", other_csrf.as_str(), &member.csrf[..63]] {
+        member
+            .api(&app, "POST", "/v1/keys", csrf)
+            .json(serde_json::json!({"name": "Forged"}))
+            .send()
+            .await
+            .assert_problem(403, "csrf_token_invalid");
+    }
+    let no_header = app
+        .post("/v1/keys")
+        .header("cookie", &member.cookie)
+        .json(serde_json::json!({"name": "Forged"}))
+        .send()
+        .await;
+    no_header.assert_problem(403, "csrf_token_invalid");
+    let list = member
+        .api(&app, "GET", "/v1/keys", &member.csrf)
+        .send()
+        .await;
+    assert!(!list.expect(200).text.contains("Forged"));
+
+    // A credential presented with the cookie decides alone: a bad one is not rescued by
+    // the session.
+    member
+        .api(&app, "GET", "/v1/keys", &member.csrf)
+        .key("kw_live_not_a_real_key")
+        .send()
+        .await
+        .assert_problem(401, "unauthenticated");
+    // The endpoints about the calling credential, and verification, need a credential.
+    for (method, path) in [
+        ("GET", "/v1/auth/client_credentials/introspect"),
+        ("POST", "/v1/keys/verify"),
+        ("GET", "/v1/authorize"),
+    ] {
+        member
+            .api(&app, method, path, &member.csrf)
+            .json(serde_json::json!({"key": "kw_live_x"}))
+            .send()
+            .await
+            .assert_problem(401, "unauthenticated");
+    }
+    // Another organization's objects answer as missing.
+    let other_key = app.other_organization().await;
+    let foreign = app
+        .create_key_as(&other_key, serde_json::json!({"name": "Theirs"}))
+        .await;
+    let foreign_id = foreign["key_id"].as_str().unwrap();
+    member
+        .api(&app, "GET", &format!("/v1/keys/{foreign_id}"), &member.csrf)
+        .send()
+        .await
+        .assert_problem(404, "not_found");
+    member
+        .api(
+            &app,
+            "POST",
+            &format!("/v1/keys/{foreign_id}/revoke"),
+            &member.csrf,
+        )
+        .send()
+        .await
+        .assert_problem(404, "not_found");
+    assert_eq!(
+        authorize(&app, foreign["key"].as_str().unwrap()).await,
+        StatusCode::OK
+    );
+
+    // A session that ended is no authentication.
+    member.post(&app, "/logout", &[]).await;
+    member
+        .api(&app, "GET", "/v1/keys", &member.csrf)
+        .send()
+        .await
+        .assert_problem(401, "unauthenticated");
+}
+
+#[tokio::test]
+async fn a_members_api_requests_count_against_the_organizations_ceiling() {
+    let app = TestApp::with_management_ceiling(1, 3).await;
+    add_member(&app, &app.organization_id, EMAIL).await;
+    let member = login(&app, EMAIL).await;
+    for i in 0..3 {
+        let answer = member
+            .api(&app, "GET", "/v1/keys", &member.csrf)
+            .send()
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "request {i}");
+    }
+    let refused = member
+        .api(&app, "GET", "/v1/keys", &member.csrf)
+        .send()
+        .await;
+    refused.assert_problem(429, "organization_rate_limited");
+    assert!(refused.header("retry-after").is_some());
+    // The organization's keys share it.
+    app.get("/v1/keys")
+        .key(&app.admin_key)
+        .send()
+        .await
+        .assert_problem(429, "organization_rate_limited");
 }

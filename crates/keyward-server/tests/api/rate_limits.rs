@@ -175,23 +175,7 @@ async fn the_management_api_counts_and_shows_the_callers_limit() {
 
 #[tokio::test]
 async fn an_organizations_management_requests_share_a_ceiling() {
-    use keyward_core::rate_limit::RateLimit;
-    use keyward_engine::{EngineConfig, RateLimits};
-    use keyward_server::ServerConfig;
-    let app = TestApp::with_config(ServerConfig {
-        engine: EngineConfig {
-            rate_limits: RateLimits {
-                management: RateLimit {
-                    per_second: 2,
-                    burst: 5,
-                },
-                ..RateLimits::default()
-            },
-            ..EngineConfig::default()
-        },
-        ..ServerConfig::default()
-    })
-    .await;
+    let app = TestApp::with_management_ceiling(2, 5).await;
     // Keys are made outside the ceiling's reach: the ceiling counts from here on.
     app.clock.advance(Duration::seconds(10));
     let keys: Vec<String> = {

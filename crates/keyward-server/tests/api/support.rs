@@ -156,6 +156,24 @@ impl TestApp {
         }
     }
 
+    /// An application whose organizations' management requests share a ceiling of
+    /// `per_second` with bursts of `burst`.
+    pub async fn with_management_ceiling(per_second: u32, burst: u32) -> Self {
+        use keyward_core::rate_limit::RateLimit;
+        use keyward_engine::{EngineConfig, RateLimits};
+        Self::with_config(ServerConfig {
+            engine: EngineConfig {
+                rate_limits: RateLimits {
+                    management: RateLimit { per_second, burst },
+                    ..RateLimits::default()
+                },
+                ..EngineConfig::default()
+            },
+            ..ServerConfig::default()
+        })
+        .await
+    }
+
     pub fn call(&self, method: Method, uri: &str) -> Call<'_> {
         let request = Request::builder()
             .method(method)
