@@ -9,6 +9,13 @@
 //! line that names it when it does not, and fails instead when
 //! `KEYWARD_TEST_REQUIRE_SERVICES=1`. Naming PostgreSQL in `KEYWARD_TEST_DATABASE` asks for
 //! it: without it those suites fail rather than run on SQLite.
+//!
+//! With `KEYWARD_TEST_KEEP=DIR`, the suites leave in `DIR` what a secret could leak into,
+//! for one scan after the whole run (`.ci/secret_scan.py`): every test database as it was
+//! when dropped (`sqlite/`: the SQLite file and its write-ahead log; `postgres/`: a
+//! `pg_dump`), the logs of the servers they ran (`logs/`, through [`keep_log`]), and every
+//! secret the tests were shown (`secrets/`, through [`record_secrets`] and
+//! [`record_secrets_shown`]).
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -161,8 +168,109 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// Leaves the database as it is now in the keep directory, if there is one: the SQLite
+    /// file and its write-ahead log as they are on disk, or a `pg_dump`.
+    fn keep(&self) {
+        let folder = match self.dialect {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        };
+        let Some(dir) = kept_under(folder) else {
+            return;
+        };
+        let name = format!("{}-{}", std::process::id(), uuid_suffix());
+        match self.dialect {
+            Dialect::Sqlite => {
+                for suffix in ["", "-wal"] {
+                    let from = format!("{}{suffix}", self.url);
+                    if std::path::Path::new(&from).exists() {
+                        let to = dir.join(format!("{name}.db{suffix}"));
+                        std::fs::copy(&from, &to)
+                            .unwrap_or_else(|e| panic!("keeping {from} as {}: {e}", to.display()));
+                    }
+                }
+            }
+            Dialect::Postgres => {
+                let to = dir.join(format!("{name}.sql"));
+                let status = std::process::Command::new("pg_dump")
+                    .arg("--no-owner")
+                    .arg("--file")
+                    .arg(&to)
+                    .arg(&self.url)
+                    .status()
+                    .unwrap_or_else(|e| panic!("running pg_dump (KEYWARD_TEST_KEEP): {e}"));
+                assert!(status.success(), "pg_dump of {} failed: {status}", self.url);
+            }
+        }
+    }
+}
+
+/// The folder `KEYWARD_TEST_KEEP` names, with `sub` made below it; `None` when unset.
+fn kept_under(sub: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os("KEYWARD_TEST_KEEP")?).join(sub);
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("creating {} (KEYWARD_TEST_KEEP): {e}", dir.display()));
+    Some(dir)
+}
+
+/// Appends `secrets` to the list of secrets the tests were shown, when
+/// `KEYWARD_TEST_KEEP` is set: the scan after the run looks for each of them.
+pub fn record_secrets<'s>(secrets: impl IntoIterator<Item = &'s str>) {
+    use std::io::Write;
+    let Some(dir) = kept_under("secrets") else {
+        return;
+    };
+    let lines: String = secrets
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| format!("{s}\n"))
+        .collect();
+    if lines.is_empty() {
+        return;
+    }
+    // One file per process, appended to in one write per call: the tests of a binary run
+    // on several threads.
+    let path = dir.join(format!("{}.txt", std::process::id()));
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| file.write_all(lines.as_bytes()))
+        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+}
+
+/// Records every secret that `text` (an answer a test was given, the output of a command)
+/// shows: API keys and client secrets (well-formed, checksum included) and access tokens.
+pub fn record_secrets_shown(text: &str) {
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    let found: Vec<&str> = text
+        .split(|c: char| !is_token_char(c))
+        .map(|word| word.trim_end_matches(['.', '-']))
+        .filter(|word| {
+            keyward_core::secret::parse_secret(word).is_ok()
+                || (word.starts_with("eyJ") && word.matches('.').count() == 2)
+        })
+        .collect();
+    record_secrets(found);
+}
+
+/// Leaves `text`, the log of a server a test ran (what it wrote to standard error), in the
+/// keep directory when `KEYWARD_TEST_KEEP` is set.
+pub fn keep_log(name: &str, text: &str) {
+    if let Some(dir) = kept_under("logs") {
+        let path = dir.join(format!(
+            "{name}-{}-{}.log",
+            std::process::id(),
+            uuid_suffix()
+        ));
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
+        self.keep();
         if let Cleanup::PostgresDatabase { admin_url, name } = &self.cleanup {
             let (admin_url, database) = (admin_url.clone(), name.clone());
             // Drop runs inside a test's runtime, which must not block: drop the database

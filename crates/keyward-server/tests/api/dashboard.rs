@@ -44,6 +44,7 @@ fn cookie_value(header: &str) -> String {
 
 /// Adds a member with [`PASSWORD`]; returns its id.
 async fn add_member(app: &TestApp, org: &str, email: &str) -> String {
+    keyward_store::testing::record_secrets([PASSWORD]);
     let (member, _) = app
         .state
         .service

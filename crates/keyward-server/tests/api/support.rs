@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use keyward_core::clock::ManualClock;
 use keyward_server::{AppState, ServerConfig, router};
 use keyward_service::Operator;
-use keyward_store::testing::TestDatabase;
+use keyward_store::testing::{TestDatabase, record_secrets, record_secrets_shown};
 use keyward_store::{SqlStore, Store};
 use serde_json::Value;
 use time::macros::datetime;
@@ -120,10 +120,22 @@ impl Call<'_> {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        // Every secret an answer shows, for the scan after the whole run.
+        record_secrets_shown(&text);
+        record_secrets(
+            headers
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .filter_map(|v| v.split(';').next()?.split_once('='))
+                .filter(|(name, _)| name.contains("keyward_"))
+                .map(|(_, value)| value),
+        );
         TestResponse {
             status,
             headers,
-            text: String::from_utf8(bytes.to_vec()).unwrap(),
+            text,
         }
     }
 }
@@ -145,6 +157,7 @@ impl TestApp {
             .init(&Operator::new(), "Acme Registrar")
             .await
             .unwrap();
+        record_secrets([issued.api_key.expose(), issued.client_secret.expose()]);
         Self {
             router: router(state.clone()),
             state,
@@ -241,6 +254,7 @@ impl TestApp {
             .init(&Operator::new(), "Other Registrar")
             .await
             .unwrap();
+        record_secrets([issued.api_key.expose(), issued.client_secret.expose()]);
         issued.api_key.expose().to_owned()
     }
 }

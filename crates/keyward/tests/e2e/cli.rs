@@ -1,5 +1,6 @@
 //! The command line: init, keys, migrate, config check, and the first `serve`.
 
+use keyward_store::testing::{record_secrets, record_secrets_shown};
 use regex::Regex;
 use serde_json::Value;
 
@@ -17,7 +18,9 @@ fn run(args: &[&str], database: &str) -> String {
         "{args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8(output.stdout).unwrap()
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    record_secrets_shown(&stdout);
+    stdout
 }
 
 /// Logs in through the dashboard's form; returns the status of the form post (303 when
@@ -79,6 +82,7 @@ async fn users_add_and_passwd_set_dashboard_logins() {
         .captures(&added)
         .unwrap_or_else(|| panic!("no password in {added}"))[1]
         .to_owned();
+    record_secrets([generated.as_str()]);
     assert!(added.contains("grace@example.com"), "{added}");
     // A second member with the same email, an unknown organization and a short password are
     // refused with a message.
@@ -134,6 +138,7 @@ async fn users_add_and_passwd_set_dashboard_logins() {
         .captures(&changed)
         .unwrap()[1]
         .to_owned();
+    record_secrets([new_password.as_str()]);
     assert_eq!(
         dashboard_login(&server, "grace@example.com", &generated).await,
         reqwest::StatusCode::UNAUTHORIZED,
@@ -307,6 +312,7 @@ async fn the_first_serve_bootstraps_once_and_its_key_works() {
         .captures(&output)
         .unwrap_or_else(|| panic!("no first member in {output}"))[1]
         .to_owned();
+    record_secrets([password.as_str()]);
     assert_eq!(
         dashboard_login(&server, "admin@localhost", &password).await,
         reqwest::StatusCode::SEE_OTHER,

@@ -30,6 +30,7 @@ fn python_with_playwright() -> Option<String> {
 
 /// Adds a member with a password read from standard input, as an operator would.
 pub fn add_member(database: &str, organization_id: &str, email: &str, password: &str) {
+    keyward_store::testing::record_secrets([password]);
     let mut child = keyward()
         .arg("--database")
         .arg(database)

@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use keyward_store::testing::TestDatabase;
+use keyward_store::testing::{TestDatabase, keep_log, record_secrets_shown};
 use serde_json::Value;
 
 /// The master key of every test server (32 bytes, base64).
@@ -43,6 +43,7 @@ pub fn init(database: &str) -> Bootstrap {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    record_secrets_shown(&String::from_utf8_lossy(&output.stdout));
     let value: Value = serde_json::from_slice(&output.stdout).unwrap();
     Bootstrap {
         api_key: value["api_key"].as_str().unwrap().to_owned(),
@@ -56,6 +57,8 @@ pub struct Server {
     child: Child,
     pub base: String,
     pub output: Arc<Mutex<String>>,
+    /// The thread that reads the log, done when the process has exited.
+    log_done: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -74,9 +77,12 @@ impl Server {
         let output = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().unwrap();
         let sink = output.clone();
-        std::thread::spawn(move || {
+        // What the server writes to standard error is its log: kept for the scan after
+        // the run.
+        let log_done = std::thread::spawn(move || {
             let mut text = String::new();
             let _ = BufReader::new(stderr).read_to_string(&mut text);
+            keep_log("keyward-serve", &text);
             sink.lock().unwrap().push_str(&text);
         });
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -89,6 +95,8 @@ impl Server {
                 panic!("the server exited: {}", output.lock().unwrap());
             }
             output.lock().unwrap().push_str(&line);
+            // Standard output shows the first organization's secrets once, by design.
+            record_secrets_shown(&line);
             if let Some(address) = line.trim().strip_prefix("Keyward listening on ") {
                 break address.to_owned();
             }
@@ -103,6 +111,7 @@ impl Server {
             child,
             base,
             output,
+            log_done: Some(log_done),
         }
     }
 
@@ -135,6 +144,10 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The log is whole, and kept, before the test goes on.
+        if let Some(reader) = self.log_done.take() {
+            let _ = reader.join();
+        }
     }
 }
 
