@@ -140,6 +140,9 @@ impl Setting {
         wait_for_port(self.port, what, log);
         let base = format!("http://127.0.0.1:{}", self.port);
         scenario(&base, &self.keyward, &self.admin).await;
+        // The proxy's log, for the secret scan after the run.
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        keyward_store::testing::keep_log(what, &text);
     }
 }
 
