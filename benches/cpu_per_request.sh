@@ -15,7 +15,6 @@ PORT="${PORT:-18096}"
 . benches/common.sh
 bench_init "$TARGET" "$WORK/b.db"
 bench_serve "$TARGET" "$WORK/b.db"
-lift_admin_limit
 bench_keys "$KEYS"
 cpu() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
 # The server's threads' context switches, voluntary and involuntary.

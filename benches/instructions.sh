@@ -22,7 +22,6 @@ done
 
 bench_init "$TARGET" "$WORK/b.db"
 bench_serve "$TARGET" "$WORK/b.db"
-lift_admin_limit
 bench_keys "$KEYS"
 bench_stop
 

@@ -17,7 +17,6 @@ PORT="${PORT:-18097}"
 command -v perf >/dev/null || { echo "perf is needed (apt-get install linux-perf)" >&2; exit 1; }
 bench_init "$TARGET" "$WORK/b.db"
 bench_serve "$TARGET" "$WORK/b.db"
-lift_admin_limit
 bench_keys "$KEYS"
 for target in "healthz benches/authorize.lua /healthz" "authorize benches/authorize.lua /v1/authorize" "verify benches/verify.lua /v1/keys/verify"; do
   set -- $target

@@ -22,7 +22,6 @@ command -v wrk >/dev/null || { echo "install wrk first: apt-get install wrk" >&2
 bench_init "$TARGET" "$DATABASE"
 export ADMIN_KEY="$ADMIN"
 bench_serve "$TARGET" "$DATABASE"
-lift_admin_limit
 
 # Through checked_wrk: a run with a socket error or any answer but 2xx fails the script.
 echo "== baseline: GET /healthz ($CONNECTIONS connections, ${DURATION}s)"

@@ -3,13 +3,15 @@
 -- environment variable that holds the file's path. Each wrk thread
 -- starts at its own place in the list, so the threads do not send the same credential at the
 -- same moment (which would make the server's cores contend for one credential's state on
--- every request, a worst case rather than many clients' traffic).
+-- every request, a worst case rather than many clients' traffic), and those places are
+-- spread over the whole list (steps of the golden ratio), so that the threads together
+-- send every line soon.
 local path = assert(os.getenv(ROTATION_FILE), ROTATION_FILE .. " is not set")
 local lines = {}
 for line in io.lines(path) do lines[#lines + 1] = line end
 local threads = 0
 function setup(thread)
-  thread:set("offset", threads * 7919)
+  thread:set("offset", math.floor(#lines * ((threads * 0.6180339887) % 1)))
   threads = threads + 1
 end
 local i = nil

@@ -83,7 +83,6 @@ fi
 
 bench_init "$ON" "$WORK/b.db"
 bench_serve "$ON" "$WORK/b.db"
-lift_admin_limit
 export KEYS_FILE="$WORK/keys.txt"
 for i in $(seq "$KEYS"); do
   create_key "{\"name\": \"k$i\", \"rate_limit_override\": 500}"

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Verification throughput: GET /healthz (an endpoint that only answers, the baseline),
 # POST /v1/keys/verify and GET /v1/authorize, all with wrk on 127.0.0.1, beside nginx
-# answering from a static `map` of the same keys. Round-robin over KEYS distinct API keys;
-# FILL filler credentials are stored first so the index has that size.
+# answering from a static `map` of the same keys. Round-robin over KEYS API keys made
+# through the API and FILL more stored directly (benches/fill_keys.py), all usable: every
+# run sends every one of them, so at FILL=999000 the verification cache holds a million
+# credentials, not only the store. Before the rounds a warm-up sends each key once; each
+# run then reports its cache misses, and fails past 1 % of its lookups.
 #
 #   FILL=1000000 benches/verify.sh
 #   PIN=1 FILL=1000 benches/verify.sh     # servers on core 0, wrk (one thread) on core 1
@@ -12,7 +15,7 @@
 # within one round (runs seconds apart) and the summary gives each ratio's median over the
 # rounds.
 #
-# Needs: a release build, wrk, sqlite3, nginx (apt-get install wrk sqlite3 nginx).
+# Needs: a release build, wrk, sqlite3, nginx, curl, python3 (apt-get install wrk sqlite3 nginx).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,17 +41,39 @@ cleanup() { bench_stop; [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid
 trap cleanup EXIT
 
 bench_init "$TARGET" "$DB"
-sqlite3 "$DB" -cmd ".parameter set :count $FILL" < benches/fill.sql
+python3 benches/fill_keys.py "$DB" "$FILL" "$WORK/fill_keys.txt"
 bench_serve "$TARGET" "$DB" $SERVER_CPU
-lift_admin_limit
 bench_keys "$KEYS"
+# The wrk scripts and nginx's map take every key: those made through the API, then the
+# stored ones.
+cat "$WORK/fill_keys.txt" >>"$KEYS_FILE"
 FIRST_KEY="$(head -1 "$KEYS_FILE")"
 curl -sf "http://127.0.0.1:$PORT/v1/authorize" -H "X-Api-Key: $FIRST_KEY" >/dev/null
 curl -sf "http://127.0.0.1:$PORT/v1/keys/verify" -H "X-Api-Key: $VERIFIER_KEY" -H 'Content-Type: application/json' \
   -d "{\"key\":\"$FIRST_KEY\",\"required_scopes\":[\"dns:read\"]}" | grep -q '"code":"VALID"'
 echo "stored credentials: $(sqlite3 "$DB" 'select count(*) from credentials'), keys used: $(wc -l <"$KEYS_FILE")"
 
+# cache_lookups RESULT: the server's count of verification cache lookups with `result`
+# (hit or miss) so far.
+cache_lookups() {
+  curl -sf "http://127.0.0.1:$PORT/metrics" \
+    | awk -v r="$1" '$1 ~ "^keyward_cache_lookups_total" && index($1, "result=\"" r "\"") {s += $2} END {printf "%d\n", s}'
+}
+# Warm-up: authorize runs until every key has been looked up once (each key's first
+# lookup misses the cache and fills it).
+total_keys="$(wc -l <"$KEYS_FILE")"
+for warm in $(seq 30); do
+  [ "$(cache_lookups miss)" -ge "$total_keys" ] && break
+  echo "== warm-up $warm: $(cache_lookups miss) of $total_keys keys cached"
+  checked_wrk 2xx -t"$THREADS" -c"$CONNECTIONS" -d5s -s benches/authorize.lua "http://127.0.0.1:$PORT/v1/authorize" >/dev/null
+done
+misses="$(cache_lookups miss)"
+[ "$misses" -ge "$total_keys" ] || { echo "the warm-up cached $misses of $total_keys keys" >&2; exit 1; }
+echo "cache filled: $misses misses for $total_keys keys"
+
 {
+  echo "map_hash_max_size $((2 * $(wc -l <"$KEYS_FILE") + 1024));"
+  echo "map_hash_bucket_size 128;"
   echo "map \$http_x_api_key \$keyward_static {"
   echo "  default 0;"
   sed 's/.*/  "&" 1;/' "$KEYS_FILE"
@@ -82,7 +107,19 @@ run() { # name, wrk arguments…; appends "round name requests/s p99(ms)" to the
   # Only the 405 baseline answers other than 200.
   local answers=2xx
   [ "$name" = healthz-405 ] && answers=any
+  local hits_before misses_before hits misses
+  hits_before="$(cache_lookups hit)" misses_before="$(cache_lookups miss)"
   checked_wrk "$answers" -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "$@"
+  hits=$(($(cache_lookups hit) - hits_before)) misses=$(($(cache_lookups miss) - misses_before))
+  if [ "$name" = verify ] || [ "$name" = authorize ]; then
+    echo "cache: $hits hits, $misses misses"
+    # A run that reads the store for more than 1 % of its keys measures the store, not
+    # the cache.
+    if ((misses * 100 > hits + misses)); then
+      echo "$name: $misses of $((hits + misses)) cache lookups missed" >&2
+      exit 1
+    fi
+  fi
   echo "$round $name $(wrk_result)" >>"$WORK/results"
 }
 for round in $(seq "$ROUNDS"); do
