@@ -292,8 +292,10 @@ fn entries(text: &str) -> Vec<String> {
 }
 
 /// Reads the form into a new credential, collecting every field error it can find by
-/// itself.
-fn create_request(form: &CredentialForm) -> Result<NewCredential, BTreeMap<&'static str, String>> {
+/// itself. Public for the fuzz target that feeds it arbitrary forms.
+pub fn create_request(
+    form: &CredentialForm,
+) -> Result<NewCredential, BTreeMap<&'static str, String>> {
     let mut errors = BTreeMap::new();
     if let Err(e) = validate_name(&form.name) {
         errors.insert("name", e.message);
