@@ -5,13 +5,15 @@
 -- same moment (which would make the server's cores contend for one credential's state on
 -- every request, a worst case rather than many clients' traffic), and those places are
 -- spread over the whole list (steps of the golden ratio), so that the threads together
--- send every line soon.
+-- send every line soon. `ROTATION_START` (default 0) moves every thread's first line on by
+-- that many: a run can go on where the last one stopped.
 local path = assert(os.getenv(ROTATION_FILE), ROTATION_FILE .. " is not set")
 local lines = {}
 for line in io.lines(path) do lines[#lines + 1] = line end
 local threads = 0
 function setup(thread)
-  thread:set("offset", math.floor(#lines * ((threads * 0.6180339887) % 1)))
+  local start = tonumber(os.getenv("ROTATION_START") or "0")
+  thread:set("offset", (start + math.floor(#lines * ((threads * 0.6180339887) % 1))) % #lines)
   threads = threads + 1
 end
 local i = nil

@@ -59,20 +59,24 @@ cache_lookups() {
   curl -sf "http://127.0.0.1:$PORT/metrics" \
     | awk -v r="$1" '$1 ~ "^keyward_cache_lookups_total" && index($1, "result=\"" r "\"") {s += $2} END {printf "%d\n", s}'
 }
-# Warm-up: authorize runs until every key has been looked up once (each key's first
-# lookup misses the cache and fills it).
+# Warm-up: authorize runs, one wrk thread walking the key list from where the last run
+# stopped, until every key has been looked up once (each key's first lookup misses the
+# cache and fills it). Bounded: at most 120 runs of 5 s.
 total_keys="$(wc -l <"$KEYS_FILE")"
-for warm in $(seq 30); do
-  [ "$(cache_lookups miss)" -ge "$total_keys" ] && break
-  echo "== warm-up $warm: $(cache_lookups miss) of $total_keys keys cached"
-  checked_wrk 2xx -t"$THREADS" -c"$CONNECTIONS" -d5s -s benches/authorize.lua "http://127.0.0.1:$PORT/v1/authorize" >/dev/null
+base="$(cache_lookups miss)"
+for warm in $(seq 120); do
+  done_keys=$(($(cache_lookups miss) - base))
+  [ "$done_keys" -ge "$total_keys" ] && break
+  echo "== warm-up $warm: $done_keys of $total_keys keys cached"
+  ROTATION_START="$done_keys" checked_wrk 2xx -t1 -c"$CONNECTIONS" -d5s -s benches/authorize.lua \
+    "http://127.0.0.1:$PORT/v1/authorize" >/dev/null
 done
-misses="$(cache_lookups miss)"
+misses=$(($(cache_lookups miss) - base))
 [ "$misses" -ge "$total_keys" ] || { echo "the warm-up cached $misses of $total_keys keys" >&2; exit 1; }
 echo "cache filled: $misses misses for $total_keys keys"
 
 {
-  echo "map_hash_max_size $((2 * $(wc -l <"$KEYS_FILE") + 1024));"
+  echo "map_hash_max_size $((4 * $(wc -l <"$KEYS_FILE") + 1024));"
   echo "map_hash_bucket_size 128;"
   echo "map \$http_x_api_key \$keyward_static {"
   echo "  default 0;"
