@@ -87,6 +87,14 @@ pub fn from_millis(millis: i64) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// Whether `t` can be shown as RFC 3339 text in UTC, and kept: its year in UTC is one of
+/// RFC 3339's four digits (0000 to 9999). A time read with an offset can fall outside
+/// (`9999-12-31T23:00:00-05:00`), and then neither shows nor survives storage.
+pub fn within_rfc3339(t: OffsetDateTime) -> bool {
+    t.checked_to_offset(time::UtcOffset::UTC)
+        .is_some_and(|utc| (0..=9999).contains(&utc.year()))
+}
+
 /// A time as RFC 3339 text, the way every interface shows times (`2026-06-01T12:00:00Z`).
 pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)

@@ -7,6 +7,7 @@ use ipnet::IpNet;
 use serde_json::{Map, Value};
 use time::{Duration, OffsetDateTime};
 
+use crate::clock::within_rfc3339;
 use crate::scope::ScopeSet;
 use crate::typeid::{CredentialId, OrganizationId};
 pub use crate::validation::ValidationError;
@@ -374,12 +375,21 @@ pub fn ip_allowed(nets: &[IpNet], ip: IpAddr) -> bool {
     nets.is_empty() || nets.iter().any(|net| net.contains(&ip))
 }
 
-/// Checks that `not_before` comes before `expires_at`, and that a new expiry is in the future.
+/// Checks that both times can be shown and stored (their year in UTC is 0000 to 9999),
+/// that `not_before` comes before `expires_at`, and that a new expiry is in the future.
 pub fn validate_validity(
     not_before: Option<OffsetDateTime>,
     expires_at: Option<OffsetDateTime>,
     now: OffsetDateTime,
 ) -> Result<(), ValidationError> {
+    for (field, time) in [("not_before", not_before), ("expires_at", expires_at)] {
+        if time.is_some_and(|t| !within_rfc3339(t)) {
+            return Err(ValidationError::new(
+                field,
+                "must be from year 0000 to 9999 in UTC",
+            ));
+        }
+    }
     if let (Some(start), Some(end)) = (not_before, expires_at)
         && start >= end
     {
@@ -532,6 +542,21 @@ mod tests {
         assert!(
             validate_validity(Some(now + Duration::DAY), Some(now + Duration::HOUR), now).is_err()
         );
+    }
+
+    #[test]
+    fn times_outside_four_digit_years_in_utc_are_refused() {
+        let now = datetime!(2026-01-01 00:00 UTC);
+        let last = datetime!(9999-12-31 23:59:59.999 UTC);
+        assert!(validate_validity(None, Some(last), now).is_ok());
+        // The same wall-clock time behind UTC is in year 10000 once in UTC.
+        let after = datetime!(9999-12-31 23:59:59 -05:00);
+        let error = validate_validity(None, Some(after), now).unwrap_err();
+        assert_eq!(error.field, "expires_at");
+        let before = datetime!(0000-01-01 00:00 +01:00);
+        let error = validate_validity(Some(before), None, now).unwrap_err();
+        assert_eq!(error.field, "not_before");
+        assert!(validate_validity(Some(datetime!(0000-01-01 00:00 UTC)), None, now).is_ok());
     }
 
     proptest! {
