@@ -25,7 +25,7 @@ impl std::fmt::Debug for JsonBody {
     }
 }
 
-/// A JSON body that may be absent: an empty body reads as `T::default()`.
+/// A JSON body that may be absent: an empty body, or `null`, reads as `T::default()`.
 #[derive(Debug)]
 pub struct OptionalApiJson<T>(pub T);
 
@@ -69,10 +69,19 @@ fn is_json(headers: &HeaderMap) -> bool {
     essence.eq_ignore_ascii_case(b"application/json") || (starts(b"application/") && ends(b"+json"))
 }
 
-/// Parses JSON, naming the path of the first value that does not fit; the value may
-/// borrow strings from `bytes`. The path is tracked only to explain a failure: a body is
+/// Parses a JSON object, naming the path of the first value that does not fit; the value
+/// may borrow strings from `bytes`. The path is tracked only to explain a failure: a body is
 /// read once without it, and only one that fails is read again to name where.
+///
+/// Every body the API reads is an object. serde would read a struct from an array too, its
+/// fields by position (`[]` as a body with every field left out), which no client means.
 pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "the body must be a JSON object",
+        ));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     if let Ok(value) = T::deserialize(&mut deserializer)
         && deserializer.end().is_ok()
@@ -127,6 +136,9 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalA
         }
         if !json {
             return Err(ApiError::UnsupportedMediaType);
+        }
+        if bytes.trim_ascii() == b"null" {
+            return Ok(OptionalApiJson(T::default()));
         }
         parse_json(&bytes).map(OptionalApiJson)
     }

@@ -44,7 +44,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Request, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, any, get, post};
+use axum::routing::{MethodRouter, any, get};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -103,6 +103,7 @@ pub fn router(state: AppState) -> Router {
     // Installed before any request counts anything.
     metrics::install();
     let (routes, document) = api_routes().split_for_parts();
+    let document = openapi::complete(document, &state.config);
     // The document at /v1/openapi.json, and the interactive reference at /docs where each
     // endpoint can be tried; its assets are inside the binary (no CDN).
     let reference = Router::from(SwaggerUi::new("/docs").url("/v1/openapi.json", document)).layer(
@@ -134,16 +135,8 @@ pub fn router(state: AppState) -> Router {
             routes.route(path, MethodRouter::new().fallback(routes::oauth::post_only))
         });
     routes
-        // GET is described in the OpenAPI document; proxies that forward the original
-        // method (Envoy's ext_authz) reach the same handler by any other.
-        .route(
-            "/v1/authorize",
-            post(routes::authorize::authorize)
-                .put(routes::authorize::authorize)
-                .patch(routes::authorize::authorize)
-                .delete(routes::authorize::authorize)
-                .options(routes::authorize::authorize),
-        )
+        // Proxies that forward the original method and path (Envoy's ext_authz) append
+        // the path, which no OpenAPI path can describe.
         .route(
             "/v1/authorize/{*original}",
             any(routes::authorize::authorize),

@@ -206,13 +206,16 @@ impl IpRules<'_> {
     }
 }
 
+/// Longest description of a rule, in characters.
+pub const RULE_DESCRIPTION_MAX_CHARS: usize = 200;
+
 /// A rule's note: at most 200 characters by the rule every description follows; empty is
 /// none.
 fn description(text: Option<&str>) -> Result<Option<String>, ValidationError> {
     person_text(
         "description",
         text.unwrap_or_default(),
-        200,
+        RULE_DESCRIPTION_MAX_CHARS,
         TextKind::Description,
     )
 }

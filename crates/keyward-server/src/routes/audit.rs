@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
+use crate::openapi::values::{AuditCursor, Filter};
 use crate::routes::{page_size, split_page};
 use crate::state::AppState;
 
@@ -23,12 +24,16 @@ use crate::state::AppState;
 #[into_params(parameter_in = Query)]
 pub struct AuditLogQuery {
     /// Only events of this action, e.g. `key.revoked`.
+    #[param(inline, value_type = Option<Filter>)]
     pub action: Option<String>,
     /// Only events about this object id.
+    #[param(inline, value_type = Option<Filter>)]
     pub target_id: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(inline, value_type = Option<AuditCursor>)]
     pub cursor: Option<String>,
     /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -76,7 +81,8 @@ pub struct AuditLogPage {
 }
 
 /// List the organization's audit log, newest first. Needs `audit_log:read`.
-#[utoipa::path(get, path = "/v1/audit-log", tag = "audit", params(AuditLogQuery),
+#[utoipa::path(get, path = "/v1/audit-log", tag = "audit", operation_id = "list_audit_events",
+    params(AuditLogQuery),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = AuditLogPage),
@@ -90,6 +96,16 @@ pub async fn list(
     ApiQuery(query): ApiQuery<AuditLogQuery>,
 ) -> Result<Json<AuditLogPage>, ApiError> {
     let permit = caller.principal().permit::<ReadAuditLog>()?;
+    // A filter compares text: an empty one (a form's unset field) would match nothing and
+    // is refused like any other unusable parameter.
+    for (name, value) in [("action", &query.action), ("target_id", &query.target_id)] {
+        if value.as_deref() == Some("") {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("{name}: must not be empty; leave it out to match every event"),
+            ));
+        }
+    }
     let limit = page_size(query.limit)?;
     let before = query
         .cursor

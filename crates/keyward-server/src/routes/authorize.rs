@@ -14,6 +14,8 @@ use keyward_gate::headers::{
 
 use crate::answers::admitting_headers;
 use crate::error::ApiError;
+use crate::json::EnvironmentName;
+use crate::openapi::values::{MethodName, OriginalUri, RequiredScopes};
 use crate::original::{Unmatched, route_scopes};
 use crate::state::AppState;
 
@@ -24,25 +26,27 @@ pub const REQUIRED_ENVIRONMENT_HEADER: HeaderName =
     HeaderName::from_static("x-keyward-required-environment");
 /// The path of the endpoint; anything after it is the original path (Envoy).
 pub const AUTHORIZE_PATH: &str = "/v1/authorize";
-fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// A header's text; a header that is present but not visible ASCII is a 400, never read
-/// as absent (an unreadable original URI must not fall back to a path without scopes).
-fn readable<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, ApiError> {
+/// A header's text; a header that is present but not visible ASCII is a 400 with `code`,
+/// never read as absent (an unreadable original URI must not fall back to a path without
+/// scopes, nor unreadable required scopes to none).
+fn readable<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+    code: &'static str,
+) -> Result<Option<&'a str>, ApiError> {
     headers
         .get(name)
         .map(|value| {
-            value.to_str().map_err(|_| {
-                ApiError::bad_request(
-                    "unreadable_original_request",
-                    format!("{name}: not visible ASCII"),
-                )
-            })
+            value
+                .to_str()
+                .map_err(|_| ApiError::bad_request(code, format!("{name}: not visible ASCII")))
         })
         .transpose()
 }
+
+const UNREADABLE_ORIGINAL: &str = "unreadable_original_request";
+const INVALID_SCOPES: &str = "invalid_required_scopes";
+const INVALID_ENVIRONMENT: &str = "invalid_required_environment";
 
 /// Decide whether the proxy may forward a request. The credential is read as everywhere
 /// (`X-Api-Key`, `Authorization: Bearer`, `?api_key=` of the original URI when enabled);
@@ -54,12 +58,16 @@ fn readable<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a 
 /// `X-Keyward-Required-Environment`; the client address from the peer or, behind trusted
 /// proxies, `X-Forwarded-For`. 200 with `X-Keyward-Key-Id`, `X-Keyward-Organization`,
 /// `X-Keyward-Environment` and `X-Keyward-Scopes`; 401, 403 or 429 otherwise.
-#[utoipa::path(get, path = "/v1/authorize", tag = "verification",
+///
+/// The method of this request does not matter: a proxy that forwards the original method
+/// (Envoy's ext_authz) asks with it.
+#[utoipa::path(method(get, post, put, patch, delete, options), path = "/v1/authorize",
+    tag = "verification", operation_id = "authorize",
     params(
-        ("X-Original-URI" = Option<String>, Header, description = "the proxied request's URI"),
-        ("X-Original-Method" = Option<String>, Header, description = "the proxied request's method"),
-        ("X-Keyward-Required-Scopes" = Option<String>, Header, description = "scopes the request needs"),
-        ("X-Keyward-Required-Environment" = Option<String>, Header, description = "`live` or `test`"),
+        ("X-Original-URI" = inline(Option<OriginalUri>), Header, nullable = false, description = "the proxied request's URI"),
+        ("X-Original-Method" = inline(Option<MethodName>), Header, nullable = false, description = "the proxied request's method"),
+        ("X-Keyward-Required-Scopes" = inline(Option<RequiredScopes>), Header, nullable = false, description = "scopes the request needs"),
+        ("X-Keyward-Required-Environment" = inline(Option<EnvironmentName>), Header, nullable = false, description = "`live` or `test`"),
     ),
     security(("api_key" = []), ("bearer" = [])),
     responses(
@@ -85,7 +93,7 @@ pub async fn authorize(
         .filter(|rest| rest.starts_with('/'));
     let original_uri = match appended {
         Some(rest) => Some(rest),
-        None => readable(&parts.headers, &settings.uri_header)?,
+        None => readable(&parts.headers, &settings.uri_header, UNREADABLE_ORIGINAL)?,
     };
     let (path, query) = match original_uri {
         Some(uri) => match uri.split_once('?') {
@@ -94,7 +102,7 @@ pub async fn authorize(
         },
         None => ("", parts.uri.query()),
     };
-    let method = match readable(&parts.headers, &settings.method_header)? {
+    let method = match readable(&parts.headers, &settings.method_header, UNREADABLE_ORIGINAL)? {
         Some(text) if appended.is_none() => text.trim().parse::<Method>().map_err(|_| {
             ApiError::bad_request(
                 "invalid_original_method",
@@ -108,27 +116,28 @@ pub async fn authorize(
         None if settings.unmatched == Unmatched::Allow => Vec::new(),
         None => return Err(ApiError::RouteNotAllowed),
     };
-    if let Some(listed) = header(&parts.headers, &REQUIRED_SCOPES_HEADER) {
+    if let Some(listed) = readable(&parts.headers, &REQUIRED_SCOPES_HEADER, INVALID_SCOPES)? {
         for text in listed.split([' ', ',']).filter(|s| !s.is_empty()) {
             let scope = state.engine.config().catalogue.parse(text).map_err(|e| {
-                ApiError::bad_request(
-                    "invalid_required_scopes",
-                    format!("{REQUIRED_SCOPES_HEADER}: {e}"),
-                )
+                ApiError::bad_request(INVALID_SCOPES, format!("{REQUIRED_SCOPES_HEADER}: {e}"))
             })?;
             scopes.push(scope);
         }
     }
-    let environment = header(&parts.headers, &REQUIRED_ENVIRONMENT_HEADER)
-        .map(|e| {
-            Environment::parse(e.trim()).ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_required_environment",
-                    format!("{REQUIRED_ENVIRONMENT_HEADER}: must be live or test"),
-                )
-            })
+    let environment = readable(
+        &parts.headers,
+        &REQUIRED_ENVIRONMENT_HEADER,
+        INVALID_ENVIRONMENT,
+    )?
+    .map(|e| {
+        Environment::parse(e.trim()).ok_or_else(|| {
+            ApiError::bad_request(
+                INVALID_ENVIRONMENT,
+                format!("{REQUIRED_ENVIRONMENT_HEADER}: must be live or test"),
+            )
         })
-        .transpose()?;
+    })
+    .transpose()?;
     let demand = Demand {
         scopes: &scopes,
         environment,

@@ -15,6 +15,7 @@ use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::json::{not_null, or_empty, present};
+use crate::openapi::values::{IpRuleId, IpRuleNetwork, RuleDescription};
 use crate::state::AppState;
 
 /// `allow` or `deny`.
@@ -41,11 +42,13 @@ impl From<RuleType> for RuleKind {
 #[serde(deny_unknown_fields)]
 pub struct CreateIpRuleRequest {
     /// An address or CIDR range, e.g. `192.0.2.0/25`.
+    #[schema(value_type = IpRuleNetwork)]
     pub ip_network: String,
     /// `allow` or `deny`.
     #[serde(rename = "type")]
     pub kind: RuleType,
     /// A note for people.
+    #[schema(value_type = Option<RuleDescription>)]
     pub description: Option<String>,
     /// Apply the change even if it shuts out the address making it.
     #[serde(default)]
@@ -59,7 +62,7 @@ pub struct CreateIpRuleRequest {
 pub struct UpdateIpRuleRequest {
     /// A new range; cannot be `null`.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = IpRuleNetwork, required = false)]
     pub ip_network: Option<Option<String>>,
     /// A new type; cannot be `null`.
     #[serde(default, rename = "type", deserialize_with = "present")]
@@ -67,7 +70,7 @@ pub struct UpdateIpRuleRequest {
     pub kind: Option<Option<RuleType>>,
     /// A new note; `null` (or empty) clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<RuleDescription>)]
     pub description: Option<Option<String>>,
     /// Apply the change even if it shuts out the address making it.
     #[serde(default)]
@@ -133,7 +136,8 @@ pub struct IpRuleList {
 }
 
 /// List the organization's IP access rules, with the limits. Needs `ip_rules:read`.
-#[utoipa::path(get, path = "/v1/ip-rules", tag = "ip rules", security(("api_key" = []), ("bearer" = [])),
+#[utoipa::path(get, path = "/v1/ip-rules", tag = "ip rules", operation_id = "list_ip_rules",
+    security(("api_key" = []), ("bearer" = [])),
     responses((status = 200, body = IpRuleList), (status = 403, body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
     State(state): State<AppState>,
@@ -156,7 +160,8 @@ pub async fn list(
 /// deployment's bounds (IPv4 /25–/32 by default). A rule that would shut out the address
 /// making the request is refused (409 `lockout`) unless `confirm_lockout` is true. Needs
 /// `ip_rules:write`.
-#[utoipa::path(post, path = "/v1/ip-rules", tag = "ip rules", request_body = CreateIpRuleRequest,
+#[utoipa::path(post, path = "/v1/ip-rules", tag = "ip rules", operation_id = "create_ip_rule",
+    request_body = CreateIpRuleRequest,
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 201, body = IpRuleResponse),
@@ -181,8 +186,9 @@ pub async fn create(
 
 /// Change a rule's range, type or description, with the same bounds and lockout guard.
 /// Needs `ip_rules:write`.
-#[utoipa::path(patch, path = "/v1/ip-rules/{id}", tag = "ip rules", request_body = UpdateIpRuleRequest,
-    params(("id" = String, Path, description = "`ip_rule_…`")),
+#[utoipa::path(patch, path = "/v1/ip-rules/{id}", tag = "ip rules", operation_id = "update_ip_rule",
+    request_body = UpdateIpRuleRequest,
+    params(("id" = inline(IpRuleId), Path)),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = IpRuleResponse),
@@ -213,8 +219,8 @@ pub async fn update(
 
 /// Remove a rule, with the lockout guard (`?confirm_lockout=true` to override). Needs
 /// `ip_rules:delete`.
-#[utoipa::path(delete, path = "/v1/ip-rules/{id}", tag = "ip rules",
-    params(("id" = String, Path, description = "`ip_rule_…`"), DeleteIpRuleQuery),
+#[utoipa::path(delete, path = "/v1/ip-rules/{id}", tag = "ip rules", operation_id = "delete_ip_rule",
+    params(("id" = inline(IpRuleId), Path), DeleteIpRuleQuery),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 204, description = "removed"),

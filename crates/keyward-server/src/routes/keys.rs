@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyward_core::clock::rfc3339;
-use keyward_core::credential::{DisplayStatus, Environment, ValidationError};
+use keyward_core::credential::{DisplayStatus, Environment, ValidationError, validate_owner_id};
 use keyward_core::typeid::CredentialId;
 use keyward_service::credentials::{
     CredentialChange, CredentialFilter, Issued, NewCredential, Rotation, StatusChange,
@@ -19,7 +19,13 @@ use utoipa::{IntoParams, ToSchema};
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, OptionalApiJson};
-use crate::json::{EnvironmentName, KeyResponse, not_null, or_empty, present, present_time};
+use crate::json::{
+    EnvironmentName, KeyResponse, WholeNumber, not_null, or_empty, present, present_time,
+};
+use crate::openapi::values::{
+    Description, IpNetwork, KeyCursor, KeyId, KeyStatusName, Name, OwnerId, RoleReference,
+    ScopeName, Time,
+};
 use crate::routes::{page_size, split_page};
 use crate::state::AppState;
 use keyward_gate::Problem;
@@ -29,32 +35,38 @@ use keyward_gate::Problem;
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     /// A descriptive name, 1–100 characters (required).
+    #[schema(value_type = Name, required = true)]
     pub name: Option<String>,
     /// Notes about the credential's purpose, up to 1,000 characters.
+    #[schema(value_type = Option<Description>)]
     pub description: Option<String>,
     /// `live` (default) or `test`.
     pub environment: Option<EnvironmentName>,
     /// Scopes, e.g. `["dns:read", "domains:*"]`.
+    #[schema(value_type = Option<Vec<ScopeName>>)]
     pub permissions: Option<Vec<String>>,
     /// A role whose scopes the credential also holds.
+    #[schema(value_type = Option<RoleReference>)]
     pub role: Option<String>,
     /// Requests per second instead of the environment's default.
-    #[schema(minimum = 1, maximum = 1_000_000)]
-    pub rate_limit_override: Option<u64>,
-    /// Addresses and CIDR ranges allowed to use the credential.
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 1_000_000)]
+    pub rate_limit_override: Option<WholeNumber<u64>>,
+    /// Addresses and CIDR ranges allowed to use the credential, at most 100.
+    #[schema(value_type = Option<Vec<IpNetwork>>, max_items = 100)]
     pub ip_allowlist: Option<Vec<String>>,
     /// A JSON object (≤ 16 KB) returned on every successful verification.
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
     /// An external id grouping the keys of one end customer.
+    #[schema(value_type = Option<OwnerId>)]
     pub owner_id: Option<String>,
-    /// RFC 3339 time before which the credential is not valid.
+    /// RFC 3339 time before which the credential is not valid; before `expires_at`.
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<Time>)]
     pub not_before: Option<OffsetDateTime>,
-    /// RFC 3339 expiry; absent or null means never.
+    /// RFC 3339 expiry, in the future; absent or null means never.
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<Time>)]
     pub expires_at: Option<OffsetDateTime>,
 }
 
@@ -65,27 +77,28 @@ pub struct CreateKeyRequest {
 pub struct UpdateKeyRequest {
     /// New name; cannot be `null`.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = Name, required = false)]
     pub name: Option<Option<String>>,
     /// New description; `null` clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Description>)]
     pub description: Option<Option<String>>,
     /// New scopes (replacing the old ones); `null` is none.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<ScopeName>>)]
     pub permissions: Option<Option<Vec<String>>>,
     /// New role; `null` removes it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<RoleReference>)]
     pub role: Option<Option<String>>,
     /// New rate limit; `null` returns to the environment's default.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<u64>)]
-    pub rate_limit_override: Option<Option<u64>>,
-    /// New allowlist (replacing the old one); `[]` or `null` allows every address.
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 1_000_000)]
+    pub rate_limit_override: Option<Option<WholeNumber<u64>>>,
+    /// New allowlist (replacing the old one), at most 100; `[]` or `null` allows every
+    /// address.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<IpNetwork>>, max_items = 100)]
     pub ip_allowlist: Option<Option<Vec<String>>>,
     /// New metadata (replacing the old object); `null` empties it.
     #[serde(default, deserialize_with = "present")]
@@ -93,15 +106,15 @@ pub struct UpdateKeyRequest {
     pub metadata: Option<Option<Value>>,
     /// New owner id; `null` clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<OwnerId>)]
     pub owner_id: Option<Option<String>>,
-    /// New start of validity (RFC 3339); `null` clears it.
+    /// New start of validity (RFC 3339), before the expiry; `null` clears it.
     #[serde(default, deserialize_with = "present_time")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<Time>)]
     pub not_before: Option<Option<OffsetDateTime>>,
-    /// New expiry (RFC 3339); `null` means never.
+    /// New expiry (RFC 3339), in the future; `null` means never.
     #[serde(default, deserialize_with = "present_time")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<Time>)]
     pub expires_at: Option<Option<OffsetDateTime>>,
 }
 
@@ -111,7 +124,8 @@ pub struct UpdateKeyRequest {
 pub struct RotateKeyRequest {
     /// How long the old API key and client secret keep working: 0 (default, at once) to
     /// 604800 (7 days), never past the credential's own expiry.
-    pub grace_period_seconds: Option<i64>,
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 604_800)]
+    pub grace_period_seconds: Option<WholeNumber<i64>>,
 }
 
 impl TryFrom<CreateKeyRequest> for NewCredential {
@@ -127,7 +141,7 @@ impl TryFrom<CreateKeyRequest> for NewCredential {
             environment: request.environment.unwrap_or_default().into(),
             permissions: request.permissions.unwrap_or_default(),
             role: request.role,
-            rate_limit_override: request.rate_limit_override,
+            rate_limit_override: request.rate_limit_override.map(WholeNumber::into_inner),
             ip_allowlist: request.ip_allowlist.unwrap_or_default(),
             metadata: request.metadata,
             owner_id: request.owner_id,
@@ -146,7 +160,9 @@ impl TryFrom<UpdateKeyRequest> for CredentialChange {
             description: request.description,
             permissions: or_empty(request.permissions, Vec::new),
             role: request.role,
-            rate_limit_override: request.rate_limit_override,
+            rate_limit_override: request
+                .rate_limit_override
+                .map(|limit| limit.map(WholeNumber::into_inner)),
             ip_allowlist: or_empty(request.ip_allowlist, Vec::new),
             metadata: or_empty(request.metadata, || Value::Object(Default::default())),
             owner_id: request.owner_id,
@@ -196,14 +212,19 @@ impl CreatedKeyResponse {
 #[into_params(parameter_in = Query)]
 pub struct ListKeysQuery {
     /// `active`, `disabled`, `revoked` or `expired`.
+    #[param(inline, value_type = Option<KeyStatusName>)]
     pub status: Option<String>,
     /// `live` or `test`.
+    #[param(inline, value_type = Option<EnvironmentName>)]
     pub environment: Option<String>,
     /// Only the keys of this end customer.
+    #[param(inline, value_type = Option<OwnerId>)]
     pub owner_id: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(inline, value_type = Option<KeyCursor>)]
     pub cursor: Option<String>,
     /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -222,7 +243,7 @@ fn invalid_query(message: &str) -> ApiError {
 
 /// Create a credential: an API key and an OAuth client secret, each returned only in this
 /// answer. Needs `keys:write`, and the new credential's scopes must be within the caller's.
-#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKeyRequest,
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", operation_id = "create_key", request_body = CreateKeyRequest,
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 201, body = CreatedKeyResponse),
@@ -246,7 +267,7 @@ pub async fn create(
 }
 
 /// List the organization's credentials, newest first, with cursor pagination. Needs `keys:read`.
-#[utoipa::path(get, path = "/v1/keys", tag = "keys", params(ListKeysQuery),
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", operation_id = "list_keys", params(ListKeysQuery),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = KeyPage),
@@ -284,11 +305,16 @@ pub async fn list(
                 .map_err(|_| invalid_query("cursor: not a cursor of this listing"))
         })
         .transpose()?;
+    let owner_id = query
+        .owner_id
+        .map(|o| validate_owner_id(Some(&o)).map(|_| o))
+        .transpose()
+        .map_err(|e| invalid_query(&e.to_string()))?;
     let limit = page_size(query.limit)?;
     let filter = CredentialFilter {
         status,
         environment,
-        owner_id: query.owner_id,
+        owner_id,
         before,
         limit: limit + 1,
     };
@@ -305,7 +331,7 @@ pub async fn list(
 }
 
 /// Read one credential (never its secrets). Needs `keys:read`.
-#[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path, description = "`api_key_…`")),
+#[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys", operation_id = "get_key", params(("id" = inline(KeyId), Path)),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = KeyResponse),
@@ -326,8 +352,8 @@ pub async fn get(
 /// Change a credential: absent fields stay, `null` clears. Atomic and effective at once.
 /// Needs `keys:write`; neither the credential's current nor its new scopes may exceed the
 /// caller's.
-#[utoipa::path(patch, path = "/v1/keys/{id}", tag = "keys", request_body = UpdateKeyRequest,
-    params(("id" = String, Path, description = "`api_key_…`")),
+#[utoipa::path(patch, path = "/v1/keys/{id}", tag = "keys", operation_id = "update_key", request_body = UpdateKeyRequest,
+    params(("id" = inline(KeyId), Path)),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = KeyResponse),
@@ -369,7 +395,7 @@ async fn change_status(
 }
 
 /// Disable a credential: refused from now on, until enabled again. Idempotent. Needs `keys:write`.
-#[utoipa::path(post, path = "/v1/keys/{id}/disable", tag = "keys", params(("id" = String, Path, description = "`api_key_…`")),
+#[utoipa::path(post, path = "/v1/keys/{id}/disable", tag = "keys", operation_id = "disable_key", params(("id" = inline(KeyId), Path)),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = KeyResponse),
@@ -385,7 +411,7 @@ pub async fn disable(
 }
 
 /// Enable a disabled credential. Idempotent. Needs `keys:write` and the credential's scopes.
-#[utoipa::path(post, path = "/v1/keys/{id}/enable", tag = "keys", params(("id" = String, Path, description = "`api_key_…`")),
+#[utoipa::path(post, path = "/v1/keys/{id}/enable", tag = "keys", operation_id = "enable_key", params(("id" = inline(KeyId), Path)),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = KeyResponse),
@@ -403,7 +429,7 @@ pub async fn enable(
 
 /// Revoke a credential: refused from now on, for good. Idempotent and irreversible.
 /// Needs `keys:write`.
-#[utoipa::path(post, path = "/v1/keys/{id}/revoke", tag = "keys", params(("id" = String, Path, description = "`api_key_…`")),
+#[utoipa::path(post, path = "/v1/keys/{id}/revoke", tag = "keys", operation_id = "revoke_key", params(("id" = inline(KeyId), Path)),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = KeyResponse),
@@ -420,8 +446,8 @@ pub async fn revoke(
 /// Rotate a credential's secrets: a new API key and client secret, returned only in this
 /// answer. The old ones stop at once, or after `grace_period_seconds` (≤ 7 days, never past
 /// the credential's expiry). Needs `keys:write` and the credential's scopes.
-#[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "keys", request_body(content = RotateKeyRequest, description = "optional"),
-    params(("id" = String, Path, description = "`api_key_…`")),
+#[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "keys", operation_id = "rotate_key", request_body(content = Option<RotateKeyRequest>, description = "optional"),
+    params(("id" = inline(KeyId), Path)),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = CreatedKeyResponse),
@@ -438,7 +464,9 @@ pub async fn rotate(
 ) -> Result<Response, ApiError> {
     let permit = caller.principal().permit::<WriteKeys>()?;
     let rotation = Rotation {
-        grace_period_seconds: request.grace_period_seconds.unwrap_or(0),
+        grace_period_seconds: request
+            .grace_period_seconds
+            .map_or(0, WholeNumber::into_inner),
         expected_version: None,
     };
     let rotated = state

@@ -3,6 +3,7 @@
 //! calling credential. OAuth endpoints answer errors in OAuth's JSON shape
 //! ([`OAuthError`]), every answer with `Cache-Control: no-store`.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use axum::Json;
@@ -27,6 +28,7 @@ use crate::error::ApiError;
 use crate::json::KeyResponse;
 use crate::oauth::params::{self, ClientCredentials, Params};
 use crate::oauth::{OAuthError, no_store};
+use crate::openapi::values::{GrantType, TokenScope};
 use crate::state::AppState;
 
 /// A successful token answer (RFC 6749 §5.1); there is never a refresh token.
@@ -40,6 +42,48 @@ pub struct TokenResponse {
     pub expires_in: u64,
     /// The granted scopes, space-separated.
     pub scope: String,
+}
+
+/// The parameters of a token request (RFC 6749 §4.4.2), form-encoded or a JSON object of
+/// strings. An empty value counts as absent; a repeated one is `invalid_request`.
+#[derive(Debug, ToSchema)]
+pub struct TokenRequest {
+    /// `client_credentials`, the only grant.
+    #[schema(value_type = GrantType)]
+    pub grant_type: String,
+    /// The organization id, with `client_secret` (`client_secret_post`) unless HTTP Basic
+    /// authenticates the client.
+    #[schema(nullable = false)]
+    pub client_id: Option<String>,
+    /// A client secret of one of the organization's credentials, never with HTTP Basic.
+    #[schema(nullable = false)]
+    pub client_secret: Option<String>,
+    /// Scopes of the credential's, separated by spaces, that the token is to hold instead of
+    /// all of them.
+    #[schema(value_type = Option<TokenScope>, nullable = false)]
+    pub scope: Option<String>,
+    /// Any other parameter is ignored.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, String>,
+}
+
+/// The parameters of an introspection or revocation request (RFC 7662 §2.1, RFC 7009
+/// §2.1), form-encoded or a JSON object of strings. An empty value counts as absent; a
+/// repeated one is `invalid_request`.
+#[derive(Debug, ToSchema)]
+pub struct TokenQuestion {
+    /// The access token (or, for introspection, API key) asked about.
+    #[schema(min_length = 1)]
+    pub token: String,
+    /// The organization id, with `client_secret`, when the client authenticates in the body.
+    #[schema(nullable = false)]
+    pub client_id: Option<String>,
+    /// A client secret of one of the organization's credentials, never with HTTP Basic.
+    #[schema(nullable = false)]
+    pub client_secret: Option<String>,
+    /// Any other parameter (`token_type_hint`) is ignored.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, String>,
 }
 
 /// An OAuth error answer (RFC 6749 §5.2).
@@ -59,8 +103,12 @@ pub struct OAuthErrorBody {
 /// in the body (`client_secret_post`), form-encoded or JSON. `scope` (space-separated)
 /// narrows the credential's scopes. Every failure of client authentication gets the same
 /// `invalid_client` answer.
-#[utoipa::path(post, path = "/v1/auth/token", tag = "oauth",
-    request_body(content_type = "application/x-www-form-urlencoded", content = Object),
+#[utoipa::path(post, path = "/v1/auth/token", tag = "oauth", operation_id = "token",
+    request_body(content(
+        (TokenRequest = "application/x-www-form-urlencoded"),
+        (TokenRequest = "application/json"),
+    )),
+    security(("oauth_client" = []), ()),
     responses(
         (status = 200, body = TokenResponse),
         (status = 400, body = OAuthErrorBody),
@@ -150,7 +198,7 @@ async fn issue(state: &AppState, request: Request) -> Result<Response, OAuthErro
 
 /// The public signing keys (JWKS): every key that signs or signed a token still valid, and
 /// the next one before it signs.
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "oauth",
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "oauth", operation_id = "jwks",
     responses((status = 200, description = "A JSON Web Key Set", content_type = "application/json", body = Object)))]
 pub async fn jwks(State(state): State<AppState>) -> Response {
     match state.service.tokens().keys().await {
@@ -172,6 +220,7 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
 
 /// The authorization server metadata (RFC 8414).
 #[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth",
+    operation_id = "authorization_server_metadata",
     responses((status = 200, description = "RFC 8414 metadata", content_type = "application/json", body = Object)))]
 pub async fn metadata(State(state): State<AppState>) -> Json<Value> {
     let issuer = state.engine.config().tokens.issuer.trim_end_matches('/');
@@ -232,12 +281,18 @@ async fn introspecting_organization(
 /// The caller authenticates with an API key or access token holding `keys:verify`, or as
 /// an OAuth client. Anything not active — unknown, expired, revoked, another
 /// organization's, garbage — is `{"active": false}` and nothing else.
-#[utoipa::path(post, path = "/v1/auth/introspect", tag = "oauth",
-    request_body(content_type = "application/x-www-form-urlencoded", content = Object),
+#[utoipa::path(post, path = "/v1/auth/introspect", tag = "oauth", operation_id = "introspect",
+    request_body(content(
+        (TokenQuestion = "application/x-www-form-urlencoded"),
+        (TokenQuestion = "application/json"),
+    )),
+    security(("api_key" = []), ("bearer" = []), ("oauth_client" = []), ()),
     responses(
         (status = 200, description = "`active` and, when active, the token's claims", body = Object),
         (status = 400, body = OAuthErrorBody),
         (status = 401, body = OAuthErrorBody),
+        (status = 429, body = OAuthErrorBody),
+        (status = 503, body = OAuthErrorBody),
     ))]
 pub async fn introspect(State(state): State<AppState>, request: Request) -> Response {
     let (parts, params, ip) = match read_request(&state, request).await {
@@ -310,13 +365,18 @@ fn active(identity: &Identity, state: &AppState) -> Value {
 ///
 /// The caller authenticates as an OAuth client. The answer is 200 for the client's own
 /// tokens and equally for unknown, expired, another organization's or garbage tokens.
-#[utoipa::path(post, path = "/v1/auth/revoke", tag = "oauth",
-    request_body(content_type = "application/x-www-form-urlencoded", content = Object),
+#[utoipa::path(post, path = "/v1/auth/revoke", tag = "oauth", operation_id = "revoke_token",
+    request_body(content(
+        (TokenQuestion = "application/x-www-form-urlencoded"),
+        (TokenQuestion = "application/json"),
+    )),
+    security(("oauth_client" = []), ()),
     responses(
         (status = 200, description = "Revoked, or nothing to revoke"),
         (status = 400, body = OAuthErrorBody),
         (status = 401, body = OAuthErrorBody),
         (status = 429, body = OAuthErrorBody),
+        (status = 503, body = OAuthErrorBody),
     ))]
 pub async fn revoke(State(state): State<AppState>, request: Request) -> Response {
     match revoke_token(&state, request).await {
@@ -361,6 +421,7 @@ pub struct CallerRecord {
 /// The record of the credential making the call (OpusDNS's `client_credentials/introspect`),
 /// authenticated by its API key or an access token.
 #[utoipa::path(get, path = "/v1/auth/client_credentials/introspect", tag = "oauth",
+    operation_id = "caller_record",
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = CallerRecord),

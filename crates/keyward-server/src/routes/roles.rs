@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::openapi::values::{Description, RoleName, ScopeName};
 use crate::state::AppState;
 
 /// One role.
@@ -44,10 +45,13 @@ pub struct RoleList {
 #[serde(deny_unknown_fields)]
 pub struct CreateRoleRequest {
     /// 1–50 lowercase letters, digits or `_`, starting with a letter; not a built-in name.
+    #[schema(value_type = RoleName)]
     pub name: String,
     /// A note for people.
+    #[schema(value_type = Option<Description>)]
     pub description: Option<String>,
     /// The scopes it grants.
+    #[schema(value_type = Vec<ScopeName>)]
     pub scopes: Vec<String>,
 }
 
@@ -62,7 +66,7 @@ fn custom(role: &CustomRole) -> RoleResponse {
 }
 
 /// List the built-in roles and the organization's own. Needs `roles:read`.
-#[utoipa::path(get, path = "/v1/roles", tag = "roles", security(("api_key" = []), ("bearer" = [])),
+#[utoipa::path(get, path = "/v1/roles", tag = "roles", operation_id = "list_roles", security(("api_key" = []), ("bearer" = [])),
     responses((status = 200, body = RoleList), (status = 403, body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
     State(state): State<AppState>,
@@ -88,7 +92,8 @@ pub async fn list(
 /// Define a role for the organization. Its scopes must be within the caller's own. Roles
 /// cannot be changed once made, so a credential's scopes never grow behind its back. Needs
 /// `roles:write`.
-#[utoipa::path(post, path = "/v1/roles", tag = "roles", request_body = CreateRoleRequest,
+#[utoipa::path(post, path = "/v1/roles", tag = "roles", operation_id = "create_role",
+    request_body = CreateRoleRequest,
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 201, body = RoleResponse),
@@ -132,7 +137,7 @@ pub struct ScopeCatalogueResponse {
 }
 
 /// The scopes credentials may hold. Any valid credential may read it.
-#[utoipa::path(get, path = "/v1/scopes", tag = "roles", security(("api_key" = []), ("bearer" = [])),
+#[utoipa::path(get, path = "/v1/scopes", tag = "roles", operation_id = "list_scopes", security(("api_key" = []), ("bearer" = [])),
     responses((status = 200, body = ScopeCatalogueResponse)))]
 pub async fn scopes(
     State(state): State<AppState>,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use keyward_core::clock::rfc3339;
+use keyward_core::clock::{rfc3339, within_rfc3339};
 use keyward_gate::Problem;
 use keyward_service::principal::ReadKeys;
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
+use crate::openapi::values::{Granularity, KeyId, Time};
 use crate::state::AppState;
 
 /// Most buckets one answer holds.
@@ -25,11 +26,14 @@ pub const MAX_BUCKETS: i64 = 1_500;
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UsageQuery {
-    /// Start (RFC 3339, included); default: 24 hours before `to`.
+    /// Start (RFC 3339, included), before `to`; default: 24 hours before `to`.
+    #[param(inline, value_type = Option<Time>)]
     pub from: Option<String>,
     /// End (RFC 3339, excluded); default: the end of the current minute.
+    #[param(inline, value_type = Option<Time>)]
     pub to: Option<String>,
-    /// `minute`, `hour` (default) or `day`.
+    /// `minute`, `hour` (default) or `day`; the window holds at most 1,500 of them.
+    #[param(inline, value_type = Option<Granularity>)]
     pub granularity: Option<String>,
 }
 
@@ -65,22 +69,26 @@ pub struct UsageBucket {
     pub via_query: i64,
 }
 
+/// A time of the query: RFC 3339, and within the years every answer can write.
 fn parse_time(field: &'static str, text: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
     text.map(|t| {
-        OffsetDateTime::parse(t, &Rfc3339).map_err(|_| {
-            ApiError::bad_request(
-                "invalid_query",
-                format!("{field}: must be an RFC 3339 time"),
-            )
-        })
+        OffsetDateTime::parse(t, &Rfc3339)
+            .ok()
+            .filter(|t| within_rfc3339(*t))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("{field}: must be an RFC 3339 time from year 0000 to 9999 in UTC"),
+                )
+            })
     })
     .transpose()
 }
 
 /// A credential's requests per bucket and outcome. Needs `keys:read`. Counts are written
 /// in batches every flush interval (1 s by default), so the newest second may be missing.
-#[utoipa::path(get, path = "/v1/keys/{id}/usage", tag = "keys",
-    params(("id" = String, Path, description = "`api_key_…`"), UsageQuery),
+#[utoipa::path(get, path = "/v1/keys/{id}/usage", tag = "keys", operation_id = "key_usage",
+    params(("id" = inline(KeyId), Path), UsageQuery),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = UsageReport),

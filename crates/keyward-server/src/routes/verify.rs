@@ -27,6 +27,7 @@ use crate::caller::{KeyCaller, Verification};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, parse_json};
 use crate::json::EnvironmentName;
+use crate::openapi::values::{IpAddress, ScopeName};
 use crate::state::AppState;
 
 /// The body of `POST /v1/keys/verify`.
@@ -38,11 +39,13 @@ pub struct VerifyRequest<'a> {
     #[schema(value_type = String)]
     pub key: Cow<'a, str>,
     /// Scopes the request needs, e.g. `["dns:write"]`.
+    #[schema(value_type = Option<Vec<ScopeName>>)]
     pub required_scopes: Option<Vec<String>>,
     /// The environment the key must belong to.
     pub environment: Option<EnvironmentName>,
     /// The client's address, checked against the key's allowlist and the organization's
     /// IP rules; failures from it count towards brute-force protection.
+    #[schema(value_type = Option<IpAddress>)]
     pub client_ip: Option<String>,
 }
 
@@ -192,7 +195,8 @@ fn invalid(code: Outcome) -> VerifyResponse<'static> {
 /// Verify an API key for a request: its status, validity window, address, environment and
 /// scopes. Always 200 with `valid` and `code` (the reason when not valid). The caller needs
 /// `keys:verify` and can only verify its own organization's keys (others are `NOT_FOUND`).
-#[utoipa::path(post, path = "/v1/keys/verify", tag = "verification", request_body = VerifyRequest,
+#[utoipa::path(post, path = "/v1/keys/verify", tag = "verification", operation_id = "verify_key",
+    request_body = VerifyRequest,
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = VerifyResponse),

@@ -5,6 +5,7 @@
 mod audit;
 mod authentication;
 mod authorize;
+mod contract;
 mod dashboard;
 mod errors;
 mod ip_rules;

@@ -31,6 +31,76 @@ async fn the_openapi_document_describes_every_route() {
 }
 
 #[tokio::test]
+async fn every_operation_declares_what_it_can_answer() {
+    let app = TestApp::new().await;
+    let document = app.get("/v1/openapi.json").send().await.json();
+    let mut ids = std::collections::BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let at = format!("{method} {path}");
+            let id = operation["operationId"].as_str().unwrap();
+            assert!(ids.insert(id.to_owned()), "{at}: operationId {id} twice");
+            let responses = operation["responses"].as_object().unwrap();
+            for (status, response) in responses {
+                assert!(
+                    !response["description"].as_str().unwrap_or("").is_empty(),
+                    "{at}: {status} has no description"
+                );
+            }
+            // What the gate answers before any handler runs.
+            let gated = operation["security"]
+                .as_array()
+                .is_some_and(|alternatives| {
+                    alternatives.iter().any(|a| a.get("api_key").is_some())
+                });
+            if gated {
+                for status in ["400", "401", "403", "429", "503"] {
+                    let content = &responses[status]["content"];
+                    assert!(
+                        content["application/problem+json"].is_object(),
+                        "{at}: {status} undeclared"
+                    );
+                }
+            }
+            if operation["requestBody"]["content"]
+                .as_object()
+                .is_some_and(|c| c.len() == 1 && c.contains_key("application/json"))
+            {
+                for status in ["413", "415"] {
+                    assert!(responses.contains_key(status), "{at}: {status} undeclared");
+                }
+            }
+        }
+    }
+    // A page holds 1 to 100 items: `limit=0` is refused, and the document says so.
+    for path in ["/v1/keys", "/v1/audit-log"] {
+        let parameters = document["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let limit = parameters.iter().find(|p| p["name"] == "limit").unwrap();
+        assert_eq!(limit["schema"]["minimum"], 1, "{path}");
+        assert_eq!(limit["schema"]["maximum"], 100, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_document_states_this_deployments_bounds_on_ip_rules() {
+    let mut config = keyward_server::ServerConfig::default();
+    config.service.rule_policy.ipv4_prefixes = 20..=32;
+    let app = TestApp::with_config(config).await;
+    let document = app.get("/v1/openapi.json").send().await.json();
+    let network = &document["components"]["schemas"]["IpRuleNetwork"];
+    assert!(
+        network["description"].as_str().unwrap().contains("/20–/32"),
+        "{network}"
+    );
+    assert!(
+        network["pattern"].as_str().unwrap().contains("/(?:20|21|"),
+        "{network}"
+    );
+}
+
+#[tokio::test]
 async fn health_probes_answer() {
     let app = TestApp::new().await;
     assert_eq!(app.get("/healthz").send().await.json()["status"], "ok");
