@@ -224,7 +224,8 @@ fn describe(status: &str, response: &Response) -> String {
             "The credential may not do this: a scope it lacks (`insufficient_scope`), an \
              address or environment it may not be used from (`ip_denied`, \
              `environment_mismatch`), a change beyond its own reach (`privilege_escalation`), \
-             or a proxied request no route allows (`route_not_allowed`).",
+             a proxied request no route allows (`route_not_allowed`), or a dashboard \
+             session's request without the session's CSRF token (`csrf_token_invalid`).",
         ),
         "404" => Some("No such object in the caller's organization (`not_found`)."),
         "408" => Some("The request took too long (`request_timeout`)."),
