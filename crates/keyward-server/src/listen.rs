@@ -44,7 +44,8 @@ pub struct ConnectionLimits {
 impl ConnectionLimits {
     /// The refusal of a request whose head is beyond the limits, if it is. Checked here,
     /// before routing, so the answer is a problem document like every other; hyper's own
-    /// limits are set at twice these, and a head beyond those gets hyper's bare status.
+    /// limits are further out (see [`serve_router`]), and a head beyond those gets hyper's
+    /// bare status.
     fn refuse<B>(&self, request: &Request<B>) -> Option<ApiError> {
         let target = request
             .uri()
@@ -85,6 +86,10 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// The most header fields hyper reads by default (`DEFAULT_MAX_HEADERS` in hyper's HTTP/1
+/// parser); a head with more is refused with a bare 431.
+const HYPER_HEADER_FIELDS: usize = 100;
+
 /// Serves `router` on `listener` within `limits` until `shutdown` completes, then lets the
 /// requests in flight finish. Each request carries its peer's address as `ConnectInfo`.
 pub async fn serve_router(
@@ -97,8 +102,14 @@ pub async fn serve_router(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
-        .max_headers(limits.max_headers * 2)
         .max_buf_size((2 * (limits.max_header_bytes + limits.max_uri_bytes)).max(8 * 1024));
+    // hyper parses a head's fields into room on the stack for HYPER_HEADER_FIELDS unless it
+    // is given a count, which it then allocates and fills for every request (about 1,750
+    // instructions a request, BENCHMARKS.md). Its own count is only given when ours is
+    // beyond its default: then at twice ours.
+    if limits.max_headers >= HYPER_HEADER_FIELDS {
+        builder.max_headers(limits.max_headers * 2);
+    }
     // Permits are taken before accepting, so a full server leaves new clients in the
     // kernel's backlog rather than accepting sockets it cannot serve.
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));

@@ -205,7 +205,8 @@ async fn an_oversized_head_gets_a_problem_document() {
     // Within the limits, the same server answers as usual.
     let (ok, _, _) = send_head(&server, "GET /healthz HTTP/1.1\r\nHost: k\r\n").await;
     assert_eq!(ok, 200);
-    // Far beyond them (over twice), hyper refuses the head itself, still with a 431.
+    // Far beyond them (past hyper's own count), hyper refuses the head itself, still with a
+    // 431.
     let (far, _, _) = send_head(
         &server,
         &format!(
@@ -217,4 +218,28 @@ async fn an_oversized_head_gets_a_problem_document() {
     )
     .await;
     assert_eq!(far, 431);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_header_count_above_hypers_own_is_honoured() {
+    let (db, work) = (database().await, tempfile::tempdir().unwrap());
+    init(db.url());
+    let file = work.path().join("keyward.toml");
+    std::fs::write(&file, "[connections]\nmax_headers = 150\n").unwrap();
+    let server = Server::start(db.url(), &["--config", file.to_str().unwrap()], &[]);
+    let head = |fields: usize| {
+        format!(
+            "GET /healthz HTTP/1.1\r\nHost: k\r\n{}",
+            (0..fields)
+                .map(|i| format!("X-F-{i}: {i}\r\n"))
+                .collect::<String>()
+        )
+    };
+    // More fields than hyper reads by default, within the configured count.
+    let (within, answer_head, body) = send_head(&server, &head(120)).await;
+    assert_eq!(within, 200, "{answer_head}\n{body}");
+    // Beyond it: our problem document, not hyper's bare refusal.
+    let (beyond, answer_head, body) = send_head(&server, &head(160)).await;
+    assert_eq!(beyond, 431, "{answer_head}\n{body}");
+    assert!(answer_head.contains("content-type: application/problem+json"));
 }
