@@ -51,6 +51,17 @@ pub fn base_document() -> OpenApi {
         SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
     );
     components.add_security_scheme(
+        "session",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            "keyward_session",
+            "A member's dashboard session (`__Host-keyward_session` behind TLS), for the \
+             management operations: the request must also carry the session's CSRF token in \
+             `X-CSRF-Token` (every dashboard page has it in `<meta name=\"keyward-csrf-token\">`), \
+             else it is refused with 403 `csrf_token_invalid`. The member acts within its \
+             organization.",
+        ))),
+    );
+    components.add_security_scheme(
         OAUTH_CLIENT,
         SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
     );

@@ -83,7 +83,7 @@ pub struct AuditLogPage {
 /// List the organization's audit log, newest first. Needs `audit_log:read`.
 #[utoipa::path(get, path = "/v1/audit-log", tag = "audit", operation_id = "list_audit_events",
     params(AuditLogQuery),
-    security(("api_key" = []), ("bearer" = [])),
+    security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 200, body = AuditLogPage),
         (status = 400, body = Problem, content_type = "application/problem+json"),

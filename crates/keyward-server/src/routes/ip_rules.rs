@@ -137,7 +137,7 @@ pub struct IpRuleList {
 
 /// List the organization's IP access rules, with the limits. Needs `ip_rules:read`.
 #[utoipa::path(get, path = "/v1/ip-rules", tag = "ip rules", operation_id = "list_ip_rules",
-    security(("api_key" = []), ("bearer" = [])),
+    security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses((status = 200, body = IpRuleList), (status = 403, body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
     State(state): State<AppState>,
@@ -162,7 +162,7 @@ pub async fn list(
 /// `ip_rules:write`.
 #[utoipa::path(post, path = "/v1/ip-rules", tag = "ip rules", operation_id = "create_ip_rule",
     request_body = CreateIpRuleRequest,
-    security(("api_key" = []), ("bearer" = [])),
+    security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 201, body = IpRuleResponse),
         (status = 409, body = Problem, content_type = "application/problem+json"),
@@ -189,7 +189,7 @@ pub async fn create(
 #[utoipa::path(patch, path = "/v1/ip-rules/{id}", tag = "ip rules", operation_id = "update_ip_rule",
     request_body = UpdateIpRuleRequest,
     params(("id" = inline(IpRuleId), Path)),
-    security(("api_key" = []), ("bearer" = [])),
+    security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 200, body = IpRuleResponse),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -221,7 +221,7 @@ pub async fn update(
 /// `ip_rules:delete`.
 #[utoipa::path(delete, path = "/v1/ip-rules/{id}", tag = "ip rules", operation_id = "delete_ip_rule",
     params(("id" = inline(IpRuleId), Path), DeleteIpRuleQuery),
-    security(("api_key" = []), ("bearer" = [])),
+    security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 204, description = "removed"),
         (status = 404, body = Problem, content_type = "application/problem+json"),

@@ -244,7 +244,7 @@ fn invalid_query(message: &str) -> ApiError {
 /// Create a credential: an API key and an OAuth client secret, each returned only in this
 /// answer. Needs `keys:write`, and the new credential's scopes must be within the caller's.
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", operation_id = "create_key", request_body = CreateKeyRequest,
-    security(("api_key" = []), ("bearer" = [])),
+    security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 201, body = CreatedKeyResponse),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -268,7 +268,7 @@ pub async fn create(
 
 /// List the organization's credentials, newest first, with cursor pagination. Needs `keys:read`.
 #[utoipa::path(get, path = "/v1/keys", tag = "keys", operation_id = "list_keys", params(ListKeysQuery),
-    security(("api_key" = []), ("bearer" = [])),
+    security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 200, body = KeyPage),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -332,7 +332,7 @@ pub async fn list(
 
 /// Read one credential (never its secrets). Needs `keys:read`.
 #[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys", operation_id = "get_key", params(("id" = inline(KeyId), Path)),
-    security(("api_key" = []), ("bearer" = [])),
+    security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 200, body = KeyResponse),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -354,7 +354,7 @@ pub async fn get(
 /// caller's.
 #[utoipa::path(patch, path = "/v1/keys/{id}", tag = "keys", operation_id = "update_key", request_body = UpdateKeyRequest,
     params(("id" = inline(KeyId), Path)),
-    security(("api_key" = []), ("bearer" = [])),
+    security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 200, body = KeyResponse),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -396,7 +396,7 @@ async fn change_status(
 
 /// Disable a credential: refused from now on, until enabled again. Idempotent. Needs `keys:write`.
 #[utoipa::path(post, path = "/v1/keys/{id}/disable", tag = "keys", operation_id = "disable_key", params(("id" = inline(KeyId), Path)),
-    security(("api_key" = []), ("bearer" = [])),
+    security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 200, body = KeyResponse),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -412,7 +412,7 @@ pub async fn disable(
 
 /// Enable a disabled credential. Idempotent. Needs `keys:write` and the credential's scopes.
 #[utoipa::path(post, path = "/v1/keys/{id}/enable", tag = "keys", operation_id = "enable_key", params(("id" = inline(KeyId), Path)),
-    security(("api_key" = []), ("bearer" = [])),
+    security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 200, body = KeyResponse),
         (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -430,7 +430,7 @@ pub async fn enable(
 /// Revoke a credential: refused from now on, for good. Idempotent and irreversible.
 /// Needs `keys:write`.
 #[utoipa::path(post, path = "/v1/keys/{id}/revoke", tag = "keys", operation_id = "revoke_key", params(("id" = inline(KeyId), Path)),
-    security(("api_key" = []), ("bearer" = [])),
+    security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 200, body = KeyResponse),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -448,7 +448,7 @@ pub async fn revoke(
 /// the credential's expiry). Needs `keys:write` and the credential's scopes.
 #[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "keys", operation_id = "rotate_key", request_body(content = Option<RotateKeyRequest>, description = "optional"),
     params(("id" = inline(KeyId), Path)),
-    security(("api_key" = []), ("bearer" = [])),
+    security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 200, body = CreatedKeyResponse),
         (status = 403, body = Problem, content_type = "application/problem+json"),

@@ -66,7 +66,7 @@ fn custom(role: &CustomRole) -> RoleResponse {
 }
 
 /// List the built-in roles and the organization's own. Needs `roles:read`.
-#[utoipa::path(get, path = "/v1/roles", tag = "roles", operation_id = "list_roles", security(("api_key" = []), ("bearer" = [])),
+#[utoipa::path(get, path = "/v1/roles", tag = "roles", operation_id = "list_roles", security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses((status = 200, body = RoleList), (status = 403, body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
     State(state): State<AppState>,
@@ -94,7 +94,7 @@ pub async fn list(
 /// `roles:write`.
 #[utoipa::path(post, path = "/v1/roles", tag = "roles", operation_id = "create_role",
     request_body = CreateRoleRequest,
-    security(("api_key" = []), ("bearer" = [])),
+    security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 201, body = RoleResponse),
         (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -137,7 +137,7 @@ pub struct ScopeCatalogueResponse {
 }
 
 /// The scopes credentials may hold. Any valid credential may read it.
-#[utoipa::path(get, path = "/v1/scopes", tag = "roles", operation_id = "list_scopes", security(("api_key" = []), ("bearer" = [])),
+#[utoipa::path(get, path = "/v1/scopes", tag = "roles", operation_id = "list_scopes", security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses((status = 200, body = ScopeCatalogueResponse)))]
 pub async fn scopes(
     State(state): State<AppState>,

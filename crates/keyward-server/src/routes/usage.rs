@@ -89,7 +89,7 @@ fn parse_time(field: &'static str, text: Option<&str>) -> Result<Option<OffsetDa
 /// in batches every flush interval (1 s by default), so the newest second may be missing.
 #[utoipa::path(get, path = "/v1/keys/{id}/usage", tag = "keys", operation_id = "key_usage",
     params(("id" = inline(KeyId), Path), UsageQuery),
-    security(("api_key" = []), ("bearer" = [])),
+    security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 200, body = UsageReport),
         (status = 400, body = Problem, content_type = "application/problem+json"),

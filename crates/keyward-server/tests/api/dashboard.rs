@@ -1261,3 +1261,40 @@ async fn a_members_api_requests_count_against_the_organizations_ceiling() {
         .await
         .assert_problem(429, "organization_rate_limited");
 }
+
+#[tokio::test]
+async fn the_document_says_which_operations_a_session_may_call() {
+    let (app, member) = signed_in().await;
+    let document = app.get("/v1/openapi.json").send().await.expect(200).json();
+    let mut with_session = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        let path = path
+            .replace("{id}", "api_key_00000000000000000000000000")
+            .replace("{name}", "no-such-role");
+        for (method, operation) in item.as_object().unwrap() {
+            let Some(security) = operation["security"].as_array() else {
+                continue;
+            };
+            let named = |scheme: &str| security.iter().any(|s| s.get(scheme).is_some());
+            // The OAuth endpoints authenticate their client their own way first.
+            if !named("api_key") || named("oauth_client") {
+                continue;
+            }
+            let answer = member
+                .api(&app, &method.to_uppercase(), &path, &member.csrf)
+                .send()
+                .await;
+            if named("session") {
+                with_session += 1;
+                assert_ne!(answer.status, 401, "{method} {path}: {}", answer.text);
+                assert_ne!(answer.status, 403, "{method} {path}: {}", answer.text);
+            } else {
+                answer.assert_problem(401, "unauthenticated");
+            }
+        }
+    }
+    assert!(
+        with_session >= 17,
+        "{with_session} operations take a session"
+    );
+}
