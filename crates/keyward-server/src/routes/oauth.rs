@@ -1,5 +1,5 @@
 //! OAuth 2.0 client credentials: the token endpoint, the JWKS and metadata
-//! documents, introspection (RFC 7662), revocation (RFC 7009), and OpusDNS's record of the
+//! documents, introspection (RFC 7662), revocation (RFC 7009), and the record of the
 //! calling credential. OAuth endpoints answer errors in OAuth's JSON shape
 //! ([`OAuthError`]), every answer with `Cache-Control: no-store`.
 
@@ -404,7 +404,7 @@ async fn revoke_token(state: &AppState, request: Request) -> Result<(), OAuthErr
         .map_err(|_| OAuthError::Unavailable)
 }
 
-/// The calling credential, as OpusDNS's `client_credentials/introspect` shows it.
+/// The calling credential, as `client_credentials/introspect` shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CallerRecord {
     /// The credential.
@@ -418,7 +418,7 @@ pub struct CallerRecord {
     pub token_expires_at: Option<String>,
 }
 
-/// The record of the credential making the call (OpusDNS's `client_credentials/introspect`),
+/// The record of the credential making the call (`client_credentials/introspect`),
 /// authenticated by its API key or an access token.
 #[utoipa::path(get, path = "/v1/auth/client_credentials/introspect", tag = "oauth",
     operation_id = "caller_record",
