@@ -252,10 +252,101 @@ fn push_random_base62(out: &mut String, count: usize) {
     }
 }
 
+/// A secret found in a text by [`find_secrets`]: where it is, and which it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FoundSecret<'t> {
+    /// The secret, whole.
+    pub text: &'t str,
+    /// Its byte offset in the text searched.
+    pub offset: usize,
+    /// Which secret it is.
+    pub kind: SecretKind,
+}
+
+impl FoundSecret<'_> {
+    /// `{prefix}_{marker}_`, which may be shown.
+    pub fn display_prefix(&self) -> &str {
+        &self.text[..self.text.len() - self.kind.body_len() - CHECK_LEN]
+    }
+
+    /// The last four characters, which may be shown.
+    pub fn hint(&self) -> &str {
+        &self.text[self.text.len() - 4..]
+    }
+}
+
+/// Every well-formed secret in `text` whose checksum holds, wherever it stands (in
+/// quotes, after `=`, in a URL): a run of letters, digits and `_` that reads as a secret,
+/// cut from the text at its first `_`-separated prefix of 2–8 characters. A string that
+/// only looks like a key, with a checksum that does not match, is not one: that is what
+/// keeps a scan of a repository free of false alarms.
+pub fn find_secrets(text: &str) -> impl Iterator<Item = FoundSecret<'_>> {
+    let bytes = text.as_bytes();
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        while at < bytes.len() {
+            // The next run of word characters.
+            let start = at + bytes[at..].iter().position(|&b| is_word(b))?;
+            let end = start
+                + bytes[start..]
+                    .iter()
+                    .position(|&b| !is_word(b))
+                    .unwrap_or(bytes.len() - start);
+            at = end;
+            let word = &text[start..end];
+            // A secret is the whole run, or the run from a prefix that follows a `_` (a
+            // variable name glued to it: `API_KEY_kw_live_…`).
+            let starts = std::iter::once(0).chain(
+                word.match_indices('_')
+                    .map(|(i, _)| i + 1)
+                    .filter(|&i| i < word.len()),
+            );
+            for from in starts {
+                if let Ok(kind) = parse_secret(&word[from..]) {
+                    return Some(FoundSecret {
+                        text: &word[from..],
+                        offset: start + from,
+                        kind,
+                    });
+                }
+            }
+        }
+        None
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn secrets_are_found_wherever_they_stand_and_look_alikes_are_not() {
+        let prefix = KeyPrefix::default();
+        let key = PlainSecret::generate(&prefix, SecretKind::ApiKey(Environment::Live));
+        let secret = PlainSecret::generate(&prefix, SecretKind::ClientSecret);
+        let (key, secret) = (key.expose(), secret.expose());
+        // The same shape with the last character changed: its checksum fails.
+        let mut fake = key.to_owned();
+        let last = fake.pop().unwrap();
+        fake.push(if last == 'a' { 'b' } else { 'a' });
+        let text = format!(
+            "export API_KEY_{key}\nurl=https://x/?api_key={key}&a=1 \"{secret}\"\n{fake} x{key}y"
+        );
+        let found: Vec<_> = find_secrets(&text).collect();
+        let texts: Vec<&str> = found.iter().map(|f| f.text).collect();
+        assert_eq!(texts, [key, key, secret]);
+        for f in &found {
+            assert_eq!(&text[f.offset..f.offset + f.text.len()], f.text);
+            assert_eq!(f.hint(), &f.text[f.text.len() - 4..]);
+        }
+        assert_eq!(found[0].display_prefix(), "kw_live_");
+        assert_eq!(found[2].kind, SecretKind::ClientSecret);
+        assert_eq!(found[2].display_prefix(), "kw_cs_");
+        assert_eq!(find_secrets("").count(), 0);
+        assert_eq!(find_secrets("____ kw_live_ é_live_x").count(), 0);
+    }
 
     fn api_key(env: Environment) -> PlainSecret {
         PlainSecret::generate(&KeyPrefix::default(), SecretKind::ApiKey(env))

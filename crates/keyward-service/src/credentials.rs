@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
 use crate::error::{Conflict, ServiceError};
-use crate::principal::{Authority, Permit, Principal, ReadKeys, WriteKeys};
+use crate::principal::{Authority, Operator, Permit, Principal, ReadKeys, WriteKeys};
 use crate::service::Service;
 use crate::writes::{WRITE_ATTEMPTS, object, written};
 
@@ -99,6 +99,43 @@ pub struct Issued {
     pub api_key: PlainSecret,
     /// The OAuth client secret.
     pub client_secret: PlainSecret,
+}
+
+/// The credential a found secret belongs to ([`Credentials::find_by_secret`]).
+#[derive(Debug, Clone)]
+pub struct SecretOwner {
+    /// The credential.
+    pub credential: Credential,
+    /// Which of its secrets it is.
+    pub kind: SecretKind,
+    /// Whether the secret still works.
+    pub state: SecretState,
+}
+
+/// Whether a found secret still works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretState {
+    /// The credential's state decides: a secret of an active credential works.
+    Credential(DisplayStatus),
+    /// The secret was rotated out and its grace period is over: it no longer works,
+    /// whatever its credential's state.
+    Replaced,
+}
+
+impl SecretState {
+    /// `active`, `disabled`, `revoked`, `expired` or `replaced`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretState::Credential(status) => status.as_str(),
+            SecretState::Replaced => "replaced",
+        }
+    }
+
+    /// Whether the secret is accepted today (as far as the credential's state goes: its
+    /// addresses, scopes and limits still apply).
+    pub fn works(self) -> bool {
+        self == SecretState::Credential(DisplayStatus::Active)
+    }
 }
 
 /// A rotated credential: its new secrets, and when the previous ones stop.
@@ -273,6 +310,38 @@ impl Credentials<'_> {
         id: &str,
     ) -> Result<Credential, ServiceError> {
         self.read(permit.organization(), &key_id(id)?).await
+    }
+
+    /// What the secret `secret` (found in a file, a log, a report) belongs to in this
+    /// deployment: `None` for a secret no credential here has (another deployment's, or a
+    /// look-alike whose checksum happens to hold, or a secret rotated out without grace,
+    /// which is not kept). The secret is confirmed against its
+    /// salted hash, not only found by its digest. Whether it still works is
+    /// [`SecretOwner::state`]. For the operator only: it crosses organizations.
+    pub async fn find_by_secret(
+        &self,
+        _operator: &Operator,
+        secret: &str,
+    ) -> Result<Option<SecretOwner>, ServiceError> {
+        let lookup = keyward_core::digest::LookupDigest::of(secret);
+        let Some(found) = self.0.store.credential_by_secret(&lookup).await? else {
+            return Ok(None);
+        };
+        if !found.salted.matches(secret) {
+            return Ok(None);
+        }
+        let now = self.0.clock.now();
+        let replaced = found.expires_at.is_some_and(|end| end <= now);
+        let state = if replaced {
+            SecretState::Replaced
+        } else {
+            SecretState::Credential(found.credential.display_status(now))
+        };
+        Ok(Some(SecretOwner {
+            credential: found.credential,
+            kind: found.kind,
+            state,
+        }))
     }
 
     /// The credential's requests from minute `from` (included) to `to` (excluded) since

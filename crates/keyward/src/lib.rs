@@ -7,10 +7,12 @@
 //!
 //! # Layout
 //! - [`config`]: layered configuration (defaults, TOML file, `KEYWARD_*` environment, flags).
+//! - [`scan`]: `keyward scan`, Keyward secrets in files.
 //! - Re-exports: [`core`], [`store`], [`engine`], [`service`], [`gate`], [`server`],
 //!   [`layer`], [`connect`], [`Identity`].
 
 pub mod config;
+pub mod scan;
 
 pub use keyward_core as core;
 pub use keyward_engine as engine;

@@ -1,8 +1,9 @@
-//! The `keyward` binary: `serve`, `migrate`, `init`, `keys …`, `users …`, `signing-keys …`
-//! and `config check`.
+//! The `keyward` binary: `serve`, `migrate`, `init`, `keys …`, `users …`, `signing-keys …`,
+//! `scan` and `config check`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -77,6 +78,20 @@ enum Command {
     Users {
         #[command(subcommand)]
         command: UsersCommand,
+    },
+    /// Find Keyward API keys and client secrets in files, directories (recursively) or
+    /// `-` (standard input), by their format and checksum. Exit status: 0 when none is
+    /// found, 1 when one is, 2 on an error
+    Scan {
+        /// Files, directories, or `-` for standard input
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Also look each secret up in the database and say whether it still works
+        #[arg(long)]
+        live: bool,
+        /// Print one JSON array instead of text
+        #[arg(long)]
+        json: bool,
     },
     /// Configuration
     Config {
@@ -194,18 +209,23 @@ enum ConfigCommand {
 
 /// Runs the command; a failure is one line on standard error (the error and its causes,
 /// outermost first) and exit status 1.
-fn main() -> std::process::ExitCode {
-    match run_cli() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // `scan` keeps 1 for "a secret was found": its errors are 2.
+    let failure = match cli.command {
+        Command::Scan { .. } => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    };
+    match run_cli(cli) {
+        Ok(code) => code,
         Err(error) => {
             eprintln!("Error: {error:#}");
-            std::process::ExitCode::FAILURE
+            failure
         }
     }
 }
 
-fn run_cli() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
     let listen = match &cli.command {
         Command::Serve { listen } => *listen,
         _ => None,
@@ -280,8 +300,78 @@ fn master_key(path: &std::path::Path) -> anyhow::Result<MasterKey> {
     }
 }
 
-async fn run(command: Command, config: Config) -> anyhow::Result<()> {
-    match command {
+/// `keyward scan`: prints what it found (with `live`, whether each secret still works in
+/// the database `live` names); exit status 1 when it found a secret, 2 when a path could
+/// not be read (what was found is printed all the same).
+async fn scan(paths: &[PathBuf], live: Option<&Config>, json: bool) -> anyhow::Result<ExitCode> {
+    let found = keyward::scan::scan(paths);
+    let state = match live {
+        Some(config) => Some(open_state(config).await?),
+        None => None,
+    };
+    let mut rows = Vec::new();
+    for finding in &found.findings {
+        let mut row = serde_json::to_value(finding)?;
+        if let Some(state) = &state {
+            let owner = state
+                .service
+                .credentials()
+                .find_by_secret(&Operator::new(), &finding.secret)
+                .await?;
+            row["state"] = owner
+                .as_ref()
+                .map_or("unknown", |owner| owner.state.as_str())
+                .into();
+            if let Some(owner) = owner {
+                row["key_id"] = owner.credential.id.to_string().into();
+                row["organization_id"] = owner.credential.organization_id.to_string().into();
+            }
+        }
+        rows.push(row);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for row in &rows {
+            let field = |name: &str| row[name].as_str().unwrap_or_default().to_owned();
+            let mut line = format!(
+                "{}:{}: {} {}…{}",
+                field("path"),
+                row["line"],
+                field("kind"),
+                field("prefix"),
+                field("hint")
+            );
+            if state.is_some() {
+                line.push_str(&format!(" {}", field("state")));
+                if row.get("key_id").is_some() {
+                    line.push_str(&format!(
+                        " ({} in {})",
+                        field("key_id"),
+                        field("organization_id")
+                    ));
+                }
+            }
+            println!("{line}");
+        }
+    }
+    for error in &found.errors {
+        eprintln!("Error: {error}");
+    }
+    Ok(if !found.errors.is_empty() {
+        ExitCode::from(2)
+    } else if found.findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    let done = match command {
+        Command::Scan { paths, live, json } => {
+            return scan(&paths, live.then_some(&config), json).await;
+        }
         Command::Config {
             command: ConfigCommand::Check,
         } => {
@@ -315,7 +405,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let state = open_state(&config).await?;
             users(&state.service, command).await
         }
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 async fn serve(mut config: Config) -> anyhow::Result<()> {

@@ -437,3 +437,167 @@ async fn metrics_can_have_an_address_of_their_own() {
     let api = http.get(format!("{metrics}/v1/keys")).send().await.unwrap();
     assert_eq!(api.status(), 404, "the metrics address serves nothing else");
 }
+
+/// Runs `keyward scan` with `args` on `database`; returns its exit status and output.
+fn scan(args: &[&str], database: &str, stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = keyward()
+        .arg("--database")
+        .arg(database)
+        .arg("scan")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code().unwrap(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn scan_finds_secrets_says_which_still_work_and_exits_for_a_hook() {
+    let (db, other) = (database().await, database().await);
+    let path = db.url();
+    let bootstrap = init(path);
+    let org = bootstrap.organization_id.clone();
+    let foreign = init(other.url()).api_key;
+    let create = |name: &str| -> Value {
+        serde_json::from_str(&run(
+            &["keys", "create", "--org", &org, "--name", name, "--json"],
+            path,
+        ))
+        .unwrap()
+    };
+    let revoked = create("to revoke");
+    run(
+        &[
+            "keys",
+            "revoke",
+            "--org",
+            &org,
+            revoked["key_id"].as_str().unwrap(),
+        ],
+        path,
+    );
+    let rotated = create("to rotate");
+    run(
+        &[
+            "keys",
+            "rotate",
+            "--org",
+            &org,
+            rotated["key_id"].as_str().unwrap(),
+        ],
+        path,
+    );
+    let secret = |v: &Value| v["key"].as_str().unwrap().to_owned();
+    let (live, revoked, replaced) = (
+        bootstrap.api_key.clone(),
+        secret(&revoked),
+        secret(&rotated),
+    );
+    // The live key with its last character changed: the same shape, a failing checksum.
+    let mut look_alike = live.clone();
+    let last = look_alike.pop().unwrap();
+    look_alike.push(if last == 'x' { 'y' } else { 'x' });
+
+    let tree = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: String| {
+        let file = tree.path().join(name);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    };
+    write("app/config.py", format!("API_KEY = \"{live}\"\n"));
+    write(
+        "app/deploy/.env",
+        format!("# old\nKEY={revoked}\nSECRET={}\n", bootstrap.client_secret),
+    );
+    write(
+        "notes.md",
+        format!("rotated: {replaced}\nforeign: {foreign}\n"),
+    );
+    write("fixtures/look_alike.txt", format!("{look_alike}\n"));
+    write(".git/config", format!("{live}\n"));
+    let dir = tree.path().to_str().unwrap();
+
+    let (status, out, err) = scan(&[dir], path, "");
+    assert_eq!(status, 1, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    assert!(
+        lines[0].ends_with("app/config.py:1: api_key kw_live_…".to_owned().as_str())
+            || lines[0].contains("app/config.py:1: api_key kw_live_…"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "app/deploy/.env:2: api_key kw_live_…{}",
+            &revoked[revoked.len() - 4..]
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("app/deploy/.env:3: client_secret kw_cs_…"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("look_alike") && !out.contains(".git"),
+        "{out}"
+    );
+    for whole in [
+        &live,
+        &revoked,
+        &replaced,
+        &foreign,
+        &bootstrap.client_secret,
+    ] {
+        assert!(!out.contains(whole.as_str()), "a whole secret was printed");
+    }
+
+    let (status, out, _) = scan(&["--live", "--json", dir], path, "");
+    assert_eq!(status, 1);
+    let found: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let states: Vec<(&str, &str)> = found
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap(), f["state"].as_str().unwrap()))
+        .map(|(p, s)| (p.rsplit('/').next().unwrap(), s))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("config.py", "active"),
+            (".env", "revoked"),
+            (".env", "active"),
+            // Rotated without grace: the old secret is gone from the store.
+            ("notes.md", "unknown"),
+            ("notes.md", "unknown"),
+        ]
+    );
+    assert_eq!(found[0]["organization_id"], org.as_str());
+    assert!(found[4].get("key_id").is_none());
+    assert!(!out.contains(&live));
+
+    // Standard input, a clean file, an unreadable path.
+    let (status, out, _) = scan(&["-"], path, &format!("token: {live}\n"));
+    assert_eq!(
+        (status, out.starts_with("-:1: api_key")),
+        (1, true),
+        "{out}"
+    );
+    let (status, out, _) = scan(&[&format!("{dir}/fixtures")], path, "");
+    assert_eq!((status, out.as_str()), (0, ""));
+    let (status, _, err) = scan(&[&format!("{dir}/missing")], path, "");
+    assert_eq!(status, 2, "{err}");
+    assert!(err.contains("missing"), "{err}");
+}
