@@ -9,7 +9,9 @@ leave the rest of the run answering 401 or 403:
   allowlist or scopes): its id is swapped for a well-formed id no credential has, which
   answers 404;
 - an IP rule change confirmed past the lockout guard (`confirm_lockout`), which may shut
-  out 127.0.0.1: the confirmation is withdrawn, so the guard answers 409 `lockout` instead.
+  out 127.0.0.1: the confirmation is withdrawn, so the guard answers 409 `lockout` instead;
+- `POST /v1/keys/self/revoke`, which revokes the key that calls it: each call is made with
+  a key of its own, made for it.
 
 Some values are valid or not by what the server holds or by the clock, which JSON Schema
 cannot say: an expiry must be in the future, a role must exist, a usage window must end
@@ -19,13 +21,17 @@ declares their 4xx; a request generated as valid gets such values made valid her
 they are, and are sent as generated.
 """
 
+import json
 import os
+import urllib.request
 from datetime import datetime, timedelta, timezone
 
 import schemathesis
 from schemathesis.core.parameters import ParameterLocation
 
 ROOT_KEY_ID = os.environ["KEYWARD_ROOT_KEY_ID"]
+ROOT_KEY = os.environ["KEYWARD_ROOT_KEY"]
+BASE_URL = os.environ["KEYWARD_BASE_URL"]
 
 # A well-formed credential id (`api_key_` and 26 base32 characters) that no credential has.
 ABSENT_KEY_ID = "api_key_" + "0" * 26
@@ -115,3 +121,21 @@ def map_case(context, case):
         _usage_window(query, now)
         case.query = query
     return case
+
+
+@schemathesis.auth(refresh_interval=None)
+class RunCredential:
+    """The run's own key, and for the operation that revokes its caller a fresh key for
+    each call, made with the run's key."""
+
+    def get(self, case, context):
+        if case.operation.path != "/v1/keys/self/revoke":
+            return ROOT_KEY
+        body = json.dumps({"name": "revokes itself"}).encode()
+        headers = {"X-Api-Key": ROOT_KEY, "Content-Type": "application/json"}
+        request = urllib.request.Request(f"{BASE_URL}/v1/keys", body, headers)
+        with urllib.request.urlopen(request) as answer:
+            return json.load(answer)["key"]
+
+    def set(self, case, data, context):
+        case.headers = {**(case.headers or {}), "X-Api-Key": data}

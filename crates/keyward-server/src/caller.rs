@@ -186,6 +186,15 @@ impl<P> KeyCaller<P> {
     pub fn organization_id(&self) -> &OrganizationId {
         &self.identity.credential.organization_id
     }
+
+    /// The caller as the management service sees it: bounded by its credential.
+    pub fn principal(&self) -> Principal<'_> {
+        Principal {
+            organization: self.organization_id(),
+            actor: &self.actor,
+            authority: Authority::Credential(&self.identity),
+        }
+    }
 }
 
 impl<P: CallerPurpose> FromRequestParts<AppState> for KeyCaller<P> {

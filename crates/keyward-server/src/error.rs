@@ -65,6 +65,10 @@ pub enum ApiError {
     /// session's CSRF token (a form's field, or the API's `X-CSRF-Token` header).
     #[error("the request does not carry this session's CSRF token")]
     Csrf,
+    /// 403 `api_key_required`: only the API key itself may do this, not an access token
+    /// minted from it.
+    #[error("this needs the API key itself, not an access token")]
+    ApiKeyRequired,
     /// 405 `method_not_allowed`.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -96,6 +100,7 @@ impl ApiError {
             ApiError::Escalation(_) => (StatusCode::FORBIDDEN, "privilege_escalation"),
             ApiError::RouteNotAllowed => (StatusCode::FORBIDDEN, "route_not_allowed"),
             ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf_token_invalid"),
+            ApiError::ApiKeyRequired => (StatusCode::FORBIDDEN, "api_key_required"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),

@@ -485,6 +485,23 @@ impl Credentials<'_> {
         .await
     }
 
+    /// Revokes the principal's own credential, whatever its scopes: whoever holds a key
+    /// can always end it (a key found in public is revoked by its holder without asking
+    /// anyone for `keys:write`). Only a credential has itself: any other principal is
+    /// [`ServiceError::NotFound`].
+    pub async fn revoke_self(&self, principal: &Principal<'_>) -> Result<Credential, ServiceError> {
+        let Authority::Credential(identity) = principal.authority else {
+            return Err(ServiceError::NotFound);
+        };
+        let permit = Permit::<WriteKeys>::granted(*principal);
+        self.set_status(
+            &permit,
+            identity.credential.id.as_str(),
+            StatusChange::Revoke,
+        )
+        .await
+    }
+
     /// Issues new secrets for a credential. The old ones stop at once, or when the grace
     /// period ends (never past the credential's own expiry), and so do the access tokens
     /// minted before.

@@ -152,6 +152,17 @@ impl<'a, P> Permit<'a, P> {
     }
 }
 
+impl<'a, P> Permit<'a, P> {
+    /// A permit the service grants for one operation whose right does not come from the
+    /// principal's scopes: a credential revoking itself.
+    pub(crate) fn granted(principal: Principal<'a>) -> Self {
+        Permit {
+            principal,
+            permission: PhantomData,
+        }
+    }
+}
+
 impl<'a> Principal<'a> {
     /// Whether the principal holds permission `P` (an interface lists only what it may
     /// do).

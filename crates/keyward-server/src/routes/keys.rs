@@ -16,7 +16,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::caller::Caller;
+use crate::caller::{Caller, KeyCaller};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, OptionalApiJson};
 use crate::json::{
@@ -441,6 +441,29 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Json<KeyResponse>, ApiError> {
     change_status(state, caller, id, StatusChange::Revoke).await
+}
+
+/// Revoke the calling key itself, whatever its scopes: whoever holds a key can end it, for
+/// good (a key found in public, say). Only with the API key itself, not an access token
+/// (403 `api_key_required`).
+#[utoipa::path(post, path = "/v1/keys/self/revoke", tag = "keys", operation_id = "revoke_own_key",
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, body = KeyResponse),
+    ))]
+pub async fn revoke_self(
+    State(state): State<AppState>,
+    caller: KeyCaller,
+) -> Result<Json<KeyResponse>, ApiError> {
+    if caller.identity.token.is_some() {
+        return Err(ApiError::ApiKeyRequired);
+    }
+    let revoked = state
+        .service
+        .credentials()
+        .revoke_self(&caller.principal())
+        .await?;
+    Ok(Json(KeyResponse::new(&revoked, state.clock.now())))
 }
 
 /// Rotate a credential's secrets: a new API key and client secret, returned only in this

@@ -1120,3 +1120,56 @@ async fn disabling_a_credential_ends_its_tokens_for_good() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn a_key_revokes_itself_without_keys_write_but_a_token_cannot() {
+    let app = TestApp::new().await;
+    let holder = client(&app, json!({"name": "Leaked", "permissions": ["dns:read"]})).await;
+    // An access token of the credential may not end it.
+    let token = access_token(&app, &holder).await;
+    app.post("/v1/keys/self/revoke")
+        .header("authorization", &format!("Bearer {token}"))
+        .send()
+        .await
+        .assert_problem(403, "api_key_required");
+    assert_eq!(authorize_bearer(&app, &token).await.status, StatusCode::OK);
+    // Nor can the caller without a credential.
+    app.post("/v1/keys/self/revoke")
+        .send()
+        .await
+        .assert_problem(401, "unauthenticated");
+
+    let revoked = app
+        .post("/v1/keys/self/revoke")
+        .key(&holder.key)
+        .send()
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(revoked["key_id"], holder.key_id.as_str());
+    assert_eq!(revoked["status"], "revoked");
+    // At once: the key, its token and a second attempt are refused.
+    let again = app
+        .post("/v1/keys/self/revoke")
+        .key(&holder.key)
+        .send()
+        .await;
+    assert_eq!(
+        again.assert_problem(401, "unauthenticated")["outcome"],
+        "REVOKED"
+    );
+    assert_eq!(
+        authorize_bearer(&app, &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Recorded as the key's own act.
+    let log = app
+        .get(&format!("/v1/audit-log?target_id={}", holder.key_id))
+        .key(&app.admin_key)
+        .send()
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(log["data"][0]["action"], "key.revoked");
+    assert_eq!(log["data"][0]["actor"], holder.key_id.as_str());
+}
