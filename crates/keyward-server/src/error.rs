@@ -152,6 +152,7 @@ impl From<ServiceError> for ApiError {
                      confirm_lockout: true to apply it anyway"
                 ),
             },
+            ServiceError::Throttled(wait) => Refusal::Throttled(wait).into(),
             // The cause was logged where it was met; a client learns nothing of it.
             ServiceError::Unavailable(_) => Refusal::Unavailable.into(),
             ServiceError::Internal(_) => Refusal::Internal.into(),

@@ -7,6 +7,7 @@ pub mod authorize;
 pub mod health;
 pub mod ip_rules;
 pub mod keys;
+pub mod leaks;
 pub mod oauth;
 pub mod roles;
 pub mod usage;

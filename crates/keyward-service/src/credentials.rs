@@ -4,6 +4,7 @@
 //! Every interface calls these, so validation, the no-escalation rule, version-checked
 //! writes and audit events are the same whichever way a change arrives.
 
+use keyward_core::audit::Actor;
 use keyward_core::clock::rfc3339;
 use keyward_core::credential::{
     Credential, CredentialSettings, DisplayStatus, Environment, Status, TokenCutoff,
@@ -11,8 +12,9 @@ use keyward_core::credential::{
     validate_metadata, validate_name, validate_owner_id, validate_rate_limit, validate_validity,
 };
 use keyward_core::scope::ScopeSet;
-use keyward_core::secret::{PlainSecret, SecretKind};
+use keyward_core::secret::{PlainSecret, SecretKind, parse_secret};
 use keyward_core::typeid::{CredentialId, OrganizationId};
+use keyward_core::validation::{TextKind, person_text};
 use keyward_store::{
     Conflict as StoreConflict, CredentialQuery, NewSecret, StoreError, UsageCount,
 };
@@ -20,6 +22,7 @@ use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
 use crate::error::{Conflict, ServiceError};
+use crate::leaks::{LeakAction, LeakReport, MAX_REPORTED, SOURCE_MAX_CHARS};
 use crate::principal::{Authority, Operator, Permit, Principal, ReadKeys, WriteKeys};
 use crate::service::Service;
 use crate::writes::{WRITE_ATTEMPTS, object, written};
@@ -342,6 +345,82 @@ impl Credentials<'_> {
             kind: found.kind,
             state,
         }))
+    }
+
+    /// Acts on a report of secrets found in public: each one that belongs to a credential
+    /// here that still has it and is not revoked gets `key.exposed` in the audit log (with
+    /// the source and the reporter's address), then the deployment's [`LeakAction`]. The
+    /// reporter learns nothing of what was found; each report counts against its address
+    /// ([`ServiceError::Throttled`] past the limit). Secrets of the wrong shape are passed
+    /// over without a store read.
+    pub async fn report_exposed(&self, report: &LeakReport<'_>) -> Result<(), ServiceError> {
+        let service = self.0;
+        if let Some(ip) = report.reporter_ip {
+            let now = service.clock.now();
+            if let Some(wait) = service.leak_reports.blocked(ip, now) {
+                return Err(ServiceError::Throttled(wait));
+            }
+            service.leak_reports.record_failure(ip, now);
+        }
+        if report.secrets.len() > MAX_REPORTED {
+            return Err(ValidationError::new(
+                "keys",
+                format!("at most {MAX_REPORTED} keys a report"),
+            )
+            .into());
+        }
+        let source = person_text("source", report.source, SOURCE_MAX_CHARS, TextKind::Name)?
+            .ok_or_else(|| ValidationError::new("source", "must not be empty"))?;
+        let actor = Actor {
+            id: "leak_report".to_owned(),
+            source_ip: report.reporter_ip,
+        };
+        let action = service.config.leaks.action;
+        for secret in report.secrets {
+            let secret = secret.trim();
+            if parse_secret(secret).is_err() {
+                continue;
+            }
+            let Some(owner) = self.find_by_secret(&Operator::new(), secret).await? else {
+                continue;
+            };
+            if matches!(
+                owner.state,
+                SecretState::Replaced | SecretState::Credential(DisplayStatus::Revoked)
+            ) {
+                continue;
+            }
+            let principal = Principal {
+                organization: &owner.credential.organization_id,
+                actor: &actor,
+                authority: Authority::Unlimited,
+            };
+            let permit = Permit::<WriteKeys>::granted(principal);
+            let details = json!({
+                "source": source,
+                "action": match action {
+                    LeakAction::Revoke => "revoke",
+                    LeakAction::Disable => "disable",
+                    LeakAction::Flag => "flag",
+                },
+            });
+            let id = &owner.credential.id;
+            self.modify(&permit, id, Reach::Unchecked, |_, _| {
+                Ok(Some(("key.exposed", details.clone())))
+            })
+            .await?;
+            let change = match action {
+                LeakAction::Revoke => StatusChange::Revoke,
+                LeakAction::Disable => StatusChange::Disable,
+                LeakAction::Flag => continue,
+            };
+            match self.set_status(&permit, id.as_str(), change).await {
+                // Revoked by someone else in between: what the report asked for is done.
+                Ok(_) | Err(ServiceError::Conflict(Conflict::CredentialRevoked)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
     }
 
     /// The credential's requests from minute `from` (included) to `to` (excluded) since

@@ -29,6 +29,9 @@ pub enum ServiceError {
         /// The address that would be shut out.
         ip: IpAddr,
     },
+    /// The address asked too often; it may try again after this long.
+    #[error("too many requests from this address; retry later")]
+    Throttled(time::Duration),
     /// The store cannot be reached; retrying later may work. The cause is for the
     /// operator (it was logged when it was met); interfaces facing clients say nothing of it.
     #[error("the service is temporarily unavailable")]

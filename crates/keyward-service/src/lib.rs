@@ -9,7 +9,8 @@
 //! - [`Service`]: the store, the clock, the verification engine (whose caches every
 //!   change clears) and the signing keys; each aggregate's module adds its operations.
 //! - [`principal`]: principals, permissions and permits, and the no-escalation rule.
-//! - [`credentials`]: create, list, read, change, disable, enable, revoke, rotate, usage.
+//! - [`credentials`]: create, list, read, change, disable, enable, revoke, rotate, usage,
+//!   secrets found elsewhere; [`leaks`], the settings of leak reports.
 //! - [`ip_rules`]: the organization's IP access rules, with the lockout guard.
 //! - [`roles`]: built-in and custom roles, and the scope catalogue.
 //! - [`members`]: dashboard members, logins and sessions; [`login`], the bounds on
@@ -25,6 +26,7 @@ pub mod audit;
 pub mod credentials;
 pub mod error;
 pub mod ip_rules;
+pub mod leaks;
 pub mod login;
 pub mod members;
 pub mod organizations;

@@ -8,11 +8,12 @@ use keyward_core::clock::Clock;
 use keyward_core::ip_rule::RulePolicy;
 use keyward_core::secret::KeyPrefix;
 use keyward_engine::Verifier;
-use keyward_engine::throttle::ThrottleConfig;
+use keyward_engine::throttle::{Throttle, ThrottleConfig};
 use keyward_engine::tokens::TokenRules;
 use keyward_store::Store;
 
 use crate::error::ServiceError;
+use crate::leaks::LeakConfig;
 use crate::login::LoginThrottle;
 use crate::signing::{KeyRing, SigningConfig};
 
@@ -27,6 +28,9 @@ pub struct ServiceConfig {
     pub login_throttle: ThrottleConfig,
     /// How access tokens are signed.
     pub signing: SigningConfig,
+    /// What a leak report does to a live key it names, and how many reports an address
+    /// may send.
+    pub leaks: LeakConfig,
 }
 
 impl Default for ServiceConfig {
@@ -41,6 +45,7 @@ impl Default for ServiceConfig {
                 max_block: time::Duration::minutes(30),
             },
             signing: SigningConfig::default(),
+            leaks: LeakConfig::default(),
         }
     }
 }
@@ -53,6 +58,7 @@ pub struct Service {
     pub(crate) keys: Arc<KeyRing>,
     pub(crate) config: ServiceConfig,
     pub(crate) login: LoginThrottle,
+    pub(crate) leak_reports: Throttle,
 }
 
 impl std::fmt::Debug for Service {
@@ -74,6 +80,7 @@ impl Service {
         config: ServiceConfig,
     ) -> Self {
         let login = LoginThrottle::new(config.login_throttle.clone());
+        let leak_reports = Throttle::new(config.leaks.reports.clone());
         Self {
             store,
             clock,
@@ -81,6 +88,7 @@ impl Service {
             keys,
             config,
             login,
+            leak_reports,
         }
     }
 

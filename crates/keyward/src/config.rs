@@ -19,6 +19,7 @@ use keyward_server::ServerConfig;
 use keyward_server::listen::ConnectionLimits;
 use keyward_server::original::{AuthorizeConfig, RouteScopes, RouteScopesConfig, Unmatched};
 use keyward_service::ServiceConfig;
+use keyward_service::leaks::{LeakAction, LeakConfig};
 use keyward_service::signing::SigningConfig;
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +61,8 @@ pub struct FileConfig {
     pub ip_rules: Option<IpRulesConfig>,
     /// Brute-force protection.
     pub brute_force: Option<BruteForceConfig>,
+    /// Leak reports.
+    pub leaks: Option<LeaksFileConfig>,
     /// `/v1/authorize` settings.
     pub authorize: Option<AuthorizeFileConfig>,
     /// OAuth client credentials.
@@ -187,6 +190,16 @@ pub struct BruteForceConfig {
     pub block_seconds: Option<i64>,
     /// The longest block, in seconds.
     pub max_block_seconds: Option<i64>,
+}
+
+/// `[leaks]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaksFileConfig {
+    /// `revoke` (default), `disable` or `flag`: what a report does to a live key.
+    pub action: Option<String>,
+    /// Reports an address may send a minute.
+    pub reports_per_minute: Option<u32>,
 }
 
 /// `[authorize]`.
@@ -346,6 +359,24 @@ impl Config {
                 .max_block_seconds
                 .map(seconds)
                 .unwrap_or(default_throttle.max_block),
+        };
+        let leaks_file = file.leaks.unwrap_or_default();
+        let default_leaks = LeakConfig::default();
+        let leaks = LeakConfig {
+            action: match leaks_file.action.as_deref() {
+                None | Some("revoke") => LeakAction::Revoke,
+                Some("disable") => LeakAction::Disable,
+                Some("flag") => LeakAction::Flag,
+                Some(other) => bail!("leaks.action must be revoke, disable or flag, not {other}"),
+            },
+            reports: ThrottleConfig {
+                threshold: match leaks_file.reports_per_minute {
+                    None => default_leaks.reports.threshold,
+                    Some(n @ 1..) => n,
+                    Some(0) => bail!("leaks.reports_per_minute must be at least 1"),
+                },
+                ..default_leaks.reports
+            },
         };
         let authorize_file = file.authorize.unwrap_or_default();
         let header = |name: &Option<String>, default: &HeaderName| -> anyhow::Result<HeaderName> {
@@ -526,6 +557,7 @@ impl Config {
                     key_prefix,
                     rule_policy,
                     signing,
+                    leaks,
                     ..defaults.service.clone()
                 },
                 gate: GateConfig {
@@ -578,6 +610,14 @@ impl Config {
                 "window_seconds": engine.throttle.window.whole_seconds(),
                 "block_seconds": engine.throttle.block.whole_seconds(),
                 "max_block_seconds": engine.throttle.max_block.whole_seconds(),
+            },
+            "leaks": {
+                "action": match service.leaks.action {
+                    LeakAction::Revoke => "revoke",
+                    LeakAction::Disable => "disable",
+                    LeakAction::Flag => "flag",
+                },
+                "reports_per_minute": service.leaks.reports.threshold,
             },
             "authorize": {
                 "uri_header": server.authorize.uri_header.as_str(),

@@ -19,6 +19,7 @@ use keyward_core::credential::{DESCRIPTION_MAX_CHARS, NAME_MAX_CHARS, OWNER_ID_M
 use keyward_core::ip_rule::RulePolicy;
 use keyward_core::scope::{BUILTIN_ROLES, PRESET_ACTIONS, ScopeCatalogue};
 use keyward_service::ip_rules::RULE_DESCRIPTION_MAX_CHARS;
+use keyward_service::leaks::SOURCE_MAX_CHARS;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::{PartialSchema, ToSchema};
@@ -75,6 +76,16 @@ schema_only!(
         "At most 1,000 characters once surrounding white space is trimmed (nothing left is no \
          description); line breaks and tabs allowed, no other control character, no \
          bidirectional override or isolate, no U+FFFD.",
+    )
+);
+
+schema_only!(
+    /// Where reported keys were found: one line of the text rule of every name, longer.
+    LeakSource => text(
+        name_pattern(SOURCE_MAX_CHARS),
+        "1–1,000 characters once surrounding white space is trimmed, something visible among \
+         them, and no control character, bidirectional override or isolate (U+202A–U+202E, \
+         U+2066–U+2069), or U+FFFD.",
     )
 );
 

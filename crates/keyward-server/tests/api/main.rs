@@ -11,6 +11,7 @@ mod errors;
 mod ip_rules;
 mod isolation;
 mod keys;
+mod leaks;
 mod metrics;
 mod oauth;
 mod openapi;
