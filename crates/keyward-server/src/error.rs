@@ -65,6 +65,10 @@ pub enum ApiError {
     /// session's CSRF token (a form's field, or the API's `X-CSRF-Token` header).
     #[error("the request does not carry this session's CSRF token")]
     Csrf,
+    /// 403 `signature_invalid`: a signed report whose signature does not verify with a key
+    /// this deployment trusts.
+    #[error("the signature does not verify with a trusted key")]
+    SignatureInvalid,
     /// 403 `api_key_required`: only the API key itself may do this, not an access token
     /// minted from it.
     #[error("this needs the API key itself, not an access token")]
@@ -101,6 +105,7 @@ impl ApiError {
             ApiError::RouteNotAllowed => (StatusCode::FORBIDDEN, "route_not_allowed"),
             ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf_token_invalid"),
             ApiError::ApiKeyRequired => (StatusCode::FORBIDDEN, "api_key_required"),
+            ApiError::SignatureInvalid => (StatusCode::FORBIDDEN, "signature_invalid"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
@@ -129,6 +134,7 @@ impl From<ServiceError> for ApiError {
                 Refusal::InsufficientScope(scope).into()
             }
             ServiceError::Forbidden(Forbidden::Escalation(why)) => ApiError::Escalation(why),
+            ServiceError::Forbidden(Forbidden::BadSignature) => ApiError::SignatureInvalid,
             ServiceError::Conflict(conflict) => {
                 let code = match &conflict {
                     Conflict::CredentialRevoked => "credential_revoked",

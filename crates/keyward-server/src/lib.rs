@@ -76,6 +76,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::keys::revoke))
         .routes(routes!(routes::keys::revoke_self))
         .routes(routes!(routes::leaks::report))
+        .routes(routes!(routes::leaks::report_github))
         .routes(routes!(routes::keys::rotate))
         .routes(routes!(routes::usage::usage))
         .routes(routes!(routes::audit::list))

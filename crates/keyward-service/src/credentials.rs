@@ -21,8 +21,10 @@ use keyward_store::{
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
-use crate::error::{Conflict, ServiceError};
-use crate::leaks::{LeakAction, LeakReport, MAX_REPORTED, SOURCE_MAX_CHARS};
+use crate::error::{Conflict, Forbidden, ServiceError};
+use crate::leaks::{
+    LeakAction, LeakReport, MAX_REPORTED, SOURCE_MAX_CHARS, SignedReport, TokenLabel,
+};
 use crate::principal::{Authority, Operator, Permit, Principal, ReadKeys, WriteKeys};
 use crate::service::Service;
 use crate::writes::{WRITE_ATTEMPTS, object, written};
@@ -375,52 +377,131 @@ impl Credentials<'_> {
             id: "leak_report".to_owned(),
             source_ip: report.reporter_ip,
         };
-        let action = service.config.leaks.action;
         for secret in report.secrets {
-            let secret = secret.trim();
-            if parse_secret(secret).is_err() {
-                continue;
-            }
-            let Some(owner) = self.find_by_secret(&Operator::new(), secret).await? else {
-                continue;
-            };
-            if matches!(
-                owner.state,
-                SecretState::Replaced | SecretState::Credential(DisplayStatus::Revoked)
-            ) {
-                continue;
-            }
-            let principal = Principal {
-                organization: &owner.credential.organization_id,
-                actor: &actor,
-                authority: Authority::Unlimited,
-            };
-            let permit = Permit::<WriteKeys>::granted(principal);
-            let details = json!({
-                "source": source,
-                "action": match action {
-                    LeakAction::Revoke => "revoke",
-                    LeakAction::Disable => "disable",
-                    LeakAction::Flag => "flag",
-                },
-            });
-            let id = &owner.credential.id;
-            self.modify(&permit, id, Reach::Unchecked, |_, _| {
-                Ok(Some(("key.exposed", details.clone())))
-            })
-            .await?;
-            let change = match action {
-                LeakAction::Revoke => StatusChange::Revoke,
-                LeakAction::Disable => StatusChange::Disable,
-                LeakAction::Flag => continue,
-            };
-            match self.set_status(&permit, id.as_str(), change).await {
-                // Revoked by someone else in between: what the report asked for is done.
-                Ok(_) | Err(ServiceError::Conflict(Conflict::CredentialRevoked)) => {}
-                Err(error) => return Err(error),
-            }
+            self.expose(secret.trim(), &source, &actor).await?;
         }
         Ok(())
+    }
+
+    /// Acts on a report signed by a partner's secret scanning (GitHub's format: a JSON
+    /// array of `{token, type, url, source}`): refused ([`Forbidden::BadSignature`])
+    /// unless the signature verifies with the key it names; then each token is handled as
+    /// [`Credentials::report_exposed`] handles a secret, with the `url` as its source, and
+    /// the partner is told, by the token's SHA-256, which were live here.
+    pub async fn report_signed(
+        &self,
+        report: &SignedReport<'_>,
+    ) -> Result<Vec<TokenLabel>, ServiceError> {
+        #[derive(serde::Deserialize)]
+        struct Reported {
+            token: String,
+            #[serde(rename = "type", default)]
+            kind: String,
+            #[serde(default)]
+            url: String,
+            #[serde(default)]
+            source: String,
+        }
+        let keys = self.0.config.leaks.github_keys.as_ref();
+        if !keys
+            .is_some_and(|keys| keys.verify(report.key_identifier, report.signature, report.body))
+        {
+            return Err(Forbidden::BadSignature.into());
+        }
+        let reported: Vec<Reported> = serde_json::from_slice(report.body).map_err(|e| {
+            ValidationError::new("body", format!("not a list of reported tokens: {e}"))
+        })?;
+        if reported.len() > MAX_REPORTED {
+            return Err(ValidationError::new(
+                "body",
+                format!("at most {MAX_REPORTED} tokens a report"),
+            )
+            .into());
+        }
+        let actor = Actor {
+            id: "secret_scanning".to_owned(),
+            source_ip: None,
+        };
+        let mut labels = Vec::with_capacity(reported.len());
+        for token in &reported {
+            let place = if token.url.is_empty() {
+                &token.source
+            } else {
+                &token.url
+            };
+            let source: String = format!("{} {place}", token.source)
+                .trim()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(SOURCE_MAX_CHARS)
+                .collect();
+            let live = self.expose(token.token.trim(), &source, &actor).await?;
+            labels.push(TokenLabel {
+                token_hash: keyward_core::digest::to_hex(
+                    keyward_core::digest::LookupDigest::of(&token.token).as_bytes(),
+                ),
+                token_type: token.kind.clone(),
+                label: if live {
+                    "true_positive"
+                } else {
+                    "false_positive"
+                },
+            });
+        }
+        Ok(labels)
+    }
+
+    /// One reported secret: when it belongs to a credential here that still has it and is
+    /// not revoked, `key.exposed` is audited as `actor` with `source`, then the
+    /// deployment's [`LeakAction`] applies. Whether it did (the secret was live here).
+    async fn expose(
+        &self,
+        secret: &str,
+        source: &str,
+        actor: &Actor,
+    ) -> Result<bool, ServiceError> {
+        if parse_secret(secret).is_err() {
+            return Ok(false);
+        }
+        let Some(owner) = self.find_by_secret(&Operator::new(), secret).await? else {
+            return Ok(false);
+        };
+        if matches!(
+            owner.state,
+            SecretState::Replaced | SecretState::Credential(DisplayStatus::Revoked)
+        ) {
+            return Ok(false);
+        }
+        let action = self.0.config.leaks.action;
+        let principal = Principal {
+            organization: &owner.credential.organization_id,
+            actor,
+            authority: Authority::Unlimited,
+        };
+        let permit = Permit::<WriteKeys>::granted(principal);
+        let details = json!({
+            "source": source,
+            "action": match action {
+                LeakAction::Revoke => "revoke",
+                LeakAction::Disable => "disable",
+                LeakAction::Flag => "flag",
+            },
+        });
+        let id = &owner.credential.id;
+        self.modify(&permit, id, Reach::Unchecked, |_, _| {
+            Ok(Some(("key.exposed", details.clone())))
+        })
+        .await?;
+        let change = match action {
+            LeakAction::Revoke => StatusChange::Revoke,
+            LeakAction::Disable => StatusChange::Disable,
+            LeakAction::Flag => return Ok(true),
+        };
+        match self.set_status(&permit, id.as_str(), change).await {
+            // Revoked by someone else in between: what the report asked for is done.
+            Ok(_) | Err(ServiceError::Conflict(Conflict::CredentialRevoked)) => Ok(true),
+            Err(error) => Err(error),
+        }
     }
 
     /// The credential's requests from minute `from` (included) to `to` (excluded) since

@@ -51,6 +51,10 @@ pub enum Forbidden {
     /// the text says in what way.
     #[error("privilege escalation refused: {0}")]
     Escalation(String),
+    /// A signed report's signature does not verify with the key it names (or names no
+    /// key this deployment trusts).
+    #[error("the report's signature does not verify")]
+    BadSignature,
 }
 
 /// Why a change could not be made to an object as it is.

@@ -19,7 +19,7 @@ use keyward_server::ServerConfig;
 use keyward_server::listen::ConnectionLimits;
 use keyward_server::original::{AuthorizeConfig, RouteScopes, RouteScopesConfig, Unmatched};
 use keyward_service::ServiceConfig;
-use keyward_service::leaks::{LeakAction, LeakConfig};
+use keyward_service::leaks::{LeakAction, LeakConfig, SigningKeys};
 use keyward_service::signing::SigningConfig;
 use serde::{Deserialize, Serialize};
 
@@ -200,6 +200,9 @@ pub struct LeaksFileConfig {
     pub action: Option<String>,
     /// Reports an address may send a minute.
     pub reports_per_minute: Option<u32>,
+    /// GitHub's secret scanning public keys, as GitHub publishes them (JSON): with it,
+    /// `POST /v1/leaks/github` takes GitHub's signed reports.
+    pub github_keys_file: Option<PathBuf>,
 }
 
 /// `[authorize]`.
@@ -376,6 +379,17 @@ impl Config {
                     Some(0) => bail!("leaks.reports_per_minute must be at least 1"),
                 },
                 ..default_leaks.reports
+            },
+            github_keys: match &leaks_file.github_keys_file {
+                None => None,
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("leaks.github_keys_file {}", path.display()))?;
+                    let keys = SigningKeys::from_json(&text).map_err(|why| {
+                        anyhow::anyhow!("leaks.github_keys_file {}: {why}", path.display())
+                    })?;
+                    Some(std::sync::Arc::new(keys))
+                }
             },
         };
         let authorize_file = file.authorize.unwrap_or_default();
@@ -618,6 +632,7 @@ impl Config {
                     LeakAction::Flag => "flag",
                 },
                 "reports_per_minute": service.leaks.reports.threshold,
+                "github_keys": service.leaks.github_keys.is_some(),
             },
             "authorize": {
                 "uri_header": server.authorize.uri_header.as_str(),

@@ -19,6 +19,7 @@ async fn app_with(action: LeakAction, reports_per_minute: u32) -> TestApp {
             threshold: reports_per_minute,
             ..LeakConfig::default().reports
         },
+        github_keys: None,
     };
     TestApp::with_config(config).await
 }
@@ -135,4 +136,120 @@ async fn reports_are_throttled_per_address_and_bounded() {
         no_source.assert_problem(422, "validation_failed")["errors"][0]["field"],
         "source"
     );
+}
+
+mod github {
+    use std::sync::Arc;
+
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use keyward_service::leaks::SigningKeys;
+
+    use super::*;
+
+    /// A key pair and the document publishing its public half as `k1`, as GitHub does.
+    fn partner() -> (EcdsaKeyPair, SigningKeys) {
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+        let der = pair.public_key().as_der().unwrap();
+        let pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            STANDARD.encode(der.as_ref())
+        );
+        let document = json!({"public_keys": [
+            {"key_identifier": "k1", "key": pem, "is_current": true}
+        ]});
+        (pair, SigningKeys::from_json(&document.to_string()).unwrap())
+    }
+
+    async fn send(app: &TestApp, body: &str, id: &str, signature: &str) -> TestResponse {
+        app.post("/v1/leaks/github")
+            .header("github-public-key-identifier", id)
+            .header("github-public-key-signature", signature)
+            .raw("application/json", body.to_owned())
+            .send()
+            .await
+    }
+
+    fn sign(pair: &EcdsaKeyPair, body: &str) -> String {
+        let signature = pair.sign(&SystemRandom::new(), body.as_bytes()).unwrap();
+        STANDARD.encode(signature.as_ref())
+    }
+
+    #[tokio::test]
+    async fn a_signed_report_revokes_and_labels_and_a_bad_signature_changes_nothing() {
+        let (pair, keys) = partner();
+        let mut config = ServerConfig::default();
+        config.service.leaks.github_keys = Some(Arc::new(keys));
+        let app = TestApp::with_config(config).await;
+        let leaked = app.create_key(json!({"name": "Pushed to GitHub"})).await;
+        let (key, id) = (
+            leaked["key"].as_str().unwrap(),
+            leaked["key_id"].as_str().unwrap(),
+        );
+        let unknown = TestApp::new().await.admin_key.clone();
+        let body = json!([
+            {"token": key, "type": "keyward_api_key",
+             "url": "https://github.com/o/r/blob/abc/config.py", "source": "content"},
+            {"token": unknown, "type": "keyward_api_key",
+             "url": "https://github.com/o/r/commit/def", "source": "commit"},
+        ])
+        .to_string();
+        let good = sign(&pair, &body);
+
+        // Tampered, signed by an unknown key, or not signed: refused, nothing done.
+        let tampered = body.replace("config.py", "other.py");
+        let (other_pair, _) = partner();
+        for (text, key_id, signature) in [
+            (tampered.as_str(), "k1", good.as_str()),
+            (body.as_str(), "k2", good.as_str()),
+            (body.as_str(), "k1", &sign(&other_pair, &body)),
+            (body.as_str(), "k1", "not base64!"),
+            (body.as_str(), "", ""),
+        ] {
+            send(&app, text, key_id, signature)
+                .await
+                .assert_problem(403, "signature_invalid");
+        }
+        assert_eq!(status_of(&app, key).await, StatusCode::OK);
+
+        let answer = send(&app, &body, "k1", &good).await.expect(200).json();
+        let hash = |token: &str| {
+            keyward_core::digest::to_hex(keyward_core::digest::LookupDigest::of(token).as_bytes())
+        };
+        assert_eq!(
+            answer,
+            json!([
+                {"token_hash": hash(key), "token_type": "keyward_api_key", "label": "true_positive"},
+                {"token_hash": hash(&unknown), "token_type": "keyward_api_key", "label": "false_positive"},
+            ])
+        );
+        assert!(
+            !answer.to_string().contains(key),
+            "the token is not sent back"
+        );
+        assert_eq!(status_of(&app, key).await, StatusCode::UNAUTHORIZED);
+        let events = audit_of(&app, id).await;
+        let exposed = events
+            .iter()
+            .find(|e| e["action"] == "key.exposed")
+            .unwrap();
+        assert_eq!(exposed["actor"], "secret_scanning");
+        assert_eq!(
+            exposed["details"]["source"],
+            "content https://github.com/o/r/blob/abc/config.py"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_trusted_keys_every_report_is_refused() {
+        let (pair, _) = partner();
+        let app = TestApp::new().await;
+        let body = "[]";
+        send(&app, body, "k1", &sign(&pair, body))
+            .await
+            .assert_problem(403, "signature_invalid");
+    }
 }
