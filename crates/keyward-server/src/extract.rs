@@ -91,9 +91,9 @@ pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
-        let inner = error.into_inner();
+        let inner = without_string_value(&error.into_inner().to_string());
         let message = if path == "." {
-            inner.to_string()
+            inner
         } else {
             format!("{path}: {inner}")
         };
@@ -103,6 +103,23 @@ pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError
         ApiError::bad_request("invalid_json", "unexpected data after the JSON value")
     })?;
     Ok(value)
+}
+
+/// serde's message with the string it met left out: `invalid type: string "…", expected a
+/// sequence` names what was sent, which may be a secret put in the wrong field (a key sent
+/// where a list of keys was expected), and an answer does not repeat secrets.
+fn without_string_value(message: &str) -> String {
+    for lead in ["invalid type: ", "invalid value: "] {
+        // The expected part comes after the string, so the last `, expected ` is serde's
+        // own even when the string holds those words.
+        if let Some(rest) = message.strip_prefix(lead)
+            && rest.starts_with("string \"")
+            && let Some(expected) = rest.rfind(", expected ")
+        {
+            return format!("{lead}a string{}", &rest[expected..]);
+        }
+    }
+    message.to_owned()
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {

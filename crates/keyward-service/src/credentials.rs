@@ -408,8 +408,16 @@ impl Credentials<'_> {
         {
             return Err(Forbidden::BadSignature.into());
         }
+        // Where the body fails, not serde's words, which may quote a token.
         let reported: Vec<Reported> = serde_json::from_slice(report.body).map_err(|e| {
-            ValidationError::new("body", format!("not a list of reported tokens: {e}"))
+            ValidationError::new(
+                "body",
+                format!(
+                    "not a list of {{token, type, url, source}} (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            )
         })?;
         if reported.len() > MAX_REPORTED {
             return Err(ValidationError::new(

@@ -244,6 +244,22 @@ mod github {
     }
 
     #[tokio::test]
+    async fn a_signed_body_of_the_wrong_shape_is_refused_without_repeating_it() {
+        let (pair, keys) = partner();
+        let mut config = ServerConfig::default();
+        config.service.leaks.github_keys = Some(Arc::new(keys));
+        let app = TestApp::with_config(config).await;
+        // A list of bare tokens: serde would say which string it met.
+        let body = json!([app.admin_key]).to_string();
+        let refused = send(&app, &body, "k1", &sign(&pair, &body)).await;
+        assert_eq!(
+            refused.assert_problem(422, "validation_failed")["errors"][0]["field"],
+            "body"
+        );
+        assert!(!refused.text.contains(&app.admin_key), "{}", refused.text);
+    }
+
+    #[tokio::test]
     async fn without_trusted_keys_every_report_is_refused() {
         let (pair, _) = partner();
         let app = TestApp::new().await;
@@ -252,4 +268,26 @@ mod github {
             .await
             .assert_problem(403, "signature_invalid");
     }
+}
+
+#[tokio::test]
+async fn a_key_sent_in_the_wrong_shape_is_not_repeated_in_the_answer() {
+    let app = app_with(LeakAction::Revoke, 100).await;
+    let key = app.admin_key.clone();
+    let refused = app
+        .post("/v1/leaks")
+        .peer("203.0.113.9")
+        .json(json!({"keys": key, "source": SOURCE}))
+        .send()
+        .await;
+    refused.assert_problem(400, "invalid_json");
+    assert!(
+        refused
+            .text
+            .contains("keys: invalid type: a string, expected a sequence"),
+        "{}",
+        refused.text
+    );
+    assert!(!refused.text.contains(&key), "{}", refused.text);
+    assert_eq!(status_of(&app, &key).await, StatusCode::OK);
 }
