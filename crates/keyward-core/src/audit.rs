@@ -26,6 +26,27 @@ pub struct AuditEvent {
     pub target_id: Option<String>,
     /// Facts about the change (never a secret).
     pub details: Map<String, Value>,
+    /// What the organization's webhooks hear of the event. Written to the outbox in the
+    /// transaction that writes the event, so a change and its message are committed
+    /// together or not at all. None for events no webhook hears of.
+    pub notice: Option<Notice>,
+}
+
+/// The webhook message an audit event announces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    /// The event type endpoints subscribe to, e.g. `key.revoked`.
+    pub event_type: &'static str,
+    /// The message's `data`: the object's record, never a secret.
+    pub data: Value,
+}
+
+impl AuditEvent {
+    /// The event, announced to webhooks as `event_type` with `data`.
+    pub fn with_notice(mut self, event_type: &'static str, data: Value) -> Self {
+        self.notice = Some(Notice { event_type, data });
+        self
+    }
 }
 
 /// Who acted and from where, as recorded in audit events.
@@ -42,6 +63,14 @@ impl Actor {
     pub fn cli() -> Self {
         Self {
             id: "cli".to_owned(),
+            source_ip: None,
+        }
+    }
+
+    /// Keyward itself: its scheduled scans and its webhook delivery.
+    pub fn keyward() -> Self {
+        Self {
+            id: "keyward".to_owned(),
             source_ip: None,
         }
     }
@@ -64,6 +93,7 @@ impl Actor {
             source_ip: self.source_ip,
             target_id: target_id.map(str::to_owned),
             details,
+            notice: None,
         }
     }
 }

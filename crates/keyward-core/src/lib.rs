@@ -15,6 +15,7 @@
 //!   (argon2id), session tokens.
 //! - [`audit`]: audit events.
 //! - [`clock`]: injected time.
+//! - [`webhook`]: webhook endpoints, their event types and the targets they may have.
 
 pub mod audit;
 pub mod clock;
@@ -29,3 +30,4 @@ pub mod secret;
 pub mod typeid;
 pub mod validation;
 pub mod verify;
+pub mod webhook;

@@ -149,6 +149,17 @@ typed_id!(
     AuditEventId,
     "audit_event"
 );
+typed_id!(
+    /// A webhook endpoint id, `webhook_…`.
+    WebhookId,
+    "webhook"
+);
+typed_id!(
+    /// A webhook message id, `msg_…`: the `webhook-id` every attempt to deliver one event
+    /// to one endpoint carries, so a receiver can drop a repeat.
+    MessageId,
+    "msg"
+);
 
 #[cfg(test)]
 mod tests {

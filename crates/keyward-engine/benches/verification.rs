@@ -19,13 +19,15 @@ use keyward_core::member::{Member, Session};
 use keyward_core::rate_limit::RateLimit;
 use keyward_core::scope::{CustomRole, Scope, ScopeCatalogue};
 use keyward_core::secret::{KeyPrefix, PlainSecret, SecretKind};
-use keyward_core::typeid::{CredentialId, IpRuleId, OrganizationId, UserId};
+use keyward_core::typeid::{CredentialId, IpRuleId, MessageId, OrganizationId, UserId, WebhookId};
+use keyward_core::webhook::Webhook;
 use keyward_engine::tokens::StoredKeys;
 use keyward_engine::{Client, Demand, EngineConfig, Purpose, RateLimits, Verifier};
 use keyward_store::{
-    AuditQuery, AuditStore, CredentialQuery, CredentialStore, CredentialUse, MemberStore,
-    NewSecret, OAuthStore, OrganizationStore, RevokedToken, RoleStore, RuleStore, SecretMatch,
-    SigningKeyRecord, Store, StoreError, UsageCount, UsageStore,
+    AttemptResult, AuditQuery, AuditStore, BlockedRule, CredentialQuery, CredentialStore,
+    CredentialUse, DeliveryRecord, DueDelivery, ExpiryCandidate, MemberStore, NewSecret,
+    NoticeStore, OAuthStore, OrganizationStore, RevokedToken, RoleStore, RuleMatch, RuleStore,
+    SecretMatch, SigningKeyRecord, Store, StoreError, UsageCount, UsageStore, WebhookStore,
 };
 use time::OffsetDateTime;
 
@@ -190,10 +192,7 @@ impl UsageStore for MemoryStore {
         Ok(())
     }
 
-    async fn record_rule_matches(
-        &self,
-        _: &[(IpRuleId, OffsetDateTime)],
-    ) -> Result<(), StoreError> {
+    async fn record_rule_matches(&self, _: &[RuleMatch]) -> Result<(), StoreError> {
         Ok(())
     }
 
@@ -454,4 +453,112 @@ fn check_a_cached_key(bencher: divan::Bencher) {
 #[divan::bench(sample_count = 200, sample_size = 1000)]
 fn check_a_cached_key_uncounted(bencher: divan::Bencher) {
     check_cached_keys(bencher, Purpose::Inspection);
+}
+
+#[async_trait]
+impl WebhookStore for MemoryStore {
+    async fn insert_webhook(&self, _: &Webhook, _: &AuditEvent) -> Result<(), StoreError> {
+        unused()
+    }
+
+    async fn webhook(
+        &self,
+        _: &OrganizationId,
+        _: &WebhookId,
+    ) -> Result<Option<Webhook>, StoreError> {
+        unused()
+    }
+
+    async fn webhooks(&self, _: &OrganizationId) -> Result<Vec<Webhook>, StoreError> {
+        unused()
+    }
+
+    async fn update_webhook(&self, _: &Webhook, _: &AuditEvent) -> Result<(), StoreError> {
+        unused()
+    }
+
+    async fn delete_webhook(
+        &self,
+        _: &OrganizationId,
+        _: &WebhookId,
+        _: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        unused()
+    }
+
+    async fn enqueue_message(
+        &self,
+        _: &Webhook,
+        _: &MessageId,
+        _: &str,
+        _: &str,
+        _: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        unused()
+    }
+
+    async fn deliveries(
+        &self,
+        _: &OrganizationId,
+        _: &WebhookId,
+        _: Option<&MessageId>,
+        _: u32,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        unused()
+    }
+
+    async fn claim_deliveries(
+        &self,
+        _: OffsetDateTime,
+        _: OffsetDateTime,
+        _: &str,
+        _: u32,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        unused()
+    }
+
+    async fn finish_delivery(
+        &self,
+        _: &AttemptResult,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        unused()
+    }
+
+    async fn prune_deliveries(&self, _: OffsetDateTime) -> Result<(), StoreError> {
+        unused()
+    }
+}
+
+#[async_trait]
+impl NoticeStore for MemoryStore {
+    async fn expiry_candidates(
+        &self,
+        _: OffsetDateTime,
+        _: u32,
+    ) -> Result<Vec<ExpiryCandidate>, StoreError> {
+        unused()
+    }
+
+    async fn record_expiry_notice(
+        &self,
+        _: &CredentialId,
+        _: &str,
+        _: OffsetDateTime,
+        _: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        unused()
+    }
+
+    async fn blocked_rules(&self, _: OffsetDateTime) -> Result<Vec<BlockedRule>, StoreError> {
+        unused()
+    }
+
+    async fn record_block_notice(
+        &self,
+        _: &BlockedRule,
+        _: OffsetDateTime,
+        _: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        unused()
+    }
 }

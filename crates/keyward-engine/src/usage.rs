@@ -29,7 +29,7 @@ use keyward_core::clock::{from_millis, to_millis};
 use keyward_core::rate_limit::{Pace, RateDecision};
 use keyward_core::typeid::{CredentialId, IpRuleId};
 use keyward_core::verify::Outcome;
-use keyward_store::{CredentialUse, StoreError, UsageCount, UsageStore};
+use keyward_store::{CredentialUse, RuleMatch, StoreError, UsageCount, UsageStore};
 use time::OffsetDateTime;
 
 /// What this node tracks of one credential in use: its rate limit state, its unwritten
@@ -257,7 +257,8 @@ pub struct UsageRecorder {
     cells: DashMap<CredentialId, Weak<Activity>, RandomState>,
     /// Cells holding something not yet written.
     pending: Mutex<Vec<Arc<Activity>>>,
-    matches: DashMap<IpRuleId, OffsetDateTime, RandomState>,
+    /// Per rule: its last decision, and its last refusal if it refused one.
+    matches: DashMap<IpRuleId, (OffsetDateTime, Option<OffsetDateTime>), RandomState>,
 }
 
 impl UsageRecorder {
@@ -311,7 +312,21 @@ impl UsageRecorder {
 
     /// Notes that `rule` decided a request at `at`.
     pub fn record_match(&self, rule: &IpRuleId, at: OffsetDateTime) {
-        self.matches.insert(rule.clone(), at);
+        self.matches
+            .entry(rule.clone())
+            .and_modify(|(matched, _)| *matched = (*matched).max(at))
+            .or_insert((at, None));
+    }
+
+    /// Notes that `rule` refused a request at `at` (which is also a decision).
+    pub fn record_block(&self, rule: &IpRuleId, at: OffsetDateTime) {
+        self.matches
+            .entry(rule.clone())
+            .and_modify(|(matched, blocked)| {
+                *matched = (*matched).max(at);
+                *blocked = Some(blocked.map_or(at, |b| b.max(at)));
+            })
+            .or_insert((at, Some(at)));
     }
 
     /// Drops the bookkeeping of credentials no longer held anywhere.
@@ -338,13 +353,23 @@ impl UsageRecorder {
             self.restore(&pending, &uses, &counts);
             return Err(error);
         }
-        let matches = drain(&self.matches);
+        let matches: Vec<RuleMatch> = drain(&self.matches)
+            .into_iter()
+            .map(|(rule, (matched_at, blocked_at))| RuleMatch {
+                rule,
+                matched_at,
+                blocked_at,
+            })
+            .collect();
         if let Err(error) = store.record_rule_matches(&matches).await {
-            for (rule, at) in matches {
+            for found in matches {
                 self.matches
-                    .entry(rule)
-                    .and_modify(|t| *t = (*t).max(at))
-                    .or_insert(at);
+                    .entry(found.rule)
+                    .and_modify(|(matched, blocked)| {
+                        *matched = (*matched).max(found.matched_at);
+                        *blocked = (*blocked).max(found.blocked_at);
+                    })
+                    .or_insert((found.matched_at, found.blocked_at));
             }
             return Err(error);
         }

@@ -26,7 +26,7 @@ use foldhash::fast::RandomState;
 use keyward_core::clock::{Clock, from_millis, to_millis};
 use keyward_core::credential::{Credential, Environment};
 use keyward_core::digest::LookupDigest;
-use keyward_core::ip_rule::{IpRule, evaluate};
+use keyward_core::ip_rule::{IpRule, RuleDecision, evaluate};
 use keyward_core::rate_limit::{Pace, RateDecision};
 use keyward_core::scope::{Scope, ScopeIndex, ScopeSet};
 use keyward_core::secret::{SecretKind, parse_secret};
@@ -521,6 +521,14 @@ impl Verifier {
             outcome => {
                 if counted {
                     self.usage.record_refusal(&found.activity, outcome, request);
+                }
+                // A request an organization rule refused: announced (at most once per rule
+                // and interval) from what the next flush writes.
+                if outcome == Outcome::IpDenied
+                    && let Some(ip) = client.ip.filter(|_| !rules.is_empty())
+                    && let RuleDecision::Denied(Some(rule)) = evaluate(rules, ip)
+                {
+                    self.usage.record_block(&rule, from_millis(now));
                 }
                 // Every failed client authentication counts, so a revoked, disabled or
                 // expired secret cannot be told from a made-up one by the throttle.

@@ -144,6 +144,7 @@ impl From<ServiceError> for ApiError {
                     Conflict::RuleLimit { .. } => "ip_rule_limit",
                     Conflict::RuleExists { .. } => "ip_rule_exists",
                     Conflict::RoleExists { .. } => "role_exists",
+                    Conflict::WebhookLimit(_) => "webhook_limit",
                     Conflict::Duplicate => "conflict",
                 };
                 ApiError::Conflict {

@@ -82,6 +82,15 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::audit::list))
         .routes(routes!(routes::ip_rules::list, routes::ip_rules::create))
         .routes(routes!(routes::ip_rules::update, routes::ip_rules::delete))
+        .routes(routes!(routes::webhooks::list, routes::webhooks::create))
+        .routes(routes!(
+            routes::webhooks::get,
+            routes::webhooks::update,
+            routes::webhooks::delete
+        ))
+        .routes(routes!(routes::webhooks::rotate_secret))
+        .routes(routes!(routes::webhooks::test))
+        .routes(routes!(routes::webhooks::deliveries))
         .routes(routes!(routes::roles::list, routes::roles::create))
         .routes(routes!(routes::roles::scopes))
         .routes(routes!(routes::oauth::caller_record))

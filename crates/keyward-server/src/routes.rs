@@ -12,6 +12,7 @@ pub mod oauth;
 pub mod roles;
 pub mod usage;
 pub mod verify;
+pub mod webhooks;
 
 use crate::error::ApiError;
 

@@ -26,6 +26,7 @@ use crate::leaks::{
     LeakAction, LeakReport, MAX_REPORTED, SOURCE_MAX_CHARS, SignedReport, TokenLabel,
 };
 use crate::principal::{Authority, Operator, Permit, Principal, ReadKeys, WriteKeys};
+use crate::records::CredentialRecord;
 use crate::service::Service;
 use crate::writes::{WRITE_ATTEMPTS, object, written};
 
@@ -253,13 +254,18 @@ impl Credentials<'_> {
             "permissions": credential.settings.permissions.to_strings(),
             "role": credential.settings.role,
         });
-        let event = actor.event(
-            organization_id,
-            now,
-            "key.created",
-            Some(credential.id.as_str()),
-            object(details),
-        );
+        let event = actor
+            .event(
+                organization_id,
+                now,
+                "key.created",
+                Some(credential.id.as_str()),
+                object(details),
+            )
+            .with_notice(
+                "key.created",
+                json!(CredentialRecord::new(&credential, now)),
+            );
         match service
             .store
             .insert_credential(&credential, &stored, &event)
@@ -710,13 +716,18 @@ impl Credentials<'_> {
                 "grace_period_seconds": grace.whole_seconds(),
                 "previous_secrets_expire_at": old_until.map(rfc3339),
             });
-            let event = actor.event(
-                organization_id,
-                now,
-                "key.rotated",
-                Some(id.as_str()),
-                object(details),
-            );
+            let event = actor
+                .event(
+                    organization_id,
+                    now,
+                    "key.rotated",
+                    Some(id.as_str()),
+                    object(details),
+                )
+                .with_notice(
+                    "key.rotated",
+                    json!(CredentialRecord::new(&credential, now)),
+                );
             let rotated = service
                 .store
                 .rotate_credential(&credential, &stored, old_until, &event)
@@ -785,13 +796,22 @@ impl Credentials<'_> {
                 self.within_reach(&authority, &credential).await?;
             }
             credential.updated_at = now;
-            let event = permit.actor().event(
-                organization_id,
-                now,
-                action,
-                Some(id.as_str()),
-                object(details),
-            );
+            // Every change made here is an event type webhooks hear; a report of exposure
+            // also says where the secret was found.
+            let mut data = json!(CredentialRecord::new(&credential, now));
+            if action == "key.exposed" {
+                data["exposure"] = details.clone();
+            }
+            let event = permit
+                .actor()
+                .event(
+                    organization_id,
+                    now,
+                    action,
+                    Some(id.as_str()),
+                    object(details),
+                )
+                .with_notice(action, data);
             if written(service.store.update_credential(&credential, &event).await)? {
                 service.engine.forget_credential(id);
                 credential.version += 1;

@@ -93,6 +93,9 @@ pub enum Conflict {
         /// The name.
         name: String,
     },
+    /// The organization has as many webhook endpoints as it may.
+    #[error("an organization can have at most {0} webhook endpoints; remove one first")]
+    WebhookLimit(usize),
     /// A value that must be unique is taken.
     #[error("the request conflicts with an existing object")]
     Duplicate,

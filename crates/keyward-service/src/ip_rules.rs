@@ -16,6 +16,7 @@ use serde_json::json;
 
 use crate::error::{Conflict, ServiceError};
 use crate::principal::{DeleteIpRules, Permit, ReadIpRules, WriteIpRules};
+use crate::records::IpRuleRecord;
 use crate::service::Service;
 use crate::writes::{WRITE_ATTEMPTS, written};
 
@@ -93,7 +94,8 @@ impl IpRules<'_> {
             last_matched_at: None,
             version: 1,
         };
-        let event = rule_event(actor, now, "ip_rule.added", &rule);
+        let event = rule_event(actor, now, "ip_rule.added", &rule)
+            .with_notice("ip_rule.created", json!(IpRuleRecord::from(&rule)));
         let max_rules = policy.max_rules;
         for _ in 0..WRITE_ATTEMPTS {
             let before = service.store.ip_rules(org).await?;
@@ -191,7 +193,8 @@ impl IpRules<'_> {
                 .ok_or(ServiceError::NotFound)?;
             let after: Vec<IpRule> = before.iter().filter(|r| r.id != id).cloned().collect();
             guard_lockout(permit.actor(), &before, &after, confirm_lockout)?;
-            let event = rule_event(permit.actor(), service.clock.now(), "ip_rule.removed", rule);
+            let event = rule_event(permit.actor(), service.clock.now(), "ip_rule.removed", rule)
+                .with_notice("ip_rule.deleted", json!(IpRuleRecord::from(rule)));
             if written(
                 service
                     .store

@@ -16,9 +16,12 @@
 //! - [`members`]: dashboard members, logins and sessions; [`login`], the bounds on
 //!   password checks.
 //! - [`audit`]: the audit log.
+//! - [`records`]: what every interface shows of a credential or a rule.
 //! - [`organizations`]: the first run and `keyward init`.
 //! - [`tokens`] and [`signing`]: issuing and revoking access tokens, and the keys that
 //!   sign them.
+//! - [`webhooks`]: webhook endpoints; their [`webhooks::delivery`], and the
+//!   [`webhooks::notices`] the scheduled scans send.
 //! - [`error`]: [`ServiceError`], and what forbids or conflicts with a change.
 //! - `writes`: version-checked writes and audit details, as every operation makes them.
 
@@ -31,10 +34,12 @@ pub mod login;
 pub mod members;
 pub mod organizations;
 pub mod principal;
+pub mod records;
 pub mod roles;
 pub mod service;
 pub mod signing;
 pub mod tokens;
+pub mod webhooks;
 mod writes;
 
 pub use error::ServiceError;

@@ -115,6 +115,11 @@ permissions! {
     ReadRoles = "roles":"read";
     /// Define roles (`roles:write`).
     WriteRoles = "roles":"write";
+    /// Read the organization's webhook endpoints and their deliveries (`webhooks:read`).
+    ReadWebhooks = "webhooks":"read";
+    /// Add, change, remove and test webhook endpoints, and rotate their secrets
+    /// (`webhooks:write`).
+    WriteWebhooks = "webhooks":"write";
     /// Read the audit log (`audit_log:read`).
     ReadAuditLog = "audit_log":"read";
     /// Ask whether other credentials of the organization may be used: verification and

@@ -16,6 +16,7 @@ use crate::error::ServiceError;
 use crate::leaks::LeakConfig;
 use crate::login::LoginThrottle;
 use crate::signing::{KeyRing, SigningConfig};
+use crate::webhooks::WebhookConfig;
 
 /// The management side's settings.
 #[derive(Debug, Clone)]
@@ -31,6 +32,8 @@ pub struct ServiceConfig {
     /// What a leak report does to a live key it names, and how many reports an address
     /// may send.
     pub leaks: LeakConfig,
+    /// How webhooks are delivered, and which targets they may have.
+    pub webhooks: WebhookConfig,
 }
 
 impl Default for ServiceConfig {
@@ -46,6 +49,7 @@ impl Default for ServiceConfig {
             },
             signing: SigningConfig::default(),
             leaks: LeakConfig::default(),
+            webhooks: WebhookConfig::default(),
         }
     }
 }

@@ -103,7 +103,7 @@ impl MasterKey {
         LessSafeKey::new(key)
     }
 
-    fn seal(&self, kid: &str, plaintext: &[u8]) -> Result<String, StoreError> {
+    pub(crate) fn seal(&self, kid: &str, plaintext: &[u8]) -> Result<String, StoreError> {
         let mut nonce = [0u8; NONCE_LEN];
         keyward_core::secret::fill_random(&mut nonce);
         let mut sealed = Zeroizing::new(plaintext.to_vec());
@@ -119,7 +119,7 @@ impl MasterKey {
         Ok(STANDARD.encode(out))
     }
 
-    fn open(&self, kid: &str, sealed: &str) -> Option<Zeroizing<Vec<u8>>> {
+    pub(crate) fn open(&self, kid: &str, sealed: &str) -> Option<Zeroizing<Vec<u8>>> {
         let bytes = STANDARD.decode(sealed).ok()?;
         let (nonce, ciphertext) = bytes.split_at_checked(NONCE_LEN)?;
         let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;

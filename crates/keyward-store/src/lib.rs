@@ -6,7 +6,8 @@
 //!   [`CredentialStore`] (credentials and their secrets), [`RuleStore`] (IP access rules),
 //!   [`RoleStore`] (custom roles), [`UsageStore`] (what the verification path records),
 //!   [`OAuthStore`] (signing keys, revoked tokens), [`MemberStore`] (dashboard members and
-//!   their sessions) and [`AuditStore`]. [`Store`] is all of them, and what the
+//!   their sessions), [`AuditStore`], [`WebhookStore`] (endpoints and the outbox) and
+//!   [`NoticeStore`] (what the scheduled scans announce). [`Store`] is all of them, and what the
 //!   application holds.
 //! - [`error`]: [`StoreError`] and [`Conflict`], the few failures callers must tell apart.
 //! - [`records`]: what is read and written besides the domain's own types.
@@ -26,11 +27,12 @@ pub mod traits;
 
 pub use error::{Conflict, StoreError};
 pub use records::{
-    AuditQuery, CredentialQuery, CredentialUse, NewSecret, RevokedToken, SecretMatch,
-    SigningKeyRecord, UsageCount,
+    AttemptRecord, AttemptResult, AuditQuery, BlockedRule, CredentialQuery, CredentialUse,
+    DeliveryRecord, DeliveryState, DueDelivery, ExpiryCandidate, NewSecret, NextStep, RevokedToken,
+    RuleMatch, SecretMatch, SigningKeyRecord, UsageCount,
 };
 pub use sql::SqlStore;
 pub use traits::{
-    AuditStore, CredentialStore, MemberStore, OAuthStore, OrganizationStore, RoleStore, RuleStore,
-    Store, UsageStore,
+    AuditStore, CredentialStore, MemberStore, NoticeStore, OAuthStore, OrganizationStore,
+    RoleStore, RuleStore, Store, UsageStore, WebhookStore,
 };

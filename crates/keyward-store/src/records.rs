@@ -1,10 +1,15 @@
 //! What the store reads and writes besides the domain's own types: secrets to store, a
-//! secret found, usage rows, signing keys, revoked tokens, and the queries of listings.
+//! secret found, usage rows, signing keys, revoked tokens, webhook deliveries and the
+//! notices the scheduled scans send, and the queries of listings.
 
 use keyward_core::credential::{Credential, DisplayStatus, Environment};
 use keyward_core::digest::{SaltedHash, SecretDigests};
+use keyward_core::ip_rule::IpRule;
 use keyward_core::secret::SecretKind;
-use keyward_core::typeid::{AuditEventId, CredentialId, OrganizationId};
+use keyward_core::typeid::{
+    AuditEventId, CredentialId, IpRuleId, MessageId, OrganizationId, WebhookId,
+};
+use keyward_core::webhook::Webhook;
 use time::OffsetDateTime;
 
 /// A secret to store: which one it is and its digests.
@@ -124,4 +129,147 @@ pub struct AuditQuery {
     pub before: Option<AuditEventId>,
     /// At most this many.
     pub limit: u32,
+}
+
+/// Where a message stands with one endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Not delivered yet: an attempt is due at `next_attempt_at`.
+    Pending,
+    /// The endpoint answered 2xx.
+    Delivered,
+    /// Every attempt of the schedule failed, or the endpoint is gone.
+    Failed,
+}
+
+impl DeliveryState {
+    /// `pending`, `delivered` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    /// Reads what [`DeliveryState::as_str`] wrote.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(DeliveryState::Pending),
+            "delivered" => Some(DeliveryState::Delivered),
+            "failed" => Some(DeliveryState::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One attempt to deliver a message to an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// 1 for the first attempt.
+    pub attempt: i64,
+    /// When it was made.
+    pub attempted_at: OffsetDateTime,
+    /// How long it took, until the answer's head and excerpt or the failure.
+    pub duration_ms: i64,
+    /// The answer's status code; none when no answer came.
+    pub response_status: Option<u16>,
+    /// Why it failed without an answer (timeout, refused connection, refused address).
+    pub error: Option<String>,
+    /// The answer body's first bytes, as text.
+    pub response_excerpt: Option<String>,
+}
+
+/// A message and its attempts at one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    /// The `webhook-id` every attempt carries.
+    pub message_id: MessageId,
+    /// The endpoint.
+    pub webhook_id: WebhookId,
+    /// The event type.
+    pub event_type: String,
+    /// When the event happened and the message was queued.
+    pub created_at: OffsetDateTime,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// The next attempt, while pending.
+    pub next_attempt_at: Option<OffsetDateTime>,
+    /// The attempts made, oldest first.
+    pub attempts: Vec<AttemptRecord>,
+}
+
+/// A message claimed for an attempt by one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueDelivery {
+    /// The `webhook-id`.
+    pub message_id: MessageId,
+    /// The endpoint, as it is now.
+    pub webhook: Webhook,
+    /// The event type.
+    pub event_type: String,
+    /// The body to send: `{"type", "timestamp", "data"}`.
+    pub payload: String,
+    /// When it was queued.
+    pub created_at: OffsetDateTime,
+    /// Attempts made before this one.
+    pub attempts: i64,
+}
+
+/// What follows an attempt for the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// Delivered: no more attempts.
+    Delivered,
+    /// Try again at this time.
+    RetryAt(OffsetDateTime),
+    /// No more attempts: the schedule is spent or the endpoint is gone.
+    Failed,
+}
+
+/// An attempt's result, written by the node that holds the claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptResult {
+    /// The message.
+    pub message_id: MessageId,
+    /// The endpoint.
+    pub webhook_id: WebhookId,
+    /// The node that claimed it: a result of a claim lost meanwhile is not written.
+    pub lease_owner: String,
+    /// The attempt.
+    pub attempt: AttemptRecord,
+    /// What follows.
+    pub next: NextStep,
+}
+
+/// A credential that expires soon or has expired, with the notices already sent for its
+/// current expiry (`expiring_7d`, `expiring_1d`, `expired`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpiryCandidate {
+    /// The credential.
+    pub credential: Credential,
+    /// The kinds of notice already sent for `credential.settings.expires_at`.
+    pub noticed: Vec<String>,
+}
+
+/// An IP rule that refused a request since its last announcement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockedRule {
+    /// The rule.
+    pub rule: IpRule,
+    /// When it last refused a request.
+    pub last_blocked_at: OffsetDateTime,
+    /// When that was last announced; none if never.
+    pub noticed_at: Option<OffsetDateTime>,
+}
+
+/// When an IP rule last decided a request, and when it last refused one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleMatch {
+    /// The rule.
+    pub rule: IpRuleId,
+    /// Its last decision.
+    pub matched_at: OffsetDateTime,
+    /// Its last refusal, if it refused one since the last write.
+    pub blocked_at: Option<OffsetDateTime>,
 }

@@ -8,7 +8,8 @@
 //! # Layout
 //! One module per aggregate, each implementing its trait: `organizations` (organizations,
 //! IP rules and roles), `credentials` (credentials and their secrets), `usage`, `oauth`
-//! (signing keys and revoked tokens), `members` (members and sessions) and `audit`.
+//! (signing keys and revoked tokens), `members` (members and sessions), `audit`, and
+//! `webhooks` (endpoints, the outbox, and the notices of the scheduled scans).
 //! `rows` reads rows into domain values; `writer` runs write transactions (group commits
 //! on SQLite).
 
@@ -20,6 +21,7 @@ mod oauth;
 mod organizations;
 mod rows;
 mod usage;
+mod webhooks;
 mod writer;
 
 use std::str::FromStr;

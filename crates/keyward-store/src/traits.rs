@@ -7,12 +7,14 @@ use keyward_core::digest::LookupDigest;
 use keyward_core::ip_rule::IpRule;
 use keyward_core::member::{Member, Session};
 use keyward_core::scope::CustomRole;
-use keyward_core::typeid::{CredentialId, IpRuleId, OrganizationId, UserId};
+use keyward_core::typeid::{CredentialId, IpRuleId, MessageId, OrganizationId, UserId, WebhookId};
+use keyward_core::webhook::Webhook;
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
 use crate::records::{
-    AuditQuery, CredentialQuery, CredentialUse, NewSecret, RevokedToken, SecretMatch,
+    AttemptResult, AuditQuery, BlockedRule, CredentialQuery, CredentialUse, DeliveryRecord,
+    DueDelivery, ExpiryCandidate, NewSecret, RevokedToken, RuleMatch, SecretMatch,
     SigningKeyRecord, UsageCount,
 };
 
@@ -156,11 +158,9 @@ pub trait UsageStore: Send + Sync {
     /// stored changes nothing.
     async fn record_credential_uses(&self, uses: &[CredentialUse]) -> Result<(), StoreError>;
 
-    /// Records when rules last decided a request; an older time changes nothing.
-    async fn record_rule_matches(
-        &self,
-        matches: &[(IpRuleId, OffsetDateTime)],
-    ) -> Result<(), StoreError>;
+    /// Records when rules last decided a request, and when they last refused one; an older
+    /// time changes nothing.
+    async fn record_rule_matches(&self, matches: &[RuleMatch]) -> Result<(), StoreError>;
 
     /// Adds usage counts to what is stored (a sum per credential, minute and outcome).
     async fn record_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError>;
@@ -258,6 +258,125 @@ pub trait AuditStore: Send + Sync {
     ) -> Result<Vec<AuditEvent>, StoreError>;
 }
 
+/// Webhook endpoints and the outbox of their messages.
+///
+/// Messages are queued by the store itself: an audit event that carries a notice (see
+/// `AuditEvent::notice`) queues one message per enabled endpoint of its organization that
+/// hears its action, in the transaction that writes the event.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Adds an endpoint.
+    async fn insert_webhook(&self, webhook: &Webhook, event: &AuditEvent)
+    -> Result<(), StoreError>;
+
+    /// Reads one endpoint of an organization; another organization's reads as none.
+    async fn webhook(
+        &self,
+        org: &OrganizationId,
+        id: &WebhookId,
+    ) -> Result<Option<Webhook>, StoreError>;
+
+    /// An organization's endpoints, oldest first.
+    async fn webhooks(&self, org: &OrganizationId) -> Result<Vec<Webhook>, StoreError>;
+
+    /// Writes a changed endpoint, version-checked as [`CredentialStore::update_credential`].
+    async fn update_webhook(&self, webhook: &Webhook, event: &AuditEvent)
+    -> Result<(), StoreError>;
+
+    /// Removes an endpoint and its queued messages; an unknown one is
+    /// [`StoreError::NotFound`].
+    async fn delete_webhook(
+        &self,
+        org: &OrganizationId,
+        id: &WebhookId,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Queues a message for one endpoint, whatever it hears (the test message).
+    async fn enqueue_message(
+        &self,
+        webhook: &Webhook,
+        message_id: &MessageId,
+        event_type: &str,
+        payload: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// An endpoint's messages with their attempts, newest first, before `before` if given.
+    async fn deliveries(
+        &self,
+        org: &OrganizationId,
+        webhook: &WebhookId,
+        before: Option<&MessageId>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// Claims up to `limit` messages due at `now` for enabled endpoints, for `owner` until
+    /// `lease_until`: no other node claims them before that, unless the result is written
+    /// first. Oldest due first.
+    async fn claim_deliveries(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        owner: &str,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>, StoreError>;
+
+    /// Writes an attempt and what follows it, if `result.lease_owner` still holds the
+    /// claim (otherwise [`Conflict::Version`](crate::error::Conflict::Version) and
+    /// nothing is written), and marks the endpoint answering or failing. Returns since when
+    /// the endpoint has been failing; none when it answers.
+    async fn finish_delivery(
+        &self,
+        result: &AttemptResult,
+    ) -> Result<Option<OffsetDateTime>, StoreError>;
+
+    /// Deletes delivered and failed messages queued before `before`.
+    async fn prune_deliveries(&self, before: OffsetDateTime) -> Result<(), StoreError>;
+}
+
+/// What the scheduled scans announce: credentials that expire, and rules that refused
+/// requests. Each announcement is recorded with its audit event in one transaction that
+/// refuses a repeat, so any number of nodes can scan at once and each is sent once.
+#[async_trait]
+pub trait NoticeStore: Send + Sync {
+    /// Credentials not revoked that expire at or before `until`, with the notices already
+    /// sent for their current expiry, expiring first; at most `limit`.
+    async fn expiry_candidates(
+        &self,
+        until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<ExpiryCandidate>, StoreError>;
+
+    /// Records notice `kind` for the credential's expiry `expires_at`, with its audit
+    /// event; one already recorded is [`Conflict::Unique`](crate::error::Conflict::Unique)
+    /// and nothing is written.
+    async fn record_expiry_notice(
+        &self,
+        credential: &CredentialId,
+        kind: &str,
+        expires_at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Rules that refused a request after their last announcement, and not announced since
+    /// `quiet_since`.
+    async fn blocked_rules(
+        &self,
+        quiet_since: OffsetDateTime,
+    ) -> Result<Vec<BlockedRule>, StoreError>;
+
+    /// Records that `rule`'s refusals were announced at `at`, with the audit event, if its
+    /// last announcement is still `seen` (otherwise another node did it:
+    /// [`Conflict::Version`](crate::error::Conflict::Version)).
+    async fn record_block_notice(
+        &self,
+        rule: &BlockedRule,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+}
+
 /// Everything Keyward reads and writes: every aggregate's store, on one database. Every
 /// write that changes a credential or an organization takes its audit event and commits
 /// both in one transaction.
@@ -271,6 +390,8 @@ pub trait Store:
     + OAuthStore
     + MemberStore
     + AuditStore
+    + WebhookStore
+    + NoticeStore
     + 'static
 {
     /// Checks the database answers.

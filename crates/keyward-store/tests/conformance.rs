@@ -22,8 +22,8 @@ use keyward_core::typeid::{CredentialId, IpRuleId, OrganizationId, UserId};
 use keyward_store::testing::TestDatabase;
 use keyward_store::{
     AuditQuery, AuditStore, Conflict, CredentialQuery, CredentialStore, CredentialUse, MemberStore,
-    NewSecret, OAuthStore, OrganizationStore, RevokedToken, RoleStore, RuleStore, SigningKeyRecord,
-    SqlStore, StoreError, UsageCount, UsageStore,
+    NewSecret, OAuthStore, OrganizationStore, RevokedToken, RoleStore, RuleMatch, RuleStore,
+    SigningKeyRecord, SqlStore, StoreError, UsageCount, UsageStore,
 };
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -812,11 +812,19 @@ async fn ip_rules_are_kept_per_organization_within_the_limit() {
 
         let at = now();
         store
-            .record_rule_matches(&[(first.id.clone(), at)])
+            .record_rule_matches(&[RuleMatch {
+                rule: first.id.clone(),
+                matched_at: at,
+                blocked_at: None,
+            }])
             .await
             .unwrap();
         store
-            .record_rule_matches(&[(first.id.clone(), at - Duration::minutes(5))])
+            .record_rule_matches(&[RuleMatch {
+                rule: first.id.clone(),
+                matched_at: at - Duration::minutes(5),
+                blocked_at: None,
+            }])
             .await
             .unwrap();
         assert_eq!(

@@ -11,6 +11,7 @@ use keyward_core::credential::parse_ip_network;
 use keyward_core::ip_rule::RulePolicy;
 use keyward_core::rate_limit::RateLimit;
 use keyward_core::secret::KeyPrefix;
+use keyward_core::webhook::TargetPolicy;
 use keyward_engine::throttle::ThrottleConfig;
 use keyward_engine::tokens::{SigningAlgorithm, TokenRules};
 use keyward_engine::{EngineConfig, RateLimits};
@@ -21,6 +22,7 @@ use keyward_server::original::{AuthorizeConfig, RouteScopes, RouteScopesConfig, 
 use keyward_service::ServiceConfig;
 use keyward_service::leaks::{LeakAction, LeakConfig, SigningKeys};
 use keyward_service::signing::SigningConfig;
+use keyward_service::webhooks::WebhookConfig;
 use serde::{Deserialize, Serialize};
 
 /// The default listening address.
@@ -63,6 +65,8 @@ pub struct FileConfig {
     pub brute_force: Option<BruteForceConfig>,
     /// Leak reports.
     pub leaks: Option<LeaksFileConfig>,
+    /// Webhook delivery.
+    pub webhooks: Option<WebhooksFileConfig>,
     /// `/v1/authorize` settings.
     pub authorize: Option<AuthorizeFileConfig>,
     /// OAuth client credentials.
@@ -203,6 +207,35 @@ pub struct LeaksFileConfig {
     /// GitHub's secret scanning public keys, as GitHub publishes them (JSON): with it,
     /// `POST /v1/leaks/github` takes GitHub's signed reports.
     pub github_keys_file: Option<PathBuf>,
+}
+
+/// `[webhooks]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksFileConfig {
+    /// Allow targets on loopback, private and other internal addresses (default false).
+    pub allow_private_targets: Option<bool>,
+    /// Allow `http://` targets (default false: `https://` only).
+    pub allow_http: Option<bool>,
+    /// Seconds between attempts, one per retry (default 5, 300, 1800, 7200, 18000,
+    /// 36000, 36000).
+    pub retry_schedule_seconds: Option<Vec<u64>>,
+    /// Seconds an attempt may take (default 15).
+    pub timeout_seconds: Option<u64>,
+    /// Attempts in flight to one endpoint at once, per node (default 4).
+    pub max_in_flight_per_endpoint: Option<usize>,
+    /// Seconds the previous secret still signs after a rotation (default 86400).
+    pub secret_overlap_seconds: Option<u64>,
+    /// Days of failing attempts after which an endpoint is disabled (default 5).
+    pub disable_after_days: Option<u64>,
+    /// Seconds between two `ip_rule.blocked` of one rule, at least (default 3600).
+    pub blocked_interval_seconds: Option<u64>,
+    /// Seconds between the scans for expiring keys and blocked requests (default 60).
+    pub scan_interval_seconds: Option<u64>,
+    /// Milliseconds between looks for due messages when none are in hand (default 1000).
+    pub poll_interval_ms: Option<u64>,
+    /// Days delivered and failed messages are kept (default 30).
+    pub retention_days: Option<u64>,
 }
 
 /// `[authorize]`.
@@ -392,6 +425,7 @@ impl Config {
                 }
             },
         };
+        let webhooks = webhook_config(file.webhooks.unwrap_or_default())?;
         let authorize_file = file.authorize.unwrap_or_default();
         let header = |name: &Option<String>, default: &HeaderName| -> anyhow::Result<HeaderName> {
             match name {
@@ -572,6 +606,7 @@ impl Config {
                     rule_policy,
                     signing,
                     leaks,
+                    webhooks,
                     ..defaults.service.clone()
                 },
                 gate: GateConfig {
@@ -634,6 +669,19 @@ impl Config {
                 "reports_per_minute": service.leaks.reports.threshold,
                 "github_keys": service.leaks.github_keys.is_some(),
             },
+            "webhooks": {
+                "allow_private_targets": service.webhooks.targets.allow_private,
+                "allow_http": service.webhooks.targets.allow_http,
+                "retry_schedule_seconds": service.webhooks.retry_schedule.iter().map(Duration::as_secs).collect::<Vec<_>>(),
+                "timeout_seconds": service.webhooks.timeout.as_secs(),
+                "max_in_flight_per_endpoint": service.webhooks.max_in_flight_per_endpoint,
+                "secret_overlap_seconds": service.webhooks.secret_overlap.as_secs(),
+                "disable_after_days": service.webhooks.disable_after.as_secs() / 86_400,
+                "blocked_interval_seconds": service.webhooks.blocked_interval.as_secs(),
+                "scan_interval_seconds": service.webhooks.scan_interval.as_secs(),
+                "poll_interval_ms": service.webhooks.poll_interval.as_millis() as u64,
+                "retention_days": service.webhooks.retention.as_secs() / 86_400,
+            },
             "authorize": {
                 "uri_header": server.authorize.uri_header.as_str(),
                 "method_header": server.authorize.method_header.as_str(),
@@ -691,6 +739,75 @@ pub fn redact_url(url: &str) -> String {
         Some((user, _password)) => format!("{scheme}://{user}:[redacted]@{host}"),
         None => url.to_owned(),
     }
+}
+
+/// `[webhooks]` over the defaults; a zero where it would stop delivery is refused.
+fn webhook_config(file: WebhooksFileConfig) -> anyhow::Result<WebhookConfig> {
+    let defaults = WebhookConfig::default();
+    let positive = |name: &str, value: Option<u64>, default: Duration, unit: Duration| match value {
+        None => Ok(default),
+        Some(0) => bail!("webhooks.{name} must be at least 1"),
+        Some(n) => Ok(unit.saturating_mul(u32::try_from(n).unwrap_or(u32::MAX))),
+    };
+    let second = Duration::from_secs(1);
+    let day = Duration::from_secs(86_400);
+    Ok(WebhookConfig {
+        targets: TargetPolicy {
+            allow_private: file.allow_private_targets.unwrap_or(false),
+            allow_http: file.allow_http.unwrap_or(false),
+        },
+        retry_schedule: match file.retry_schedule_seconds {
+            None => defaults.retry_schedule,
+            Some(waits) if waits.len() > 20 => {
+                bail!("webhooks.retry_schedule_seconds: at most 20 retries")
+            }
+            Some(waits) => waits.into_iter().map(Duration::from_secs).collect(),
+        },
+        timeout: positive(
+            "timeout_seconds",
+            file.timeout_seconds,
+            defaults.timeout,
+            second,
+        )?,
+        max_in_flight_per_endpoint: match file.max_in_flight_per_endpoint {
+            None => defaults.max_in_flight_per_endpoint,
+            Some(0) => bail!("webhooks.max_in_flight_per_endpoint must be at least 1"),
+            Some(n) => n,
+        },
+        secret_overlap: file
+            .secret_overlap_seconds
+            .map_or(defaults.secret_overlap, Duration::from_secs),
+        disable_after: positive(
+            "disable_after_days",
+            file.disable_after_days,
+            defaults.disable_after,
+            day,
+        )?,
+        blocked_interval: positive(
+            "blocked_interval_seconds",
+            file.blocked_interval_seconds,
+            defaults.blocked_interval,
+            second,
+        )?,
+        scan_interval: positive(
+            "scan_interval_seconds",
+            file.scan_interval_seconds,
+            defaults.scan_interval,
+            second,
+        )?,
+        poll_interval: positive(
+            "poll_interval_ms",
+            file.poll_interval_ms,
+            defaults.poll_interval,
+            Duration::from_millis(1),
+        )?,
+        retention: positive(
+            "retention_days",
+            file.retention_days,
+            defaults.retention,
+            day,
+        )?,
+    })
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use keyward_service::credentials::{
 };
 use keyward_service::principal::{ReadKeys, WriteKeys};
 use keyward_service::signing::MasterKey;
+use keyward_service::webhooks::delivery::Deliverer;
 use keyward_service::{Operator, Service, ServiceError};
 use keyward_store::SqlStore;
 use tokio::net::TcpListener;
@@ -457,9 +458,15 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     println!("Keyward listening on http://{address}");
     let flusher = state.engine.spawn_usage_flusher();
     let key_schedule = service.spawn_key_schedule();
+    let notice_scan = service.spawn_notice_scan();
+    let deliverer = Deliverer::new(service.clone())
+        .context("starting webhook delivery")?
+        .spawn();
     keyward_server::serve(listener, metrics, state.clone(), shutdown).await?;
     flusher.stop().await;
     key_schedule.abort();
+    notice_scan.abort();
+    deliverer.abort();
     if let Err(error) = state.engine.flush_usage().await {
         tracing::warn!(%error, "could not write the last usage records");
     }

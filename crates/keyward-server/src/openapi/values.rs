@@ -172,6 +172,39 @@ schema_only!(
 );
 
 schema_only!(
+    /// A webhook endpoint id.
+    WebhookId => text(type_id("webhook"), "`webhook_…`.")
+);
+
+schema_only!(
+    /// Where a page of deliveries starts.
+    MessageCursor => text(type_id("msg"), "The `next_cursor` of the previous page.")
+);
+
+schema_only!(
+    /// An event type an endpoint hears, or `*` for every one.
+    EventTypeName => one_of(
+        &std::iter::once("*")
+            .chain(keyward_core::webhook::EVENT_TYPES)
+            .collect::<Vec<_>>(),
+        "`*` stands alone and names every event type, those added later included.",
+    )
+);
+
+schema_only!(
+    /// A webhook's target.
+    WebhookUrl => ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::Custom("uri".to_owned())))
+        .max_length(Some(keyward_core::webhook::URL_MAX_CHARS))
+        .description(Some(
+            "An `https` URL (or `http` where the deployment allows it) without a user name, \
+             password or fragment, whose host does not resolve to a loopback, private, \
+             link-local or otherwise internal address unless the deployment allows them.",
+        ))
+);
+
+schema_only!(
     /// Where a page of credentials starts.
     KeyCursor => text(type_id("api_key"), "The `next_cursor` of the previous page.")
 );

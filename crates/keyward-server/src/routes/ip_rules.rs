@@ -3,8 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use keyward_core::clock::rfc3339;
-use keyward_core::ip_rule::{IpRule, RuleKind};
+use keyward_core::ip_rule::RuleKind;
 use keyward_gate::Problem;
 use keyward_service::ip_rules::{IpRuleChange, NewIpRule};
 use keyward_service::principal::{DeleteIpRules, ReadIpRules, WriteIpRules};
@@ -86,39 +85,7 @@ pub struct DeleteIpRuleQuery {
     pub confirm_lockout: bool,
 }
 
-/// One rule.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IpRuleResponse {
-    /// `ip_rule_…`.
-    pub id: String,
-    /// The range; single addresses show as /32 or /128.
-    pub ip_network: String,
-    /// `allow` or `deny`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// The note.
-    pub description: Option<String>,
-    /// Creation time (RFC 3339).
-    pub created_at: String,
-    /// Who created it.
-    pub created_by: String,
-    /// When it last decided a request (RFC 3339; updated in batches).
-    pub last_matched_at: Option<String>,
-}
-
-impl From<&IpRule> for IpRuleResponse {
-    fn from(rule: &IpRule) -> Self {
-        Self {
-            id: rule.id.to_string(),
-            ip_network: rule.network.to_string(),
-            kind: rule.kind.as_str(),
-            description: rule.description.clone(),
-            created_at: rfc3339(rule.created_at),
-            created_by: rule.created_by.clone(),
-            last_matched_at: rule.last_matched_at.map(rfc3339),
-        }
-    }
-}
+pub use keyward_service::records::IpRuleRecord as IpRuleResponse;
 
 /// The organization's rules and the limits that bound them.
 #[derive(Debug, Serialize, ToSchema)]

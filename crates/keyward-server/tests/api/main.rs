@@ -23,3 +23,4 @@ mod status;
 mod support;
 mod usage;
 mod verify;
+mod webhooks;

@@ -1,9 +1,10 @@
-//! The audit log: appended to inside the transaction of every change it records.
+//! The audit log: appended to inside the transaction of every change it records, with
+//! the webhook messages its events announce.
 
 use async_trait::async_trait;
-use keyward_core::audit::AuditEvent;
-use keyward_core::clock::to_millis;
-use keyward_core::typeid::OrganizationId;
+use keyward_core::audit::{AuditEvent, Notice};
+use keyward_core::clock::{rfc3339, to_millis};
+use keyward_core::typeid::{MessageId, OrganizationId};
 use sqlx::AnyConnection;
 
 use super::SqlStore;
@@ -31,6 +32,50 @@ pub(super) async fn insert_event(
     .bind(event.source_ip.map(|ip| ip.to_string()))
     .bind(event.target_id.as_deref())
     .bind(details)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_error)?;
+    if let Some(notice) = &event.notice {
+        queue_notice(conn, event, notice).await?;
+    }
+    Ok(())
+}
+
+/// Queues the event's message for every enabled endpoint of its organization that hears
+/// its type. The message id is the audit event's with the `msg` prefix, so a delivery
+/// and the change that caused it are found from each other.
+async fn queue_notice(
+    conn: &mut AnyConnection,
+    event: &AuditEvent,
+    notice: &Notice,
+) -> Result<(), StoreError> {
+    let suffix = event
+        .id
+        .as_str()
+        .strip_prefix("audit_event_")
+        .unwrap_or(event.id.as_str());
+    let message_id = format!("{}_{suffix}", MessageId::PREFIX);
+    let payload = serde_json::json!({
+        "type": notice.event_type,
+        "timestamp": rfc3339(event.occurred_at),
+        "data": notice.data,
+    })
+    .to_string();
+    // `_` is a wildcard of LIKE: escaped, so `ip_rule.blocked` matches only itself.
+    let pattern = format!("%,{},%", notice.event_type.replace('_', "\\_"));
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (message_id, webhook_id, organization_id, event_type, \
+         payload, created_at, state, attempts, next_attempt_at) \
+         SELECT $1, w.id, w.organization_id, $3, $4, $5, 'pending', 0, $5 FROM webhooks w \
+         WHERE w.organization_id = $2 AND w.enabled = 1 \
+         AND (w.events = '*' OR w.events LIKE $6 ESCAPE '\\')",
+    )
+    .bind(message_id)
+    .bind(event.organization_id.as_str())
+    .bind(notice.event_type)
+    .bind(payload)
+    .bind(to_millis(event.occurred_at))
+    .bind(pattern)
     .execute(&mut *conn)
     .await
     .map_err(map_error)?;

@@ -32,6 +32,8 @@ macro_rules! select_credentials {
     };
 }
 
+pub(super) use select_credentials;
+
 async fn insert_secrets(
     conn: &mut AnyConnection,
     credential_id: &CredentialId,

@@ -77,11 +77,11 @@ pub(super) fn json_text(items: &[String]) -> String {
     Value::Array(items.iter().cloned().map(Value::String).collect()).to_string()
 }
 
-fn corrupt(what: &str) -> StoreError {
+pub(super) fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(format!("unreadable stored {what}"))
 }
 
-fn get<'r, T>(row: &'r AnyRow, index: usize) -> Result<T, StoreError>
+pub(super) fn get<'r, T>(row: &'r AnyRow, index: usize) -> Result<T, StoreError>
 where
     T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
 {
@@ -89,11 +89,11 @@ where
         .map_err(|e| StoreError::Internal(format!("column {index}: {e}")))
 }
 
-fn time_at(row: &AnyRow, index: usize) -> Result<Option<OffsetDateTime>, StoreError> {
+pub(super) fn time_at(row: &AnyRow, index: usize) -> Result<Option<OffsetDateTime>, StoreError> {
     Ok(get::<Option<i64>>(row, index)?.map(from_millis))
 }
 
-fn parsed<T>(
+pub(super) fn parsed<T>(
     text: &str,
     what: &str,
     parse: impl FnOnce(&str) -> Option<T>,
@@ -211,6 +211,7 @@ pub(super) fn audit_event_from_row(row: &AnyRow) -> Result<AuditEvent, StoreErro
             .transpose()?,
         target_id: get(row, 6)?,
         details,
+        notice: None,
     })
 }
 

@@ -3,15 +3,14 @@
 
 use async_trait::async_trait;
 use keyward_core::clock::to_millis;
-use keyward_core::typeid::{CredentialId, IpRuleId};
+use keyward_core::typeid::CredentialId;
 use sqlx::Row;
-use time::OffsetDateTime;
 
 use super::errors::map_error;
 use super::writer::job;
 use super::{Dialect, SqlStore};
 use crate::error::StoreError;
-use crate::records::{CredentialUse, UsageCount};
+use crate::records::{CredentialUse, RuleMatch, UsageCount};
 use crate::traits::UsageStore;
 
 /// Rows a batched write puts in one statement, largest first: a few thousand bound
@@ -113,26 +112,29 @@ impl UsageStore for SqlStore {
         self.writer.write(write).await
     }
 
-    async fn record_rule_matches(
-        &self,
-        matches: &[(IpRuleId, OffsetDateTime)],
-    ) -> Result<(), StoreError> {
+    async fn record_rule_matches(&self, matches: &[RuleMatch]) -> Result<(), StoreError> {
         if matches.is_empty() {
             return Ok(());
         }
         // In id order: two nodes flushing at once then lock the same rows in the same
         // order, and neither can hold a row the other waits for while it waits in turn.
         let mut matches = matches.to_vec();
-        matches.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        matches.sort_unstable_by(|a, b| a.rule.as_str().cmp(b.rule.as_str()));
         let write = job(matches, |conn, matches| {
             Box::pin(async move {
-                for (id, at) in matches.iter() {
+                for found in matches.iter() {
                     sqlx::query(
-                        "UPDATE ip_rules SET last_matched_at = $1 \
-                         WHERE id = $2 AND (last_matched_at IS NULL OR last_matched_at < $1)",
+                        "UPDATE ip_rules SET \
+                         last_matched_at = CASE WHEN last_matched_at IS NULL OR last_matched_at < $1 \
+                           THEN $1 ELSE last_matched_at END, \
+                         last_blocked_at = CASE WHEN $3 IS NOT NULL \
+                           AND (last_blocked_at IS NULL OR last_blocked_at < $3) \
+                           THEN $3 ELSE last_blocked_at END \
+                         WHERE id = $2",
                     )
-                    .bind(to_millis(*at))
-                    .bind(id.as_str())
+                    .bind(to_millis(found.matched_at))
+                    .bind(found.rule.as_str())
+                    .bind(found.blocked_at.map(to_millis))
                     .execute(&mut *conn)
                     .await
                     .map_err(map_error)?;
