@@ -20,8 +20,8 @@
 //! - [`organizations`]: the first run and `keyward init`.
 //! - [`tokens`] and [`signing`]: issuing and revoking access tokens, and the keys that
 //!   sign them.
-//! - [`webhooks`]: webhook endpoints; their [`webhooks::delivery`], and the
-//!   [`webhooks::notices`] the scheduled scans send.
+//! - [`webhooks`]: webhook endpoints; their [`webhooks::outbox`], as the delivery worker
+//!   works it, and the [`webhooks::notices`] the scheduled scans send.
 //! - [`error`]: [`ServiceError`], and what forbids or conflicts with a change.
 //! - `writes`: version-checked writes and audit details, as every operation makes them.
 

@@ -16,7 +16,7 @@ use crate::error::ServiceError;
 use crate::leaks::LeakConfig;
 use crate::login::LoginThrottle;
 use crate::signing::{KeyRing, SigningConfig};
-use crate::webhooks::WebhookConfig;
+use crate::webhooks::settings::WebhookConfig;
 
 /// The management side's settings.
 #[derive(Debug, Clone)]

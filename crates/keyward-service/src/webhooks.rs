@@ -2,8 +2,8 @@
 //! secrets rotated, a test message sent, and their deliveries read.
 //!
 //! Messages are never sent from here: a change's audit event carries its notice, and the
-//! store queues the message in the change's own transaction; [`delivery`] sends what is
-//! queued, and [`notices`] finds what time alone announces (expiries, rules that refused
+//! store queues the message in the change's own transaction; [`outbox`] is how the
+//! delivery worker claims and records them, and [`notices`] finds what time alone announces (expiries, rules that refused
 //! requests).
 //!
 //! An endpoint's signing secret is shown once, when it is made, and kept sealed under the
@@ -11,19 +11,18 @@
 //! hash. After a rotation the previous secret also signs, for the configured overlap, so
 //! a receiver can switch without losing a message.
 
-pub mod delivery;
 pub mod notices;
+pub mod outbox;
+pub mod settings;
 
-use std::time::Duration;
+pub use settings::WebhookConfig;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use keyward_core::audit::Actor;
 use keyward_core::typeid::{MessageId, WebhookId};
 use keyward_core::validation::{TextKind, person_text};
-use keyward_core::webhook::{
-    SECRET_BYTES, SECRET_PREFIX, Subscription, TEST_EVENT, TargetPolicy, Webhook,
-};
+use keyward_core::webhook::{SECRET_BYTES, SECRET_PREFIX, Subscription, TEST_EVENT, Webhook};
 use keyward_store::{DeliveryRecord, StoreError};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -39,60 +38,6 @@ pub const DESCRIPTION_MAX_CHARS: usize = 1_000;
 pub const MAX_WEBHOOKS: usize = 20;
 /// Most deliveries one page lists (one more is read to tell whether another page follows).
 pub const MAX_DELIVERIES_PAGE: u32 = 100;
-
-/// How webhooks are delivered.
-#[derive(Debug, Clone)]
-pub struct WebhookConfig {
-    /// Which targets endpoints may have.
-    pub targets: TargetPolicy,
-    /// The waits between attempts: after the first attempt fails, the first wait, and so
-    /// on; when they are spent the message has failed. Each wait varies by up to a fifth
-    /// either way, so that the retries of many messages spread out.
-    pub retry_schedule: Vec<Duration>,
-    /// How long an attempt may take, from connecting to the end of the answer's head.
-    pub timeout: Duration,
-    /// Most attempts in flight to one endpoint at once (per node).
-    pub max_in_flight_per_endpoint: usize,
-    /// How long the previous secret still signs after a rotation.
-    pub secret_overlap: Duration,
-    /// An endpoint whose every attempt has failed for this long is disabled.
-    pub disable_after: Duration,
-    /// At most one `ip_rule.blocked` per rule in this interval.
-    pub blocked_interval: Duration,
-    /// How often the scheduled scans (expiries, blocked requests) run.
-    pub scan_interval: Duration,
-    /// How often a node looks for due messages when it has none in hand.
-    pub poll_interval: Duration,
-    /// How long delivered and failed messages are kept for the deliveries listing.
-    pub retention: Duration,
-}
-
-impl Default for WebhookConfig {
-    fn default() -> Self {
-        let minutes = |m: u64| Duration::from_secs(m * 60);
-        Self {
-            targets: TargetPolicy::default(),
-            // Standard Webhooks' suggested schedule: about a day and a quarter in all.
-            retry_schedule: vec![
-                Duration::from_secs(5),
-                minutes(5),
-                minutes(30),
-                minutes(120),
-                minutes(300),
-                minutes(600),
-                minutes(600),
-            ],
-            timeout: Duration::from_secs(15),
-            max_in_flight_per_endpoint: 4,
-            secret_overlap: Duration::from_secs(24 * 3600),
-            disable_after: Duration::from_secs(5 * 24 * 3600),
-            blocked_interval: Duration::from_secs(3600),
-            scan_interval: Duration::from_secs(60),
-            poll_interval: Duration::from_secs(1),
-            retention: Duration::from_secs(30 * 24 * 3600),
-        }
-    }
-}
 
 /// An endpoint to add.
 #[derive(Debug, Clone, Default)]
@@ -138,12 +83,14 @@ impl Service {
     }
 }
 
-impl Webhooks<'_> {
+impl<'a> Webhooks<'a> {
     /// The delivery settings.
-    pub fn config(&self) -> &WebhookConfig {
+    pub fn config(&self) -> &'a WebhookConfig {
         &self.0.config.webhooks
     }
+}
 
+impl Webhooks<'_> {
     /// Adds an endpoint, enabled, with a new signing secret.
     pub async fn create(
         &self,
@@ -420,26 +367,6 @@ impl Webhooks<'_> {
         .await?;
         tracing::warn!(webhook.id = %webhook.id, reason, "disabled webhook {}", webhook.id);
         Ok(())
-    }
-
-    /// The secrets that sign for `webhook` at `now`: the current one, and the previous
-    /// one during its overlap. Ones that cannot be opened (another master key) are left
-    /// out.
-    pub(crate) fn signing_secrets(
-        &self,
-        webhook: &Webhook,
-        now: time::OffsetDateTime,
-    ) -> Vec<Zeroizing<Vec<u8>>> {
-        let key = &self.0.config.signing.master_key;
-        let aad = webhook.id.as_str();
-        let mut secrets: Vec<_> = key.open(aad, &webhook.sealed_secret).into_iter().collect();
-        if let Some((sealed, until)) = &webhook.previous_secret
-            && *until > now
-            && let Some(previous) = key.open(aad, sealed)
-        {
-            secrets.push(previous);
-        }
-        secrets
     }
 
     /// Reads, changes and writes an endpoint, again on a concurrent write; `change`

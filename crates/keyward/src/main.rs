@@ -12,6 +12,7 @@ use keyward::config::{Config, LogFormat, Overrides};
 use keyward_core::clock::{SystemClock, rfc3339};
 use keyward_core::credential::{DisplayStatus, Environment};
 use keyward_core::typeid::{CredentialId, OrganizationId};
+use keyward_delivery::Deliverer;
 use keyward_server::AppState;
 use keyward_server::json::KeyResponse;
 use keyward_service::credentials::{
@@ -19,7 +20,6 @@ use keyward_service::credentials::{
 };
 use keyward_service::principal::{ReadKeys, WriteKeys};
 use keyward_service::signing::MasterKey;
-use keyward_service::webhooks::delivery::Deliverer;
 use keyward_service::{Operator, Service, ServiceError};
 use keyward_store::SqlStore;
 use tokio::net::TcpListener;

@@ -12,9 +12,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use keyward_core::clock::{Clock, rfc3339};
 use keyward_core::webhook::TargetPolicy;
+use keyward_delivery::{Deliverer, signature};
 use keyward_server::ServerConfig;
 use keyward_service::webhooks::WebhookConfig;
-use keyward_service::webhooks::delivery::{Deliverer, signature};
 use serde_json::{Value, json};
 
 use crate::support::TestApp;

@@ -1,16 +1,16 @@
-//! Sends queued webhook messages, at least once each, signed per Standard Webhooks.
+//! Sends the webhook messages the service's outbox holds, at least once each, signed per
+//! Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
 //!
 //! A node claims due messages for a lease (the store makes each claim exclusive across
 //! nodes), sends them with at most `max_in_flight_per_endpoint` in flight to one endpoint,
-//! and writes each attempt's result under its claim. A node that dies mid-attempt leaves
-//! its claims to run out; the messages are then due again, with the same `webhook-id`,
-//! so a receiver that deduplicates by it sees each once.
+//! and hands each attempt's result to the service, which decides what follows (see
+//! `keyward_service::webhooks::outbox`). A node that dies mid-attempt leaves its claims to
+//! run out; the messages are then due again, with the same `webhook-id`, so a receiver that
+//! deduplicates by it sees each once.
 //!
-//! What follows an attempt: a 2xx answer delivers the message; a 410 fails it and disables
-//! the endpoint; anything else (another status, a redirect, which is not followed, a
-//! timeout, a refused connection, a target resolving inward) is retried after the next
-//! wait of the schedule, until the schedule is spent. An endpoint failing for longer than
-//! `disable_after` is disabled.
+//! Redirects are not followed, and a host name is resolved here, at every attempt, to the
+//! addresses the deployment's target policy allows: a name that resolves only inward is
+//! refused, and the connection goes to the very addresses that were checked.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,17 +23,17 @@ use base64::engine::general_purpose::STANDARD;
 use futures_util::StreamExt;
 use keyward_core::typeid::WebhookId;
 use keyward_core::webhook::TargetPolicy;
-use keyward_store::{AttemptRecord, AttemptResult, DueDelivery, NextStep, StoreError};
+use keyward_service::Service;
+use keyward_service::webhooks::outbox::Attempt;
+use keyward_store::{DueDelivery, NextStep};
 use time::OffsetDateTime;
-
-use crate::service::Service;
 
 /// Most messages one node claims at a time.
 const CLAIM_BATCH: u32 = 32;
 /// Most bytes of an answer's body kept as its excerpt.
 const EXCERPT_BYTES: usize = 256;
 
-/// Sends what the outbox holds; see the module's documentation.
+/// Sends what the outbox holds; see the crate's documentation.
 pub struct Deliverer {
     service: Arc<Service>,
     client: reqwest::Client,
@@ -65,7 +65,7 @@ pub fn signature(secrets: &[impl AsRef<[u8]>], id: &str, timestamp: i64, body: &
 impl Deliverer {
     /// A deliverer for `service`'s outbox.
     pub fn new(service: Arc<Service>) -> Result<Self, reqwest::Error> {
-        let config = &service.config.webhooks;
+        let config = service.webhooks().config();
         // The one TLS implementation of the process, on the crypto it already uses.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let client = reqwest::Client::builder()
@@ -88,7 +88,7 @@ impl Deliverer {
     /// Sends messages as they fall due until the task is aborted.
     pub fn spawn(self) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            let poll = self.service.config.webhooks.poll_interval;
+            let poll = self.service.webhooks().config().poll_interval;
             let mut last_prune = Instant::now();
             loop {
                 match self.run_once().await {
@@ -101,28 +101,24 @@ impl Deliverer {
                 }
                 if last_prune.elapsed() > Duration::from_secs(3600) {
                     last_prune = Instant::now();
-                    self.prune().await;
+                    if let Err(error) = self.service.webhooks().prune().await {
+                        tracing::warn!(%error, "could not prune webhook deliveries");
+                    }
                 }
             }
         })
     }
 
     /// Claims the messages due now and makes one attempt at each; how many it claimed.
-    pub async fn run_once(&self) -> Result<usize, StoreError> {
-        let config = &self.service.config.webhooks;
-        let now = self.service.clock.now();
+    pub async fn run_once(&self) -> Result<usize, keyward_service::ServiceError> {
+        let webhooks = self.service.webhooks();
+        let config = webhooks.config();
+        let bound = config.max_in_flight_per_endpoint.max(1);
         // Long enough for every claimed attempt to run in turn behind the per-endpoint bound,
         // and one timeout more.
-        let rounds = u32::try_from(CLAIM_BATCH as usize / config.max_in_flight_per_endpoint.max(1))
-            .unwrap_or(u32::MAX)
-            .saturating_add(1);
-        let lease = config.timeout.saturating_mul(rounds.saturating_add(1));
-        let lease_until = now + time::Duration::try_from(lease).unwrap_or(time::Duration::HOUR);
-        let due = self
-            .service
-            .store
-            .claim_deliveries(now, lease_until, &self.owner, CLAIM_BATCH)
-            .await?;
+        let rounds = u32::try_from(CLAIM_BATCH as usize / bound).unwrap_or(u32::MAX);
+        let lease = config.timeout.saturating_mul(rounds.saturating_add(2));
+        let due = webhooks.claim_due(&self.owner, CLAIM_BATCH, lease).await?;
         let claimed = due.len();
         let mut per_endpoint: HashMap<WebhookId, Vec<DueDelivery>> = HashMap::new();
         for delivery in due {
@@ -131,7 +127,6 @@ impl Deliverer {
                 .or_default()
                 .push(delivery);
         }
-        let bound = config.max_in_flight_per_endpoint.max(1);
         let endpoints = per_endpoint.into_values().map(|deliveries| async move {
             futures_util::stream::iter(deliveries)
                 .for_each_concurrent(bound, |delivery| self.attempt(delivery))
@@ -141,75 +136,39 @@ impl Deliverer {
         Ok(claimed)
     }
 
-    /// One attempt at one message, and its result written.
+    /// One attempt at one message, its result handed to the service.
     async fn attempt(&self, delivery: DueDelivery) {
-        let service = &self.service;
-        let config = &service.config.webhooks;
         let started = Instant::now();
-        let attempted_at = service.clock.now();
-        let sent = self.send(&delivery, attempted_at).await;
-        let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        let number = delivery.attempts + 1;
-        let (status, error, excerpt) = match sent {
+        let attempted_at = self.service.clock().now();
+        let (status, error, excerpt) = match self.send(&delivery, attempted_at).await {
             Ok((status, excerpt)) => (Some(status), None, excerpt),
             Err(why) => (None, Some(why), None),
         };
-        let next = match status {
-            Some(200..=299) => NextStep::Delivered,
-            Some(410) => NextStep::Failed,
-            _ => match usize::try_from(delivery.attempts)
-                .ok()
-                .and_then(|done| config.retry_schedule.get(done))
-            {
-                Some(wait) => NextStep::RetryAt(attempted_at + jittered(*wait)),
-                None => NextStep::Failed,
-            },
+        let attempt = Attempt {
+            attempted_at,
+            duration: started.elapsed(),
+            status,
+            error,
+            excerpt,
         };
-        let result = AttemptResult {
-            message_id: delivery.message_id.clone(),
-            webhook_id: delivery.webhook.id.clone(),
-            lease_owner: self.owner.clone(),
-            attempt: AttemptRecord {
-                attempt: number,
-                attempted_at,
-                duration_ms,
-                response_status: status,
-                error,
-                response_excerpt: excerpt,
-            },
-            next,
-        };
-        metrics::counter!(
-            "keyward_webhook_attempts_total",
-            "result" => match next {
-                NextStep::Delivered => "delivered",
-                NextStep::RetryAt(_) => "retry",
-                NextStep::Failed => "failed",
-            }
-        )
-        .increment(1);
-        let failing_since = match service.store.finish_delivery(&result).await {
-            Ok(since) => since,
-            // The claim ran out and another node took the message: its result stands.
-            Err(StoreError::Conflict(keyward_store::Conflict::Version)) => return,
+        match self
+            .service
+            .webhooks()
+            .record_attempt(&delivery, &self.owner, attempt)
+            .await
+        {
+            Ok(next) => metrics::counter!(
+                "keyward_webhook_attempts_total",
+                "result" => match next {
+                    NextStep::Delivered => "delivered",
+                    NextStep::RetryAt(_) => "retry",
+                    NextStep::Failed => "failed",
+                }
+            )
+            .increment(1),
             Err(error) => {
                 tracing::warn!(%error, message.id = %delivery.message_id, "could not record a webhook attempt");
-                return;
             }
-        };
-        let reason = if status == Some(410) {
-            Some("gone")
-        } else {
-            let limit =
-                time::Duration::try_from(config.disable_after).unwrap_or(time::Duration::MAX);
-            failing_since
-                .filter(|since| attempted_at - *since >= limit)
-                .map(|_| "failing")
-        };
-        if let Some(reason) = reason
-            && let Err(error) = service.webhooks().disable(&delivery.webhook, reason).await
-        {
-            tracing::warn!(%error, webhook.id = %delivery.webhook.id, "could not disable a webhook");
         }
     }
 
@@ -220,7 +179,7 @@ impl Deliverer {
         now: OffsetDateTime,
     ) -> Result<(u16, Option<String>), String> {
         let webhook = &delivery.webhook;
-        let policy = self.service.config.webhooks.targets;
+        let policy = self.service.webhooks().config().targets;
         let url = policy.check_url(&webhook.url).map_err(|e| e.message)?;
         let secrets = self.service.webhooks().signing_secrets(webhook, now);
         if secrets.is_empty() {
@@ -242,19 +201,6 @@ impl Deliverer {
             .map_err(|e| describe(&e))?;
         let status = response.status().as_u16();
         Ok((status, excerpt(response).await))
-    }
-
-    async fn prune(&self) {
-        let service = &self.service;
-        let keep = time::Duration::try_from(service.config.webhooks.retention)
-            .unwrap_or(time::Duration::DAY * 30);
-        if let Err(error) = service
-            .store
-            .prune_deliveries(service.clock.now() - keep)
-            .await
-        {
-            tracing::warn!(%error, "could not prune webhook deliveries");
-        }
     }
 }
 
@@ -294,15 +240,6 @@ fn describe(error: &reqwest::Error) -> String {
         Some(why) => format!("{what}: {why}"),
         None => what.to_owned(),
     }
-}
-
-/// `wait`, moved by up to a fifth either way.
-fn jittered(wait: Duration) -> time::Duration {
-    let mut byte = [0u8; 2];
-    keyward_core::secret::fill_random(&mut byte);
-    let unit = f64::from(u16::from_le_bytes(byte)) / f64::from(u16::MAX); // 0..=1
-    let factor = 0.8 + 0.4 * unit;
-    time::Duration::try_from(wait.mul_f64(factor)).unwrap_or(time::Duration::DAY)
 }
 
 /// Resolves host names to the addresses the target policy allows: a name that resolves
@@ -352,13 +289,5 @@ mod tests {
         assert_eq!(parts.len(), 2);
         assert!(parts.iter().all(|p| p.starts_with("v1,")));
         assert_ne!(parts[0], parts[1]);
-    }
-
-    #[test]
-    fn waits_vary_by_at_most_a_fifth() {
-        for _ in 0..1_000 {
-            let wait = jittered(Duration::from_secs(100));
-            assert!(wait >= time::Duration::seconds(80) && wait <= time::Duration::seconds(120));
-        }
     }
 }
