@@ -62,12 +62,17 @@ pub fn signature(secrets: &[impl AsRef<[u8]>], id: &str, timestamp: i64, body: &
     header
 }
 
+/// Makes aws-lc-rs, the crypto the process already uses, the TLS provider of every HTTP
+/// client in it: a client built before would find none. Idempotent.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 impl Deliverer {
     /// A deliverer for `service`'s outbox.
     pub fn new(service: Arc<Service>) -> Result<Self, reqwest::Error> {
         let config = service.webhooks().config();
-        // The one TLS implementation of the process, on the crypto it already uses.
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        install_tls_provider();
         let client = reqwest::Client::builder()
             .use_rustls_tls()
             .redirect(reqwest::redirect::Policy::none())

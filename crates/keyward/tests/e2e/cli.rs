@@ -40,7 +40,7 @@ async fn dashboard_login(server: &Server, email: &str, password: &str) -> reqwes
         .captures(&page)
         .unwrap()[1]
         .to_owned();
-    let no_redirects = reqwest::Client::builder()
+    let no_redirects = crate::support::http()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

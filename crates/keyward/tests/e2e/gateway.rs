@@ -96,7 +96,7 @@ async fn upstream() -> SocketAddr {
 
 /// A client whose requests come from `ip`.
 fn client_from(ip: &str) -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::support::http()
         .local_address(ip.parse::<IpAddr>().unwrap())
         .timeout(Duration::from_secs(10))
         .build()

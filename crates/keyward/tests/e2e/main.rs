@@ -13,3 +13,4 @@ mod nginx;
 mod nodes;
 mod oauth_clients;
 mod support;
+mod webhooks;

@@ -56,7 +56,7 @@ async fn the_rust_oauth2_crate_gets_tokens() {
     let db = database().await;
     let bootstrap = init(db.url());
     let server = Server::start(db.url(), &[], &[]);
-    let http = reqwest::Client::builder()
+    let http = crate::support::http()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

@@ -151,12 +151,16 @@ impl Drop for Server {
     }
 }
 
+/// An HTTP client builder, with the process's TLS provider in place (see
+/// `keyward_delivery::install_tls_provider`).
+pub fn http() -> reqwest::ClientBuilder {
+    keyward_delivery::install_tls_provider();
+    reqwest::Client::builder()
+}
+
 /// A blocking-free HTTP client for the tests.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
+    http().timeout(Duration::from_secs(10)).build().unwrap()
 }
 
 /// Runs the Python script `tests/e2e/{name}` with `python` and `envs`, off the async
