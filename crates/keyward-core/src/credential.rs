@@ -160,6 +160,8 @@ pub struct Credential {
     pub version: i64,
     /// The latest cut of its access tokens, if any: set by a rotation and by disabling.
     pub token_cutoff: Option<TokenCutoff>,
+    /// When a secret of it was last reported found in public (a leak report).
+    pub exposed_at: Option<OffsetDateTime>,
 }
 
 /// Access tokens minted before `set_at` are not accepted from `ends_at` on.

@@ -261,6 +261,7 @@ mod tests {
             last_used_ip: None,
             version: 1,
             token_cutoff: None,
+            exposed_at: None,
         }
     }
 

@@ -335,6 +335,7 @@ fn fixture() -> Fixture {
             last_used_ip: None,
             version: 1,
             token_cutoff: None,
+            exposed_at: None,
         };
         let found = SecretMatch {
             credential,

@@ -11,6 +11,8 @@
 //!   revoke, rotate.
 //! - [`chart`]: the usage chart, an SVG drawn here.
 //! - [`security`]: Developer → API Security (the organization's IP rules) and the audit log.
+//! - [`webhooks`]: Developer → Webhooks: endpoints (the signing secret shown once),
+//!   their deliveries, a test message, enable, disable, delete.
 //! - [`assets`]: the stylesheet, htmx and the dashboard's script, served from the binary.
 //!
 //! Templates (askama, escaped by default) are in `templates/`. Every page carries a strict
@@ -24,6 +26,7 @@ pub mod login;
 pub mod page;
 pub mod security;
 pub mod session;
+pub mod webhooks;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
@@ -62,6 +65,8 @@ pub fn changes() -> Vec<(&'static str, MethodRouter<AppState>)> {
             "/developer/api-security/rules/{id}/remove",
             post(security::remove_rule),
         ),
+        (webhooks::PATH, post(webhooks::create)),
+        ("/developer/webhooks/{id}/{action}", post(webhooks::act)),
     ]
 }
 
@@ -78,7 +83,9 @@ pub fn routes() -> Router<AppState> {
             get(credentials::usage_chart),
         )
         .route(security::PATH, get(security::page))
-        .route("/developer/audit-log", get(security::audit_log));
+        .route("/developer/audit-log", get(security::audit_log))
+        .route(webhooks::PATH, get(webhooks::page))
+        .route("/developer/webhooks/{id}", get(webhooks::detail));
     let pages = changes()
         .into_iter()
         .fold(pages, |pages, (path, change)| pages.route(path, change))

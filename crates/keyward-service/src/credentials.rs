@@ -246,6 +246,7 @@ impl Credentials<'_> {
             last_used_ip: None,
             version: 1,
             token_cutoff: None,
+            exposed_at: None,
         };
         self.within_reach(&permit.authority(), &credential).await?;
         let details = json!({
@@ -502,7 +503,8 @@ impl Credentials<'_> {
             },
         });
         let id = &owner.credential.id;
-        self.modify(&permit, id, Reach::Unchecked, |_, _| {
+        self.modify(&permit, id, Reach::Unchecked, |credential, now| {
+            credential.exposed_at = Some(now);
             Ok(Some(("key.exposed", details.clone())))
         })
         .await?;

@@ -58,6 +58,8 @@ pub struct CredentialRecord {
     pub last_used_at: Option<String>,
     /// The address of that check.
     pub last_used_ip: Option<String>,
+    /// When a secret of it was last reported found in public (RFC 3339); null if never.
+    pub exposed_at: Option<String>,
 }
 
 impl CredentialRecord {
@@ -87,6 +89,7 @@ impl CredentialRecord {
             revoked_at: credential.revoked_at.map(rfc3339),
             last_used_at: credential.last_used_at.map(rfc3339),
             last_used_ip: credential.last_used_ip.map(|ip| ip.to_string()),
+            exposed_at: credential.exposed_at.map(rfc3339),
         }
     }
 }

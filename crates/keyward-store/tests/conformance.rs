@@ -662,6 +662,7 @@ fn unsaved_credential(org: &OrganizationId, env: Environment, api_key: &PlainSec
         last_used_ip: None,
         version: 1,
         token_cutoff: None,
+        exposed_at: None,
     }
 }
 

@@ -77,6 +77,8 @@ pub struct CredentialView {
     pub disabled: bool,
     /// The version the page shows, which the rotate form carries.
     pub version: i64,
+    /// When a secret of it was last reported found in public, or empty.
+    pub exposed: String,
 }
 
 impl CredentialView {
@@ -127,6 +129,7 @@ impl CredentialView {
             revocable: credential.status != keyward_core::credential::Status::Revoked,
             disabled: credential.status == keyward_core::credential::Status::Disabled,
             version: credential.version,
+            exposed: credential.exposed_at.map(display_time).unwrap_or_default(),
         }
     }
 }

@@ -1298,3 +1298,126 @@ async fn the_document_says_which_operations_a_session_may_call() {
         "{with_session} operations take a session"
     );
 }
+
+#[tokio::test]
+async fn a_member_adds_tests_disables_and_deletes_a_webhook() {
+    let (app, member) = signed_in().await;
+    let empty = member.get(&app, "/developer/webhooks").await;
+    assert_eq!(empty.status, StatusCode::OK);
+    assert!(empty.text.contains("id=\"no-webhooks\""));
+    let refused = member
+        .post(
+            &app,
+            "/developer/webhooks",
+            &[("url", "https://127.0.0.1/hook"), ("events", "*")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text.contains("id=\"url-error\""));
+    let made = member
+        .post(
+            &app,
+            "/developer/webhooks",
+            &[
+                ("url", "https://hooks.example.com/keyward"),
+                ("events", "key.revoked"),
+                ("events", "key.exposed"),
+                ("description", "<i>ops</i>"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    let marker = "id=\"webhook-secret\" value=\"";
+    let start = made.text.find(marker).unwrap() + marker.len();
+    let secret = &made.text[start..start + made.text[start..].find('"').unwrap()];
+    keyward_store::testing::record_secrets([secret]);
+    assert!(secret.starts_with("whsec_"));
+    let listed = member.get(&app, "/developer/webhooks").await;
+    assert!(listed.text.contains("key.exposed, key.revoked"));
+    assert!(listed.text.contains("&#60;i&#62;ops") && !listed.text.contains(secret));
+    let id = {
+        let marker = "href=\"/developer/webhooks/";
+        let start = listed.text.find(marker).unwrap() + marker.len();
+        listed.text[start..start + listed.text[start..].find('"').unwrap()].to_owned()
+    };
+    let page = format!("/developer/webhooks/{id}");
+    let tested = member.post(&app, &format!("{page}/test"), &[]).await;
+    assert_eq!(tested.status, StatusCode::SEE_OTHER);
+    let detail = member.get(&app, &page).await;
+    assert!(detail.text.contains("webhook.test") && detail.text.contains("pending"));
+    assert!(!detail.text.contains(secret));
+    member.post(&app, &format!("{page}/disable"), &[]).await;
+    assert!(
+        member
+            .get(&app, &page)
+            .await
+            .text
+            .contains("id=\"disabled-warning\"")
+    );
+    member.post(&app, &format!("{page}/enable"), &[]).await;
+    assert!(
+        !member
+            .get(&app, &page)
+            .await
+            .text
+            .contains("id=\"disabled-warning\"")
+    );
+    let unknown = member.post(&app, &format!("{page}/explode"), &[]).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let deleted = member.post(&app, &format!("{page}/delete"), &[]).await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    assert_eq!(member.get(&app, &page).await.status, StatusCode::NOT_FOUND);
+    // Every change is the member's, in the audit log.
+    let audit = app
+        .get(&format!("/v1/audit-log?target_id={id}"))
+        .key(&app.admin_key)
+        .send()
+        .await
+        .json();
+    let actions: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "webhook.deleted",
+            "webhook.updated",
+            "webhook.updated",
+            "webhook.created"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_credential_reported_in_public_is_marked_exposed() {
+    let (app, member) = signed_in().await;
+    let (id, key, _) = create(&app, &member, "Pasted").await;
+    let (other_id, _, _) = create(&app, &member, "Kept").await;
+    let list = member.get(&app, "/developer/api-credentials").await;
+    assert!(!list.text.contains("badge exposed"));
+    app.post("/v1/leaks")
+        .json(serde_json::json!({"keys": [key], "source": "https://paste.example/x"}))
+        .send()
+        .await
+        .expect(202);
+    let list = member.get(&app, "/developer/api-credentials").await;
+    assert_eq!(list.text.matches("badge exposed").count(), 1);
+    let detail = member
+        .get(&app, &format!("/developer/api-credentials/{id}"))
+        .await;
+    assert!(detail.text.contains("id=\"exposed-warning\""));
+    let other = member
+        .get(&app, &format!("/developer/api-credentials/{other_id}"))
+        .await;
+    assert!(!other.text.contains("id=\"exposed-warning\""));
+    let record = app
+        .get(&format!("/v1/keys/{id}"))
+        .key(&app.admin_key)
+        .send()
+        .await
+        .json();
+    assert!(record["exposed_at"].is_string());
+}

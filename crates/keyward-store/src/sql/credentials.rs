@@ -26,7 +26,8 @@ macro_rules! select_credentials {
             "SELECT c.id, c.organization_id, c.environment, c.name, c.description, \
              c.permissions, c.role, c.ip_allowlist, c.rate_limit_override, c.not_before, c.expires_at, \
              c.metadata, c.owner_id, c.status, c.prefix, c.hint, c.created_at, c.created_by, c.updated_at, \
-             c.revoked_at, c.last_used_at, c.last_used_ip, c.version, c.tokens_cut_at, c.tokens_end_at ",
+             c.revoked_at, c.last_used_at, c.last_used_ip, c.version, c.tokens_cut_at, c.tokens_end_at, \
+             c.exposed_at ",
             $rest
         )
     };
@@ -58,7 +59,7 @@ async fn insert_secrets(
     Ok(())
 }
 
-/// Binds the columns a credential's changes touch, as `$1`…`$17` in the order of the
+/// Binds the columns a credential's changes touch, as `$1`…`$18` in the order of the
 /// `UPDATE` and `INSERT` statements that use it.
 fn bind_mutable_columns<'q>(
     query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
@@ -82,6 +83,7 @@ fn bind_mutable_columns<'q>(
         .bind(row.revoked_at)
         .bind(row.tokens_cut_at)
         .bind(row.tokens_end_at)
+        .bind(row.exposed_at)
 }
 
 /// Writes every mutable column of a credential if its version is still the one read.
@@ -94,8 +96,8 @@ async fn write_credential(
             "UPDATE credentials SET name = $1, description = $2, permissions = $3, role = $4, \
              ip_allowlist = $5, rate_limit_override = $6, not_before = $7, expires_at = $8, metadata = $9, \
              owner_id = $10, status = $11, prefix = $12, hint = $13, updated_at = $14, revoked_at = $15, \
-             tokens_cut_at = $16, tokens_end_at = $17, version = version + 1 \
-             WHERE id = $18 AND organization_id = $19 AND version = $20",
+             tokens_cut_at = $16, tokens_end_at = $17, exposed_at = $18, version = version + 1 \
+             WHERE id = $19 AND organization_id = $20 AND version = $21",
         ),
         CredentialRow::from(credential),
     )
@@ -137,10 +139,10 @@ impl CredentialStore for SqlStore {
                     sqlx::query(
                         "INSERT INTO credentials (name, description, permissions, role, ip_allowlist, \
                          rate_limit_override, not_before, expires_at, metadata, owner_id, status, prefix, hint, \
-                         updated_at, revoked_at, tokens_cut_at, tokens_end_at, id, organization_id, environment, \
-                         created_at, created_by, version) \
+                         updated_at, revoked_at, tokens_cut_at, tokens_end_at, exposed_at, id, organization_id, \
+                         environment, created_at, created_by, version) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-                         $19, $20, $21, $22, $23)",
+                         $19, $20, $21, $22, $23, $24)",
                     ),
                     CredentialRow::from(credential),
                 )

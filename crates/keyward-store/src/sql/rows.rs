@@ -44,6 +44,7 @@ pub(super) struct CredentialRow {
     pub revoked_at: Option<i64>,
     pub tokens_cut_at: Option<i64>,
     pub tokens_end_at: Option<i64>,
+    pub exposed_at: Option<i64>,
 }
 
 impl From<&Credential> for CredentialRow {
@@ -68,6 +69,7 @@ impl From<&Credential> for CredentialRow {
             revoked_at: c.revoked_at.map(to_millis),
             tokens_cut_at: c.token_cutoff.map(|cut| to_millis(cut.set_at)),
             tokens_end_at: c.token_cutoff.map(|cut| to_millis(cut.ends_at)),
+            exposed_at: c.exposed_at.map(to_millis),
         }
     }
 }
@@ -168,18 +170,19 @@ pub(super) fn credential_from_row(row: &AnyRow) -> Result<Credential, StoreError
             (None, None) => None,
             _ => return Err(corrupt("token cutoff")),
         },
+        exposed_at: time_at(row, 25)?,
     })
 }
 
 /// Reads a credential followed by `kind, salt, salted_hash, expires_at` of one secret and
 /// its organization's `change_seq`.
 pub(super) fn secret_match_from_row(row: &AnyRow) -> Result<SecretMatch, StoreError> {
-    let salt: Vec<u8> = get(row, 26)?;
-    let hash: Vec<u8> = get(row, 27)?;
+    let salt: Vec<u8> = get(row, 27)?;
+    let hash: Vec<u8> = get(row, 28)?;
     let credential = credential_from_row(row)?;
     let environment = credential.environment;
     Ok(SecretMatch {
-        kind: parsed(&get::<String>(row, 25)?, "secret kind", |name| {
+        kind: parsed(&get::<String>(row, 26)?, "secret kind", |name| {
             SecretKind::from_storage_name(name, environment)
         })?,
         credential,
@@ -187,8 +190,8 @@ pub(super) fn secret_match_from_row(row: &AnyRow) -> Result<SecretMatch, StoreEr
             salt: salt.try_into().map_err(|_| corrupt("salt"))?,
             hash: HashBytes(hash.try_into().map_err(|_| corrupt("salted hash"))?),
         },
-        expires_at: time_at(row, 28)?,
-        org_change_seq: get(row, 29)?,
+        expires_at: time_at(row, 29)?,
+        org_change_seq: get(row, 30)?,
     })
 }
 
