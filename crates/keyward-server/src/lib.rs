@@ -75,6 +75,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::keys::enable))
         .routes(routes!(routes::keys::revoke))
         .routes(routes!(routes::keys::revoke_self))
+        .routes(routes!(routes::keys::lookup))
         .routes(routes!(routes::leaks::report))
         .routes(routes!(routes::leaks::report_github))
         .routes(routes!(routes::keys::rotate))

@@ -335,6 +335,28 @@ impl Credentials<'_> {
         _operator: &Operator,
         secret: &str,
     ) -> Result<Option<SecretOwner>, ServiceError> {
+        self.owner_of(secret).await
+    }
+
+    /// [`Credentials::find_by_secret`] within the principal's organization: a secret of
+    /// another organization's credential is `None`, as one no credential has.
+    pub async fn identify(
+        &self,
+        permit: &Permit<'_, ReadKeys>,
+        secret: &str,
+    ) -> Result<Option<SecretOwner>, ServiceError> {
+        Ok(self
+            .owner_of(secret)
+            .await?
+            .filter(|owner| owner.credential.organization_id == *permit.organization()))
+    }
+
+    /// The credential that has `secret`, confirmed by its salted hash, and whether the
+    /// secret still works; across organizations.
+    async fn owner_of(&self, secret: &str) -> Result<Option<SecretOwner>, ServiceError> {
+        if parse_secret(secret).is_err() {
+            return Ok(None);
+        }
         let lookup = keyward_core::digest::LookupDigest::of(secret);
         let Some(found) = self.0.store.credential_by_secret(&lookup).await? else {
             return Ok(None);
@@ -475,10 +497,7 @@ impl Credentials<'_> {
         source: &str,
         actor: &Actor,
     ) -> Result<bool, ServiceError> {
-        if parse_secret(secret).is_err() {
-            return Ok(false);
-        }
-        let Some(owner) = self.find_by_secret(&Operator::new(), secret).await? else {
+        let Some(owner) = self.owner_of(secret).await? else {
             return Ok(false);
         };
         if matches!(

@@ -90,6 +90,10 @@ enum Command {
         /// Also look each secret up in the database and say whether it still works
         #[arg(long)]
         live: bool,
+        /// Instead, ask a running Keyward at this URL (`POST /v1/keys/lookup`) with the API
+        /// key in `KEYWARD_API_KEY` (scope `keys:read`): secrets of its organization only
+        #[arg(long, value_name = "URL", conflicts_with = "live")]
+        server: Option<String>,
         /// Print one JSON array instead of text
         #[arg(long)]
         json: bool,
@@ -304,32 +308,53 @@ fn master_key(path: &std::path::Path) -> anyhow::Result<MasterKey> {
 /// `keyward scan`: prints what it found (with `live`, whether each secret still works in
 /// the database `live` names); exit status 1 when it found a secret, 2 when a path could
 /// not be read (what was found is printed all the same).
-async fn scan(paths: &[PathBuf], live: Option<&Config>, json: bool) -> anyhow::Result<ExitCode> {
+/// Where `keyward scan` asks whether found secrets still work.
+enum Lookup {
+    /// It does not ask.
+    None,
+    /// The database, across organizations.
+    Database(Box<AppState>),
+    /// A running Keyward, for the organization of the key in `KEYWARD_API_KEY`.
+    Server(String),
+}
+
+async fn scan(paths: &[PathBuf], lookup: Lookup, json: bool) -> anyhow::Result<ExitCode> {
     let found = keyward::scan::scan(paths);
-    let state = match live {
-        Some(config) => Some(open_state(config).await?),
-        None => None,
-    };
     let mut rows = Vec::new();
     for finding in &found.findings {
-        let mut row = serde_json::to_value(finding)?;
-        if let Some(state) = &state {
-            let owner = state
-                .service
-                .credentials()
-                .find_by_secret(&Operator::new(), &finding.secret)
-                .await?;
-            row["state"] = owner
-                .as_ref()
-                .map_or("unknown", |owner| owner.state.as_str())
-                .into();
-            if let Some(owner) = owner {
-                row["key_id"] = owner.credential.id.to_string().into();
-                row["organization_id"] = owner.credential.organization_id.to_string().into();
+        rows.push(serde_json::to_value(finding)?);
+    }
+    match &lookup {
+        Lookup::None => {}
+        Lookup::Database(state) => {
+            for (finding, row) in found.findings.iter().zip(rows.iter_mut()) {
+                let owner = state
+                    .service
+                    .credentials()
+                    .find_by_secret(&Operator::new(), &finding.secret)
+                    .await?;
+                row["state"] = owner
+                    .as_ref()
+                    .map_or("unknown", |owner| owner.state.as_str())
+                    .into();
+                if let Some(owner) = owner {
+                    row["key_id"] = owner.credential.id.to_string().into();
+                    row["organization_id"] = owner.credential.organization_id.to_string().into();
+                }
             }
         }
-        rows.push(row);
+        Lookup::Server(url) => {
+            let secrets: Vec<&str> = found.findings.iter().map(|f| f.secret.as_str()).collect();
+            let results = keyward::scan::look_up(url, &secrets).await?;
+            for (row, result) in rows.iter_mut().zip(results) {
+                row["state"] = result["state"].clone();
+                if result["key_id"].is_string() {
+                    row["key_id"] = result["key_id"].clone();
+                }
+            }
+        }
     }
+    let asked = !matches!(lookup, Lookup::None);
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
@@ -343,14 +368,16 @@ async fn scan(paths: &[PathBuf], live: Option<&Config>, json: bool) -> anyhow::R
                 field("prefix"),
                 field("hint")
             );
-            if state.is_some() {
+            if asked {
                 line.push_str(&format!(" {}", field("state")));
-                if row.get("key_id").is_some() {
-                    line.push_str(&format!(
+                match (row.get("key_id"), row.get("organization_id")) {
+                    (Some(_), Some(_)) => line.push_str(&format!(
                         " ({} in {})",
                         field("key_id"),
                         field("organization_id")
-                    ));
+                    )),
+                    (Some(_), None) => line.push_str(&format!(" ({})", field("key_id"))),
+                    _ => {}
                 }
             }
             println!("{line}");
@@ -370,8 +397,18 @@ async fn scan(paths: &[PathBuf], live: Option<&Config>, json: bool) -> anyhow::R
 
 async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     let done = match command {
-        Command::Scan { paths, live, json } => {
-            return scan(&paths, live.then_some(&config), json).await;
+        Command::Scan {
+            paths,
+            live,
+            server,
+            json,
+        } => {
+            let lookup = match (server, live) {
+                (Some(url), _) => Lookup::Server(url),
+                (None, true) => Lookup::Database(Box::new(open_state(&config).await?)),
+                (None, false) => Lookup::None,
+            };
+            return scan(&paths, lookup, json).await;
         }
         Command::Config {
             command: ConfigCommand::Check,

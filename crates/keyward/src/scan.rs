@@ -29,6 +29,43 @@ pub struct Finding {
     pub secret: zeroize::Zeroizing<String>,
 }
 
+/// Asks the Keyward at `base` what each secret is (`POST /v1/keys/lookup`, a hundred at a
+/// time), with the API key in `KEYWARD_API_KEY`: one `{state, kind, key_id}` per secret, in
+/// order. The key travels in the environment, not the command line, where other users of
+/// the machine could read it.
+pub async fn look_up(base: &str, secrets: &[&str]) -> anyhow::Result<Vec<serde_json::Value>> {
+    use anyhow::Context;
+    let key = std::env::var("KEYWARD_API_KEY")
+        .context("--server needs an API key with keys:read in KEYWARD_API_KEY")?;
+    keyward_delivery::install_tls_provider();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()?;
+    let url = format!("{}/v1/keys/lookup", base.trim_end_matches('/'));
+    let mut results = Vec::with_capacity(secrets.len());
+    for batch in secrets.chunks(100) {
+        let response = client
+            .post(&url)
+            .header("x-api-key", &key)
+            .json(&serde_json::json!({ "secrets": batch }))
+            .send()
+            .await
+            .with_context(|| format!("asking {url}"))?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        if !status.is_success() {
+            let detail = body["detail"].as_str().unwrap_or("no detail");
+            anyhow::bail!("{url} answered {status}: {detail}");
+        }
+        let data = body["data"]
+            .as_array()
+            .filter(|data| data.len() == batch.len())
+            .with_context(|| format!("{url} answered something else than one result a secret"))?;
+        results.extend(data.iter().cloned());
+    }
+    Ok(results)
+}
+
 /// What a scan found, and the paths it could not read (each with why).
 #[derive(Debug, Default)]
 pub struct Scan {

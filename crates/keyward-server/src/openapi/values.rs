@@ -222,6 +222,15 @@ schema_only!(
 );
 
 schema_only!(
+    /// What a looked-up secret is.
+    SecretStateName => one_of(
+        &["active", "disabled", "revoked", "expired", "replaced", "unknown"],
+        "`replaced`: rotated out, its grace period over; `unknown`: no credential of the \
+         organization has it.",
+    )
+);
+
+schema_only!(
     /// A credential's status as listings show it.
     KeyStatusName => one_of(
         &["active", "disabled", "revoked", "expired"],

@@ -24,7 +24,7 @@ use crate::json::{
 };
 use crate::openapi::values::{
     Description, IpNetwork, KeyCursor, KeyId, KeyStatusName, Name, OwnerId, RoleReference,
-    ScopeName, Time,
+    ScopeName, SecretStateName, Time,
 };
 use crate::routes::{page_size, split_page};
 use crate::state::AppState;
@@ -441,6 +441,72 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Json<KeyResponse>, ApiError> {
     change_status(state, caller, id, StatusChange::Revoke).await
+}
+
+/// The body of `POST /v1/keys/lookup`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LookupRequest {
+    /// Secrets found somewhere (API keys or client secrets), at most 100.
+    #[schema(max_items = 100)]
+    pub secrets: Vec<String>,
+}
+
+/// What one looked-up secret is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LookupResult {
+    /// `active`, `disabled`, `revoked`, `expired` (its credential's state), `replaced`
+    /// (rotated out, its grace period over), or `unknown`: no credential of the caller's
+    /// organization has it (another organization's secret reads the same).
+    #[schema(value_type = SecretStateName)]
+    pub state: &'static str,
+    /// `api_key` or `client_secret`; null when unknown.
+    pub kind: Option<&'static str>,
+    /// The credential that has it; null when unknown.
+    pub key_id: Option<String>,
+}
+
+/// `POST /v1/keys/lookup`: one result per secret, in order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LookupResponse {
+    /// The results.
+    pub data: Vec<LookupResult>,
+}
+
+/// Most secrets one lookup takes.
+pub const MAX_LOOKUP: usize = 100;
+
+/// Say which of the organization's credentials each secret belongs to and whether it
+/// still works, as `keyward scan --server` asks of secrets found in files. A secret is
+/// confirmed by its salted hash; one of another organization is `unknown`. Needs
+/// `keys:read`.
+#[utoipa::path(post, path = "/v1/keys/lookup", tag = "keys", operation_id = "lookup_secrets",
+    request_body = LookupRequest,
+    security(("api_key" = []), ("bearer" = []), ("session" = [])),
+    responses(
+        (status = 200, body = LookupResponse),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn lookup(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<LookupRequest>,
+) -> Result<Json<LookupResponse>, ApiError> {
+    let permit = caller.principal().permit::<ReadKeys>()?;
+    if request.secrets.len() > MAX_LOOKUP {
+        return Err(ValidationError::new("secrets", "at most 100 at once").into());
+    }
+    let credentials = state.service.credentials();
+    let mut data = Vec::with_capacity(request.secrets.len());
+    for secret in &request.secrets {
+        let owner = credentials.identify(&permit, secret).await?;
+        data.push(LookupResult {
+            state: owner.as_ref().map_or("unknown", |o| o.state.as_str()),
+            kind: owner.as_ref().map(|o| o.kind.storage_name()),
+            key_id: owner.map(|o| o.credential.id.to_string()),
+        });
+    }
+    Ok(Json(LookupResponse { data }))
 }
 
 /// Revoke the calling key itself, whatever its scopes: whoever holds a key can end it, for

@@ -291,3 +291,67 @@ async fn a_key_sent_in_the_wrong_shape_is_not_repeated_in_the_answer() {
     assert!(!refused.text.contains(&key), "{}", refused.text);
     assert_eq!(status_of(&app, &key).await, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_lookup_says_what_each_secret_of_the_organization_is_and_nothing_of_others() {
+    let app = TestApp::new().await;
+    let active = app.create_key(json!({"name": "Active"})).await;
+    let revoked = app.create_key(json!({"name": "Revoked"})).await;
+    app.act_on_key(&revoked, "revoke").await;
+    let other = app.other_organization().await;
+    let reader = app
+        .create_key(json!({"name": "Reader", "permissions": ["keys:read"]}))
+        .await;
+    let secrets = json!([
+        active["key"],
+        active["client_secret"],
+        revoked["key"],
+        other,
+        "kw_live_notakeyatall",
+    ]);
+    let answer = app
+        .post("/v1/keys/lookup")
+        .key(reader["key"].as_str().unwrap())
+        .json(json!({"secrets": secrets}))
+        .send()
+        .await
+        .expect(200)
+        .json();
+    let results: Vec<(&str, &Value)> = answer["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["state"].as_str().unwrap(), &r["key_id"]))
+        .collect();
+    assert_eq!(
+        results,
+        [
+            ("active", &active["key_id"]),
+            ("active", &active["key_id"]),
+            ("revoked", &revoked["key_id"]),
+            // Another organization's live key reads as one no credential has.
+            ("unknown", &Value::Null),
+            ("unknown", &Value::Null),
+        ]
+    );
+    assert_eq!(answer["data"][1]["kind"], "client_secret");
+    // Never the secrets themselves.
+    assert!(!answer.to_string().contains(active["key"].as_str().unwrap()));
+
+    let writer = app
+        .create_key(json!({"name": "Writer", "permissions": ["keys:write"]}))
+        .await;
+    app.post("/v1/keys/lookup")
+        .key(writer["key"].as_str().unwrap())
+        .json(json!({"secrets": []}))
+        .send()
+        .await
+        .assert_problem(403, "insufficient_scope");
+    let too_many: Vec<String> = (0..101).map(|n| format!("kw_live_{n}")).collect();
+    app.post("/v1/keys/lookup")
+        .key(&app.admin_key)
+        .json(json!({"secrets": too_many}))
+        .send()
+        .await
+        .assert_problem(422, "validation_failed");
+}

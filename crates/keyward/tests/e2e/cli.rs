@@ -440,8 +440,19 @@ async fn metrics_can_have_an_address_of_their_own() {
 
 /// Runs `keyward scan` with `args` on `database`; returns its exit status and output.
 fn scan(args: &[&str], database: &str, stdin: &str) -> (i32, String, String) {
+    scan_with(args, database, stdin, &[])
+}
+
+/// [`scan`] with environment variables.
+fn scan_with(
+    args: &[&str],
+    database: &str,
+    stdin: &str,
+    envs: &[(&str, &str)],
+) -> (i32, String, String) {
     use std::io::Write;
     let mut child = keyward()
+        .envs(envs.iter().copied())
         .arg("--database")
         .arg(database)
         .arg("scan")
@@ -600,4 +611,99 @@ async fn scan_finds_secrets_says_which_still_work_and_exits_for_a_hook() {
     let (status, _, err) = scan(&[&format!("{dir}/missing")], path, "");
     assert_eq!(status, 2, "{err}");
     assert!(err.contains("missing"), "{err}");
+
+    // The same through a running server, with a key of the organization that holds
+    // keys:read: the same states, and none of another organization's.
+    let server = Server::start(path, &[], &[]);
+    let reader: Value = serde_json::from_str(&run(
+        &[
+            "keys",
+            "create",
+            "--org",
+            &org,
+            "--name",
+            "scanner",
+            "--permission",
+            "keys:read",
+            "--json",
+        ],
+        path,
+    ))
+    .unwrap();
+    let reader_key = reader["key"].as_str().unwrap();
+    let (status, out, err) = scan_with(
+        &["--server", &server.base, "--json", dir],
+        path,
+        "",
+        &[("KEYWARD_API_KEY", reader_key)],
+    );
+    assert_eq!(status, 1, "{out}{err}");
+    let found: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let states: Vec<&str> = found.iter().map(|f| f["state"].as_str().unwrap()).collect();
+    assert_eq!(
+        states,
+        ["active", "revoked", "active", "unknown", "unknown"]
+    );
+    assert_eq!(
+        found[0]["key_id"].as_str(),
+        Some(bootstrap_key_id(path, &org).as_str())
+    );
+    assert!(found.iter().all(|f| f.get("organization_id").is_none()));
+    let (status, out, _) = scan_with(
+        &["--server", &server.base, "--json", dir],
+        path,
+        "",
+        &[(
+            "KEYWARD_API_KEY",
+            format!(
+                "{}{}",
+                &reader_key[..reader_key.len() - 1],
+                if reader_key.ends_with('x') { 'y' } else { 'x' }
+            )
+            .as_str(),
+        )],
+    );
+    assert_eq!(
+        status, 2,
+        "a key that does not authenticate is an error: {out}"
+    );
+    let (status, _, err) = scan_with(&["--server", &server.base, dir], path, "", &[]);
+    assert_eq!(status, 2);
+    assert!(err.contains("KEYWARD_API_KEY"), "{err}");
+    let keys_write_only: Value = serde_json::from_str(&run(
+        &[
+            "keys",
+            "create",
+            "--org",
+            &org,
+            "--name",
+            "writer",
+            "--permission",
+            "keys:write",
+            "--json",
+        ],
+        path,
+    ))
+    .unwrap();
+    let (status, _, err) = scan_with(
+        &["--server", &server.base, dir],
+        path,
+        "",
+        &[("KEYWARD_API_KEY", keys_write_only["key"].as_str().unwrap())],
+    );
+    assert_eq!(status, 2);
+    assert!(err.contains("403"), "{err}");
+}
+
+/// The id of the organization's bootstrap credential, the oldest one.
+fn bootstrap_key_id(database: &str, org: &str) -> String {
+    let listed: Value =
+        serde_json::from_str(&run(&["keys", "list", "--org", org, "--json"], database)).unwrap();
+    let all = listed.as_array().unwrap();
+    all.iter()
+        .find(|k| k["name"] == "Bootstrap credential")
+        .unwrap()["key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
