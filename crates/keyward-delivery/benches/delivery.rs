@@ -99,7 +99,11 @@ async fn run(messages: usize) {
             name: format!("Key {n}"),
             ..NewCredential::default()
         };
-        service.credentials().create(&write, new).await.expect("a key");
+        service
+            .credentials()
+            .create(&write, new)
+            .await
+            .expect("a key");
     }
     let body = serde_json::json!({
         "type": "key.created",
@@ -138,7 +142,10 @@ async fn run(messages: usize) {
     let mut delivered = 0;
     while delivered < messages {
         let claimed = deliverer.run_once().await.expect("a round");
-        assert!(claimed > 0 || started.elapsed() < Duration::from_secs(60), "stuck");
+        assert!(
+            claimed > 0 || started.elapsed() < Duration::from_secs(60),
+            "stuck"
+        );
         delivered += claimed;
     }
     let rate = messages as f64 / started.elapsed().as_secs_f64();

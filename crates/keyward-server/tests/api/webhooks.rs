@@ -872,3 +872,122 @@ async fn a_rule_that_refuses_requests_is_announced_at_most_once_per_interval() {
     assert_eq!(blocked.1["data"]["id"], rule["id"]);
     assert!(blocked.1["data"]["blocked_at"].is_string());
 }
+
+#[tokio::test]
+async fn a_target_inside_the_network_is_refused_at_each_attempt_too() {
+    // Set where private targets were allowed; sent by a node whose policy no longer does.
+    let app = TestApp::with_config(config()).await;
+    let receiver = Receiver::start().await;
+    let by_name = receiver.url.replace("127.0.0.1", "localhost");
+    let made = create_webhook(&app, &by_name, json!(["key.created"])).await;
+    create_webhook(&app, &receiver.url, json!(["key.created"])).await;
+    app.create_key(json!({"name": "Unsent"})).await;
+    let mut strict = (*app.state.config).clone();
+    strict.service.webhooks.targets = TargetPolicy {
+        allow_private: false,
+        allow_http: true,
+    };
+    let store = Arc::new(
+        keyward_store::SqlStore::open(app.database.url())
+            .await
+            .unwrap(),
+    );
+    let node = keyward_server::AppState::new(store, Arc::new(app.clock.clone()), strict);
+    assert_eq!(
+        Deliverer::new(node.service.clone())
+            .unwrap()
+            .run_once()
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(
+        receiver.messages().is_empty(),
+        "a message reached an inward target"
+    );
+    let deliveries = app
+        .get(&format!(
+            "/v1/webhooks/{}/deliveries",
+            made["id"].as_str().unwrap()
+        ))
+        .key(&app.admin_key)
+        .send()
+        .await
+        .expect(200)
+        .json();
+    let attempt = &deliveries["data"][0]["attempts"][0];
+    assert_eq!(attempt["response_status"], Value::Null);
+    assert!(
+        attempt["error"]
+            .as_str()
+            .unwrap()
+            .contains("inside this deployment's network"),
+        "{attempt}"
+    );
+    assert_eq!(deliveries["data"][0]["status"], "pending");
+}
+
+#[tokio::test]
+async fn a_host_name_that_resolves_inward_is_refused_when_sent() {
+    // This machine's own name, where it resolves to loopback only: no rule on the name
+    // refuses it, only the addresses it resolves to.
+    let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") else {
+        eprintln!("NOTICE: no host name to resolve; the resolver's refusal is not checked");
+        return;
+    };
+    let name = name.trim().to_owned();
+    let loopback_only = tokio::net::lookup_host((name.as_str(), 0))
+        .await
+        .map(|found| found.collect::<Vec<_>>())
+        .is_ok_and(|found| !found.is_empty() && found.iter().all(|a| a.ip().is_loopback()));
+    if !loopback_only || name == "localhost" {
+        eprintln!("NOTICE: {name} does not resolve to loopback only; not checked here");
+        return;
+    }
+    let app = TestApp::with_config(config()).await;
+    let receiver = Receiver::start().await;
+    let made = create_webhook(
+        &app,
+        &receiver.url.replace("127.0.0.1", &name),
+        json!(["*"]),
+    )
+    .await;
+    app.create_key(json!({"name": "Unsent"})).await;
+    let mut strict = (*app.state.config).clone();
+    strict.service.webhooks.targets.allow_private = false;
+    let store = Arc::new(
+        keyward_store::SqlStore::open(app.database.url())
+            .await
+            .unwrap(),
+    );
+    let node = keyward_server::AppState::new(store, Arc::new(app.clock.clone()), strict);
+    Deliverer::new(node.service.clone())
+        .unwrap()
+        .run_once()
+        .await
+        .unwrap();
+    assert!(receiver.messages().is_empty());
+    let deliveries = app
+        .get(&format!(
+            "/v1/webhooks/{}/deliveries",
+            made["id"].as_str().unwrap()
+        ))
+        .key(&app.admin_key)
+        .send()
+        .await
+        .expect(200)
+        .json();
+    let error = deliveries["data"][0]["attempts"][0]["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        error.contains("resolves only to addresses inside"),
+        "{error}"
+    );
+    // The same node's policy, allowing them, reaches it.
+    deliverer(&app).run_once().await.unwrap();
+    app.clock.advance(time::Duration::seconds(13));
+    deliverer(&app).run_once().await.unwrap();
+    assert_eq!(receiver.messages().len(), 1);
+}
