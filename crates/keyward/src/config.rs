@@ -860,6 +860,37 @@ mod tests {
     }
 
     #[test]
+    fn webhook_settings_are_read_and_a_zero_that_would_stop_delivery_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyward.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(Some(&path), &Overrides::default(), None)
+        };
+        let config = load(
+            "[webhooks]\nallow_private_targets = true\nretry_schedule_seconds = [1, 2]\n\
+             timeout_seconds = 3\npoll_interval_ms = 50\n",
+        )
+        .unwrap();
+        let webhooks = &config.server.service.webhooks;
+        assert!(webhooks.targets.allow_private && !webhooks.targets.allow_http);
+        assert_eq!(
+            webhooks.retry_schedule,
+            [Duration::from_secs(1), Duration::from_secs(2)]
+        );
+        assert_eq!(webhooks.timeout, Duration::from_secs(3));
+        assert_eq!(webhooks.poll_interval, Duration::from_millis(50));
+        for refused in [
+            "[webhooks]\ntimeout_seconds = 0\n",
+            "[webhooks]\nmax_in_flight_per_endpoint = 0\n",
+            "[webhooks]\nscan_interval_seconds = 0\n",
+            "[webhooks]\nallow_privat_targets = true\n",
+        ] {
+            assert!(load(refused).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_and_bad_prefixes_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keyward.toml");

@@ -527,20 +527,27 @@ impl NoticeStore for SqlStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_error)?;
+        // The notices already sent for the candidates' current expiries, in one query.
+        let sent = sqlx::query(
+            "SELECT n.credential_id, n.kind FROM expiry_notices n \
+             JOIN credentials c ON c.id = n.credential_id AND c.expires_at = n.expires_at \
+             WHERE c.expires_at <= $1 AND c.status <> 'revoked'",
+        )
+        .bind(to_millis(until))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        let mut noticed: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for row in &sent {
+            noticed
+                .entry(get::<String>(row, 0)?)
+                .or_default()
+                .push(get(row, 1)?);
+        }
         let mut candidates = Vec::with_capacity(rows.len());
         for row in &rows {
             let credential = credential_from_row(row)?;
-            let noticed = sqlx::query(
-                "SELECT kind FROM expiry_notices WHERE credential_id = $1 AND expires_at = $2",
-            )
-            .bind(credential.id.as_str())
-            .bind(credential.settings.expires_at.map(to_millis))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_error)?
-            .iter()
-            .map(|row| get::<String>(row, 0))
-            .collect::<Result<_, _>>()?;
+            let noticed = noticed.remove(credential.id.as_str()).unwrap_or_default();
             candidates.push(ExpiryCandidate {
                 credential,
                 noticed,
