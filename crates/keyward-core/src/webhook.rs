@@ -252,8 +252,19 @@ fn inward_v6(ip: Ipv6Addr) -> bool {
     if let Some(v4) = ip.to_ipv4_mapped() {
         return inward_v4(v4);
     }
-    // NAT64 (64:ff9b::/96) reaches the IPv4 address in its last 32 bits.
-    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+    // NAT64 (64:ff9b::/96, and the local-use 64:ff9b:1::/48) and IPv4-translated
+    // (::ffff:0:0:0/96) addresses reach the IPv4 address in their last 32 bits; a
+    // local-use NAT64 prefix leads to the deployment's own network whatever follows.
+    if segments[..3] == [0x64, 0xff9b, 1] {
+        return true;
+    }
+    // 6to4 (2002::/16) carries an IPv4 address in its second and third groups.
+    if segments[0] == 0x2002 {
+        return inward_v4(Ipv4Addr::from(
+            (u32::from(segments[1]) << 16) | u32::from(segments[2]),
+        ));
+    }
+    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || segments[..6] == [0, 0, 0, 0, 0xffff, 0] {
         let [.., hi, lo] = segments;
         return inward_v4(Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)));
     }
@@ -316,6 +327,9 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a00:1",
+            "64:ff9b:1::5db8:d822",
+            "::ffff:0:a00:1",
+            "2002:7f00:1::1",
             "2001:db8::1",
         ] {
             assert!(is_inward(inward.parse().unwrap()), "{inward}");
@@ -324,6 +338,7 @@ mod tests {
             "93.184.216.34",
             "1.1.1.1",
             "2606:4700::1111",
+            "2002:5db8:d822::1",
             "64:ff9b::5db8:d822",
         ] {
             assert!(!is_inward(public.parse().unwrap()), "{public}");

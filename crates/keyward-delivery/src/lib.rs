@@ -76,6 +76,8 @@ impl Deliverer {
         let client = reqwest::Client::builder()
             .use_rustls_tls()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment would resolve targets itself, past the guard.
+            .no_proxy()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .dns_resolver(Arc::new(GuardedResolver(config.targets)))

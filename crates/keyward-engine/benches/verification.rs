@@ -25,9 +25,9 @@ use keyward_engine::tokens::StoredKeys;
 use keyward_engine::{Client, Demand, EngineConfig, Purpose, RateLimits, Verifier};
 use keyward_store::{
     AttemptResult, AuditQuery, AuditStore, BlockedRule, CredentialQuery, CredentialStore,
-    CredentialUse, DeliveryRecord, DueDelivery, ExpiryCandidate, MemberStore, NewSecret,
-    NoticeStore, OAuthStore, OrganizationStore, RevokedToken, RoleStore, RuleMatch, RuleStore,
-    SecretMatch, SigningKeyRecord, Store, StoreError, UsageCount, UsageStore, WebhookStore,
+    CredentialUse, DeliveryRecord, DueDelivery, MemberStore, NewSecret, NoticeStore, OAuthStore,
+    OrganizationStore, RevokedToken, RoleStore, RuleMatch, RuleStore, SecretMatch,
+    SigningKeyRecord, Store, StoreError, UsageCount, UsageStore, WebhookStore,
 };
 use time::OffsetDateTime;
 
@@ -458,7 +458,12 @@ fn check_a_cached_key_uncounted(bencher: divan::Bencher) {
 
 #[async_trait]
 impl WebhookStore for MemoryStore {
-    async fn insert_webhook(&self, _: &Webhook, _: &AuditEvent) -> Result<(), StoreError> {
+    async fn insert_webhook(
+        &self,
+        _: &Webhook,
+        _: usize,
+        _: &AuditEvent,
+    ) -> Result<(), StoreError> {
         unused()
     }
 
@@ -535,8 +540,10 @@ impl NoticeStore for MemoryStore {
     async fn expiry_candidates(
         &self,
         _: OffsetDateTime,
+        _: OffsetDateTime,
+        _: OffsetDateTime,
         _: u32,
-    ) -> Result<Vec<ExpiryCandidate>, StoreError> {
+    ) -> Result<Vec<Credential>, StoreError> {
         unused()
     }
 

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::error::{Conflict, ServiceError};
-use crate::principal::{Permit, ReadWebhooks, WriteWebhooks};
+use crate::principal::{Permit, ReadIpRules, ReadKeys, ReadWebhooks, WriteWebhooks};
 use crate::service::Service;
 use crate::writes::{WRITE_ATTEMPTS, object, written};
 
@@ -101,6 +101,7 @@ impl Webhooks<'_> {
         let org = permit.organization();
         let url = self.check_target(&new.url).await?;
         let events = Subscription::parse(&new.events)?;
+        may_hear(permit, &events)?;
         let description = match new.description.as_deref() {
             Some(text) => person_text(
                 "description",
@@ -110,9 +111,6 @@ impl Webhooks<'_> {
             )?,
             None => None,
         };
-        if service.store.webhooks(org).await?.len() >= MAX_WEBHOOKS {
-            return Err(Conflict::WebhookLimit(MAX_WEBHOOKS).into());
-        }
         let id = WebhookId::generate();
         let (secret, sealed_secret) = self.new_secret(&id)?;
         let now = service.clock.now();
@@ -142,7 +140,17 @@ impl Webhooks<'_> {
                 "events": webhook.events.to_strings(),
             })),
         );
-        service.store.insert_webhook(&webhook, &event).await?;
+        match service
+            .store
+            .insert_webhook(&webhook, MAX_WEBHOOKS, &event)
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::Conflict(keyward_store::Conflict::WebhookLimit)) => {
+                return Err(Conflict::WebhookLimit(MAX_WEBHOOKS).into());
+            }
+            Err(error) => return Err(error.into()),
+        }
         tracing::info!(webhook.id = %webhook.id, org.id = %org, "created webhook {}", webhook.id);
         Ok(WithSecret { webhook, secret })
     }
@@ -182,6 +190,9 @@ impl Webhooks<'_> {
             .as_deref()
             .map(Subscription::parse)
             .transpose()?;
+        if let Some(events) = &events {
+            may_hear(permit, events)?;
+        }
         let description = match &change.description {
             Some(Some(text)) => Some(person_text(
                 "description",
@@ -444,6 +455,24 @@ impl Webhooks<'_> {
         let secret = Zeroizing::new(format!("{SECRET_PREFIX}{}", STANDARD.encode(*bytes)));
         Ok((secret, sealed))
     }
+}
+
+/// Refuses a subscription to what the principal may not read: the messages carry the
+/// records of credentials (`key.*`, which need `keys:read`) and of IP rules (`ip_rule.*`,
+/// `ip_rules:read`), so `webhooks:write` alone would otherwise be a way to read them.
+fn may_hear(permit: &Permit<'_, WriteWebhooks>, events: &Subscription) -> Result<(), ServiceError> {
+    let authority = permit.authority();
+    let hears = |prefix: &str| match events {
+        Subscription::All => true,
+        Subscription::Types(types) => types.iter().any(|t| t.starts_with(prefix)),
+    };
+    if hears("key.") {
+        authority.require::<ReadKeys>()?;
+    }
+    if hears("ip_rule.") {
+        authority.require::<ReadIpRules>()?;
+    }
+    Ok(())
 }
 
 /// The endpoint id `text`; one that cannot exist is not found.

@@ -34,6 +34,9 @@ pub enum Conflict {
     /// The organization has as many IP rules as it may.
     #[error("the organization has its most IP rules")]
     RuleLimit,
+    /// The organization has as many webhook endpoints as it may.
+    #[error("the organization has its most webhook endpoints")]
+    WebhookLimit,
 }
 
 impl From<Conflict> for StoreError {

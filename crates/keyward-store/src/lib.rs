@@ -28,8 +28,8 @@ pub mod traits;
 pub use error::{Conflict, StoreError};
 pub use records::{
     AttemptRecord, AttemptResult, AuditQuery, BlockedRule, CredentialQuery, CredentialUse,
-    DeliveryRecord, DeliveryState, DueDelivery, ExpiryCandidate, NewSecret, NextStep, RevokedToken,
-    RuleMatch, SecretMatch, SigningKeyRecord, UsageCount,
+    DeliveryRecord, DeliveryState, DueDelivery, NewSecret, NextStep, RevokedToken, RuleMatch,
+    SecretMatch, SigningKeyRecord, UsageCount,
 };
 pub use sql::SqlStore;
 pub use traits::{

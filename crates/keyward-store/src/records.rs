@@ -242,16 +242,6 @@ pub struct AttemptResult {
     pub next: NextStep,
 }
 
-/// A credential that expires soon or has expired, with the notices already sent for its
-/// current expiry (`expiring_7d`, `expiring_1d`, `expired`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExpiryCandidate {
-    /// The credential.
-    pub credential: Credential,
-    /// The kinds of notice already sent for `credential.settings.expires_at`.
-    pub noticed: Vec<String>,
-}
-
 /// An IP rule that refused a request since its last announcement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockedRule {

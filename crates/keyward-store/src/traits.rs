@@ -14,8 +14,7 @@ use time::OffsetDateTime;
 use crate::error::StoreError;
 use crate::records::{
     AttemptResult, AuditQuery, BlockedRule, CredentialQuery, CredentialUse, DeliveryRecord,
-    DueDelivery, ExpiryCandidate, NewSecret, RevokedToken, RuleMatch, SecretMatch,
-    SigningKeyRecord, UsageCount,
+    DueDelivery, NewSecret, RevokedToken, RuleMatch, SecretMatch, SigningKeyRecord, UsageCount,
 };
 
 /// Organizations, the first-run claim, and the change counter every cache of an
@@ -265,9 +264,14 @@ pub trait AuditStore: Send + Sync {
 /// hears its action, in the transaction that writes the event.
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
-    /// Adds an endpoint.
-    async fn insert_webhook(&self, webhook: &Webhook, event: &AuditEvent)
-    -> Result<(), StoreError>;
+    /// Adds an endpoint unless the organization already has `max`
+    /// ([`Conflict::WebhookLimit`](crate::error::Conflict::WebhookLimit)).
+    async fn insert_webhook(
+        &self,
+        webhook: &Webhook,
+        max: usize,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
 
     /// Reads one endpoint of an organization; another organization's reads as none.
     async fn webhook(
@@ -280,6 +284,8 @@ pub trait WebhookStore: Send + Sync {
     async fn webhooks(&self, org: &OrganizationId) -> Result<Vec<Webhook>, StoreError>;
 
     /// Writes a changed endpoint, version-checked as [`CredentialStore::update_credential`].
+    /// Its failing streak is the delivery's to write (`finish_delivery`), not this one's:
+    /// it is kept as stored, except that enabling a disabled endpoint clears it.
     async fn update_webhook(&self, webhook: &Webhook, event: &AuditEvent)
     -> Result<(), StoreError>;
 
@@ -340,13 +346,17 @@ pub trait WebhookStore: Send + Sync {
 /// refuses a repeat, so any number of nodes can scan at once and each is sent once.
 #[async_trait]
 pub trait NoticeStore: Send + Sync {
-    /// Credentials not revoked that expire at or before `until`, with the notices already
-    /// sent for their current expiry, expiring first; at most `limit`.
+    /// Credentials not revoked whose notice due at `now` for their current expiry is not
+    /// recorded yet, expiring first; at most `limit`. The notice due is `expired` once
+    /// `expires_at` has passed, else `expiring_1d` from `one_day` before it, else
+    /// `expiring_7d` from `seven_days` before it (the caller's `now` plus a day and a week).
     async fn expiry_candidates(
         &self,
-        until: OffsetDateTime,
+        now: OffsetDateTime,
+        one_day: OffsetDateTime,
+        seven_days: OffsetDateTime,
         limit: u32,
-    ) -> Result<Vec<ExpiryCandidate>, StoreError>;
+    ) -> Result<Vec<Credential>, StoreError>;
 
     /// Records notice `kind` for the credential's expiry `expires_at`, with its audit
     /// event; one already recorded is [`Conflict::Unique`](crate::error::Conflict::Unique)

@@ -37,9 +37,22 @@ pub async fn look_up(base: &str, secrets: &[&str]) -> anyhow::Result<Vec<serde_j
     use anyhow::Context;
     let key = std::env::var("KEYWARD_API_KEY")
         .context("--server needs an API key with keys:read in KEYWARD_API_KEY")?;
+    // The key and the secrets found travel only over TLS, or to this machine; and never
+    // on to wherever a redirect would send them.
+    let parsed = reqwest::Url::parse(base).with_context(|| format!("--server {base}"))?;
+    let local = match parsed.host() {
+        Some(url::Host::Domain(name)) => name == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if parsed.scheme() != "https" && !(parsed.scheme() == "http" && local) {
+        anyhow::bail!("--server must be an https URL (http only to this machine)");
+    }
     keyward_delivery::install_tls_provider();
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let url = format!("{}/v1/keys/lookup", base.trim_end_matches('/'));
     let mut results = Vec::with_capacity(secrets.len());

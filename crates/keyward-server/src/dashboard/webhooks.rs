@@ -41,6 +41,8 @@ pub struct WebhookView {
     pub failing_since: String,
     /// Creation time.
     pub created: String,
+    /// Until when the secret before the last rotation signs, or empty.
+    pub previous_secret_until: String,
 }
 
 impl From<&Webhook> for WebhookView {
@@ -64,6 +66,11 @@ impl From<&Webhook> for WebhookView {
             },
             failing_since: w.failing_since.map(display_time).unwrap_or_default(),
             created: display_time(w.created_at),
+            previous_secret_until: w
+                .previous_secret
+                .as_ref()
+                .map(|(_, until)| display_time(*until))
+                .unwrap_or_default(),
         }
     }
 }
@@ -161,6 +168,7 @@ struct WebhookPage {
 #[template(path = "webhook_secret.html")]
 struct SecretPage {
     nav: Nav,
+    heading: &'static str,
     webhook: WebhookView,
     secret: String,
 }
@@ -243,6 +251,7 @@ pub async fn create(
         Ok(made) => {
             let page = SecretPage {
                 nav: signed_in.nav("webhooks"),
+                heading: "Endpoint added",
                 webhook: WebhookView::from(&made.webhook),
                 secret: made.secret.to_string(),
             };
@@ -278,7 +287,8 @@ pub async fn detail(
 #[derive(Debug, Default, Deserialize)]
 pub struct EmptyForm {}
 
-/// Enables, disables, deletes or tests an endpoint (`{action}`).
+/// Enables, disables, deletes or tests an endpoint, or gives it a new signing secret,
+/// shown once (`{action}`).
 pub async fn act(
     State(state): State<AppState>,
     Path((id, action)): Path<(String, String)>,
@@ -306,6 +316,16 @@ pub async fn act(
         "delete" => {
             webhooks.delete(&permit, &id).await?;
             format!("{PATH}?done=deleted")
+        }
+        "rotate-secret" => {
+            let rotated = webhooks.rotate_secret(&permit, &id).await?;
+            let page = SecretPage {
+                nav: signed_in.nav("webhooks"),
+                heading: "New signing secret",
+                webhook: WebhookView::from(&rotated.webhook),
+                secret: rotated.secret.to_string(),
+            };
+            return Ok(render(StatusCode::OK, &page));
         }
         _ => return Err(ServiceError::NotFound.into()),
     };

@@ -1346,6 +1346,14 @@ async fn a_member_adds_tests_disables_and_deletes_a_webhook() {
     let detail = member.get(&app, &page).await;
     assert!(detail.text.contains("webhook.test") && detail.text.contains("pending"));
     assert!(!detail.text.contains(secret));
+    let rotated = member
+        .post(&app, &format!("{page}/rotate-secret"), &[])
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK);
+    let start = rotated.text.find(marker).unwrap() + marker.len();
+    let new_secret = &rotated.text[start..start + rotated.text[start..].find('"').unwrap()];
+    keyward_store::testing::record_secrets([new_secret]);
+    assert!(new_secret.starts_with("whsec_") && new_secret != secret);
     member.post(&app, &format!("{page}/disable"), &[]).await;
     assert!(
         member
@@ -1386,7 +1394,8 @@ async fn a_member_adds_tests_disables_and_deletes_a_webhook() {
             "webhook.deleted",
             "webhook.updated",
             "webhook.updated",
-            "webhook.created"
+            "webhook.secret_rotated",
+            "webhook.created",
         ]
     );
 }

@@ -991,3 +991,130 @@ async fn a_host_name_that_resolves_inward_is_refused_when_sent() {
     deliverer(&app).run_once().await.unwrap();
     assert_eq!(receiver.messages().len(), 1);
 }
+
+#[tokio::test]
+async fn hearing_records_needs_the_scope_to_read_them() {
+    let app = TestApp::with_config(config()).await;
+    let only_webhooks = app
+        .create_key(json!({"name": "Hooks", "permissions": ["webhooks:write"]}))
+        .await;
+    let with_keys = app
+        .create_key(
+            json!({"name": "Hooks and keys", "permissions": ["webhooks:write", "keys:read"]}),
+        )
+        .await;
+    let create = |key: &Value, events: Value| {
+        let key = key["key"].as_str().unwrap().to_owned();
+        let app = &app;
+        async move {
+            app.post("/v1/webhooks")
+                .key(&key)
+                .json(json!({"url": "https://hooks.example.com/", "events": events}))
+                .send()
+                .await
+        }
+    };
+    for events in [
+        json!(["*"]),
+        json!(["key.revoked"]),
+        json!(["ip_rule.blocked"]),
+    ] {
+        let refused = create(&only_webhooks, events.clone()).await;
+        refused.assert_problem(403, "insufficient_scope");
+    }
+    let made = create(&with_keys, json!(["key.revoked"]))
+        .await
+        .expect(201)
+        .json();
+    keyward_store::testing::record_secrets([made["secret"].as_str().unwrap()]);
+    create(&with_keys, json!(["*"]))
+        .await
+        .assert_problem(403, "insufficient_scope");
+    // Nor by changing what an endpoint hears.
+    app.patch(&format!("/v1/webhooks/{}", made["id"].as_str().unwrap()))
+        .key(with_keys["key"].as_str().unwrap())
+        .json(json!({"events": ["ip_rule.created"]}))
+        .send()
+        .await
+        .assert_problem(403, "insufficient_scope");
+}
+
+#[tokio::test]
+async fn an_organization_has_at_most_twenty_endpoints() {
+    let app = TestApp::with_config(config()).await;
+    for n in 0..20 {
+        create_webhook(
+            &app,
+            &format!("https://hooks.example.com/{n}"),
+            json!(["*"]),
+        )
+        .await;
+    }
+    app.post("/v1/webhooks")
+        .key(&app.admin_key)
+        .json(json!({"url": "https://hooks.example.com/21", "events": ["*"]}))
+        .send()
+        .await
+        .assert_problem(409, "webhook_limit");
+    // Another organization has its own twenty.
+    let other = app.other_organization().await;
+    let made = app
+        .post("/v1/webhooks")
+        .key(&other)
+        .json(json!({"url": "https://hooks.example.com/other", "events": ["*"]}))
+        .send()
+        .await
+        .expect(201)
+        .json();
+    keyward_store::testing::record_secrets([made["secret"].as_str().unwrap()]);
+}
+
+#[tokio::test]
+async fn a_key_with_days_to_live_gets_the_seven_day_notice_then_the_one_day_notice() {
+    let app = TestApp::with_config(config()).await;
+    let receiver = Receiver::start().await;
+    create_webhook(&app, &receiver.url, json!(["key.expiring"])).await;
+    let expires = rfc3339(app.clock.now() + time::Duration::days(3));
+    app.create_key(json!({"name": "Days", "expires_at": expires}))
+        .await;
+    assert_eq!(app.state.service.scan_notices().await.unwrap().expiries, 1);
+    app.clock.advance(time::Duration::days(1));
+    assert_eq!(app.state.service.scan_notices().await.unwrap().expiries, 0);
+    app.clock.advance(time::Duration::hours(25));
+    assert_eq!(app.state.service.scan_notices().await.unwrap().expiries, 1);
+    deliverer(&app).run_once().await.unwrap();
+    let notices: Vec<Value> = receiver
+        .messages()
+        .iter()
+        .map(|(_, b)| b["data"]["notice"].clone())
+        .collect();
+    assert_eq!(notices.len(), 2);
+    assert!(notices.contains(&json!("7d")) && notices.contains(&json!("1d")));
+}
+
+#[tokio::test]
+async fn expired_keys_already_told_do_not_hold_back_the_others() {
+    // A scan reads only keys whose due notice is missing, so the ones already told take no
+    // place in its batch, whatever their number.
+    let app = TestApp::with_config(config()).await;
+    let past = rfc3339(app.clock.now() + time::Duration::minutes(1));
+    for n in 0..3 {
+        app.create_key(json!({"name": format!("Old {n}"), "expires_at": past}))
+            .await;
+    }
+    app.clock.advance(time::Duration::minutes(2));
+    assert_eq!(app.state.service.scan_notices().await.unwrap().expiries, 3);
+    let later = rfc3339(app.clock.now() + time::Duration::hours(2));
+    app.create_key(json!({"name": "New", "expires_at": later}))
+        .await;
+    assert_eq!(app.state.service.scan_notices().await.unwrap().expiries, 1);
+    // Delivered and failed messages are pruned; the notices are not, so nothing repeats.
+    app.clock.advance(time::Duration::days(60));
+    app.state.service.webhooks().prune().await.unwrap();
+    assert_eq!(
+        app.state.service.scan_notices().await.unwrap().expiries,
+        1,
+        "the new key's expiry"
+    );
+    assert_eq!(app.state.service.scan_notices().await.unwrap().expiries, 0);
+}

@@ -6,7 +6,7 @@
 //! Each notice is recorded together with its audit event (and so its message) in one
 //! transaction that refuses a repeat, so scans repeated after a restart, or run by several
 //! nodes at once, send each notice once. A credential that reaches a threshold late (made
-//! with less than a week to live, or a node down for a while) gets the narrowest notice
+//! with less than a day to live, or a node down for a while) gets the narrowest notice
 //! that applies, not every one it missed; a changed expiry gets notices of its own.
 
 use std::sync::Arc;
@@ -63,25 +63,26 @@ impl Service {
         let actor = Actor::keyward();
         let candidates = self
             .store
-            .expiry_candidates(now + Duration::days(7), SCAN_BATCH)
+            .expiry_candidates(
+                now,
+                now + Duration::DAY,
+                now + Duration::days(7),
+                SCAN_BATCH,
+            )
             .await?;
         let mut sent = 0;
-        for candidate in candidates {
-            let credential = &candidate.credential;
+        for credential in &candidates {
             let Some(expires_at) = credential.settings.expires_at else {
                 continue;
             };
-            let left = expires_at - now;
-            let (kind, action, threshold) = if left <= Duration::ZERO {
+            // The same cut as the store's query, from the same `now`.
+            let (kind, action, threshold) = if expires_at <= now {
                 ("expired", "key.expired", None)
-            } else if left <= Duration::DAY {
+            } else if expires_at <= now + Duration::DAY {
                 ("expiring_1d", "key.expiring", Some("1d"))
             } else {
                 ("expiring_7d", "key.expiring", Some("7d"))
             };
-            if candidate.noticed.iter().any(|k| k == kind) {
-                continue;
-            }
             let mut data = json!(CredentialRecord::new(credential, now));
             if let Some(threshold) = threshold {
                 data["notice"] = Value::String(threshold.to_owned());

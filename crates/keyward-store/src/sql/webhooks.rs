@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use keyward_core::audit::AuditEvent;
 use keyward_core::clock::{from_millis, to_millis};
+use keyward_core::credential::Credential;
 use keyward_core::typeid::{CredentialId, MessageId, OrganizationId, WebhookId};
 use keyward_core::webhook::{Subscription, Webhook};
 use sqlx::AnyConnection;
@@ -20,8 +21,7 @@ use super::writer::job;
 use super::{Dialect, SqlStore};
 use crate::error::{Conflict, StoreError};
 use crate::records::{
-    AttemptRecord, AttemptResult, BlockedRule, DeliveryRecord, DeliveryState, DueDelivery,
-    ExpiryCandidate, NextStep,
+    AttemptRecord, AttemptResult, BlockedRule, DeliveryRecord, DeliveryState, DueDelivery, NextStep,
 };
 use crate::traits::{NoticeStore, WebhookStore};
 
@@ -94,20 +94,30 @@ impl WebhookStore for SqlStore {
     async fn insert_webhook(
         &self,
         webhook: &Webhook,
+        max: usize,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let write = job((webhook.clone(), event.clone()), |conn, data| {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let write = job((webhook.clone(), max, event.clone()), |conn, data| {
             Box::pin(async move {
-                let (w, event) = &*data;
+                let (w, max, event) = &*data;
                 let (previous, until) = match &w.previous_secret {
                     Some((sealed, until)) => (Some(sealed.clone()), Some(to_millis(*until))),
                     None => (None, None),
                 };
-                sqlx::query(
+                // The organization's row stays locked to the commit, serialising concurrent
+                // inserts on PostgreSQL: the count cannot be raced past the limit.
+                sqlx::query("UPDATE organizations SET change_seq = change_seq WHERE id = $1")
+                    .bind(w.organization_id.as_str())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_error)?;
+                let inserted = sqlx::query(
                     "INSERT INTO webhooks (id, organization_id, url, events, description, enabled, \
                      disabled_reason, sealed_secret, sealed_previous_secret, previous_secret_until, \
                      failing_since, created_at, created_by, updated_at, version) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 \
+                     WHERE (SELECT COUNT(*) FROM webhooks WHERE organization_id = $2) < $16",
                 )
                 .bind(w.id.as_str())
                 .bind(w.organization_id.as_str())
@@ -124,9 +134,13 @@ impl WebhookStore for SqlStore {
                 .bind(w.created_by.as_str())
                 .bind(to_millis(w.updated_at))
                 .bind(w.version)
+                .bind(*max)
                 .execute(&mut *conn)
                 .await
                 .map_err(map_error)?;
+                if inserted.rows_affected() == 0 {
+                    return Err(Conflict::WebhookLimit.into());
+                }
                 insert_event(conn, event).await
             })
         });
@@ -175,11 +189,13 @@ impl WebhookStore for SqlStore {
                     None => (None, None),
                 };
                 let updated = sqlx::query(
-                    "UPDATE webhooks SET url = $1, events = $2, description = $3, enabled = $4, \
-                     disabled_reason = $5, sealed_secret = $6, sealed_previous_secret = $7, \
-                     previous_secret_until = $8, failing_since = $9, updated_at = $10, \
+                    "UPDATE webhooks SET url = $1, events = $2, description = $3, \
+                     failing_since = CASE WHEN enabled = 0 AND $4 = 1 THEN NULL \
+                       ELSE failing_since END, \
+                     enabled = $4, disabled_reason = $5, sealed_secret = $6, \
+                     sealed_previous_secret = $7, previous_secret_until = $8, updated_at = $9, \
                      version = version + 1 \
-                     WHERE id = $11 AND organization_id = $12 AND version = $13",
+                     WHERE id = $10 AND organization_id = $11 AND version = $12",
                 )
                 .bind(w.url.as_str())
                 .bind(w.events.stored())
@@ -189,7 +205,6 @@ impl WebhookStore for SqlStore {
                 .bind(w.sealed_secret.as_str())
                 .bind(previous)
                 .bind(until)
-                .bind(w.failing_since.map(to_millis))
                 .bind(to_millis(w.updated_at))
                 .bind(w.id.as_str())
                 .bind(w.organization_id.as_str())
@@ -441,11 +456,8 @@ impl WebhookStore for SqlStore {
                 .execute(&mut *conn)
                 .await
                 .map_err(map_error)?;
-                sqlx::query("DELETE FROM expiry_notices WHERE expires_at < $1")
-                    .bind(*before)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(map_error)?;
+                // Expiry notices stay: without its notice, an expired (still active) key
+                // would be announced again.
                 Ok(())
             })
         });
@@ -513,47 +525,29 @@ async fn finish(conn: &mut AnyConnection, result: &AttemptResult) -> Result<(), 
 impl NoticeStore for SqlStore {
     async fn expiry_candidates(
         &self,
-        until: OffsetDateTime,
+        now: OffsetDateTime,
+        one_day: OffsetDateTime,
+        seven_days: OffsetDateTime,
         limit: u32,
-    ) -> Result<Vec<ExpiryCandidate>, StoreError> {
+    ) -> Result<Vec<Credential>, StoreError> {
+        // Only those whose due notice is missing: the ones already told wait without
+        // taking a place in the batch.
         let rows = sqlx::query(select_credentials!(
-            "FROM credentials c WHERE c.expires_at IS NOT NULL AND c.expires_at <= $1 \
+            "FROM credentials c WHERE c.expires_at IS NOT NULL AND c.expires_at <= $3 \
              AND c.status <> 'revoked' AND NOT EXISTS (SELECT 1 FROM expiry_notices n \
              WHERE n.credential_id = c.id AND n.expires_at = c.expires_at \
-             AND n.kind = 'expired') ORDER BY c.expires_at, c.id LIMIT $2"
+             AND n.kind = CASE WHEN c.expires_at <= $1 THEN 'expired' \
+               WHEN c.expires_at <= $2 THEN 'expiring_1d' ELSE 'expiring_7d' END) \
+             ORDER BY c.expires_at, c.id LIMIT $4"
         ))
-        .bind(to_millis(until))
+        .bind(to_millis(now))
+        .bind(to_millis(one_day))
+        .bind(to_millis(seven_days))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(map_error)?;
-        // The notices already sent for the candidates' current expiries, in one query.
-        let sent = sqlx::query(
-            "SELECT n.credential_id, n.kind FROM expiry_notices n \
-             JOIN credentials c ON c.id = n.credential_id AND c.expires_at = n.expires_at \
-             WHERE c.expires_at <= $1 AND c.status <> 'revoked'",
-        )
-        .bind(to_millis(until))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_error)?;
-        let mut noticed: std::collections::HashMap<String, Vec<String>> = Default::default();
-        for row in &sent {
-            noticed
-                .entry(get::<String>(row, 0)?)
-                .or_default()
-                .push(get(row, 1)?);
-        }
-        let mut candidates = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let credential = credential_from_row(row)?;
-            let noticed = noticed.remove(credential.id.as_str()).unwrap_or_default();
-            candidates.push(ExpiryCandidate {
-                credential,
-                noticed,
-            });
-        }
-        Ok(candidates)
+        rows.iter().map(credential_from_row).collect()
     }
 
     async fn record_expiry_notice(
