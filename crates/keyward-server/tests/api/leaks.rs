@@ -190,6 +190,32 @@ mod github {
             leaked["key_id"].as_str().unwrap(),
         );
         let unknown = TestApp::new().await.admin_key.clone();
+        // An endpoint of the organization hears of it.
+        let webhook = app
+            .post("/v1/webhooks")
+            .key(&app.admin_key)
+            .json(json!({"url": "https://hooks.example.com/k", "events": ["key.exposed", "key.revoked"]}))
+            .send()
+            .await
+            .expect(201)
+            .json();
+        keyward_store::testing::record_secrets([webhook["secret"].as_str().unwrap()]);
+        let queued = || async {
+            app.get(&format!(
+                "/v1/webhooks/{}/deliveries",
+                webhook["id"].as_str().unwrap()
+            ))
+            .key(&app.admin_key)
+            .send()
+            .await
+            .expect(200)
+            .json()["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["event_type"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
         let body = json!([
             {"token": key, "type": "keyward_api_key",
              "url": "https://github.com/o/r/blob/abc/config.py", "source": "content"},
@@ -214,8 +240,10 @@ mod github {
                 .assert_problem(403, "signature_invalid");
         }
         assert_eq!(status_of(&app, key).await, StatusCode::OK);
+        assert!(queued().await.is_empty());
 
         let answer = send(&app, &body, "k1", &good).await.expect(200).json();
+        assert_eq!(queued().await, ["key.revoked", "key.exposed"]);
         let hash = |token: &str| {
             keyward_core::digest::to_hex(keyward_core::digest::LookupDigest::of(token).as_bytes())
         };
