@@ -522,13 +522,8 @@ impl Verifier {
                 if counted {
                     self.usage.record_refusal(&found.activity, outcome, request);
                 }
-                // A request an organization rule refused: announced (at most once per rule
-                // and interval) from what the next flush writes.
-                if outcome == Outcome::IpDenied
-                    && let Some(ip) = client.ip.filter(|_| !rules.is_empty())
-                    && let RuleDecision::Denied(Some(rule)) = evaluate(rules, ip)
-                {
-                    self.usage.record_block(&rule, from_millis(now));
+                if outcome == Outcome::IpDenied {
+                    self.note_block(rules, client.ip, now);
                 }
                 // Every failed client authentication counts, so a revoked, disabled or
                 // expired secret cannot be told from a made-up one by the throttle.
@@ -776,6 +771,19 @@ impl Verifier {
         self.policies.retain_used();
         self.throttle.prune(self.clock.now());
         self.usage.prune();
+    }
+
+    /// Notes which organization rule refused a request from `ip`, if one did (a credential's
+    /// own allowlist may have): announced, at most once per rule and interval, from what the
+    /// next flush writes. Out of line, off the path of accepted requests.
+    #[cold]
+    #[inline(never)]
+    fn note_block(&self, rules: &[IpRule], ip: Option<std::net::IpAddr>, now: i64) {
+        if let Some(ip) = ip.filter(|_| !rules.is_empty())
+            && let RuleDecision::Denied(Some(rule)) = evaluate(rules, ip)
+        {
+            self.usage.record_block(&rule, from_millis(now));
+        }
     }
 
     /// Writes the recorded uses, counts and rule matches now.
