@@ -136,15 +136,39 @@ impl Deliverer {
         }
         let endpoints = per_endpoint.into_values().map(|deliveries| async move {
             futures_util::stream::iter(deliveries)
-                .for_each_concurrent(bound, |delivery| self.attempt(delivery))
-                .await;
+                .map(|delivery| self.attempt(delivery))
+                .buffer_unordered(bound)
+                .collect::<Vec<_>>()
+                .await
         });
-        futures_util::future::join_all(endpoints).await;
+        // The batch's results in one write: one commit, not one a message. A node that dies
+        // before it leaves its claims to run out, and the messages are sent again.
+        let attempts: Vec<(DueDelivery, Attempt)> = futures_util::future::join_all(endpoints)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        match webhooks.record_attempts(&self.owner, &attempts).await {
+            Ok(steps) => {
+                for next in steps {
+                    metrics::counter!(
+                        "keyward_webhook_attempts_total",
+                        "result" => match next {
+                            NextStep::Delivered => "delivered",
+                            NextStep::RetryAt(_) => "retry",
+                            NextStep::Failed => "failed",
+                        }
+                    )
+                    .increment(1);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not record webhook attempts"),
+        }
         Ok(claimed)
     }
 
-    /// One attempt at one message, its result handed to the service.
-    async fn attempt(&self, delivery: DueDelivery) {
+    /// One attempt at one message.
+    async fn attempt(&self, delivery: DueDelivery) -> (DueDelivery, Attempt) {
         let started = Instant::now();
         let attempted_at = self.service.clock().now();
         let (status, error, excerpt) = match self.send(&delivery, attempted_at).await {
@@ -158,25 +182,7 @@ impl Deliverer {
             error,
             excerpt,
         };
-        match self
-            .service
-            .webhooks()
-            .record_attempt(&delivery, &self.owner, attempt)
-            .await
-        {
-            Ok(next) => metrics::counter!(
-                "keyward_webhook_attempts_total",
-                "result" => match next {
-                    NextStep::Delivered => "delivered",
-                    NextStep::RetryAt(_) => "retry",
-                    NextStep::Failed => "failed",
-                }
-            )
-            .increment(1),
-            Err(error) => {
-                tracing::warn!(%error, message.id = %delivery.message_id, "could not record a webhook attempt");
-            }
-        }
+        (delivery, attempt)
     }
 
     /// Sends the message: the answer's status and excerpt, or why none came.

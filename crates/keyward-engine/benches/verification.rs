@@ -523,10 +523,10 @@ impl WebhookStore for MemoryStore {
         unused()
     }
 
-    async fn finish_delivery(
+    async fn finish_deliveries(
         &self,
-        _: &AttemptResult,
-    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        _: &[AttemptResult],
+    ) -> Result<Vec<(WebhookId, Option<OffsetDateTime>)>, StoreError> {
         unused()
     }
 

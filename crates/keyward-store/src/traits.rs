@@ -284,7 +284,7 @@ pub trait WebhookStore: Send + Sync {
     async fn webhooks(&self, org: &OrganizationId) -> Result<Vec<Webhook>, StoreError>;
 
     /// Writes a changed endpoint, version-checked as [`CredentialStore::update_credential`].
-    /// Its failing streak is the delivery's to write (`finish_delivery`), not this one's:
+    /// Its failing streak is the delivery's to write (`finish_deliveries`), not this one's:
     /// it is kept as stored, except that enabling a disabled endpoint clears it.
     async fn update_webhook(&self, webhook: &Webhook, event: &AuditEvent)
     -> Result<(), StoreError>;
@@ -328,14 +328,14 @@ pub trait WebhookStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<DueDelivery>, StoreError>;
 
-    /// Writes an attempt and what follows it, if `result.lease_owner` still holds the
-    /// claim (otherwise [`Conflict::Version`](crate::error::Conflict::Version) and
-    /// nothing is written), and marks the endpoint answering or failing. Returns since when
-    /// the endpoint has been failing; none when it answers.
-    async fn finish_delivery(
+    /// Writes attempts and what follows each, in one transaction, and marks their
+    /// endpoints answering or failing. An attempt whose `lease_owner` no longer holds the
+    /// claim (it ran out, and another node took the message) is left out. Returns, for each
+    /// endpoint of the results, since when it has been failing; none when it answers.
+    async fn finish_deliveries(
         &self,
-        result: &AttemptResult,
-    ) -> Result<Option<OffsetDateTime>, StoreError>;
+        results: &[AttemptResult],
+    ) -> Result<Vec<(WebhookId, Option<OffsetDateTime>)>, StoreError>;
 
     /// Deletes delivered and failed messages queued before `before`.
     async fn prune_deliveries(&self, before: OffsetDateTime) -> Result<(), StoreError>;

@@ -10,9 +10,7 @@
 
 use std::time::Duration;
 
-use keyward_store::{
-    AttemptRecord, AttemptResult, Conflict as StoreConflict, DueDelivery, NextStep, StoreError,
-};
+use keyward_store::{AttemptRecord, AttemptResult, DueDelivery, NextStep};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
@@ -72,58 +70,66 @@ impl Webhooks<'_> {
         secrets
     }
 
-    /// Records `owner`'s attempt at `delivery` and what follows it (see the module's
-    /// documentation); an endpoint gone or failing too long is disabled. A claim that ran
-    /// out meanwhile (another node took the message) records nothing.
-    pub async fn record_attempt(
+    /// Records `owner`'s attempts and what follows each (see the module's documentation),
+    /// in one write; an endpoint gone or failing too long is disabled. An attempt whose claim
+    /// ran out meanwhile (another node took the message) is not recorded. Returns what
+    /// follows each attempt, in order.
+    pub async fn record_attempts(
         &self,
-        delivery: &DueDelivery,
         owner: &str,
-        attempt: Attempt,
-    ) -> Result<NextStep, ServiceError> {
+        attempts: &[(DueDelivery, Attempt)],
+    ) -> Result<Vec<NextStep>, ServiceError> {
         let config = self.config();
-        let next = match attempt.status {
-            Some(200..=299) => NextStep::Delivered,
-            Some(410) => NextStep::Failed,
-            _ => match usize::try_from(delivery.attempts)
-                .ok()
-                .and_then(|done| config.retry_schedule.get(done))
-            {
-                Some(wait) => NextStep::RetryAt(attempt.attempted_at + jittered(*wait)),
-                None => NextStep::Failed,
-            },
-        };
-        let result = AttemptResult {
-            message_id: delivery.message_id.clone(),
-            webhook_id: delivery.webhook.id.clone(),
-            lease_owner: owner.to_owned(),
-            attempt: AttemptRecord {
-                attempt: delivery.attempts + 1,
-                attempted_at: attempt.attempted_at,
-                duration_ms: i64::try_from(attempt.duration.as_millis()).unwrap_or(i64::MAX),
-                response_status: attempt.status,
-                error: attempt.error,
-                response_excerpt: attempt.excerpt,
-            },
-            next,
-        };
-        let failing_since = match self.0.store.finish_delivery(&result).await {
-            Ok(since) => since,
-            Err(StoreError::Conflict(StoreConflict::Version)) => return Ok(next),
-            Err(error) => return Err(error.into()),
-        };
-        let limit = time::Duration::try_from(config.disable_after).unwrap_or(time::Duration::MAX);
-        let reason = if attempt.status == Some(410) {
-            Some("gone")
-        } else {
-            failing_since
-                .filter(|since| attempt.attempted_at - *since >= limit)
-                .map(|_| "failing")
-        };
-        if let Some(reason) = reason {
-            self.disable(&delivery.webhook, reason).await?;
+        let mut results = Vec::with_capacity(attempts.len());
+        for (delivery, attempt) in attempts {
+            let next = match attempt.status {
+                Some(200..=299) => NextStep::Delivered,
+                Some(410) => NextStep::Failed,
+                _ => match usize::try_from(delivery.attempts)
+                    .ok()
+                    .and_then(|done| config.retry_schedule.get(done))
+                {
+                    Some(wait) => NextStep::RetryAt(attempt.attempted_at + jittered(*wait)),
+                    None => NextStep::Failed,
+                },
+            };
+            results.push(AttemptResult {
+                message_id: delivery.message_id.clone(),
+                webhook_id: delivery.webhook.id.clone(),
+                lease_owner: owner.to_owned(),
+                attempt: AttemptRecord {
+                    attempt: delivery.attempts + 1,
+                    attempted_at: attempt.attempted_at,
+                    duration_ms: i64::try_from(attempt.duration.as_millis()).unwrap_or(i64::MAX),
+                    response_status: attempt.status,
+                    error: attempt.error.clone(),
+                    response_excerpt: attempt.excerpt.clone(),
+                },
+                next,
+            });
         }
-        Ok(next)
+        let failing = self.0.store.finish_deliveries(&results).await?;
+        let limit = time::Duration::try_from(config.disable_after).unwrap_or(time::Duration::MAX);
+        let now = self.0.clock.now();
+        for (id, since) in failing {
+            let Some((delivery, _)) = attempts.iter().find(|(d, _)| d.webhook.id == id) else {
+                continue;
+            };
+            let gone = attempts
+                .iter()
+                .any(|(d, a)| d.webhook.id == id && a.status == Some(410));
+            let reason = if gone {
+                Some("gone")
+            } else {
+                since
+                    .filter(|since| now - *since >= limit)
+                    .map(|_| "failing")
+            };
+            if let Some(reason) = reason {
+                self.disable(&delivery.webhook, reason).await?;
+            }
+        }
+        Ok(results.into_iter().map(|r| r.next).collect())
     }
 
     /// Deletes delivered and failed messages older than the retention.

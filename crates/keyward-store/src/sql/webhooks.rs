@@ -427,23 +427,39 @@ impl WebhookStore for SqlStore {
             .collect()
     }
 
-    async fn finish_delivery(
+    async fn finish_deliveries(
         &self,
-        result: &AttemptResult,
-    ) -> Result<Option<OffsetDateTime>, StoreError> {
-        let write = job(result.clone(), |conn, result| {
-            Box::pin(async move { finish(conn, &result).await })
+        results: &[AttemptResult],
+    ) -> Result<Vec<(WebhookId, Option<OffsetDateTime>)>, StoreError> {
+        if results.is_empty() {
+            return Ok(Vec::new());
+        }
+        let write = job(results.to_vec(), |conn, results| {
+            Box::pin(async move {
+                for result in results.iter() {
+                    finish(conn, result).await?;
+                }
+                Ok(())
+            })
         });
         self.writer.write(write).await?;
-        let row = sqlx::query("SELECT failing_since FROM webhooks WHERE id = $1")
-            .bind(result.webhook_id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_error)?;
-        match row {
-            Some(row) => time_at(&row, 0),
-            None => Ok(None),
+        let mut endpoints: Vec<&WebhookId> = results.iter().map(|r| &r.webhook_id).collect();
+        endpoints.sort();
+        endpoints.dedup();
+        let mut failing = Vec::with_capacity(endpoints.len());
+        for id in endpoints {
+            let row = sqlx::query("SELECT failing_since FROM webhooks WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_error)?;
+            let since = match row {
+                Some(row) => time_at(&row, 0)?,
+                None => None,
+            };
+            failing.push((id.clone(), since));
         }
+        Ok(failing)
     }
 
     async fn prune_deliveries(&self, before: OffsetDateTime) -> Result<(), StoreError> {
@@ -465,7 +481,7 @@ impl WebhookStore for SqlStore {
     }
 }
 
-/// Writes an attempt's result under the claim that made it.
+/// Writes an attempt's result under the claim that made it; nothing if the claim was lost.
 async fn finish(conn: &mut AnyConnection, result: &AttemptResult) -> Result<(), StoreError> {
     let (state, next) = match result.next {
         NextStep::Delivered => (DeliveryState::Delivered, None),
@@ -487,7 +503,7 @@ async fn finish(conn: &mut AnyConnection, result: &AttemptResult) -> Result<(), 
     .await
     .map_err(map_error)?;
     if updated.rows_affected() == 0 {
-        return Err(Conflict::Version.into());
+        return Ok(());
     }
     let a = &result.attempt;
     sqlx::query(
