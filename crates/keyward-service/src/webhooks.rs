@@ -326,31 +326,16 @@ impl Webhooks<'_> {
         &self,
         permit: &Permit<'_, ReadWebhooks>,
         id: &str,
-        before: Option<&str>,
+        before: Option<&MessageId>,
         limit: u32,
     ) -> Result<Vec<DeliveryRecord>, ServiceError> {
         let id = webhook_id(id)?;
         let org = permit.organization();
         self.read(org, &id).await?;
-        let before = before
-            .map(|text| {
-                MessageId::parse(text).map_err(|_| {
-                    keyward_core::validation::ValidationError::new(
-                        "before",
-                        "is not a message id (msg_…)",
-                    )
-                })
-            })
-            .transpose()?;
         Ok(self
             .0
             .store
-            .deliveries(
-                org,
-                &id,
-                before.as_ref(),
-                limit.clamp(1, MAX_DELIVERIES_PAGE + 1),
-            )
+            .deliveries(org, &id, before, limit.clamp(1, MAX_DELIVERIES_PAGE + 1))
             .await?)
     }
 

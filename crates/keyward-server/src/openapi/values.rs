@@ -21,7 +21,9 @@ use keyward_core::scope::{BUILTIN_ROLES, PRESET_ACTIONS, ScopeCatalogue};
 use keyward_service::ip_rules::RULE_DESCRIPTION_MAX_CHARS;
 use keyward_service::leaks::SOURCE_MAX_CHARS;
 use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::schema::{
+    ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
 use utoipa::{PartialSchema, ToSchema};
 
 /// Declares a type that is only a named schema.
@@ -182,13 +184,25 @@ schema_only!(
 );
 
 schema_only!(
-    /// An event type an endpoint hears, or `*` for every one.
-    EventTypeName => one_of(
-        &std::iter::once("*")
-            .chain(keyward_core::webhook::EVENT_TYPES)
-            .collect::<Vec<_>>(),
-        "`*` stands alone and names every event type, those added later included.",
-    )
+    /// The event types an endpoint hears: `["*"]` for every one, those added later
+    /// included, or some of them, each once.
+    EventList => OneOfBuilder::new()
+        .item(
+            ArrayBuilder::new()
+                .items(one_of(&["*"], "Every event type."))
+                .min_items(Some(1))
+                .max_items(Some(1)),
+        )
+        .item(
+            ArrayBuilder::new()
+                .items(one_of(&keyward_core::webhook::EVENT_TYPES, "An event type."))
+                .min_items(Some(1))
+                .unique_items(true),
+        )
+        .description(Some(
+            "`[\"*\"]` for every event type (those added later included), or a list of \
+             event types, each once.",
+        ))
 );
 
 schema_only!(

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use keyward_core::clock::rfc3339;
+use keyward_core::typeid::MessageId;
 use keyward_core::webhook::Webhook;
 use keyward_gate::Problem;
 use keyward_service::principal::{ReadWebhooks, WriteWebhooks};
@@ -16,7 +17,7 @@ use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::json::{not_null, present};
-use crate::openapi::values::{Description, EventTypeName, MessageCursor, WebhookId, WebhookUrl};
+use crate::openapi::values::{Description, EventList, MessageCursor, WebhookId, WebhookUrl};
 use crate::routes::{page_size, split_page};
 use crate::state::AppState;
 
@@ -28,7 +29,7 @@ pub struct CreateWebhookRequest {
     #[schema(value_type = WebhookUrl)]
     pub url: String,
     /// The event types it hears, or `["*"]` for every one.
-    #[schema(value_type = Vec<EventTypeName>, min_items = 1)]
+    #[schema(value_type = EventList)]
     pub events: Vec<String>,
     /// A note for people.
     #[schema(value_type = Option<Description>)]
@@ -46,7 +47,7 @@ pub struct UpdateWebhookRequest {
     pub url: Option<Option<String>>,
     /// New event types; cannot be `null`.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Vec<EventTypeName>, min_items = 1, required = false)]
+    #[schema(value_type = EventList, required = false)]
     pub events: Option<Option<Vec<String>>>,
     /// A new note; `null` clears it.
     #[serde(default, deserialize_with = "present")]
@@ -216,7 +217,7 @@ pub struct DeliveryQuery {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
-    #[param(value_type = Option<MessageCursor>)]
+    #[param(inline, value_type = Option<MessageCursor>)]
     pub cursor: Option<String>,
 }
 
@@ -393,10 +394,19 @@ pub async fn deliveries(
 ) -> Result<Json<DeliveryList>, ApiError> {
     let permit = caller.principal().permit::<ReadWebhooks>()?;
     let limit = page_size(query.limit)?;
+    let before = query
+        .cursor
+        .as_deref()
+        .map(|cursor| {
+            MessageId::parse(cursor).map_err(|_| {
+                ApiError::bad_request("invalid_query", "cursor: not a cursor of this listing")
+            })
+        })
+        .transpose()?;
     let records = state
         .service
         .webhooks()
-        .deliveries(&permit, &id, query.cursor.as_deref(), limit + 1)
+        .deliveries(&permit, &id, before.as_ref(), limit + 1)
         .await?;
     let (records, next_cursor) = split_page(records, limit, |d| d.message_id.to_string());
     Ok(Json(DeliveryList {

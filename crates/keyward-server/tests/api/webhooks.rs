@@ -1118,3 +1118,25 @@ async fn expired_keys_already_told_do_not_hold_back_the_others() {
     );
     assert_eq!(app.state.service.scan_notices().await.unwrap().expiries, 0);
 }
+
+#[tokio::test]
+async fn a_cursor_that_is_not_one_is_a_bad_query() {
+    let app = TestApp::with_config(config()).await;
+    let made = create_webhook(&app, "https://hooks.example.com/", json!(["*"])).await;
+    let id = made["id"].as_str().unwrap();
+    for cursor in ["", "api_key_01m91ew689ejgbbe2j6gm9g2w8", "msg_"] {
+        app.get(&format!("/v1/webhooks/{id}/deliveries?cursor={cursor}"))
+            .key(&app.admin_key)
+            .send()
+            .await
+            .assert_problem(400, "invalid_query");
+    }
+    for events in [json!(["*", "*"]), json!(["key.created", "key.created"])] {
+        app.post("/v1/webhooks")
+            .key(&app.admin_key)
+            .json(json!({"url": "https://hooks.example.com/", "events": events}))
+            .send()
+            .await
+            .assert_problem(422, "validation_failed");
+    }
+}
