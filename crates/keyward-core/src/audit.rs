@@ -56,6 +56,9 @@ pub struct Actor {
     pub id: String,
     /// The request's client address.
     pub source_ip: Option<IpAddr>,
+    /// The interface the change came through when the audit log should say it (`mcp`):
+    /// every event of the actor then has it as `details.via`.
+    pub via: Option<&'static str>,
 }
 
 impl Actor {
@@ -64,6 +67,7 @@ impl Actor {
         Self {
             id: "cli".to_owned(),
             source_ip: None,
+            via: None,
         }
     }
 
@@ -72,6 +76,7 @@ impl Actor {
         Self {
             id: "keyward".to_owned(),
             source_ip: None,
+            via: None,
         }
     }
 
@@ -82,8 +87,11 @@ impl Actor {
         now: OffsetDateTime,
         action: &str,
         target_id: Option<&str>,
-        details: Map<String, Value>,
+        mut details: Map<String, Value>,
     ) -> AuditEvent {
+        if let Some(via) = self.via {
+            details.insert("via".to_owned(), Value::String(via.to_owned()));
+        }
         AuditEvent {
             id: AuditEventId::generate(),
             organization_id: organization_id.clone(),

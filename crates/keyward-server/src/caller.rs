@@ -115,6 +115,7 @@ fn key_caller<P>(parts: &Parts, admitted: Admitted) -> KeyCaller<P> {
     let actor = Actor {
         id: admitted.identity.credential.id.to_string(),
         source_ip: admitted.ip,
+        via: None,
     };
     KeyCaller {
         identity: admitted.identity,

@@ -33,6 +33,7 @@ pub mod error;
 pub mod extract;
 pub mod json;
 pub mod listen;
+pub mod mcp;
 pub mod metrics;
 pub mod oauth;
 pub mod openapi;
@@ -156,6 +157,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(reference)
         .merge(dashboard::routes())
+        .merge(mcp::routes(&state))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // One `layer` call for all the middleware: each call wraps every route in another

@@ -405,6 +405,7 @@ impl Credentials<'_> {
         let actor = Actor {
             id: "leak_report".to_owned(),
             source_ip: report.reporter_ip,
+            via: None,
         };
         for secret in report.secrets {
             self.expose(secret.trim(), &source, &actor).await?;
@@ -458,6 +459,7 @@ impl Credentials<'_> {
         let actor = Actor {
             id: "secret_scanning".to_owned(),
             source_ip: None,
+            via: None,
         };
         let mut labels = Vec::with_capacity(reported.len());
         for token in &reported {

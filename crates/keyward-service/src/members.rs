@@ -236,6 +236,7 @@ impl Members<'_> {
                 let actor = Actor {
                     id: member.id.to_string(),
                     source_ip,
+                    via: None,
                 };
                 let action = if matches {
                     "member.logged_in"

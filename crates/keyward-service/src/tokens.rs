@@ -272,6 +272,7 @@ impl Tokens<'_> {
         let actor = Actor {
             id: client.credential.id.to_string(),
             source_ip: ip,
+            via: None,
         };
         let mut details = Map::new();
         details.insert("jti".into(), json!(claims.jti));

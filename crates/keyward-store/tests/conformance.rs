@@ -519,6 +519,7 @@ async fn audit_events_append_and_list_per_organization() {
         let actor = Actor {
             id: issued.credential.id.to_string(),
             source_ip: Some("192.0.2.1".parse::<IpAddr>().unwrap()),
+            via: None,
         };
         let details = json!({"reason": "test"}).as_object().unwrap().clone();
         let event = actor.event(

@@ -238,6 +238,7 @@ async fn presented_session(
     let actor = Actor {
         id: member.id.to_string(),
         source_ip: state.gate.client_ip(parts),
+        via: None,
     };
     Ok(Presented::Live(Box::new(SignedIn {
         member,

@@ -12,6 +12,7 @@ mod ip_rules;
 mod isolation;
 mod keys;
 mod leaks;
+mod mcp;
 mod metrics;
 mod oauth;
 mod openapi;

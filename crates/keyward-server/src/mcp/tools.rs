@@ -1,0 +1,508 @@
+//! The tools: each one parses its arguments, calls one service function as the caller's
+//! credential, and answers the record the API would, as JSON text.
+
+use axum::http::request::Parts;
+use keyward_core::credential::{DisplayStatus, Environment};
+use keyward_core::typeid::{AuditEventId, CredentialId};
+use keyward_service::audit::AuditQuery;
+use keyward_service::credentials::{CredentialFilter, NewCredential, Rotation, StatusChange};
+use keyward_service::principal::{Permission, Principal, ReadAuditLog, ReadKeys, WriteKeys};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::{Extension, ToolCallContext};
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, schemars, tool, tool_router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::caller::KeyCaller;
+use crate::error::ApiError;
+use crate::error::problem;
+use crate::json::KeyResponse;
+use crate::state::AppState;
+
+/// A tool's answer: the JSON of a record, or a tool error with the problem's code.
+type Answer = Result<CallToolResult, ErrorData>;
+
+/// Keyward's MCP server: the tools, bound to the application.
+#[derive(Clone)]
+pub struct Tools {
+    state: AppState,
+    tool_router: ToolRouter<Tools>,
+}
+
+/// The permission a tool needs: it is listed only to a credential that has it.
+fn needs(tool: &str) -> fn(&Principal<'_>) -> bool {
+    fn may<P: Permission>(principal: &Principal<'_>) -> bool {
+        principal.may::<P>()
+    }
+    match tool {
+        "list_keys" | "get_key" => may::<ReadKeys>,
+        "query_audit_log" => may::<ReadAuditLog>,
+        _ => may::<WriteKeys>,
+    }
+}
+
+/// The caller the request was admitted as (by `authenticate`).
+fn caller(parts: &Parts) -> Result<&KeyCaller, ErrorData> {
+    parts
+        .extensions
+        .get::<KeyCaller>()
+        .ok_or_else(|| ErrorData::internal_error("the request was not admitted", None))
+}
+
+/// The problem an error is, as a tool error's text: `{code, message}`.
+fn tool_error(error: crate::error::ApiError) -> String {
+    let problem = problem(&error);
+    json!({"code": problem.code, "message": problem.detail}).to_string()
+}
+
+fn ok(value: Value) -> Answer {
+    Ok(CallToolResult::success(vec![ContentBlock::text(
+        value.to_string(),
+    )]))
+}
+
+fn refused(error: impl Into<ApiError>) -> Answer {
+    Ok(CallToolResult::error(vec![ContentBlock::text(tool_error(
+        error.into(),
+    ))]))
+}
+
+/// Arguments of `list_keys`.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListKeys {
+    /// Only keys showing this status: `active`, `disabled`, `revoked` or `expired`.
+    pub status: Option<String>,
+    /// Only keys of this environment: `live` or `test`.
+    pub environment: Option<String>,
+    /// Only the keys of this end customer.
+    pub owner_id: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Keys in a page, 1–100 (20 by default).
+    pub limit: Option<u32>,
+}
+
+/// Arguments of the tools that act on one key.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyId {
+    /// The key's id, `api_key_…`.
+    pub key_id: String,
+}
+
+/// Arguments of `create_key`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// A name, 1–100 characters.
+    pub name: String,
+    /// Notes about the key's purpose, up to 1,000 characters.
+    pub description: Option<String>,
+    /// `live` (default) or `test`.
+    pub environment: Option<String>,
+    /// Scopes, e.g. `["dns:read", "domains:*"]`; at most what the calling credential holds.
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    /// A role whose scopes the key also holds.
+    pub role: Option<String>,
+    /// Requests per second instead of the environment's default.
+    pub rate_limit_override: Option<u64>,
+    /// Addresses and CIDR ranges allowed to use the key; none means any.
+    #[serde(default)]
+    pub ip_allowlist: Vec<String>,
+    /// A JSON object (at most 16 KB) returned on every successful verification.
+    pub metadata: Option<Value>,
+    /// An external id grouping the keys of one end customer.
+    pub owner_id: Option<String>,
+    /// Expiry, RFC 3339, in the future; none means never.
+    pub expires_at: Option<String>,
+}
+
+/// Arguments of `rotate_key`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    /// The key's id, `api_key_…`.
+    pub key_id: String,
+    /// How long the old secrets keep working: 0 (default, at once) to 604800 (7 days).
+    pub grace_period_seconds: Option<i64>,
+}
+
+/// Arguments of `query_audit_log`.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditLog {
+    /// Only events of this action, e.g. `key.revoked`.
+    pub action: Option<String>,
+    /// Only events about this object, e.g. a key id.
+    pub target_id: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Events in a page, 1–100 (20 by default).
+    pub limit: Option<u32>,
+}
+
+fn bad(field: &'static str, message: &str) -> ApiError {
+    ApiError::Validation(keyward_core::validation::ValidationError::new(
+        field, message,
+    ))
+}
+
+#[tool_router]
+impl Tools {
+    /// The tools over `state`.
+    pub fn new(state: AppState) -> Self {
+        Self {
+            state,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.state.clock.now()
+    }
+
+    #[tool(
+        description = "List the organization's API keys, newest first, with filters and a \
+                       cursor. Never shows a secret.",
+        annotations(read_only_hint = true)
+    )]
+    async fn list_keys(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<ListKeys>,
+    ) -> Answer {
+        let caller = caller(&parts)?;
+        let permit = match caller.principal().permit::<ReadKeys>() {
+            Ok(permit) => permit,
+            Err(error) => return refused(error),
+        };
+        let status = match args.status.as_deref().map(DisplayStatus::parse) {
+            Some(None) => {
+                return refused(bad(
+                    "status",
+                    "must be active, disabled, revoked or expired",
+                ));
+            }
+            other => other.flatten(),
+        };
+        let environment = match args.environment.as_deref().map(Environment::parse) {
+            Some(None) => return refused(bad("environment", "must be live or test")),
+            other => other.flatten(),
+        };
+        let before = match args.cursor.as_deref().map(CredentialId::parse) {
+            Some(Err(_)) => return refused(bad("cursor", "is not a cursor of this listing")),
+            other => other.transpose().ok().flatten(),
+        };
+        let limit = match args.limit.unwrap_or(20) {
+            n @ 1..=100 => n,
+            _ => return refused(bad("limit", "must be between 1 and 100")),
+        };
+        let filter = CredentialFilter {
+            status,
+            environment,
+            owner_id: args.owner_id,
+            before,
+            limit: limit + 1,
+        };
+        let keys = match self.state.service.credentials().list(&permit, filter).await {
+            Ok(keys) => keys,
+            Err(error) => return refused(error),
+        };
+        let (keys, next_cursor) = crate::routes::split_page(keys, limit, |k| k.id.to_string());
+        let now = self.now();
+        ok(json!({
+            "data": keys.iter().map(|k| KeyResponse::new(k, now)).collect::<Vec<_>>(),
+            "next_cursor": next_cursor,
+        }))
+    }
+
+    #[tool(
+        description = "Read one API key of the organization by its id. Never shows a secret.",
+        annotations(read_only_hint = true)
+    )]
+    async fn get_key(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<KeyId>,
+    ) -> Answer {
+        let caller = caller(&parts)?;
+        let permit = match caller.principal().permit::<ReadKeys>() {
+            Ok(permit) => permit,
+            Err(error) => return refused(error),
+        };
+        match self
+            .state
+            .service
+            .credentials()
+            .get(&permit, &args.key_id)
+            .await
+        {
+            Ok(key) => ok(json!(KeyResponse::new(&key, self.now()))),
+            Err(error) => refused(error),
+        }
+    }
+
+    #[tool(
+        description = "Create an API key. Its scopes, environment, expiry and addresses must \
+                       be within the calling credential's own. The answer holds the new key's \
+                       API key and client secret, shown only in this answer: store them now.",
+        annotations(read_only_hint = false, destructive_hint = false)
+    )]
+    async fn create_key(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<CreateKey>,
+    ) -> Answer {
+        let caller = caller(&parts)?;
+        let permit = match caller.principal().permit::<WriteKeys>() {
+            Ok(permit) => permit,
+            Err(error) => return refused(error),
+        };
+        let environment = match args.environment.as_deref().map(Environment::parse) {
+            Some(None) => return refused(bad("environment", "must be live or test")),
+            other => other.flatten().unwrap_or(Environment::Live),
+        };
+        let expires_at = match args
+            .expires_at
+            .as_deref()
+            .map(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339))
+        {
+            Some(Err(_)) => return refused(bad("expires_at", "is not an RFC 3339 time")),
+            other => other.transpose().ok().flatten(),
+        };
+        let new = NewCredential {
+            id: None,
+            name: args.name,
+            description: args.description,
+            environment,
+            permissions: args.permissions,
+            role: args.role,
+            rate_limit_override: args.rate_limit_override,
+            ip_allowlist: args.ip_allowlist,
+            metadata: args.metadata,
+            owner_id: args.owner_id,
+            not_before: None,
+            expires_at,
+        };
+        match self.state.service.credentials().create(&permit, new).await {
+            Ok(issued) => {
+                let mut body = json!(KeyResponse::new(&issued.credential, self.now()));
+                body["key"] = Value::String(issued.api_key.expose().to_owned());
+                body["client_secret"] = Value::String(issued.client_secret.expose().to_owned());
+                body["secrets_shown_once"] = Value::Bool(true);
+                ok(body)
+            }
+            Err(error) => refused(error),
+        }
+    }
+
+    #[tool(
+        description = "Disable an API key: refused until enabled again.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true
+        )
+    )]
+    async fn disable_key(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<KeyId>,
+    ) -> Answer {
+        self.set_status(&parts, &args.key_id, StatusChange::Disable)
+            .await
+    }
+
+    #[tool(
+        description = "Enable a disabled API key.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true
+        )
+    )]
+    async fn enable_key(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<KeyId>,
+    ) -> Answer {
+        self.set_status(&parts, &args.key_id, StatusChange::Enable)
+            .await
+    }
+
+    #[tool(
+        description = "Revoke an API key for good: refused from now on. Cannot be undone.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true
+        )
+    )]
+    async fn revoke_key(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<KeyId>,
+    ) -> Answer {
+        self.set_status(&parts, &args.key_id, StatusChange::Revoke)
+            .await
+    }
+
+    #[tool(
+        description = "Rotate an API key: a new API key and client secret, shown only in this \
+                       answer. The old ones stop at once, or after grace_period_seconds.",
+        annotations(read_only_hint = false, destructive_hint = true)
+    )]
+    async fn rotate_key(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<RotateKey>,
+    ) -> Answer {
+        let caller = caller(&parts)?;
+        let permit = match caller.principal().permit::<WriteKeys>() {
+            Ok(permit) => permit,
+            Err(error) => return refused(error),
+        };
+        let rotation = Rotation {
+            grace_period_seconds: args.grace_period_seconds.unwrap_or(0),
+            expected_version: None,
+        };
+        match self
+            .state
+            .service
+            .credentials()
+            .rotate(&permit, &args.key_id, rotation)
+            .await
+        {
+            Ok(rotated) => {
+                let issued = &rotated.issued;
+                let mut body = json!(KeyResponse::new(&issued.credential, self.now()));
+                body["key"] = Value::String(issued.api_key.expose().to_owned());
+                body["client_secret"] = Value::String(issued.client_secret.expose().to_owned());
+                body["secrets_shown_once"] = Value::Bool(true);
+                body["previous_secrets_expire_at"] = json!(
+                    rotated
+                        .previous_secrets_expire_at
+                        .map(keyward_core::clock::rfc3339)
+                );
+                ok(body)
+            }
+            Err(error) => refused(error),
+        }
+    }
+
+    #[tool(
+        description = "Query the organization's audit log, newest first: who did what to which \
+                       object, from where, and when.",
+        annotations(read_only_hint = true)
+    )]
+    async fn query_audit_log(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<AuditLog>,
+    ) -> Answer {
+        let caller = caller(&parts)?;
+        let permit = match caller.principal().permit::<ReadAuditLog>() {
+            Ok(permit) => permit,
+            Err(error) => return refused(error),
+        };
+        let before = match args.cursor.as_deref().map(AuditEventId::parse) {
+            Some(Err(_)) => return refused(bad("cursor", "is not a cursor of this listing")),
+            other => other.transpose().ok().flatten(),
+        };
+        let limit = match args.limit.unwrap_or(20) {
+            n @ 1..=100 => n,
+            _ => return refused(bad("limit", "must be between 1 and 100")),
+        };
+        let query = AuditQuery {
+            action: args.action,
+            target_id: args.target_id,
+            before,
+            limit: limit + 1,
+        };
+        match self.state.service.audit().list(&permit, &query).await {
+            Ok(events) => {
+                let (events, next_cursor) =
+                    crate::routes::split_page(events, limit, |e| e.id.to_string());
+                ok(json!({
+                    "data": events
+                        .into_iter()
+                        .map(crate::routes::audit::AuditEventResponse::from)
+                        .collect::<Vec<_>>(),
+                    "next_cursor": next_cursor,
+                }))
+            }
+            Err(error) => refused(error),
+        }
+    }
+}
+
+impl Tools {
+    async fn set_status(&self, parts: &Parts, id: &str, change: StatusChange) -> Answer {
+        let caller = caller(parts)?;
+        let permit = match caller.principal().permit::<WriteKeys>() {
+            Ok(permit) => permit,
+            Err(error) => return refused(error),
+        };
+        match self
+            .state
+            .service
+            .credentials()
+            .set_status(&permit, id, change)
+            .await
+        {
+            Ok(key) => ok(json!(KeyResponse::new(&key, self.now()))),
+            Err(error) => refused(error),
+        }
+    }
+}
+
+impl ServerHandler for Tools {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
+            "Manage this Keyward organization's API keys as the credential you \
+                 authenticated with: only the tools its scopes allow are listed.",
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let parts = context
+            .extensions
+            .get::<Parts>()
+            .ok_or_else(|| ErrorData::internal_error("no request", None))?;
+        let caller = caller(parts)?;
+        let principal = caller.principal();
+        let tools: Vec<Tool> = self
+            .tool_router
+            .list_all()
+            .into_iter()
+            .filter(|tool| needs(&tool.name)(&principal))
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let context = ToolCallContext::new(self, request, context);
+        self.tool_router.call(context).await
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.tool_router.get(name).cloned()
+    }
+}

@@ -1,0 +1,276 @@
+//! `/mcp` spoken as JSON-RPC over HTTP, as an MCP client sends it: admitted by the bearer
+//! credential, tools listed and run within its scopes, errors as tool errors.
+
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, TestResponse};
+
+/// One JSON-RPC request to `/mcp` with `key` as the bearer credential.
+async fn rpc(app: &TestApp, key: Option<&str>, method: &str, params: Value) -> TestResponse {
+    let call = app
+        .post("/mcp")
+        .header("host", "127.0.0.1")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18");
+    let call = match key {
+        Some(key) => call.header("authorization", &format!("Bearer {key}")),
+        None => call,
+    };
+    call.json(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+        .send()
+        .await
+}
+
+/// The result of a JSON-RPC call, asserting it answered one.
+async fn result(app: &TestApp, key: &str, method: &str, params: Value) -> Value {
+    let response = rpc(app, Some(key), method, params).await;
+    assert_eq!(response.status, 200, "{}", response.text);
+    let body = response.json();
+    assert!(body.get("error").is_none(), "{body}");
+    body["result"].clone()
+}
+
+/// Calls a tool; returns (is_error, the JSON of its text).
+async fn call(app: &TestApp, key: &str, tool: &str, arguments: Value) -> (bool, Value) {
+    let result = result(
+        app,
+        key,
+        "tools/call",
+        json!({"name": tool, "arguments": arguments}),
+    )
+    .await;
+    let text = result["content"][0]["text"].as_str().unwrap_or("null");
+    (
+        result["isError"].as_bool().unwrap_or(false),
+        serde_json::from_str(text).unwrap_or(Value::Null),
+    )
+}
+
+async fn tool_names(app: &TestApp, key: &str) -> Vec<String> {
+    let listed = result(app, key, "tools/list", json!({})).await;
+    let mut names: Vec<String> = listed["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn a_request_without_a_credential_is_pointed_to_the_metadata() {
+    let app = TestApp::new().await;
+    let refused = rpc(&app, None, "tools/list", json!({})).await;
+    assert_eq!(refused.status, 401, "{}", refused.text);
+    let challenge = refused.header("www-authenticate").unwrap();
+    assert!(
+        challenge.contains("resource_metadata=\"")
+            && challenge.contains("/.well-known/oauth-protected-resource"),
+        "{challenge}"
+    );
+    let metadata = app
+        .get("/.well-known/oauth-protected-resource")
+        .send()
+        .await
+        .expect(200)
+        .json();
+    assert!(metadata["resource"].as_str().unwrap().ends_with("/mcp"));
+    assert_eq!(metadata["bearer_methods_supported"], json!(["header"]));
+    assert_eq!(
+        metadata["authorization_servers"].as_array().unwrap().len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_tools_create_use_rotate_and_revoke_a_key_with_its_secrets_once() {
+    let app = TestApp::new().await;
+    let initialized = result(
+        &app,
+        &app.admin_key,
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {},
+               "clientInfo": {"name": "test", "version": "1"}}),
+    )
+    .await;
+    assert!(
+        initialized["capabilities"]["tools"].is_object(),
+        "{initialized}"
+    );
+    let names = tool_names(&app, &app.admin_key).await;
+    for tool in [
+        "create_key",
+        "list_keys",
+        "revoke_key",
+        "rotate_key",
+        "query_audit_log",
+    ] {
+        assert!(names.contains(&tool.to_owned()), "{names:?}");
+    }
+    let listed = result(&app, &app.admin_key, "tools/list", json!({})).await;
+    let revoke = listed["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "revoke_key")
+        .unwrap();
+    assert_eq!(revoke["annotations"]["destructiveHint"], true);
+    assert_eq!(
+        revoke["inputSchema"]["properties"]["key_id"]["type"],
+        "string"
+    );
+
+    let (error, made) = call(
+        &app,
+        &app.admin_key,
+        "create_key",
+        json!({"name": "From an assistant", "permissions": ["dns:read"]}),
+    )
+    .await;
+    assert!(!error, "{made}");
+    assert_eq!(made["secrets_shown_once"], true);
+    let (key, id) = (
+        made["key"].as_str().unwrap(),
+        made["key_id"].as_str().unwrap(),
+    );
+    keyward_store::testing::record_secrets([key, made["client_secret"].as_str().unwrap()]);
+    assert_eq!(app.get("/v1/authorize").key(key).send().await.status, 200);
+    // Read back, the key shows no secret.
+    let (_, read) = call(&app, &app.admin_key, "get_key", json!({"key_id": id})).await;
+    assert_eq!(read["key_id"], id);
+    assert!(!read.to_string().contains(key));
+
+    let (_, rotated) = call(&app, &app.admin_key, "rotate_key", json!({"key_id": id})).await;
+    let new_key = rotated["key"].as_str().unwrap();
+    keyward_store::testing::record_secrets([new_key, rotated["client_secret"].as_str().unwrap()]);
+    assert_eq!(app.get("/v1/authorize").key(key).send().await.status, 401);
+    assert_eq!(
+        app.get("/v1/authorize").key(new_key).send().await.status,
+        200
+    );
+    let (_, revoked) = call(&app, &app.admin_key, "revoke_key", json!({"key_id": id})).await;
+    assert_eq!(revoked["status"], "revoked");
+    assert_eq!(
+        app.get("/v1/authorize").key(new_key).send().await.status,
+        401
+    );
+
+    let (_, audit) = call(
+        &app,
+        &app.admin_key,
+        "query_audit_log",
+        json!({"target_id": id}),
+    )
+    .await;
+    let actions: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["key.revoked", "key.rotated", "key.created"]);
+    for event in audit["data"].as_array().unwrap() {
+        assert_eq!(event["details"]["via"], "mcp", "{event}");
+        assert!(
+            event["actor"].as_str().unwrap().starts_with("api_key_"),
+            "{event}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_credential_sees_and_runs_only_the_tools_its_scopes_allow() {
+    let app = TestApp::new().await;
+    let reader = app
+        .create_key(json!({"name": "Reader", "permissions": ["keys:read"]}))
+        .await;
+    let reader = reader["key"].as_str().unwrap();
+    assert_eq!(tool_names(&app, reader).await, ["get_key", "list_keys"]);
+    let (error, refused) = call(&app, reader, "create_key", json!({"name": "Nope"})).await;
+    assert!(error);
+    assert_eq!(refused["code"], "insufficient_scope");
+    assert!(
+        refused["message"].as_str().unwrap().contains("keys:write"),
+        "{refused}"
+    );
+
+    // No escalation: a key cannot make a wider one.
+    let narrow = app
+        .create_key(json!({"name": "Narrow", "permissions": ["dns:read", "keys:write"]}))
+        .await;
+    let (error, refused) = call(
+        &app,
+        narrow["key"].as_str().unwrap(),
+        "create_key",
+        json!({"name": "Wider", "permissions": ["dns:write"]}),
+    )
+    .await;
+    assert!(error);
+    assert_eq!(refused["code"], "privilege_escalation");
+
+    // Another organization's key is not found.
+    let other = app.other_organization().await;
+    let (_, theirs) = call(&app, &other, "list_keys", json!({})).await;
+    let their_id = theirs["data"][0]["key_id"].as_str().unwrap().to_owned();
+    let (error, missing) = call(&app, &app.admin_key, "get_key", json!({"key_id": their_id})).await;
+    assert!(error);
+    assert_eq!(missing["code"], "not_found");
+    let (error, _) = call(
+        &app,
+        &app.admin_key,
+        "revoke_key",
+        json!({"key_id": their_id}),
+    )
+    .await;
+    assert!(error);
+}
+
+#[tokio::test]
+async fn bad_input_gets_errors_and_the_endpoint_stays_usable() {
+    let app = TestApp::new().await;
+    // Not JSON-RPC.
+    let garbage = app
+        .post("/mcp")
+        .header("host", "127.0.0.1")
+        .header("accept", "application/json, text/event-stream")
+        .header("authorization", &format!("Bearer {}", app.admin_key))
+        .raw("application/json", "{not json")
+        .send()
+        .await;
+    assert!(garbage.status.is_client_error(), "{}", garbage.status);
+    // An unknown tool is a protocol error; wrong argument types are errors too.
+    let unknown = rpc(
+        &app,
+        Some(&app.admin_key),
+        "tools/call",
+        json!({"name": "drop_database", "arguments": {}}),
+    )
+    .await
+    .json();
+    assert!(unknown["error"].is_object(), "{unknown}");
+    let wrong = rpc(
+        &app,
+        Some(&app.admin_key),
+        "tools/call",
+        json!({"name": "create_key", "arguments": {"name": 42}}),
+    )
+    .await
+    .json();
+    assert!(
+        wrong["error"].is_object() || wrong["result"]["isError"] == true,
+        "{wrong}"
+    );
+    let (error, bad) = call(
+        &app,
+        &app.admin_key,
+        "list_keys",
+        json!({"status": "sleeping"}),
+    )
+    .await;
+    assert!(error);
+    assert_eq!(bad["code"], "validation_failed");
+    // Still answering.
+    let (error, _) = call(&app, &app.admin_key, "list_keys", json!({})).await;
+    assert!(!error);
+}
