@@ -42,7 +42,7 @@ fn needs(tool: &str) -> fn(&Principal<'_>) -> bool {
         principal.may::<P>()
     }
     match tool {
-        "list_keys" | "get_key" => may::<ReadKeys>,
+        "list_keys" | "get_key" | "key_usage" => may::<ReadKeys>,
         "query_audit_log" => may::<ReadAuditLog>,
         _ => may::<WriteKeys>,
     }
@@ -134,6 +134,20 @@ pub struct RotateKey {
     pub key_id: String,
     /// How long the old secrets keep working: 0 (default, at once) to 604800 (7 days).
     pub grace_period_seconds: Option<i64>,
+}
+
+/// Arguments of `key_usage`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyUsage {
+    /// The key's id, `api_key_…`.
+    pub key_id: String,
+    /// Start (RFC 3339, included); default: 24 hours before `to`.
+    pub from: Option<String>,
+    /// End (RFC 3339, excluded); default: the end of the current minute.
+    pub to: Option<String>,
+    /// `minute`, `hour` (default) or `day`; at most 1,500 of them in the window.
+    pub granularity: Option<String>,
 }
 
 /// Arguments of `query_audit_log`.
@@ -395,6 +409,32 @@ impl Tools {
                 );
                 ok(body)
             }
+            Err(error) => refused(error),
+        }
+    }
+
+    #[tool(
+        description = "A key's requests over a window, per minute, hour or day and outcome \
+                       (VALID, RATE_LIMITED, IP_DENIED, …), and when it was last used.",
+        annotations(read_only_hint = true)
+    )]
+    async fn key_usage(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<KeyUsage>,
+    ) -> Answer {
+        let caller = caller(&parts)?;
+        let permit = match caller.principal().permit::<ReadKeys>() {
+            Ok(permit) => permit,
+            Err(error) => return refused(error),
+        };
+        let query = crate::routes::usage::UsageQuery {
+            from: args.from,
+            to: args.to,
+            granularity: args.granularity,
+        };
+        match crate::routes::usage::report(&self.state, &permit, &args.key_id, query).await {
+            Ok(report) => ok(json!(report)),
             Err(error) => refused(error),
         }
     }

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use keyward_core::clock::{rfc3339, within_rfc3339};
 use keyward_gate::Problem;
-use keyward_service::principal::ReadKeys;
+use keyward_service::principal::{Permit, ReadKeys};
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
@@ -104,8 +104,19 @@ pub async fn usage(
     ApiQuery(query): ApiQuery<UsageQuery>,
 ) -> Result<Json<UsageReport>, ApiError> {
     let permit = caller.principal().permit::<ReadKeys>()?;
+    Ok(Json(report(&state, &permit, &id, query).await?))
+}
+
+/// The usage report of credential `id` over the window `query` asks for: what the route
+/// answers, and what the MCP tool does.
+pub async fn report(
+    state: &AppState,
+    permit: &Permit<'_, ReadKeys>,
+    id: &str,
+    query: UsageQuery,
+) -> Result<UsageReport, ApiError> {
     let credentials = state.service.credentials();
-    let credential = credentials.get(&permit, &id).await?;
+    let credential = credentials.get(permit, id).await?;
     let (granularity, bucket_minutes) = match query.granularity.as_deref() {
         None | Some("hour") => ("hour", 60),
         Some("minute") => ("minute", 1),
@@ -146,7 +157,7 @@ pub async fn usage(
     }
     let counts = credentials
         .usage(
-            &permit,
+            permit,
             &credential,
             (from_minute, to_minute),
             bucket_minutes,
@@ -171,7 +182,7 @@ pub async fn usage(
         bucket.via_query += count.via_query;
         *bucket.outcomes.entry(count.outcome).or_default() += count.count;
     }
-    Ok(Json(UsageReport {
+    Ok(UsageReport {
         key_id: credential.id.to_string(),
         granularity,
         from: rfc3339(minute_start(from_minute)),
@@ -179,7 +190,7 @@ pub async fn usage(
         buckets,
         last_used_at: credential.last_used_at.map(rfc3339),
         last_used_ip: credential.last_used_ip.map(|ip| ip.to_string()),
-    }))
+    })
 }
 
 fn minute_start(minute: i64) -> OffsetDateTime {

@@ -136,6 +136,10 @@ async fn the_tools_create_use_rotate_and_revoke_a_key_with_its_secrets_once() {
     );
     keyward_store::testing::record_secrets([key, made["client_secret"].as_str().unwrap()]);
     assert_eq!(app.get("/v1/authorize").key(key).send().await.status, 200);
+    app.state.engine.flush_usage().await.unwrap();
+    let (error, usage) = call(&app, &app.admin_key, "key_usage", json!({"key_id": id})).await;
+    assert!(!error, "{usage}");
+    assert_eq!(usage["buckets"][0]["outcomes"]["VALID"], 1, "{usage}");
     // Read back, the key shows no secret.
     let (_, read) = call(&app, &app.admin_key, "get_key", json!({"key_id": id})).await;
     assert_eq!(read["key_id"], id);
@@ -186,7 +190,10 @@ async fn a_credential_sees_and_runs_only_the_tools_its_scopes_allow() {
         .create_key(json!({"name": "Reader", "permissions": ["keys:read"]}))
         .await;
     let reader = reader["key"].as_str().unwrap();
-    assert_eq!(tool_names(&app, reader).await, ["get_key", "list_keys"]);
+    assert_eq!(
+        tool_names(&app, reader).await,
+        ["get_key", "key_usage", "list_keys"]
+    );
     let (error, refused) = call(&app, reader, "create_key", json!({"name": "Nope"})).await;
     assert!(error);
     assert_eq!(refused["code"], "insufficient_scope");

@@ -9,6 +9,7 @@ mod dashboard;
 mod durability;
 mod gateway;
 mod leaks;
+mod mcp;
 mod nginx;
 mod nodes;
 mod oauth_clients;
