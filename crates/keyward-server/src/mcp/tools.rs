@@ -3,10 +3,16 @@
 
 use axum::http::request::Parts;
 use keyward_core::credential::{DisplayStatus, Environment};
+use keyward_core::ip_rule::RuleKind;
 use keyward_core::typeid::{AuditEventId, CredentialId};
 use keyward_service::audit::AuditQuery;
+use keyward_service::credentials::CredentialChange;
 use keyward_service::credentials::{CredentialFilter, NewCredential, Rotation, StatusChange};
-use keyward_service::principal::{Permission, Principal, ReadAuditLog, ReadKeys, WriteKeys};
+use keyward_service::ip_rules::NewIpRule;
+use keyward_service::principal::{
+    DeleteIpRules, Permission, Principal, ReadAuditLog, ReadIpRules, ReadKeys, WriteIpRules,
+    WriteKeys,
+};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::{Extension, ToolCallContext};
 use rmcp::handler::server::wrapper::Parameters;
@@ -44,6 +50,9 @@ fn needs(tool: &str) -> fn(&Principal<'_>) -> bool {
     match tool {
         "list_keys" | "get_key" | "key_usage" => may::<ReadKeys>,
         "query_audit_log" => may::<ReadAuditLog>,
+        "list_ip_rules" => may::<ReadIpRules>,
+        "add_ip_rule" => may::<WriteIpRules>,
+        "remove_ip_rule" => may::<DeleteIpRules>,
         _ => may::<WriteKeys>,
     }
 }
@@ -134,6 +143,76 @@ pub struct RotateKey {
     pub key_id: String,
     /// How long the old secrets keep working: 0 (default, at once) to 604800 (7 days).
     pub grace_period_seconds: Option<i64>,
+}
+
+/// Arguments of `update_key`: fields left out stay as they are; `null` clears one that
+/// may be empty.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKey {
+    /// The key's id, `api_key_…`.
+    pub key_id: String,
+    /// A new name.
+    pub name: Option<String>,
+    /// A new description; `null` clears it.
+    #[serde(default, deserialize_with = "crate::json::present")]
+    pub description: Option<Option<String>>,
+    /// New scopes, replacing the old ones; at most the calling credential's own.
+    pub permissions: Option<Vec<String>>,
+    /// A new role; `null` removes it.
+    #[serde(default, deserialize_with = "crate::json::present")]
+    pub role: Option<Option<String>>,
+    /// A new rate limit; `null` returns to the environment's default.
+    #[serde(default, deserialize_with = "crate::json::present")]
+    pub rate_limit_override: Option<Option<u64>>,
+    /// A new allowlist, replacing the old one; `[]` allows every address.
+    pub ip_allowlist: Option<Vec<String>>,
+    /// New metadata, replacing the old object.
+    pub metadata: Option<Value>,
+    /// A new owner id; `null` clears it.
+    #[serde(default, deserialize_with = "crate::json::present")]
+    pub owner_id: Option<Option<String>>,
+    /// A new expiry (RFC 3339); `null` means never.
+    #[serde(default, deserialize_with = "crate::json::present")]
+    pub expires_at: Option<Option<String>>,
+}
+
+/// Arguments of `add_ip_rule`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddIpRule {
+    /// An address or CIDR range, e.g. `192.0.2.0/25`.
+    pub ip_network: String,
+    /// `allow` or `deny`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A note for people.
+    pub description: Option<String>,
+    /// Apply it even if it shuts out the address this request comes from.
+    #[serde(default)]
+    pub confirm_lockout: bool,
+}
+
+/// Arguments of `remove_ip_rule`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveIpRule {
+    /// The rule's id, `ip_rule_…`.
+    pub rule_id: String,
+    /// Remove it even if that shuts out the address this request comes from.
+    #[serde(default)]
+    pub confirm_lockout: bool,
+}
+
+/// An empty argument object.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Nothing {}
+
+/// Reads an RFC 3339 time.
+fn time_of(field: &'static str, text: &str) -> Result<OffsetDateTime, ApiError> {
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| bad(field, "is not an RFC 3339 time"))
 }
 
 /// Arguments of `key_usage`.
@@ -285,12 +364,8 @@ impl Tools {
             Some(None) => return refused(bad("environment", "must be live or test")),
             other => other.flatten().unwrap_or(Environment::Live),
         };
-        let expires_at = match args
-            .expires_at
-            .as_deref()
-            .map(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339))
-        {
-            Some(Err(_)) => return refused(bad("expires_at", "is not an RFC 3339 time")),
+        let expires_at = match args.expires_at.as_deref().map(|t| time_of("expires_at", t)) {
+            Some(Err(error)) => return refused(error),
             other => other.transpose().ok().flatten(),
         };
         let new = NewCredential {
@@ -315,6 +390,141 @@ impl Tools {
                 body["secrets_shown_once"] = Value::Bool(true);
                 ok(body)
             }
+            Err(error) => refused(error),
+        }
+    }
+
+    #[tool(
+        description = "Change an API key's name, description, scopes, role, rate limit, \
+                       allowlist, metadata, owner id or expiry. Fields left out stay as they \
+                       are; the result must stay within the calling credential's own scopes.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true
+        )
+    )]
+    async fn update_key(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<UpdateKey>,
+    ) -> Answer {
+        let caller = caller(&parts)?;
+        let permit = match caller.principal().permit::<WriteKeys>() {
+            Ok(permit) => permit,
+            Err(error) => return refused(error),
+        };
+        let expires_at = match args.expires_at {
+            Some(Some(text)) => match time_of("expires_at", &text) {
+                Ok(at) => Some(Some(at)),
+                Err(error) => return refused(error),
+            },
+            Some(None) => Some(None),
+            None => None,
+        };
+        let change = CredentialChange {
+            name: args.name,
+            description: args.description,
+            permissions: args.permissions,
+            role: args.role,
+            rate_limit_override: args.rate_limit_override,
+            ip_allowlist: args.ip_allowlist,
+            metadata: args.metadata,
+            owner_id: args.owner_id,
+            not_before: None,
+            expires_at,
+        };
+        match self
+            .state
+            .service
+            .credentials()
+            .update(&permit, &args.key_id, change)
+            .await
+        {
+            Ok(key) => ok(json!(KeyResponse::new(&key, self.now()))),
+            Err(error) => refused(error),
+        }
+    }
+
+    #[tool(
+        description = "The organization's IP access rules (allow or deny CIDR ranges), oldest \
+                       first, and the address this request comes from.",
+        annotations(read_only_hint = true)
+    )]
+    async fn list_ip_rules(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(_): Parameters<Nothing>,
+    ) -> Answer {
+        let caller = caller(&parts)?;
+        let permit = match caller.principal().permit::<ReadIpRules>() {
+            Ok(permit) => permit,
+            Err(error) => return refused(error),
+        };
+        match self.state.service.ip_rules().list(&permit).await {
+            Ok(rules) => ok(json!({
+                "data": rules
+                    .iter()
+                    .map(crate::routes::ip_rules::IpRuleResponse::from)
+                    .collect::<Vec<_>>(),
+                "your_ip": caller.actor.source_ip.map(|ip| ip.to_string()),
+            })),
+            Err(error) => refused(error),
+        }
+    }
+
+    #[tool(
+        description = "Add an IP access rule. A rule that would shut out the address this \
+                       request comes from is refused unless confirm_lockout is true.",
+        annotations(read_only_hint = false, destructive_hint = true)
+    )]
+    async fn add_ip_rule(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<AddIpRule>,
+    ) -> Answer {
+        let caller = caller(&parts)?;
+        let permit = match caller.principal().permit::<WriteIpRules>() {
+            Ok(permit) => permit,
+            Err(error) => return refused(error),
+        };
+        let Some(kind) = RuleKind::parse(&args.kind) else {
+            return refused(bad("type", "must be allow or deny"));
+        };
+        let new = NewIpRule {
+            ip_network: args.ip_network,
+            kind,
+            description: args.description,
+            confirm_lockout: args.confirm_lockout,
+        };
+        match self.state.service.ip_rules().add(&permit, new).await {
+            Ok(rule) => ok(json!(crate::routes::ip_rules::IpRuleResponse::from(&rule))),
+            Err(error) => refused(error),
+        }
+    }
+
+    #[tool(
+        description = "Remove an IP access rule, with the same lockout guard.",
+        annotations(read_only_hint = false, destructive_hint = true)
+    )]
+    async fn remove_ip_rule(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<RemoveIpRule>,
+    ) -> Answer {
+        let caller = caller(&parts)?;
+        let permit = match caller.principal().permit::<DeleteIpRules>() {
+            Ok(permit) => permit,
+            Err(error) => return refused(error),
+        };
+        match self
+            .state
+            .service
+            .ip_rules()
+            .remove(&permit, &args.rule_id, args.confirm_lockout)
+            .await
+        {
+            Ok(()) => ok(json!({"removed": args.rule_id})),
             Err(error) => refused(error),
         }
     }

@@ -281,3 +281,72 @@ async fn bad_input_gets_errors_and_the_endpoint_stays_usable() {
     let (error, _) = call(&app, &app.admin_key, "list_keys", json!({})).await;
     assert!(!error);
 }
+
+#[tokio::test]
+async fn keys_are_updated_and_ip_rules_managed_with_the_apis_rules() {
+    let app = TestApp::new().await;
+    let key = app
+        .create_key(json!({"name": "Before", "permissions": ["dns:read"]}))
+        .await;
+    let id = key["key_id"].as_str().unwrap();
+    let (error, updated) = call(
+        &app,
+        &app.admin_key,
+        "update_key",
+        json!({"key_id": id, "name": "After", "owner_id": "customer-7", "expires_at": null}),
+    )
+    .await;
+    assert!(!error, "{updated}");
+    assert_eq!(updated["name"], "After");
+    assert_eq!(updated["owner_id"], "customer-7");
+    let (error, bad) = call(
+        &app,
+        &app.admin_key,
+        "update_key",
+        json!({"key_id": id, "expires_at": "tomorrow"}),
+    )
+    .await;
+    assert!(error);
+    assert_eq!(bad["code"], "validation_failed");
+
+    // The lockout guard holds the caller's own address (127.0.0.1 here).
+    let (error, locked) = call(
+        &app,
+        &app.admin_key,
+        "add_ip_rule",
+        json!({"ip_network": "127.0.0.1", "type": "deny"}),
+    )
+    .await;
+    assert!(error);
+    assert_eq!(locked["code"], "lockout");
+    let (error, rule) = call(
+        &app,
+        &app.admin_key,
+        "add_ip_rule",
+        json!({"ip_network": "203.0.113.9", "type": "deny", "description": "scraper"}),
+    )
+    .await;
+    assert!(!error, "{rule}");
+    let (_, listed) = call(&app, &app.admin_key, "list_ip_rules", json!({})).await;
+    assert_eq!(listed["data"][0]["ip_network"], "203.0.113.9/32");
+    assert_eq!(listed["your_ip"], "127.0.0.1");
+    let (error, _) = call(
+        &app,
+        &app.admin_key,
+        "remove_ip_rule",
+        json!({"rule_id": rule["id"]}),
+    )
+    .await;
+    assert!(!error);
+    let (_, listed) = call(&app, &app.admin_key, "list_ip_rules", json!({})).await;
+    assert_eq!(listed["data"], json!([]));
+
+    // A key that may only read rules sees no tool that changes them.
+    let reader = app
+        .create_key(json!({"name": "Rules reader", "permissions": ["ip_rules:read"]}))
+        .await;
+    assert_eq!(
+        tool_names(&app, reader["key"].as_str().unwrap()).await,
+        ["list_ip_rules"]
+    );
+}
