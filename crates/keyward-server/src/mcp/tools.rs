@@ -7,7 +7,9 @@ use keyward_core::ip_rule::RuleKind;
 use keyward_core::typeid::{AuditEventId, CredentialId};
 use keyward_service::audit::AuditQuery;
 use keyward_service::credentials::CredentialChange;
-use keyward_service::credentials::{CredentialFilter, NewCredential, Rotation, StatusChange};
+use keyward_service::credentials::{
+    CredentialFilter, Issued, NewCredential, Rotation, StatusChange,
+};
 use keyward_service::ip_rules::NewIpRule;
 use keyward_service::principal::{
     DeleteIpRules, Permission, Principal, ReadAuditLog, ReadIpRules, ReadKeys, WriteIpRules,
@@ -69,6 +71,25 @@ fn caller(parts: &Parts) -> Result<&KeyCaller, ErrorData> {
 fn tool_error(error: crate::error::ApiError) -> String {
     let problem = problem(&error);
     json!({"code": problem.code, "message": problem.detail}).to_string()
+}
+
+/// The caller's permit for a permission, or (from the tool) the error naming the scope.
+macro_rules! permit {
+    ($caller:expr, $permission:ty) => {
+        match $caller.principal().permit::<$permission>() {
+            Ok(permit) => permit,
+            Err(error) => return refused(error),
+        }
+    };
+}
+
+/// A key with the secrets just issued to it, in the one result that shows them.
+fn with_secrets(issued: &Issued, now: OffsetDateTime) -> Value {
+    let mut body = json!(KeyResponse::new(&issued.credential, now));
+    body["key"] = Value::String(issued.api_key.expose().to_owned());
+    body["client_secret"] = Value::String(issued.client_secret.expose().to_owned());
+    body["secrets_shown_once"] = Value::Bool(true);
+    body
 }
 
 fn ok(value: Value) -> Answer {
@@ -274,10 +295,7 @@ impl Tools {
         Parameters(args): Parameters<ListKeys>,
     ) -> Answer {
         let caller = caller(&parts)?;
-        let permit = match caller.principal().permit::<ReadKeys>() {
-            Ok(permit) => permit,
-            Err(error) => return refused(error),
-        };
+        let permit = permit!(caller, ReadKeys);
         let status = match args.status.as_deref().map(DisplayStatus::parse) {
             Some(None) => {
                 return refused(bad(
@@ -328,10 +346,7 @@ impl Tools {
         Parameters(args): Parameters<KeyId>,
     ) -> Answer {
         let caller = caller(&parts)?;
-        let permit = match caller.principal().permit::<ReadKeys>() {
-            Ok(permit) => permit,
-            Err(error) => return refused(error),
-        };
+        let permit = permit!(caller, ReadKeys);
         match self
             .state
             .service
@@ -356,10 +371,7 @@ impl Tools {
         Parameters(args): Parameters<CreateKey>,
     ) -> Answer {
         let caller = caller(&parts)?;
-        let permit = match caller.principal().permit::<WriteKeys>() {
-            Ok(permit) => permit,
-            Err(error) => return refused(error),
-        };
+        let permit = permit!(caller, WriteKeys);
         let environment = match args.environment.as_deref().map(Environment::parse) {
             Some(None) => return refused(bad("environment", "must be live or test")),
             other => other.flatten().unwrap_or(Environment::Live),
@@ -383,13 +395,7 @@ impl Tools {
             expires_at,
         };
         match self.state.service.credentials().create(&permit, new).await {
-            Ok(issued) => {
-                let mut body = json!(KeyResponse::new(&issued.credential, self.now()));
-                body["key"] = Value::String(issued.api_key.expose().to_owned());
-                body["client_secret"] = Value::String(issued.client_secret.expose().to_owned());
-                body["secrets_shown_once"] = Value::Bool(true);
-                ok(body)
-            }
+            Ok(issued) => ok(with_secrets(&issued, self.now())),
             Err(error) => refused(error),
         }
     }
@@ -410,10 +416,7 @@ impl Tools {
         Parameters(args): Parameters<UpdateKey>,
     ) -> Answer {
         let caller = caller(&parts)?;
-        let permit = match caller.principal().permit::<WriteKeys>() {
-            Ok(permit) => permit,
-            Err(error) => return refused(error),
-        };
+        let permit = permit!(caller, WriteKeys);
         let expires_at = match args.expires_at {
             Some(Some(text)) => match time_of("expires_at", &text) {
                 Ok(at) => Some(Some(at)),
@@ -457,10 +460,7 @@ impl Tools {
         Parameters(_): Parameters<Nothing>,
     ) -> Answer {
         let caller = caller(&parts)?;
-        let permit = match caller.principal().permit::<ReadIpRules>() {
-            Ok(permit) => permit,
-            Err(error) => return refused(error),
-        };
+        let permit = permit!(caller, ReadIpRules);
         match self.state.service.ip_rules().list(&permit).await {
             Ok(rules) => ok(json!({
                 "data": rules
@@ -484,10 +484,7 @@ impl Tools {
         Parameters(args): Parameters<AddIpRule>,
     ) -> Answer {
         let caller = caller(&parts)?;
-        let permit = match caller.principal().permit::<WriteIpRules>() {
-            Ok(permit) => permit,
-            Err(error) => return refused(error),
-        };
+        let permit = permit!(caller, WriteIpRules);
         let Some(kind) = RuleKind::parse(&args.kind) else {
             return refused(bad("type", "must be allow or deny"));
         };
@@ -513,10 +510,7 @@ impl Tools {
         Parameters(args): Parameters<RemoveIpRule>,
     ) -> Answer {
         let caller = caller(&parts)?;
-        let permit = match caller.principal().permit::<DeleteIpRules>() {
-            Ok(permit) => permit,
-            Err(error) => return refused(error),
-        };
+        let permit = permit!(caller, DeleteIpRules);
         match self
             .state
             .service
@@ -591,10 +585,7 @@ impl Tools {
         Parameters(args): Parameters<RotateKey>,
     ) -> Answer {
         let caller = caller(&parts)?;
-        let permit = match caller.principal().permit::<WriteKeys>() {
-            Ok(permit) => permit,
-            Err(error) => return refused(error),
-        };
+        let permit = permit!(caller, WriteKeys);
         let rotation = Rotation {
             grace_period_seconds: args.grace_period_seconds.unwrap_or(0),
             expected_version: None,
@@ -607,11 +598,7 @@ impl Tools {
             .await
         {
             Ok(rotated) => {
-                let issued = &rotated.issued;
-                let mut body = json!(KeyResponse::new(&issued.credential, self.now()));
-                body["key"] = Value::String(issued.api_key.expose().to_owned());
-                body["client_secret"] = Value::String(issued.client_secret.expose().to_owned());
-                body["secrets_shown_once"] = Value::Bool(true);
+                let mut body = with_secrets(&rotated.issued, self.now());
                 body["previous_secrets_expire_at"] = json!(
                     rotated
                         .previous_secrets_expire_at
@@ -634,10 +621,7 @@ impl Tools {
         Parameters(args): Parameters<KeyUsage>,
     ) -> Answer {
         let caller = caller(&parts)?;
-        let permit = match caller.principal().permit::<ReadKeys>() {
-            Ok(permit) => permit,
-            Err(error) => return refused(error),
-        };
+        let permit = permit!(caller, ReadKeys);
         let query = crate::routes::usage::UsageQuery {
             from: args.from,
             to: args.to,
@@ -660,10 +644,7 @@ impl Tools {
         Parameters(args): Parameters<AuditLog>,
     ) -> Answer {
         let caller = caller(&parts)?;
-        let permit = match caller.principal().permit::<ReadAuditLog>() {
-            Ok(permit) => permit,
-            Err(error) => return refused(error),
-        };
+        let permit = permit!(caller, ReadAuditLog);
         let before = match args.cursor.as_deref().map(AuditEventId::parse) {
             Some(Err(_)) => return refused(bad("cursor", "is not a cursor of this listing")),
             other => other.transpose().ok().flatten(),
@@ -698,10 +679,7 @@ impl Tools {
 impl Tools {
     async fn set_status(&self, parts: &Parts, id: &str, change: StatusChange) -> Answer {
         let caller = caller(parts)?;
-        let permit = match caller.principal().permit::<WriteKeys>() {
-            Ok(permit) => permit,
-            Err(error) => return refused(error),
-        };
+        let permit = permit!(caller, WriteKeys);
         match self
             .state
             .service

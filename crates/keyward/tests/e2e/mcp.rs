@@ -8,7 +8,7 @@ use std::process::Command;
 use keyward_store::testing::{record_secrets, skip_or_fail};
 use serde_json::{Value, json};
 
-use crate::support::{Server, database, init};
+use crate::support::{Server, database, init, run_python_script};
 
 fn python() -> Option<String> {
     let python = std::env::var("KEYWARD_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
@@ -31,25 +31,15 @@ async fn the_python_mcp_client_manages_a_key_over_streamable_http() {
     let db = database().await;
     let bootstrap = init(db.url());
     let server = Server::start(db.url(), &[], &[]);
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/mcp_client.py");
-    let (base, key) = (server.base.clone(), bootstrap.api_key.clone());
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(script)
-            .env("KEYWARD_URL", base)
-            .env("KEYWARD_API_KEY", key)
-            .output()
+    let envs = vec![
+        ("KEYWARD_URL", server.base.clone()),
+        ("KEYWARD_API_KEY", bootstrap.api_key.clone()),
+    ];
+    let output = server.output.clone();
+    let stdout = run_python_script(python, "mcp_client.py", envs, move || {
+        output.lock().unwrap().clone()
     })
-    .await
-    .unwrap()
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.trim_end().ends_with("OK"),
-        "{stdout}\n{stderr}\n{}",
-        server.output.lock().unwrap()
-    );
+    .await;
     let seen: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
     let secret = seen["secret"].as_str().unwrap();
     record_secrets([

@@ -165,13 +165,13 @@ pub fn client() -> reqwest::Client {
 
 /// Runs the Python script `tests/e2e/{name}` with `python` and `envs`, off the async
 /// threads, and asserts it succeeded and printed `OK` last; `context` is added to the
-/// failure message (the server's output, say).
+/// failure message (the server's output, say). Returns what it printed.
 pub async fn run_python_script(
     python: String,
     name: &str,
     envs: Vec<(&'static str, String)>,
     context: impl FnOnce() -> String,
-) {
+) -> String {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/e2e")
         .join(name);
@@ -187,6 +187,7 @@ pub async fn run_python_script(
         "{stdout}\n{stderr}\n{}",
         context()
     );
+    stdout.into_owned()
 }
 
 /// A fresh database of the backend `KEYWARD_TEST_DATABASE` names (SQLite by default; when
