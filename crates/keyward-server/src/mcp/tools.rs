@@ -12,8 +12,8 @@ use keyward_service::credentials::{
 };
 use keyward_service::ip_rules::NewIpRule;
 use keyward_service::principal::{
-    DeleteIpRules, Permission, Principal, ReadAuditLog, ReadIpRules, ReadKeys, WriteIpRules,
-    WriteKeys,
+    DeleteIpRules, Permission, Principal, ReadAuditLog, ReadIpRules, ReadKeys, ReadRoles,
+    WriteIpRules, WriteKeys,
 };
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::{Extension, ToolCallContext};
@@ -53,6 +53,9 @@ fn needs(tool: &str) -> fn(&Principal<'_>) -> bool {
         "list_keys" | "get_key" | "key_usage" => may::<ReadKeys>,
         "query_audit_log" => may::<ReadAuditLog>,
         "list_ip_rules" => may::<ReadIpRules>,
+        "list_roles" => may::<ReadRoles>,
+        // Any credential may read the scope catalogue.
+        "list_scopes" => |_| true,
         "add_ip_rule" => may::<WriteIpRules>,
         "remove_ip_rule" => may::<DeleteIpRules>,
         _ => may::<WriteKeys>,
@@ -521,6 +524,33 @@ impl Tools {
             Ok(()) => ok(json!({"removed": args.rule_id})),
             Err(error) => refused(error),
         }
+    }
+
+    #[tool(
+        description = "The roles keys may hold: the built-in ones and the organization's \
+                       own, each with its scopes.",
+        annotations(read_only_hint = true)
+    )]
+    async fn list_roles(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(_): Parameters<Nothing>,
+    ) -> Answer {
+        let caller = caller(&parts)?;
+        let permit = permit!(caller, ReadRoles);
+        match crate::routes::roles::role_list(&self.state, &permit).await {
+            Ok(roles) => ok(json!(roles)),
+            Err(error) => refused(error),
+        }
+    }
+
+    #[tool(
+        description = "The scopes keys may hold: each resource with its actions \
+                       (`resource:action`), the presets and the wildcards.",
+        annotations(read_only_hint = true)
+    )]
+    async fn list_scopes(&self, Parameters(_): Parameters<Nothing>) -> Answer {
+        ok(json!(crate::routes::roles::catalogue(&self.state)))
     }
 
     #[tool(

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use keyward_core::clock::rfc3339;
 use keyward_core::scope::{CustomRole, PRESET_ACTIONS};
 use keyward_gate::Problem;
-use keyward_service::principal::{ReadRoles, WriteRoles};
+use keyward_service::principal::{Permit, ReadRoles, WriteRoles};
 use keyward_service::roles::NewRole;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -73,6 +73,15 @@ pub async fn list(
     caller: Caller,
 ) -> Result<Json<RoleList>, ApiError> {
     let permit = caller.principal().permit::<ReadRoles>()?;
+    Ok(Json(role_list(&state, &permit).await?))
+}
+
+/// The built-in roles and the organization's own: what the route answers, and what the MCP
+/// tool does.
+pub async fn role_list(
+    state: &AppState,
+    permit: &Permit<'_, ReadRoles>,
+) -> Result<RoleList, ApiError> {
     let roles = state.service.roles();
     let mut data: Vec<RoleResponse> = roles
         .builtin()
@@ -85,8 +94,8 @@ pub async fn list(
             created_at: None,
         })
         .collect();
-    data.extend(roles.custom(&permit).await?.iter().map(custom));
-    Ok(Json(RoleList { data }))
+    data.extend(roles.custom(permit).await?.iter().map(custom));
+    Ok(RoleList { data })
 }
 
 /// Define a role for the organization. Its scopes must be within the caller's own. Roles
@@ -143,7 +152,12 @@ pub async fn scopes(
     State(state): State<AppState>,
     _caller: Caller,
 ) -> Json<ScopeCatalogueResponse> {
-    Json(ScopeCatalogueResponse {
+    Json(catalogue(&state))
+}
+
+/// The scope catalogue: what the route answers, and what the MCP tool does.
+pub fn catalogue(state: &AppState) -> ScopeCatalogueResponse {
+    ScopeCatalogueResponse {
         resources: state
             .service
             .roles()
@@ -156,5 +170,5 @@ pub async fn scopes(
             .collect(),
         presets: PRESET_ACTIONS.iter().map(|a| (*a).to_owned()).collect(),
         wildcards: vec!["*".to_owned(), "resource:*".to_owned()],
-    })
+    }
 }

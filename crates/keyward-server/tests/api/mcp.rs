@@ -192,7 +192,15 @@ async fn a_credential_sees_and_runs_only_the_tools_its_scopes_allow() {
     let reader = reader["key"].as_str().unwrap();
     assert_eq!(
         tool_names(&app, reader).await,
-        ["get_key", "key_usage", "list_keys"]
+        ["get_key", "key_usage", "list_keys", "list_scopes"]
+    );
+    let (_, scopes) = call(&app, reader, "list_scopes", json!({})).await;
+    assert!(
+        scopes["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["resource"] == "keys")
     );
     let (error, refused) = call(&app, reader, "create_key", json!({"name": "Nope"})).await;
     assert!(error);
@@ -347,6 +355,14 @@ async fn keys_are_updated_and_ip_rules_managed_with_the_apis_rules() {
         .await;
     assert_eq!(
         tool_names(&app, reader["key"].as_str().unwrap()).await,
-        ["list_ip_rules"]
+        ["list_ip_rules", "list_scopes"]
+    );
+    let (_, roles) = call(&app, &app.admin_key, "list_roles", json!({})).await;
+    assert!(
+        roles["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["builtin"] == true)
     );
 }
