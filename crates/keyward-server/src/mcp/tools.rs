@@ -4,7 +4,7 @@
 use axum::http::request::Parts;
 use keyward_core::credential::{DisplayStatus, Environment};
 use keyward_core::ip_rule::RuleKind;
-use keyward_core::typeid::{AuditEventId, CredentialId};
+use keyward_core::typeid::{AuditEventId, CredentialId, MessageId};
 use keyward_service::audit::AuditQuery;
 use keyward_service::credentials::CredentialChange;
 use keyward_service::credentials::{
@@ -13,7 +13,7 @@ use keyward_service::credentials::{
 use keyward_service::ip_rules::NewIpRule;
 use keyward_service::principal::{
     DeleteIpRules, Permission, Principal, ReadAuditLog, ReadIpRules, ReadKeys, ReadRoles,
-    WriteIpRules, WriteKeys,
+    ReadWebhooks, WriteIpRules, WriteKeys,
 };
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::{Extension, ToolCallContext};
@@ -54,6 +54,7 @@ fn needs(tool: &str) -> fn(&Principal<'_>) -> bool {
         "query_audit_log" => may::<ReadAuditLog>,
         "list_ip_rules" => may::<ReadIpRules>,
         "list_roles" => may::<ReadRoles>,
+        "list_webhooks" | "list_webhook_deliveries" => may::<ReadWebhooks>,
         // Any credential may read the scope catalogue.
         "list_scopes" => |_| true,
         "add_ip_rule" => may::<WriteIpRules>,
@@ -226,6 +227,18 @@ pub struct RemoveIpRule {
     /// Remove it even if that shuts out the address this request comes from.
     #[serde(default)]
     pub confirm_lockout: bool,
+}
+
+/// Arguments of `list_webhook_deliveries`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookDeliveries {
+    /// The endpoint's id, `webhook_…`.
+    pub webhook_id: String,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Messages in a page, 1–100 (20 by default).
+    pub limit: Option<u32>,
 }
 
 /// An empty argument object.
@@ -551,6 +564,72 @@ impl Tools {
     )]
     async fn list_scopes(&self, Parameters(_): Parameters<Nothing>) -> Answer {
         ok(json!(crate::routes::roles::catalogue(&self.state)))
+    }
+
+    #[tool(
+        description = "The organization's webhook endpoints: target, events, whether enabled \
+                       and why not. Never a signing secret.",
+        annotations(read_only_hint = true)
+    )]
+    async fn list_webhooks(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(_): Parameters<Nothing>,
+    ) -> Answer {
+        let caller = caller(&parts)?;
+        let permit = permit!(caller, ReadWebhooks);
+        match self.state.service.webhooks().list(&permit).await {
+            Ok(webhooks) => ok(json!({
+                "data": webhooks
+                    .iter()
+                    .map(crate::routes::webhooks::WebhookResponse::from)
+                    .collect::<Vec<_>>(),
+            })),
+            Err(error) => refused(error),
+        }
+    }
+
+    #[tool(
+        description = "A webhook endpoint's messages, newest first: each one's status \
+                       (pending, delivered, failed), next retry, and attempts with the answer's \
+                       status or why none came.",
+        annotations(read_only_hint = true)
+    )]
+    async fn list_webhook_deliveries(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<WebhookDeliveries>,
+    ) -> Answer {
+        let caller = caller(&parts)?;
+        let permit = permit!(caller, ReadWebhooks);
+        let before = match args.cursor.as_deref().map(MessageId::parse) {
+            Some(Err(_)) => return refused(bad("cursor", "is not a cursor of this listing")),
+            other => other.transpose().ok().flatten(),
+        };
+        let limit = match args.limit.unwrap_or(20) {
+            n @ 1..=100 => n,
+            _ => return refused(bad("limit", "must be between 1 and 100")),
+        };
+        match self
+            .state
+            .service
+            .webhooks()
+            .deliveries(&permit, &args.webhook_id, before.as_ref(), limit + 1)
+            .await
+        {
+            Ok(records) => {
+                let (records, next_cursor) =
+                    crate::routes::split_page(records, limit, |d| d.message_id.to_string());
+                ok(json!({
+                    "data": records
+                        .iter()
+                        .map(crate::routes::webhooks::DeliveryResponse::from)
+                        .collect::<Vec<_>>(),
+                    "next_cursor": next_cursor,
+                }))
+            }
+            Err(error) => refused(error),
+        }
     }
 
     #[tool(

@@ -366,3 +366,48 @@ async fn keys_are_updated_and_ip_rules_managed_with_the_apis_rules() {
             .any(|r| r["builtin"] == true)
     );
 }
+
+#[tokio::test]
+async fn webhooks_and_their_deliveries_are_read_without_their_secrets() {
+    let app = TestApp::new().await;
+    let made = app
+        .post("/v1/webhooks")
+        .key(&app.admin_key)
+        .json(json!({"url": "https://hooks.example.com/k", "events": ["key.created"]}))
+        .send()
+        .await
+        .expect(201)
+        .json();
+    let secret = made["secret"].as_str().unwrap();
+    keyward_store::testing::record_secrets([secret]);
+    app.create_key(json!({"name": "Announced"})).await;
+    let (error, listed) = call(&app, &app.admin_key, "list_webhooks", json!({})).await;
+    assert!(!error, "{listed}");
+    assert_eq!(listed["data"][0]["id"], made["id"]);
+    assert!(!listed.to_string().contains(secret));
+    let (error, deliveries) = call(
+        &app,
+        &app.admin_key,
+        "list_webhook_deliveries",
+        json!({"webhook_id": made["id"]}),
+    )
+    .await;
+    assert!(!error, "{deliveries}");
+    assert_eq!(deliveries["data"][0]["event_type"], "key.created");
+    assert_eq!(deliveries["data"][0]["status"], "pending");
+    let (error, bad) = call(
+        &app,
+        &app.admin_key,
+        "list_webhook_deliveries",
+        json!({"webhook_id": made["id"], "cursor": "nope"}),
+    )
+    .await;
+    assert!(error);
+    assert_eq!(bad["code"], "validation_failed");
+    // Without webhooks:read, neither is listed.
+    let keys_only = app
+        .create_key(json!({"name": "Keys", "permissions": ["keys:read"]}))
+        .await;
+    let names = tool_names(&app, keys_only["key"].as_str().unwrap()).await;
+    assert!(!names.iter().any(|n| n.contains("webhook")), "{names:?}");
+}
