@@ -36,6 +36,8 @@ use crate::writes::{WRITE_ATTEMPTS, object, written};
 pub const DESCRIPTION_MAX_CHARS: usize = 1_000;
 /// Most endpoints per organization.
 pub const MAX_WEBHOOKS: usize = 20;
+/// How long setting a target waits for its host name to resolve.
+pub const TARGET_LOOKUP: std::time::Duration = std::time::Duration::from_secs(2);
 /// Most deliveries one page lists (one more is read to tell whether another page follows).
 pub const MAX_DELIVERIES_PAGE: u32 = 100;
 
@@ -181,6 +183,9 @@ impl Webhooks<'_> {
         id: &str,
         change: WebhookChange,
     ) -> Result<Webhook, ServiceError> {
+        // An endpoint that is not there is said so before any target is looked up.
+        let id = webhook_id(id)?;
+        self.read(permit.organization(), &id).await?;
         let url = match &change.url {
             Some(url) => Some(self.check_target(url).await?),
             None => None,
@@ -203,7 +208,6 @@ impl Webhooks<'_> {
             Some(None) => Some(None),
             None => None,
         };
-        let id = webhook_id(id)?;
         self.modify(permit, &id, |webhook| {
             let mut changed = Vec::new();
             if let Some(url) = &url
@@ -409,8 +413,8 @@ impl Webhooks<'_> {
     }
 
     /// Checks a target by the deployment's policy, including every address its host
-    /// resolves to now. A host that does not resolve yet is accepted: each attempt checks
-    /// again.
+    /// resolves to now. A host that does not resolve yet, or not within
+    /// [`TARGET_LOOKUP`], is accepted: each attempt checks again.
     async fn check_target(&self, text: &str) -> Result<String, ServiceError> {
         let policy = self.config().targets;
         let url = policy.check_url(text)?;
@@ -418,7 +422,10 @@ impl Webhooks<'_> {
             && !policy.allow_private
         {
             let port = url.port_or_known_default().unwrap_or(443);
-            if let Ok(addresses) = tokio::net::lookup_host((host, port)).await {
+            // Bounded: a resolver that does not answer must not hold the request (each
+            // attempt checks the addresses again anyway).
+            let lookup = tokio::net::lookup_host((host, port));
+            if let Ok(Ok(addresses)) = tokio::time::timeout(TARGET_LOOKUP, lookup).await {
                 for address in addresses {
                     policy.check_address(address.ip())?;
                 }
