@@ -244,13 +244,20 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn init_logging(format: LogFormat) {
+    use tracing_subscriber::prelude::*;
     let filter = EnvFilter::try_from_env("KEYWARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    // The MCP SDK logs whole requests and results below info, and a tool's result can hold
+    // a new key's secrets: its debug and trace events are dropped whatever KEYWARD_LOG says.
+    let no_sdk_payloads = tracing_subscriber::filter::filter_fn(|meta| {
+        !(meta.target().starts_with("rmcp") && *meta.level() > tracing::Level::INFO)
+    });
+    let output = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(no_sdk_payloads);
     match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Json => registry.with(output.json()).init(),
+        LogFormat::Text => registry.with(output).init(),
     }
 }
 

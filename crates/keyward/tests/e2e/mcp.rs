@@ -30,7 +30,8 @@ async fn the_python_mcp_client_manages_a_key_over_streamable_http() {
     };
     let db = database().await;
     let bootstrap = init(db.url());
-    let server = Server::start(db.url(), &[], &[]);
+    // Everything logged, the MCP SDK's payloads included if they were not held back.
+    let server = Server::start(db.url(), &[], &[("KEYWARD_LOG", "trace")]);
     let envs = vec![
         ("KEYWARD_URL", server.base.clone()),
         ("KEYWARD_API_KEY", bootstrap.api_key.clone()),
