@@ -26,6 +26,15 @@ impl From<EnvironmentName> for Environment {
     }
 }
 
+impl From<Environment> for EnvironmentName {
+    fn from(environment: Environment) -> Self {
+        match environment {
+            Environment::Live => EnvironmentName::Live,
+            Environment::Test => EnvironmentName::Test,
+        }
+    }
+}
+
 pub use keyward_service::records::CredentialRecord as KeyResponse;
 
 /// A whole number as JSON Schema's `integer` counts them, which the document promises:

@@ -13,7 +13,7 @@ use keyward_service::credentials::{
 use keyward_service::ip_rules::NewIpRule;
 use keyward_service::principal::{
     DeleteIpRules, Permission, Principal, ReadAuditLog, ReadIpRules, ReadKeys, ReadRoles,
-    ReadWebhooks, WriteIpRules, WriteKeys,
+    ReadWebhooks, VerifyKeys, WriteIpRules, WriteKeys,
 };
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::{Extension, ToolCallContext};
@@ -31,7 +31,8 @@ use time::OffsetDateTime;
 use crate::caller::KeyCaller;
 use crate::error::ApiError;
 use crate::error::problem;
-use crate::json::KeyResponse;
+use crate::json::{EnvironmentName, KeyResponse};
+use crate::routes::verify::{self, VerifyRequest};
 use crate::state::AppState;
 
 /// A tool's answer: the JSON of a record, or a tool error with the problem's code.
@@ -57,6 +58,7 @@ fn needs(tool: &str) -> fn(&Principal<'_>) -> bool {
         "list_webhooks" | "list_webhook_deliveries" => may::<ReadWebhooks>,
         // Any credential may read the scope catalogue.
         "list_scopes" => |_| true,
+        "verify_key" => may::<VerifyKeys>,
         "add_ip_rule" => may::<WriteIpRules>,
         "remove_ip_rule" => may::<DeleteIpRules>,
         _ => may::<WriteKeys>,
@@ -94,6 +96,26 @@ fn with_secrets(issued: &Issued, now: OffsetDateTime) -> Value {
     body["client_secret"] = Value::String(issued.client_secret.expose().to_owned());
     body["secrets_shown_once"] = Value::Bool(true);
     body
+}
+
+/// The SDK answers arguments that do not fit a tool's schema (a wrong type, a missing
+/// field) with a tool error of its own wording; it is given the shape of every other tool
+/// error, `validation_failed` with serde's reason.
+fn as_problem(result: CallToolResult) -> CallToolResult {
+    const SDK_PREFIX: &str = "failed to deserialize parameters: ";
+    let reason = match (result.is_error, result.content.as_slice()) {
+        (Some(true), [only]) => only
+            .as_text()
+            .and_then(|text| text.text.strip_prefix(SDK_PREFIX)),
+        _ => None,
+    };
+    match reason {
+        Some(reason) => CallToolResult::error(vec![ContentBlock::text(
+            json!({"code": "validation_failed", "message": format!("arguments: {reason}")})
+                .to_string(),
+        )]),
+        None => result,
+    }
 }
 
 fn ok(value: Value) -> Answer {
@@ -239,6 +261,32 @@ pub struct WebhookDeliveries {
     pub cursor: Option<String>,
     /// Messages in a page, 1–100 (20 by default).
     pub limit: Option<u32>,
+}
+
+/// Arguments of `verify_key`.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyKey {
+    /// The API key a client presented (`{prefix}_live_…` or `{prefix}_test_…`).
+    pub key: String,
+    /// Scopes the request needs, e.g. `["dns:write"]`.
+    pub required_scopes: Option<Vec<String>>,
+    /// The environment the key must belong to: `live` or `test`.
+    pub environment: Option<String>,
+    /// The client's address, checked against the key's allowlist and the organization's
+    /// IP rules.
+    pub client_ip: Option<String>,
+}
+
+/// Everything but the key.
+impl std::fmt::Debug for VerifyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyKey")
+            .field("required_scopes", &self.required_scopes)
+            .field("environment", &self.environment)
+            .field("client_ip", &self.client_ip)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An empty argument object.
@@ -743,6 +791,44 @@ impl Tools {
     }
 
     #[tool(
+        description = "Check a presented API key as the API beside Keyward would on a \
+                       request, to troubleshoot a client: whether it is valid and, if not, \
+                       why (NOT_FOUND, DISABLED, REVOKED, EXPIRED, IP_DENIED, \
+                       INSUFFICIENT_SCOPE, ENVIRONMENT_MISMATCH, RATE_LIMITED, …). A check \
+                       is a use of the key: it counts in the key's usage and rate limit.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false
+        )
+    )]
+    async fn verify_key(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<VerifyKey>,
+    ) -> Answer {
+        let caller = caller(&parts)?;
+        permit!(caller, VerifyKeys);
+        let environment = match args.environment.as_deref().map(Environment::parse) {
+            Some(None) => return refused(bad("environment", "must be live or test")),
+            other => other.flatten().map(EnvironmentName::from),
+        };
+        let request = VerifyRequest {
+            key: args.key.as_str().into(),
+            required_scopes: args.required_scopes,
+            environment,
+            client_ip: args.client_ip,
+        };
+        match verify::judge(&self.state, caller.organization_id(), &request).await {
+            Ok(verdict) => {
+                let body = String::from_utf8(verdict.body()).unwrap_or_default();
+                Ok(CallToolResult::success(vec![ContentBlock::text(body)]))
+            }
+            Err(error) => refused(error),
+        }
+    }
+
+    #[tool(
         description = "Query the organization's audit log, newest first: who did what to which \
                        object, from where, and when.",
         annotations(read_only_hint = true)
@@ -836,7 +922,10 @@ impl ServerHandler for Tools {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let context = ToolCallContext::new(self, request, context);
-        self.tool_router.call(context).await
+        Ok(match self.tool_router.call(context).await? {
+            CallToolResponse::Complete(result) => CallToolResponse::Complete(as_problem(result)),
+            other => other,
+        })
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

@@ -5,7 +5,6 @@ use std::net::IpAddr;
 
 use std::borrow::Cow;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +12,7 @@ use keyward_core::clock::rfc3339;
 use keyward_core::credential::{Environment, ValidationError};
 use keyward_core::rate_limit::{RateDecision, ceil_seconds};
 use keyward_core::scope::Scope;
+use keyward_core::typeid::OrganizationId;
 use keyward_core::verify::Outcome;
 use keyward_engine::{Client, Demand, Denial, Identity, Purpose};
 use keyward_gate::headers::retry_after_seconds;
@@ -192,6 +192,86 @@ fn invalid(code: Outcome) -> VerifyResponse<'static> {
     }
 }
 
+/// What checking a presented key found: the key admitted, or the answer saying why not.
+pub enum Verdict {
+    /// The key may be used for the request.
+    Admitted(keyward_engine::Admitted),
+    /// It may not, and why.
+    Refused(VerifyResponse<'static>),
+}
+
+impl Verdict {
+    /// The answer's JSON.
+    pub fn body(&self) -> Vec<u8> {
+        match self {
+            Self::Admitted(admitted) => {
+                let identity = &admitted.identity;
+                with_verify_members(
+                    identity,
+                    || identity_members(identity),
+                    |members| valid_body(members, admitted.rate.as_ref()),
+                )
+            }
+            Self::Refused(response) => serde_json::to_vec(response).unwrap_or_default(),
+        }
+    }
+}
+
+/// Checks the presented key for the caller's organization as `request` asks (scopes,
+/// environment, client address): what `POST /v1/keys/verify` and the MCP `verify_key` tool
+/// answer. The check is a use of the key like any other: it is counted in its usage and
+/// its rate limit, and failures from a client address count towards that address's
+/// brute-force protection. Keys of other organizations are `NOT_FOUND`.
+pub async fn judge(
+    state: &AppState,
+    organization: &OrganizationId,
+    request: &VerifyRequest<'_>,
+) -> Result<Verdict, ApiError> {
+    let scopes: Vec<Scope> = request
+        .required_scopes
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|s| state.engine.config().catalogue.parse(s))
+        .collect::<Result<_, _>>()
+        .map_err(|e| ValidationError::new("required_scopes", e.to_string()))?;
+    let ip = request
+        .client_ip
+        .as_deref()
+        .map(|text| text.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()))
+        .transpose()
+        .map_err(|_| ValidationError::new("client_ip", "must be an IP address"))?;
+    let demand = Demand {
+        scopes: &scopes,
+        environment: request.environment.map(Environment::from),
+        organization: Some(organization),
+        purpose: Purpose::Use,
+    };
+    let client = Client {
+        ip,
+        throttled: ip.is_some(),
+        via_query: false,
+    };
+    let refused = match state.engine.check(&request.key, &demand, client).await {
+        Ok(admitted) => return Ok(Verdict::Admitted(admitted)),
+        Err(Denial::Outcome(outcome)) => invalid(outcome),
+        Err(Denial::Throttled(wait)) => VerifyResponse {
+            retry_after: Some(retry_after_seconds(wait)),
+            ..invalid(Outcome::RateLimited)
+        },
+        Err(Denial::RateLimited(decision)) => VerifyResponse {
+            retry_after: Some(retry_after_seconds(decision.retry_after)),
+            rate_limit: Some(RateLimitState::from(&decision)),
+            ..invalid(Outcome::RateLimited)
+        },
+        // The store failed (a verified key's check is a use: it meets no ceiling).
+        Err(denial @ (Denial::Store(_) | Denial::Ceiling(_))) => {
+            return Err(Refusal::from_denial(denial, &scopes).into());
+        }
+    };
+    Ok(Verdict::Refused(refused))
+}
+
 /// Verify an API key for a request: its status, validity window, address, environment and
 /// scopes. Always 200 with `valid` and `code` (the reason when not valid). The caller needs
 /// `keys:verify` and can only verify its own organization's keys (others are `NOT_FOUND`).
@@ -213,57 +293,8 @@ pub async fn verify(
 ) -> Result<Response, ApiError> {
     Authority::Credential(&caller.identity).require::<VerifyKeys>()?;
     let request: VerifyRequest<'_> = parse_json(&body)?;
-    let scopes: Vec<Scope> = request
-        .required_scopes
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .map(|s| state.engine.config().catalogue.parse(s))
-        .collect::<Result<_, _>>()
-        .map_err(|e| ValidationError::new("required_scopes", e.to_string()))?;
-    let ip = request
-        .client_ip
-        .as_deref()
-        .map(|text| text.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()))
-        .transpose()
-        .map_err(|_| ValidationError::new("client_ip", "must be an IP address"))?;
-    let demand = Demand {
-        scopes: &scopes,
-        environment: request.environment.map(Environment::from),
-        organization: Some(caller.organization_id()),
-        purpose: Purpose::Use,
-    };
-    let client = Client {
-        ip,
-        throttled: ip.is_some(),
-        via_query: false,
-    };
-    let response = match state.engine.check(&request.key, &demand, client).await {
-        Ok(admitted) => {
-            let identity = &admitted.identity;
-            let body = with_verify_members(
-                identity,
-                || identity_members(identity),
-                |members| valid_body(members, admitted.rate.as_ref()),
-            );
-            return Ok(([(header::CONTENT_TYPE, JSON)], body).into_response());
-        }
-        Err(Denial::Outcome(outcome)) => invalid(outcome),
-        Err(Denial::Throttled(wait)) => VerifyResponse {
-            retry_after: Some(retry_after_seconds(wait)),
-            ..invalid(Outcome::RateLimited)
-        },
-        Err(Denial::RateLimited(decision)) => VerifyResponse {
-            retry_after: Some(retry_after_seconds(decision.retry_after)),
-            rate_limit: Some(RateLimitState::from(&decision)),
-            ..invalid(Outcome::RateLimited)
-        },
-        // The store failed (a verified key's check is a use: it meets no ceiling).
-        Err(denial @ (Denial::Store(_) | Denial::Ceiling(_))) => {
-            return Err(Refusal::from_denial(denial, &scopes).into());
-        }
-    };
-    Ok(Json(response).into_response())
+    let verdict = judge(&state, caller.organization_id(), &request).await?;
+    Ok(([(header::CONTENT_TYPE, JSON)], verdict.body()).into_response())
 }
 
 /// The media type of the answers.

@@ -272,9 +272,23 @@ async fn bad_input_gets_errors_and_the_endpoint_stays_usable() {
     )
     .await
     .json();
+    assert_eq!(wrong["result"]["isError"], true, "{wrong}");
+    let refused: Value =
+        serde_json::from_str(wrong["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(refused["code"], "validation_failed", "{refused}");
     assert!(
-        wrong["error"].is_object() || wrong["result"]["isError"] == true,
-        "{wrong}"
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid type"),
+        "{refused}"
+    );
+    let (error, missing) = call(&app, &app.admin_key, "get_key", json!({})).await;
+    assert!(error);
+    assert_eq!(missing["code"], "validation_failed");
+    assert!(
+        missing["message"].as_str().unwrap().contains("key_id"),
+        "{missing}"
     );
     let (error, bad) = call(
         &app,
@@ -410,4 +424,123 @@ async fn webhooks_and_their_deliveries_are_read_without_their_secrets() {
         .await;
     let names = tool_names(&app, keys_only["key"].as_str().unwrap()).await;
     assert!(!names.iter().any(|n| n.contains("webhook")), "{names:?}");
+}
+
+#[tokio::test]
+async fn verify_key_answers_what_the_verify_endpoint_answers() {
+    let app = TestApp::new().await;
+    let made = app
+        .create_key(json!({"name": "Presented", "permissions": ["dns:read"]}))
+        .await;
+    let key = made["key"].as_str().unwrap();
+    let (error, valid) = call(
+        &app,
+        &app.admin_key,
+        "verify_key",
+        json!({"key": key, "required_scopes": ["dns:read"], "environment": "live"}),
+    )
+    .await;
+    assert!(!error, "{valid}");
+    assert_eq!(valid["valid"], true);
+    assert_eq!(valid["code"], "VALID");
+    assert_eq!(valid["key_id"], made["key_id"]);
+    assert_eq!(valid["scopes"], json!(["dns:read"]));
+    assert!(valid["rate_limit"]["remaining"].is_u64(), "{valid}");
+    // The endpoint's answer has the same members.
+    let endpoint = app
+        .post("/v1/keys/verify")
+        .header("x-api-key", &app.admin_key)
+        .json(json!({"key": key, "required_scopes": ["dns:read"], "environment": "live"}))
+        .send()
+        .await
+        .json();
+    let members = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(members(&endpoint), members(&valid));
+
+    for (arguments, code) in [
+        (
+            json!({"key": key, "required_scopes": ["dns:write"]}),
+            "INSUFFICIENT_SCOPE",
+        ),
+        (
+            json!({"key": key, "environment": "test"}),
+            "ENVIRONMENT_MISMATCH",
+        ),
+        (json!({"key": "not a key"}), "MALFORMED"),
+    ] {
+        let (error, answer) = call(&app, &app.admin_key, "verify_key", arguments).await;
+        assert!(!error, "{answer}");
+        assert_eq!(
+            (answer["valid"].clone(), answer["code"].clone()),
+            (json!(false), json!(code))
+        );
+        assert!(answer.get("key_id").is_none(), "{answer}");
+    }
+    // Another organization's key is not found.
+    let other = app.other_organization().await;
+    let (_, theirs) = call(&app, &app.admin_key, "verify_key", json!({"key": other})).await;
+    assert_eq!(theirs["code"], "NOT_FOUND");
+    // Bad arguments are tool errors naming the field.
+    for (arguments, field) in [
+        (json!({"key": key, "environment": "staging"}), "environment"),
+        (json!({"key": key, "client_ip": "here"}), "client_ip"),
+        (
+            json!({"key": key, "required_scopes": ["no such:scope"]}),
+            "required_scopes",
+        ),
+    ] {
+        let (error, refused) = call(&app, &app.admin_key, "verify_key", arguments).await;
+        assert!(error);
+        assert_eq!(refused["code"], "validation_failed", "{refused}");
+        assert!(
+            refused["message"].as_str().unwrap().contains(field),
+            "{refused}"
+        );
+    }
+    // A credential without keys:verify sees no such tool, and is refused it.
+    let reader = app
+        .create_key(json!({"name": "Reader", "permissions": ["keys:read"]}))
+        .await;
+    let reader = reader["key"].as_str().unwrap();
+    assert!(
+        !tool_names(&app, reader)
+            .await
+            .contains(&"verify_key".to_owned())
+    );
+    let (error, refused) = call(&app, reader, "verify_key", json!({"key": key})).await;
+    assert!(error);
+    assert_eq!(refused["code"], "insufficient_scope");
+    assert!(
+        refused["message"].as_str().unwrap().contains("keys:verify"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn each_request_is_admitted_under_the_credentials_rate_limit_and_ip_rules() {
+    let app = TestApp::new().await;
+    let limited = app
+        .create_key(json!({"name": "Slow", "permissions": ["keys:read"], "rate_limit_override": 1}))
+        .await;
+    let limited = limited["key"].as_str().unwrap();
+    // A limit of one a second with a burst of two: the third request is refused before
+    // any tool runs, as the API refuses it.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(rpc(&app, Some(limited), "tools/list", json!({})).await);
+    }
+    let codes: Vec<u16> = statuses.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(codes, [200, 200, 429]);
+    assert!(statuses[2].headers.contains_key("retry-after"));
+
+    // An organization rule that denies the caller's address shuts MCP out with the API.
+    let denied = app
+        .post("/v1/ip-rules")
+        .key(&app.admin_key)
+        .json(json!({"ip_network": "127.0.0.1", "type": "deny", "confirm_lockout": true}))
+        .send()
+        .await;
+    assert_eq!(denied.status, 201, "{}", denied.text);
+    let refused = rpc(&app, Some(&app.admin_key), "tools/list", json!({})).await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
 }
