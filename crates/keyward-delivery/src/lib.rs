@@ -62,8 +62,9 @@ pub fn signature(secrets: &[impl AsRef<[u8]>], id: &str, timestamp: i64, body: &
     header
 }
 
-/// Makes aws-lc-rs, the crypto the process already uses, the TLS provider of every HTTP
-/// client in it: a client built before would find none. Idempotent.
+/// Makes aws-lc-rs, the crypto the process already uses, the process's default TLS
+/// provider, for any TLS client in it that takes the default rather than naming its own (a
+/// client built before would find none where two providers are compiled in). Idempotent.
 pub fn install_tls_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }

@@ -8,10 +8,14 @@
 //! # Layout
 //! - [`config`]: layered configuration (defaults, TOML file, `KEYWARD_*` environment, flags).
 //! - [`scan`]: `keyward scan`, Keyward secrets in files.
+//! - [`mcp`]: `keyward mcp`, the MCP tools over standard input and output.
+//! - [`remote`]: reaching a running Keyward over HTTP (`scan --server`, `mcp`).
 //! - Re-exports: [`core`], [`store`], [`engine`], [`service`], [`gate`], [`server`],
 //!   [`layer`], [`connect`], [`Identity`].
 
 pub mod config;
+pub mod mcp;
+pub mod remote;
 pub mod scan;
 
 pub use keyward_core as core;

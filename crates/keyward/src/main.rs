@@ -1,5 +1,5 @@
 //! The `keyward` binary: `serve`, `migrate`, `init`, `keys …`, `users …`, `signing-keys …`,
-//! `scan` and `config check`.
+//! `scan`, `mcp` and `config check`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -97,6 +97,17 @@ enum Command {
         /// Print one JSON array instead of text
         #[arg(long)]
         json: bool,
+    },
+    /// Serve Keyward's MCP tools on standard input and output, for an AI assistant that
+    /// starts them as a local process: each call goes to a running Keyward's `/mcp` as the
+    /// credential in `KEYWARD_API_KEY` (or the key file), within its scopes
+    Mcp {
+        /// The Keyward server
+        #[arg(long, env = "KEYWARD_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Read the API key or access token from this file instead of `KEYWARD_API_KEY`
+        #[arg(long, env = "KEYWARD_API_KEY_FILE", value_name = "PATH")]
+        key_file: Option<PathBuf>,
     },
     /// Configuration
     Config {
@@ -416,6 +427,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                 (None, false) => Lookup::None,
             };
             return scan(&paths, lookup, json).await;
+        }
+        Command::Mcp { url, key_file } => {
+            keyward::mcp::serve_stdio(&url, key_file.as_deref()).await
         }
         Command::Config {
             command: ConfigCommand::Check,

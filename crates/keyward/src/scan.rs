@@ -31,35 +31,18 @@ pub struct Finding {
 
 /// Asks the Keyward at `base` what each secret is (`POST /v1/keys/lookup`, a hundred at a
 /// time), with the API key in `KEYWARD_API_KEY`: one `{state, kind, key_id}` per secret, in
-/// order. The key travels in the environment, not the command line, where other users of
-/// the machine could read it.
+/// order.
 pub async fn look_up(base: &str, secrets: &[&str]) -> anyhow::Result<Vec<serde_json::Value>> {
     use anyhow::Context;
-    let key = std::env::var("KEYWARD_API_KEY")
-        .context("--server needs an API key with keys:read in KEYWARD_API_KEY")?;
-    // The key and the secrets found travel only over TLS, or to this machine; and never
-    // on to wherever a redirect would send them.
-    let parsed = reqwest::Url::parse(base).with_context(|| format!("--server {base}"))?;
-    let local = match parsed.host() {
-        Some(url::Host::Domain(name)) => name == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    if parsed.scheme() != "https" && !(parsed.scheme() == "http" && local) {
-        anyhow::bail!("--server must be an https URL (http only to this machine)");
-    }
-    keyward_delivery::install_tls_provider();
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let url = format!("{}/v1/keys/lookup", base.trim_end_matches('/'));
+    let key = crate::remote::credential(None, "--server needs an API key with keys:read")?;
+    let remote = crate::remote::Remote::new(base)?;
+    let client = &remote.client;
+    let url = remote.url("/v1/keys/lookup");
     let mut results = Vec::with_capacity(secrets.len());
     for batch in secrets.chunks(100) {
         let response = client
             .post(&url)
-            .header("x-api-key", &key)
+            .header("x-api-key", key.as_str())
             .json(&serde_json::json!({ "secrets": batch }))
             .send()
             .await

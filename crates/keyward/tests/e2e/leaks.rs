@@ -23,16 +23,12 @@ async fn no_secret_reaches_the_database_or_the_logs() {
 
     let mut issued: Vec<Value> = Vec::new();
     for (i, env) in ["live", "test", "live"].iter().enumerate() {
-        let body: Value = http
-            .post(server.url("/v1/keys"))
-            .header("x-api-key", &admin)
-            .json(&json!({"name": format!("leak check {i}"), "environment": env, "permissions": ["keys:*", "audit_log:read"]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = server
+            .create_key(
+                &admin,
+                json!({"name": format!("leak check {i}"), "environment": env, "permissions": ["keys:*", "audit_log:read"]}),
+            )
+            .await;
         issued.push(body);
     }
     let id = issued[0]["key_id"].as_str().unwrap().to_owned();

@@ -54,16 +54,12 @@ async fn what_one_node_creates_or_revokes_holds_on_another() {
     );
     let http = client();
 
-    let created: Value = http
-        .post(a.url("/v1/keys"))
-        .header("x-api-key", &admin)
-        .json(&json!({"name": "shared", "permissions": ["keys:read"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = a
+        .create_key(
+            &admin,
+            json!({"name": "shared", "permissions": ["keys:read"]}),
+        )
+        .await;
     let (id, key) = (
         created["key_id"].as_str().unwrap(),
         created["key"].as_str().unwrap(),

@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use keyward_store::testing::{TestDatabase, keep_log, record_secrets_shown};
+use keyward_store::testing::{TestDatabase, keep_log, record_secrets, record_secrets_shown};
 use serde_json::Value;
 
 /// The master key of every test server (32 bytes, base64).
@@ -137,6 +137,25 @@ impl Server {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// Creates a key over the API as `admin` (asserting 201) and records its secrets for
+    /// the scan of the logs; returns the answer.
+    pub async fn create_key(&self, admin: &str, body: serde_json::Value) -> Value {
+        let response = client()
+            .post(self.url("/v1/keys"))
+            .header("x-api-key", admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let made: Value = response.json().await.unwrap();
+        record_secrets([
+            made["key"].as_str().unwrap(),
+            made["client_secret"].as_str().unwrap(),
+        ]);
+        made
     }
 }
 
