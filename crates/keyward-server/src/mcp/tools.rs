@@ -2,14 +2,10 @@
 //! credential, and answers the record the API would, as JSON text.
 
 use axum::http::request::Parts;
-use keyward_core::credential::{DisplayStatus, Environment};
+use keyward_core::credential::Environment;
 use keyward_core::ip_rule::RuleKind;
-use keyward_core::typeid::{AuditEventId, CredentialId, MessageId};
-use keyward_service::audit::AuditQuery;
 use keyward_service::credentials::CredentialChange;
-use keyward_service::credentials::{
-    CredentialFilter, Issued, NewCredential, Rotation, StatusChange,
-};
+use keyward_service::credentials::{Issued, NewCredential, Rotation, StatusChange};
 use keyward_service::ip_rules::NewIpRule;
 use keyward_service::principal::{
     DeleteIpRules, Permission, Principal, ReadAuditLog, ReadIpRules, ReadKeys, ReadRoles,
@@ -360,44 +356,17 @@ impl Tools {
     ) -> Answer {
         let caller = caller(&parts)?;
         let permit = permit!(caller, ReadKeys);
-        let status = match args.status.as_deref().map(DisplayStatus::parse) {
-            Some(None) => {
-                return refused(bad(
-                    "status",
-                    "must be active, disabled, revoked or expired",
-                ));
-            }
-            other => other.flatten(),
-        };
-        let environment = match args.environment.as_deref().map(Environment::parse) {
-            Some(None) => return refused(bad("environment", "must be live or test")),
-            other => other.flatten(),
-        };
-        let before = match args.cursor.as_deref().map(CredentialId::parse) {
-            Some(Err(_)) => return refused(bad("cursor", "is not a cursor of this listing")),
-            other => other.transpose().ok().flatten(),
-        };
-        let limit = match args.limit.unwrap_or(20) {
-            n @ 1..=100 => n,
-            _ => return refused(bad("limit", "must be between 1 and 100")),
-        };
-        let filter = CredentialFilter {
-            status,
-            environment,
+        let query = crate::routes::keys::ListKeysQuery {
+            status: args.status,
+            environment: args.environment,
             owner_id: args.owner_id,
-            before,
-            limit: limit + 1,
+            cursor: args.cursor,
+            limit: args.limit,
         };
-        let keys = match self.state.service.credentials().list(&permit, filter).await {
-            Ok(keys) => keys,
-            Err(error) => return refused(error),
-        };
-        let (keys, next_cursor) = crate::routes::split_page(keys, limit, |k| k.id.to_string());
-        let now = self.now();
-        ok(json!({
-            "data": keys.iter().map(|k| KeyResponse::new(k, now)).collect::<Vec<_>>(),
-            "next_cursor": next_cursor,
-        }))
+        match crate::routes::keys::page(&self.state, &permit, query).await {
+            Ok(page) => ok(json!(page)),
+            Err(error) => refused(error),
+        }
     }
 
     #[tool(
@@ -650,32 +619,14 @@ impl Tools {
     ) -> Answer {
         let caller = caller(&parts)?;
         let permit = permit!(caller, ReadWebhooks);
-        let before = match args.cursor.as_deref().map(MessageId::parse) {
-            Some(Err(_)) => return refused(bad("cursor", "is not a cursor of this listing")),
-            other => other.transpose().ok().flatten(),
+        let query = crate::routes::webhooks::DeliveryQuery {
+            cursor: args.cursor,
+            limit: args.limit,
         };
-        let limit = match args.limit.unwrap_or(20) {
-            n @ 1..=100 => n,
-            _ => return refused(bad("limit", "must be between 1 and 100")),
-        };
-        match self
-            .state
-            .service
-            .webhooks()
-            .deliveries(&permit, &args.webhook_id, before.as_ref(), limit + 1)
+        match crate::routes::webhooks::delivery_page(&self.state, &permit, &args.webhook_id, query)
             .await
         {
-            Ok(records) => {
-                let (records, next_cursor) =
-                    crate::routes::split_page(records, limit, |d| d.message_id.to_string());
-                ok(json!({
-                    "data": records
-                        .iter()
-                        .map(crate::routes::webhooks::DeliveryResponse::from)
-                        .collect::<Vec<_>>(),
-                    "next_cursor": next_cursor,
-                }))
-            }
+            Ok(page) => ok(json!(page)),
             Err(error) => refused(error),
         }
     }
@@ -840,32 +791,14 @@ impl Tools {
     ) -> Answer {
         let caller = caller(&parts)?;
         let permit = permit!(caller, ReadAuditLog);
-        let before = match args.cursor.as_deref().map(AuditEventId::parse) {
-            Some(Err(_)) => return refused(bad("cursor", "is not a cursor of this listing")),
-            other => other.transpose().ok().flatten(),
-        };
-        let limit = match args.limit.unwrap_or(20) {
-            n @ 1..=100 => n,
-            _ => return refused(bad("limit", "must be between 1 and 100")),
-        };
-        let query = AuditQuery {
+        let query = crate::routes::audit::AuditLogQuery {
             action: args.action,
             target_id: args.target_id,
-            before,
-            limit: limit + 1,
+            cursor: args.cursor,
+            limit: args.limit,
         };
-        match self.state.service.audit().list(&permit, &query).await {
-            Ok(events) => {
-                let (events, next_cursor) =
-                    crate::routes::split_page(events, limit, |e| e.id.to_string());
-                ok(json!({
-                    "data": events
-                        .into_iter()
-                        .map(crate::routes::audit::AuditEventResponse::from)
-                        .collect::<Vec<_>>(),
-                    "next_cursor": next_cursor,
-                }))
-            }
+        match crate::routes::audit::page(&self.state, &permit, query).await {
+            Ok(page) => ok(json!(page)),
             Err(error) => refused(error),
         }
     }

@@ -7,7 +7,7 @@ use keyward_core::clock::rfc3339;
 use keyward_core::typeid::AuditEventId;
 use keyward_gate::Problem;
 use keyward_service::audit::AuditQuery;
-use keyward_service::principal::ReadAuditLog;
+use keyward_service::principal::{Permit, ReadAuditLog};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -96,6 +96,16 @@ pub async fn list(
     ApiQuery(query): ApiQuery<AuditLogQuery>,
 ) -> Result<Json<AuditLogPage>, ApiError> {
     let permit = caller.principal().permit::<ReadAuditLog>()?;
+    Ok(Json(page(&state, &permit, query).await?))
+}
+
+/// The page of the organization's audit log `query` asks for: what `GET /v1/audit-log` and
+/// the MCP `query_audit_log` tool answer.
+pub async fn page(
+    state: &AppState,
+    permit: &Permit<'_, ReadAuditLog>,
+    query: AuditLogQuery,
+) -> Result<AuditLogPage, ApiError> {
     // A filter compares text: an empty one (a form's unset field) would match nothing and
     // is refused like any other unusable parameter.
     for (name, value) in [("action", &query.action), ("target_id", &query.target_id)] {
@@ -119,7 +129,7 @@ pub async fn list(
         .service
         .audit()
         .list(
-            &permit,
+            permit,
             &AuditQuery {
                 action: query.action,
                 target_id: query.target_id,
@@ -129,8 +139,8 @@ pub async fn list(
         )
         .await?;
     let (data, next_cursor) = split_page(events, limit, |e| e.id.to_string());
-    Ok(Json(AuditLogPage {
+    Ok(AuditLogPage {
         data: data.into_iter().map(Into::into).collect(),
         next_cursor,
-    }))
+    })
 }

@@ -10,7 +10,7 @@ use keyward_core::typeid::CredentialId;
 use keyward_service::credentials::{
     CredentialChange, CredentialFilter, Issued, NewCredential, Rotation, StatusChange,
 };
-use keyward_service::principal::{ReadKeys, WriteKeys};
+use keyward_service::principal::{Permit, ReadKeys, WriteKeys};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -281,6 +281,16 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ListKeysQuery>,
 ) -> Result<Json<KeyPage>, ApiError> {
     let permit = caller.principal().permit::<ReadKeys>()?;
+    Ok(Json(page(&state, &permit, query).await?))
+}
+
+/// The page of the organization's keys `query` asks for: what `GET /v1/keys` and the MCP
+/// `list_keys` tool answer.
+pub async fn page(
+    state: &AppState,
+    permit: &Permit<'_, ReadKeys>,
+    query: ListKeysQuery,
+) -> Result<KeyPage, ApiError> {
     let status = query
         .status
         .as_deref()
@@ -318,16 +328,16 @@ pub async fn list(
         before,
         limit: limit + 1,
     };
-    let credentials = state.service.credentials().list(&permit, filter).await?;
+    let credentials = state.service.credentials().list(permit, filter).await?;
     let now = state.clock.now();
     let (credentials, next_cursor) = split_page(credentials, limit, |c| c.id.to_string());
-    Ok(Json(KeyPage {
+    Ok(KeyPage {
         data: credentials
             .iter()
             .map(|c| KeyResponse::new(c, now))
             .collect(),
         next_cursor,
-    }))
+    })
 }
 
 /// Read one credential (never its secrets). Needs `keys:read`.

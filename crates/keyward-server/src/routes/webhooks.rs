@@ -7,7 +7,7 @@ use keyward_core::clock::rfc3339;
 use keyward_core::typeid::MessageId;
 use keyward_core::webhook::Webhook;
 use keyward_gate::Problem;
-use keyward_service::principal::{ReadWebhooks, WriteWebhooks};
+use keyward_service::principal::{Permit, ReadWebhooks, WriteWebhooks};
 use keyward_service::webhooks::{NewWebhook, WebhookChange, WithSecret};
 use keyward_store::DeliveryRecord;
 use serde::{Deserialize, Serialize};
@@ -393,6 +393,17 @@ pub async fn deliveries(
     ApiQuery(query): ApiQuery<DeliveryQuery>,
 ) -> Result<Json<DeliveryList>, ApiError> {
     let permit = caller.principal().permit::<ReadWebhooks>()?;
+    Ok(Json(delivery_page(&state, &permit, &id, query).await?))
+}
+
+/// The page of an endpoint's messages `query` asks for: what
+/// `GET /v1/webhooks/{id}/deliveries` and the MCP `list_webhook_deliveries` tool answer.
+pub async fn delivery_page(
+    state: &AppState,
+    permit: &Permit<'_, ReadWebhooks>,
+    id: &str,
+    query: DeliveryQuery,
+) -> Result<DeliveryList, ApiError> {
     let limit = page_size(query.limit)?;
     let before = query
         .cursor
@@ -406,11 +417,11 @@ pub async fn deliveries(
     let records = state
         .service
         .webhooks()
-        .deliveries(&permit, &id, before.as_ref(), limit + 1)
+        .deliveries(permit, id, before.as_ref(), limit + 1)
         .await?;
     let (records, next_cursor) = split_page(records, limit, |d| d.message_id.to_string());
-    Ok(Json(DeliveryList {
+    Ok(DeliveryList {
         data: records.iter().map(DeliveryResponse::from).collect(),
         next_cursor,
-    }))
+    })
 }

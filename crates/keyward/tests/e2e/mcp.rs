@@ -205,7 +205,7 @@ async fn holds_the_credentials_limits(transport: &str) {
         assert_eq!(seen[bad][0], true, "{bad}: {seen}");
         assert_eq!(seen[bad][1]["code"], "validation_failed", "{bad}: {seen}");
     }
-    assert_eq!(seen["bad_limit"], json!([true, "validation_failed"]));
+    assert_eq!(seen["bad_limit"], json!([true, "invalid_query"]));
     assert_eq!(seen["still_answering"], true, "{seen}");
     // Their key was not touched.
     let status: Value = client()
