@@ -100,33 +100,94 @@ pub struct ScopeCatalogue {
 /// The actions every resource has, which are also the preset names.
 pub const PRESET_ACTIONS: [&str; 3] = ["read", "write", "delete"];
 
+/// Keyward's own resources, in every catalogue: what its management API and tools need.
+pub const KEYWARD_RESOURCES: [&str; 5] = ["keys", "ip_rules", "roles", "audit_log", "webhooks"];
+
+/// The resources of the default catalogue besides Keyward's own: a registrar's and DNS
+/// provider's, the example the documentation uses until a deployment names its own.
+pub const EXAMPLE_RESOURCES: [&str; 6] = ["domains", "dns", "contacts", "hosts", "vps", "billing"];
+
 impl Default for ScopeCatalogue {
-    /// A registrar's and DNS provider's catalogue (the example the documentation uses),
-    /// plus Keyward's own resources.
+    /// The example resources plus Keyward's own.
     fn default() -> Self {
-        let mut catalogue = Self::new(
-            [
-                "domains",
-                "dns",
-                "contacts",
-                "hosts",
-                "vps",
-                "billing",
-                "keys",
-                "ip_rules",
-                "roles",
-                "audit_log",
-                "webhooks",
-            ]
-            .into_iter()
-            .map(String::from),
-        );
-        catalogue.add_action("keys", "verify");
-        catalogue
+        Self::for_api(
+            EXAMPLE_RESOURCES.iter().map(|r| (*r).to_owned()),
+            std::iter::empty(),
+        )
+        .expect("the example resources are well formed")
     }
 }
 
+/// Why a deployment's catalogue was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogueError {
+    /// A resource or action name that scopes could not carry unambiguously.
+    #[error(
+        "`{0}` is not a usable name: 1 to 50 lowercase letters, digits, `_`, `-` or `.`, \
+         starting with a letter"
+    )]
+    BadName(String),
+    /// A resource of Keyward's own, which every catalogue has already.
+    #[error("`{0}` is one of Keyward's own resources, in every catalogue already")]
+    Reserved(String),
+    /// An action for a resource the catalogue does not list.
+    #[error("actions for `{0}`, which is not one of the resources")]
+    NoSuchResource(String),
+    /// The catalogue names no resource of the API's own.
+    #[error("name at least one resource of your API")]
+    Empty,
+}
+
+/// Whether `name` can be a resource or an action: it must not hold `:` or `*`, which give
+/// scopes their shape, nor be confused with another name by case or spacing.
+fn usable_name(name: &str) -> bool {
+    (1..=50).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b))
+}
+
 impl ScopeCatalogue {
+    /// The catalogue of an API with these resources (each with read, write and delete, plus
+    /// the `(resource, action)` pairs given), and Keyward's own resources.
+    pub fn for_api(
+        resources: impl IntoIterator<Item = String>,
+        actions: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, CatalogueError> {
+        let resources: Vec<String> = resources.into_iter().collect();
+        if resources.is_empty() {
+            return Err(CatalogueError::Empty);
+        }
+        for resource in &resources {
+            if !usable_name(resource) {
+                return Err(CatalogueError::BadName(resource.clone()));
+            }
+            if KEYWARD_RESOURCES.contains(&resource.as_str()) {
+                return Err(CatalogueError::Reserved(resource.clone()));
+            }
+        }
+        let mut catalogue = Self::new(
+            resources
+                .into_iter()
+                .chain(KEYWARD_RESOURCES.iter().map(|r| (*r).to_owned())),
+        );
+        for (resource, action) in actions {
+            if KEYWARD_RESOURCES.contains(&resource.as_str()) {
+                return Err(CatalogueError::Reserved(resource));
+            }
+            if !catalogue.resources.contains_key(&resource) {
+                return Err(CatalogueError::NoSuchResource(resource));
+            }
+            if !usable_name(&action) {
+                return Err(CatalogueError::BadName(action));
+            }
+            catalogue.add_action(&resource, &action);
+        }
+        catalogue.add_action("keys", "verify");
+        Ok(catalogue)
+    }
+
     /// A catalogue of these resources, each with the read/write/delete actions.
     pub fn new(resources: impl IntoIterator<Item = String>) -> Self {
         let actions: Vec<String> = PRESET_ACTIONS.iter().map(|a| (*a).to_owned()).collect();
@@ -342,17 +403,22 @@ pub fn validate_role_name(name: &str) -> Result<(), crate::validation::Validatio
     Ok(())
 }
 
-/// The scopes of a built-in role, if `name` is one.
+/// The scopes of a built-in role, if `name` is one this catalogue has: a role whose scopes
+/// name resources the catalogue lacks (the example roles, under a deployment's own
+/// resources) is not offered rather than granted in part.
 pub fn builtin_role(catalogue: &ScopeCatalogue, name: &str) -> Option<ScopeSet> {
-    BUILTIN_ROLES
-        .iter()
+    builtin_roles(catalogue)
         .find(|(n, _)| *n == name)
-        .map(|(_, scopes)| {
-            scopes
-                .iter()
-                .filter_map(|s| catalogue.parse(s).ok())
-                .collect()
-        })
+        .map(|(_, scopes)| scopes)
+}
+
+/// The built-in roles this catalogue has, with their scopes: `admin` and `viewer` always,
+/// the example roles when every resource they name is in it.
+pub fn builtin_roles(catalogue: &ScopeCatalogue) -> impl Iterator<Item = (&'static str, ScopeSet)> {
+    BUILTIN_ROLES.iter().filter_map(|(name, scopes)| {
+        let parsed: Result<ScopeSet, _> = scopes.iter().map(|s| catalogue.parse(s)).collect();
+        parsed.ok().map(|scopes| (*name, scopes))
+    })
 }
 
 #[cfg(test)]
@@ -379,6 +445,83 @@ mod tests {
             assert_eq!(catalogue.parse(text).unwrap().to_string(), text);
         }
         assert_eq!(catalogue.parse("*:read").unwrap().to_string(), "read");
+    }
+
+    #[test]
+    fn a_deployment_names_its_own_resources_and_keeps_keywards() {
+        let catalogue = ScopeCatalogue::for_api(
+            ["orders".to_owned(), "customers".to_owned()],
+            [("orders".to_owned(), "refund".to_owned())],
+        )
+        .unwrap();
+        for text in [
+            "orders:read",
+            "orders:refund",
+            "customers:*",
+            "keys:verify",
+            "read",
+        ] {
+            assert!(catalogue.parse(text).is_ok(), "{text}");
+        }
+        for text in ["dns:read", "customers:refund", "domains:*"] {
+            assert!(catalogue.parse(text).is_err(), "{text}");
+        }
+        // Only the roles whose resources it has.
+        let roles: Vec<&str> = builtin_roles(&catalogue).map(|(name, _)| name).collect();
+        assert_eq!(roles, ["admin", "viewer"]);
+        assert!(builtin_role(&catalogue, "dns_manager").is_none());
+        let defaults: Vec<&str> = builtin_roles(&ScopeCatalogue::default())
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(defaults.len(), BUILTIN_ROLES.len());
+    }
+
+    #[test]
+    fn a_catalogue_refuses_names_scopes_could_not_carry() {
+        let one = |resource: &str| ScopeCatalogue::for_api([resource.to_owned()], []);
+        for bad in [
+            "",
+            "Orders",
+            "or:ders",
+            "*",
+            "orders*",
+            "9lives",
+            "a b",
+            &"x".repeat(51),
+        ] {
+            assert_eq!(
+                one(bad),
+                Err(CatalogueError::BadName(bad.to_owned())),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            one("keys"),
+            Err(CatalogueError::Reserved("keys".to_owned()))
+        );
+        assert_eq!(
+            ScopeCatalogue::for_api(Vec::new(), []),
+            Err(CatalogueError::Empty)
+        );
+        let actions = |resource: &str, action: &str| {
+            ScopeCatalogue::for_api(
+                ["orders".to_owned()],
+                [(resource.to_owned(), action.to_owned())],
+            )
+        };
+        assert_eq!(
+            actions("invoices", "send"),
+            Err(CatalogueError::NoSuchResource("invoices".to_owned()))
+        );
+        assert_eq!(
+            actions("orders", "re:fund"),
+            Err(CatalogueError::BadName("re:fund".to_owned()))
+        );
+        assert_eq!(
+            actions("keys", "mint"),
+            Err(CatalogueError::Reserved("keys".to_owned()))
+        );
+        assert!(one("line-items.v2").is_ok());
     }
 
     #[test]

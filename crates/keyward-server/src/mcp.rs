@@ -104,7 +104,7 @@ async fn metadata(State(state): State<AppState>) -> Response {
         "resource": format!("{issuer}{PATH}"),
         "authorization_servers": [issuer],
         "bearer_methods_supported": ["header"],
-        "scopes_supported": crate::openapi::values::scope_names(&Default::default()),
+        "scopes_supported": crate::openapi::values::scope_names(&state.engine.config().catalogue),
         "resource_documentation": format!("{issuer}/docs/"),
     });
     ([(header::CACHE_CONTROL, "max-age=300")], axum::Json(body)).into_response()

@@ -65,26 +65,25 @@ pub fn base_document() -> OpenApi {
         OAUTH_CLIENT,
         SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
     );
-    // Where the access tokens that `bearer` presents come from, and the scopes they may
-    // hold.
-    let scopes = values::scope_names(&ScopeCatalogue::default())
-        .into_iter()
-        .map(|scope| {
-            let meaning = scope_meaning(&scope);
-            (scope, meaning)
-        });
-    components.add_security_scheme(
-        "oauth2",
-        SecurityScheme::OAuth2(OAuth2::with_description(
-            [Flow::ClientCredentials(ClientCredentials::new(
-                "/v1/auth/token",
-                Scopes::from_iter(scopes),
-            ))],
-            "OAuth 2.0 client credentials: the client id is the organization id, the \
-             secret a credential's client secret; the access token is sent as `bearer`.",
-        )),
-    );
+    components.add_security_scheme("oauth2", oauth2_scheme(&ScopeCatalogue::default()));
     document
+}
+
+/// Where the access tokens that `bearer` presents come from, and the scopes of `catalogue`
+/// they may hold.
+fn oauth2_scheme(catalogue: &ScopeCatalogue) -> SecurityScheme {
+    let scopes = values::scope_names(catalogue).into_iter().map(|scope| {
+        let meaning = scope_meaning(&scope);
+        (scope, meaning)
+    });
+    SecurityScheme::OAuth2(OAuth2::with_description(
+        [Flow::ClientCredentials(ClientCredentials::new(
+            "/v1/auth/token",
+            Scopes::from_iter(scopes),
+        ))],
+        "OAuth 2.0 client credentials: the client id is the organization id, the \
+         secret a credential's client secret; the access token is sent as `bearer`.",
+    ))
 }
 
 /// What holding `scope` allows, in words.
@@ -132,9 +131,32 @@ pub fn complete(mut document: OpenApi, config: &ServerConfig) -> OpenApi {
             "IpRuleNetwork".to_owned(),
             values::rule_network(&config.service.rule_policy).into(),
         );
+        // This deployment's scopes, where the document was made with the default ones.
+        let catalogue = &config.engine.catalogue;
+        for (name, schema) in values::catalogue_schemas(catalogue) {
+            if let Some(slot) = components.schemas.get_mut(name) {
+                *slot = schema.into();
+            }
+        }
+        components.add_security_scheme("oauth2", oauth2_scheme(catalogue));
+    }
+    for item in document.paths.paths.values_mut() {
+        for (_, operation) in operations(item) {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if let RefOr::T(parameter) = parameter
+                    && parameter.name == REQUIRED_SCOPES_HEADER
+                {
+                    parameter.schema =
+                        Some(values::required_scopes(&config.engine.catalogue).into());
+                }
+            }
+        }
     }
     document
 }
+
+/// The header a proxy names the scopes a request needs in; its schema lists the catalogue's.
+const REQUIRED_SCOPES_HEADER: &str = "X-Keyward-Required-Scopes";
 
 /// The operations of a path, with their methods.
 fn operations(item: &mut PathItem) -> impl Iterator<Item = (&'static str, &mut Operation)> {

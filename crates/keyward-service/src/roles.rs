@@ -3,7 +3,9 @@
 //! grow behind its back.
 
 use keyward_core::credential::{ValidationError, validate_description};
-use keyward_core::scope::{BUILTIN_ROLES, CustomRole, ScopeCatalogue, validate_role_name};
+use keyward_core::scope::{
+    CustomRole, ScopeCatalogue, ScopeSet, builtin_roles, validate_role_name,
+};
 use keyward_store::StoreError;
 use serde_json::json;
 
@@ -22,9 +24,6 @@ pub struct NewRole {
     pub scopes: Vec<String>,
 }
 
-/// A built-in role: its name and scopes.
-pub type BuiltinRole = (&'static str, &'static [&'static str]);
-
 /// The roles of an organization, and the scope catalogue they draw from.
 #[derive(Clone, Copy)]
 pub struct Roles<'a>(pub(crate) &'a Service);
@@ -42,9 +41,9 @@ impl Roles<'_> {
         &self.0.engine.config().catalogue
     }
 
-    /// Keyward's own roles.
-    pub fn builtin(&self) -> &'static [BuiltinRole] {
-        BUILTIN_ROLES
+    /// Keyward's own roles that this deployment's catalogue has, with their scopes.
+    pub fn builtin(&self) -> Vec<(&'static str, ScopeSet)> {
+        builtin_roles(self.catalogue()).collect()
     }
 
     /// The organization's own roles, by name.
@@ -57,9 +56,8 @@ impl Roles<'_> {
 
     /// The names a credential's role may take: the built-in ones, then the organization's.
     pub async fn names(&self, permit: &Permit<'_, ReadRoles>) -> Result<Vec<String>, ServiceError> {
-        let mut names: Vec<String> = BUILTIN_ROLES
-            .iter()
-            .map(|(name, _)| (*name).to_owned())
+        let mut names: Vec<String> = builtin_roles(self.catalogue())
+            .map(|(name, _)| name.to_owned())
             .collect();
         names.extend(self.custom(permit).await?.into_iter().map(|r| r.name));
         Ok(names)

@@ -10,6 +10,7 @@ use axum::http::HeaderName;
 use keyward_core::credential::parse_ip_network;
 use keyward_core::ip_rule::RulePolicy;
 use keyward_core::rate_limit::RateLimit;
+use keyward_core::scope::ScopeCatalogue;
 use keyward_core::secret::KeyPrefix;
 use keyward_core::webhook::TargetPolicy;
 use keyward_engine::throttle::ThrottleConfig;
@@ -67,6 +68,8 @@ pub struct FileConfig {
     pub leaks: Option<LeaksFileConfig>,
     /// Webhook delivery.
     pub webhooks: Option<WebhooksFileConfig>,
+    /// The resources of your API that scopes name.
+    pub scopes: Option<ScopesFileConfig>,
     /// `/v1/authorize` settings.
     pub authorize: Option<AuthorizeFileConfig>,
     /// OAuth client credentials.
@@ -207,6 +210,18 @@ pub struct LeaksFileConfig {
     /// GitHub's secret scanning public keys, as GitHub publishes them (JSON): with it,
     /// `POST /v1/leaks/github` takes GitHub's signed reports.
     pub github_keys_file: Option<PathBuf>,
+}
+
+/// `[scopes]`: the resources of the API Keyward guards, each with `read`, `write` and
+/// `delete`, and any further actions; Keyward's own resources are added to them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopesFileConfig {
+    /// Resource names, e.g. `["orders", "customers"]`.
+    pub resources: Vec<String>,
+    /// Further actions by resource, e.g. `{ orders = ["refund"] }`.
+    #[serde(default)]
+    pub actions: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// `[webhooks]`.
@@ -353,6 +368,16 @@ impl Config {
         };
         let defaults = ServerConfig::default();
         let (engine_defaults, service_defaults) = (&defaults.engine, &defaults.service);
+        let catalogue = match file.scopes {
+            Some(scopes) => ScopeCatalogue::for_api(
+                scopes.resources,
+                scopes.actions.into_iter().flat_map(|(resource, actions)| {
+                    actions.into_iter().map(move |a| (resource.clone(), a))
+                }),
+            )
+            .map_err(|e| anyhow::anyhow!("scopes: {e}"))?,
+            None => engine_defaults.catalogue.clone(),
+        };
         let trusted_proxies = overrides
             .trusted_proxies
             .clone()
@@ -443,7 +468,7 @@ impl Config {
             routes: authorize_file
                 .routes
                 .iter()
-                .map(|route| RouteScopes::from_config(route, &engine_defaults.catalogue))
+                .map(|route| RouteScopes::from_config(route, &catalogue))
                 .collect::<Result<Vec<_>, String>>()
                 .map_err(|e| anyhow::anyhow!("authorize.routes: {e}"))?,
             unmatched: match authorize_file.unmatched.as_deref() {
@@ -599,6 +624,7 @@ impl Config {
                     usage_retention,
                     rate_limits,
                     tokens,
+                    catalogue,
                     ..defaults.engine.clone()
                 },
                 service: ServiceConfig {
@@ -649,6 +675,11 @@ impl Config {
             "log_format": self.log_format,
             "trusted_proxies": gate.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "cache_ttl_ms": engine.cache_ttl.as_millis() as u64,
+            "scopes": engine
+                .catalogue
+                .resources()
+                .map(|(resource, actions)| (resource.to_owned(), serde_json::json!(actions)))
+                .collect::<serde_json::Map<_, _>>(),
             "ip_rules": {
                 "max_rules": service.rule_policy.max_rules,
                 "ipv4_min_prefix": service.rule_policy.ipv4_prefixes.start(),
@@ -814,6 +845,14 @@ fn webhook_config(file: WebhooksFileConfig) -> anyhow::Result<WebhookConfig> {
 mod tests {
     use super::*;
 
+    /// The configuration a file holding `text` gives.
+    fn load(text: &str) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyward.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(Some(&path), &Overrides::default(), None)
+    }
+
     #[test]
     fn passwords_in_database_urls_are_redacted() {
         assert_eq!(
@@ -861,12 +900,6 @@ mod tests {
 
     #[test]
     fn webhook_settings_are_read_and_a_zero_that_would_stop_delivery_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("keyward.toml");
-        let load = |text: &str| {
-            std::fs::write(&path, text).unwrap();
-            Config::load(Some(&path), &Overrides::default(), None)
-        };
         let config = load(
             "[webhooks]\nallow_private_targets = true\nretry_schedule_seconds = [1, 2]\n\
              timeout_seconds = 3\npoll_interval_ms = 50\n",
@@ -891,6 +924,47 @@ mod tests {
     }
 
     #[test]
+    fn the_scope_catalogue_is_the_apis_own_resources_and_keywards() {
+        let config = load(
+            "[scopes]\nresources = [\"orders\", \"customers\"]\nactions = { orders = [\"refund\"] }\n\
+             [authorize]\nroutes = [{ path = \"/orders/**\", scopes = [\"orders:read\"] }]\n",
+        )
+        .unwrap();
+        let catalogue = &config.server.engine.catalogue;
+        for scope in [
+            "orders:refund",
+            "customers:write",
+            "keys:read",
+            "webhooks:*",
+        ] {
+            assert!(catalogue.parse(scope).is_ok(), "{scope}");
+        }
+        assert!(catalogue.parse("dns:read").is_err());
+        assert_eq!(
+            config.redacted()["scopes"]["orders"],
+            serde_json::json!(["read", "write", "delete", "refund"])
+        );
+        for (refused, says) in [
+            ("[scopes]\nresources = [\"Orders\"]\n", "Orders"),
+            ("[scopes]\nresources = [\"keys\"]\n", "Keyward's own"),
+            ("[scopes]\nresources = []\n", "at least one"),
+            (
+                "[scopes]\nresources = [\"orders\"]\nactions = { invoices = [\"send\"] }\n",
+                "invoices",
+            ),
+            // Routes are checked against the catalogue the file names.
+            (
+                "[scopes]\nresources = [\"orders\"]\n\
+                 [authorize]\nroutes = [{ path = \"/dns/**\", scopes = [\"dns:read\"] }]\n",
+                "dns:read",
+            ),
+        ] {
+            let error = format!("{:#}", load(refused).unwrap_err());
+            assert!(error.contains(says), "{refused}: {error}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_and_bad_prefixes_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keyward.toml");
@@ -905,12 +979,6 @@ mod tests {
 
     #[test]
     fn usage_settings_are_read_and_bounded() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("keyward.toml");
-        let load = |text: &str| {
-            std::fs::write(&path, text).unwrap();
-            Config::load(Some(&path), &Overrides::default(), None)
-        };
         let config = load("[usage]\nflush_interval_ms = 250\nretention_days = 7\n").unwrap();
         assert_eq!(
             config.server.engine.usage_flush_interval,
@@ -952,12 +1020,6 @@ mod tests {
 
     #[test]
     fn connection_bounds_are_read_and_bounded() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("keyward.toml");
-        let load = |text: &str| {
-            std::fs::write(&path, text).unwrap();
-            Config::load(Some(&path), &Overrides::default(), None)
-        };
         let defaults = load("").unwrap().server.connections;
         assert_eq!(defaults.header_timeout, Duration::from_secs(5));
         assert_eq!(defaults.max_connections, 1_000);

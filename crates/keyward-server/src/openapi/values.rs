@@ -111,13 +111,7 @@ schema_only!(
 
 schema_only!(
     /// One scope of the catalogue.
-    ScopeName => ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(scope_names(&ScopeCatalogue::default())))
-        .description(Some(
-            "`resource:action`, `resource:*`, `*:action` or a preset (`read`, `write`, \
-             `delete`: that action on every resource), or `*` (everything).",
-        ))
+    ScopeName => scope_name(&ScopeCatalogue::default())
 );
 
 schema_only!(
@@ -285,13 +279,7 @@ schema_only!(
 
 schema_only!(
     /// The scopes a proxied request needs, as a header lists them.
-    RequiredScopes => text(
-        {
-            let scope = alternatives(&scope_names(&ScopeCatalogue::default()));
-            format!("^[ ,]*(?:{scope}(?:[ ,]+{scope})*)?[ ,]*$")
-        },
-        "Scopes of the catalogue, separated by spaces or commas.",
-    )
+    RequiredScopes => required_scopes(&ScopeCatalogue::default())
 );
 
 schema_only!(
@@ -301,13 +289,7 @@ schema_only!(
 
 schema_only!(
     /// The scopes a token request asks for.
-    TokenScope => text(
-        {
-            let scope = alternatives(&scope_names(&ScopeCatalogue::default()));
-            format!("^ *{scope}(?: +{scope})* *$")
-        },
-        "Scopes of the catalogue the credential holds, separated by spaces.",
-    )
+    TokenScope => token_scope(&ScopeCatalogue::default())
 );
 
 /// The schema of an IP rule's range under `policy`'s prefix bounds.
@@ -321,6 +303,44 @@ pub fn rule_network(policy: &RulePolicy) -> ObjectBuilder {
             policy.ipv4_range(),
             policy.ipv6_range()
         ),
+    )
+}
+
+/// The component schemas that name the catalogue's scopes, by name: the document is made
+/// with the default catalogue, and a deployment's replaces them (`complete`).
+pub fn catalogue_schemas(catalogue: &ScopeCatalogue) -> [(&'static str, ObjectBuilder); 2] {
+    [
+        ("ScopeName", scope_name(catalogue)),
+        ("TokenScope", token_scope(catalogue)),
+    ]
+}
+
+/// One scope of `catalogue`.
+fn scope_name(catalogue: &ScopeCatalogue) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(scope_names(catalogue)))
+        .description(Some(
+            "`resource:action`, `resource:*`, `*:action` or a preset (`read`, `write`, \
+             `delete`: that action on every resource), or `*` (everything).",
+        ))
+}
+
+/// Scopes of `catalogue` as a header lists them (`X-Keyward-Required-Scopes`).
+pub fn required_scopes(catalogue: &ScopeCatalogue) -> ObjectBuilder {
+    let scope = alternatives(&scope_names(catalogue));
+    text(
+        format!("^[ ,]*(?:{scope}(?:[ ,]+{scope})*)?[ ,]*$"),
+        "Scopes of the catalogue, separated by spaces or commas.",
+    )
+}
+
+/// Scopes of `catalogue` as a token request asks for them.
+fn token_scope(catalogue: &ScopeCatalogue) -> ObjectBuilder {
+    let scope = alternatives(&scope_names(catalogue));
+    text(
+        format!("^ *{scope}(?: +{scope})* *$"),
+        "Scopes of the catalogue the credential holds, separated by spaces.",
     )
 }
 

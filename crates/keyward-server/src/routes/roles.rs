@@ -85,11 +85,11 @@ pub async fn role_list(
     let roles = state.service.roles();
     let mut data: Vec<RoleResponse> = roles
         .builtin()
-        .iter()
+        .into_iter()
         .map(|(name, scopes)| RoleResponse {
-            name: (*name).to_owned(),
+            name: name.to_owned(),
             description: None,
-            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            scopes: scopes.to_strings(),
             builtin: true,
             created_at: None,
         })

@@ -13,5 +13,6 @@ mod mcp;
 mod nginx;
 mod nodes;
 mod oauth_clients;
+mod scopes;
 mod support;
 mod webhooks;
