@@ -76,6 +76,9 @@ impl OrganizationStore for MemoryStore {
     async fn organization(&self, _: &OrganizationId) -> Result<Option<Organization>, StoreError> {
         unused()
     }
+    async fn organizations(&self) -> Result<Vec<Organization>, StoreError> {
+        unused()
+    }
 
     async fn organization_count(&self) -> Result<u64, StoreError> {
         unused()

@@ -54,6 +54,11 @@ impl Organizations<'_> {
         Ok((organization, issued))
     }
 
+    /// Every organization, oldest first.
+    pub async fn list(&self, _: &Operator) -> Result<Vec<Organization>, ServiceError> {
+        Ok(self.0.store.organizations().await?)
+    }
+
     /// Whether the organization exists.
     pub async fn exists(&self, _: &Operator, id: &OrganizationId) -> Result<bool, ServiceError> {
         Ok(self.0.store.organization(id).await?.is_some())

@@ -31,6 +31,9 @@ pub trait OrganizationStore: Send + Sync {
     /// Reads an organization.
     async fn organization(&self, id: &OrganizationId) -> Result<Option<Organization>, StoreError>;
 
+    /// Every organization, oldest first: the operator's view of a deployment.
+    async fn organizations(&self) -> Result<Vec<Organization>, StoreError>;
+
     /// The organization's change counter: it moves with every change to one of its
     /// credentials, IP rules or roles (creating a credential does not move it). Zero for
     /// an unknown organization.

@@ -6,6 +6,7 @@
 //! not the server. This crate compiles everything the binary does.
 //!
 //! # Layout
+//! - [`cli`]: `keyward keys …` and `keyward orgs …`, as the operator.
 //! - [`config`]: layered configuration (defaults, TOML file, `KEYWARD_*` environment, flags).
 //! - [`scan`]: `keyward scan`, Keyward secrets in files.
 //! - [`mcp`]: `keyward mcp`, the MCP tools over standard input and output.
@@ -13,6 +14,7 @@
 //! - Re-exports: [`core`], [`store`], [`engine`], [`service`], [`gate`], [`server`],
 //!   [`layer`], [`connect`], [`Identity`].
 
+pub mod cli;
 pub mod config;
 pub mod mcp;
 pub mod remote;

@@ -6,19 +6,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use keyward::cli::{KeysCommand, OrgsCommand, print_secrets};
 use keyward::config::{Config, LogFormat, Overrides};
 use keyward_core::clock::{SystemClock, rfc3339};
-use keyward_core::credential::{DisplayStatus, Environment};
-use keyward_core::typeid::{CredentialId, OrganizationId};
+use keyward_core::typeid::OrganizationId;
 use keyward_delivery::Deliverer;
 use keyward_server::AppState;
-use keyward_server::json::KeyResponse;
-use keyward_service::credentials::{
-    CredentialFilter, Issued, NewCredential, Rotation, StatusChange,
-};
-use keyward_service::principal::{ReadKeys, WriteKeys};
+use keyward_service::credentials::Issued;
 use keyward_service::signing::MasterKey;
 use keyward_service::{Operator, Service, ServiceError};
 use keyward_store::SqlStore;
@@ -72,8 +68,14 @@ enum Command {
     },
     /// Manage credentials directly in the database
     Keys {
+        // Boxed: its settings make it much larger than the other commands.
         #[command(subcommand)]
-        command: KeysCommand,
+        command: Box<KeysCommand>,
+    },
+    /// The deployment's organizations
+    Orgs {
+        #[command(subcommand)]
+        command: OrgsCommand,
     },
     /// Manage the organization members who log in to the dashboard
     Users {
@@ -117,65 +119,6 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-enum KeysCommand {
-    /// Create a credential and print its secrets once
-    Create {
-        /// Organization id
-        #[arg(long)]
-        org: String,
-        /// Name
-        #[arg(long)]
-        name: String,
-        /// live or test
-        #[arg(long, value_enum, default_value = "live")]
-        environment: CliEnvironment,
-        /// A scope (repeat for several)
-        #[arg(long = "permission")]
-        permissions: Vec<String>,
-        /// A role
-        #[arg(long)]
-        role: Option<String>,
-        /// Expiry, RFC 3339
-        #[arg(long)]
-        expires_at: Option<String>,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
-    },
-    /// List an organization's credentials
-    List {
-        /// Organization id
-        #[arg(long)]
-        org: String,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
-    },
-    /// Revoke a credential for good
-    Revoke {
-        /// Organization id
-        #[arg(long)]
-        org: String,
-        /// Credential id (`api_key_…`)
-        id: String,
-    },
-    /// Issue new secrets for a credential and print them once
-    Rotate {
-        /// Organization id
-        #[arg(long)]
-        org: String,
-        /// Credential id (`api_key_…`)
-        id: String,
-        /// Seconds the old secrets keep working (0–604800)
-        #[arg(long, default_value_t = 0)]
-        grace_period_seconds: i64,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
 enum UsersCommand {
     /// Add a member to an organization; prints a generated password once, or reads one
     /// from standard input with --password-stdin
@@ -211,12 +154,6 @@ enum SigningKeysCommand {
     List,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum CliEnvironment {
-    Live,
-    Test,
-}
-
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Print the effective configuration, secrets redacted
@@ -247,22 +184,34 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let config = Config::load(cli.config.as_deref(), &cli.overrides, listen)?;
-    init_logging(config.log_format);
+    // A server logs what it does; a command says what it did on standard output, and its
+    // log holds only what went wrong.
+    let default_level = match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    };
+    init_logging(config.log_format, default_level);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(run(cli.command, config))
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs to standard error, filtered by `KEYWARD_LOG` (else `default_level`), coloured only
+/// on a terminal.
+fn init_logging(format: LogFormat, default_level: &str) {
+    use std::io::IsTerminal;
     use tracing_subscriber::prelude::*;
-    let filter = EnvFilter::try_from_env("KEYWARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env("KEYWARD_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     // The MCP SDK logs whole requests and results below info, and a tool's result can hold
     // a new key's secrets: its debug and trace events are dropped whatever KEYWARD_LOG says.
     let no_sdk_payloads = tracing_subscriber::filter::filter_fn(|meta| {
         !(meta.target().starts_with("rmcp") && *meta.level() > tracing::Level::INFO)
     });
-    let output = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let output = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let registry = tracing_subscriber::registry()
         .with(filter)
         .with(no_sdk_payloads);
@@ -458,7 +407,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Keys { command } => {
             let state = open_state(&config).await?;
-            keys(&state.service, command).await
+            keyward::cli::keys(&state.service, *command).await
+        }
+        Command::Orgs { command } => {
+            let state = open_state(&config).await?;
+            keyward::cli::orgs(&state.service, command).await
         }
         Command::Users { command } => {
             let state = open_state(&config).await?;
@@ -676,151 +629,4 @@ fn print_bootstrap(
         print_secrets(organization_id, issued);
     }
     Ok(())
-}
-
-fn print_secrets(organization_id: &OrganizationId, issued: &Issued) {
-    println!("  Key ID:        {}", issued.credential.id);
-    println!("  API key:       {}", issued.api_key.expose());
-    println!("  Client ID:     {organization_id}");
-    println!("  Client secret: {}", issued.client_secret.expose());
-    println!("The API key and the client secret are shown only this once: store them now.");
-}
-
-fn print_issued(issued: &Issued, json: bool, now: time::OffsetDateTime) -> anyhow::Result<()> {
-    if json {
-        let mut value = serde_json::to_value(KeyResponse::new(&issued.credential, now))?;
-        value["key"] = issued.api_key.expose().into();
-        value["client_secret"] = issued.client_secret.expose().into();
-        println!("{value}");
-    } else {
-        print_secrets(&issued.credential.organization_id, issued);
-    }
-    Ok(())
-}
-
-async fn keys(service: &Service, command: KeysCommand) -> anyhow::Result<()> {
-    let org = |text: &str| OrganizationId::parse(text).context("--org must be an organization id");
-    let key = |text: &str| CredentialId::parse(text).context("the key id must look like api_key_…");
-    // The operator on the server's machine manages any organization without bound.
-    let operator = Operator::new();
-    let now = service.clock().now();
-    match command {
-        KeysCommand::Create {
-            org: org_id,
-            name,
-            environment,
-            permissions,
-            role,
-            expires_at,
-            json,
-        } => {
-            let organization_id = org(&org_id)?;
-            if !service
-                .organizations()
-                .exists(&operator, &organization_id)
-                .await?
-            {
-                bail!("no organization {organization_id}");
-            }
-            let expires_at = expires_at
-                .map(|t| {
-                    time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
-                })
-                .transpose()
-                .context("--expires-at must be an RFC 3339 time")?;
-            let new = NewCredential {
-                name,
-                environment: match environment {
-                    CliEnvironment::Live => Environment::Live,
-                    CliEnvironment::Test => Environment::Test,
-                },
-                permissions,
-                role,
-                expires_at,
-                ..NewCredential::default()
-            };
-            let permit = operator
-                .in_organization(&organization_id)
-                .permit::<WriteKeys>()?;
-            let issued = service.credentials().create(&permit, new).await?;
-            print_issued(&issued, json, now)
-        }
-        KeysCommand::List { org: org_id, json } => {
-            let organization_id = org(&org_id)?;
-            let permit = operator
-                .in_organization(&organization_id)
-                .permit::<ReadKeys>()?;
-            let mut filter = CredentialFilter {
-                limit: 100,
-                ..CredentialFilter::default()
-            };
-            let mut all = Vec::new();
-            loop {
-                let page = service.credentials().list(&permit, filter.clone()).await?;
-                let Some(last) = page.last() else { break };
-                filter.before = Some(last.id.clone());
-                all.extend(page.iter().map(|c| KeyResponse::new(c, now)));
-            }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&all)?);
-            } else {
-                println!(
-                    "{:<36}  {:<8}  {:<5}  {:<14}  NAME",
-                    "KEY ID", "STATUS", "ENV", "KEY"
-                );
-                for k in &all {
-                    println!(
-                        "{:<36}  {:<8}  {:<5}  {:<14}  {}",
-                        k.key_id,
-                        k.status,
-                        k.environment,
-                        format!("{}…{}", k.prefix, k.hint),
-                        k.name
-                    );
-                }
-            }
-            Ok(())
-        }
-        KeysCommand::Revoke { org: org_id, id } => {
-            let (organization_id, id) = (org(&org_id)?, key(&id)?);
-            let permit = operator
-                .in_organization(&organization_id)
-                .permit::<WriteKeys>()?;
-            let credential = service
-                .credentials()
-                .set_status(&permit, id.as_str(), StatusChange::Revoke)
-                .await?;
-            let status = credential.display_status(service.clock().now());
-            debug_assert_eq!(status, DisplayStatus::Revoked);
-            println!("revoked {}", credential.id);
-            Ok(())
-        }
-        KeysCommand::Rotate {
-            org: org_id,
-            id,
-            grace_period_seconds,
-            json,
-        } => {
-            let (organization_id, id) = (org(&org_id)?, key(&id)?);
-            let permit = operator
-                .in_organization(&organization_id)
-                .permit::<WriteKeys>()?;
-            let rotation = Rotation {
-                grace_period_seconds,
-                expected_version: None,
-            };
-            let rotated = service
-                .credentials()
-                .rotate(&permit, id.as_str(), rotation)
-                .await?;
-            print_issued(&rotated.issued, json, service.clock().now())?;
-            if !json {
-                match rotated.previous_secrets_expire_at {
-                    Some(until) => println!("The previous secrets work until {}.", rfc3339(until)),
-                    None => println!("The previous secrets no longer work."),
-                }
-            }
-            Ok(())
-        }
-    }
 }

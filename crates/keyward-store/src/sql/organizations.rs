@@ -92,6 +92,14 @@ impl OrganizationStore for SqlStore {
         row.map(|row| rows::organization_from_row(&row)).transpose()
     }
 
+    async fn organizations(&self) -> Result<Vec<Organization>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, created_at FROM organizations ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)?;
+        rows.iter().map(rows::organization_from_row).collect()
+    }
+
     async fn organization_change_seq(&self, org: &OrganizationId) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT change_seq FROM organizations WHERE id = $1")
             .bind(org.as_str())

@@ -4,6 +4,7 @@
 
 mod caddy;
 mod cli;
+mod cli_keys;
 mod connections;
 mod dashboard;
 mod durability;
