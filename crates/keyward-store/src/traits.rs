@@ -90,8 +90,9 @@ pub trait CredentialStore: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Replaces a credential's secrets, as [`CredentialStore::update_credential`] writes
-    /// the record. The old secrets stop at once (`old_until: None`) or at `old_until`,
-    /// whichever of that and an earlier end they already had comes first.
+    /// the record. The old secrets stop at once (`old_until: None`: at the record's
+    /// `updated_at`) or at `old_until`, whichever of that and an earlier end they already
+    /// had comes first; they are kept, ended, so that they read as replaced, not unknown.
     async fn rotate_credential(
         &self,
         credential: &Credential,

@@ -40,11 +40,86 @@ async fn rotation_without_grace_stops_the_old_key_at_once() {
         .key(created["key"].as_str().unwrap())
         .send()
         .await;
+    // A replaced secret, not an unknown one: ended at the rotation.
     assert_eq!(
         old.assert_problem(401, "unauthenticated")["outcome"],
-        "NOT_FOUND"
+        "EXPIRED"
     );
     assert_eq!(app.get("/v1/keys").key(new_key).send().await.status, 200);
+}
+
+#[tokio::test]
+async fn a_client_still_sending_a_rotated_out_key_is_not_taken_for_a_guesser() {
+    let app = TestApp::new().await;
+    let created = reader(&app, json!({})).await;
+    let (id, old_key) = (
+        created["key_id"].as_str().unwrap(),
+        created["key"].as_str().unwrap(),
+    );
+    app.post(&format!("/v1/keys/{id}/rotate"))
+        .key(&app.admin_key)
+        .send()
+        .await
+        .expect(200);
+    // More refusals from one address than a guesser gets before its block.
+    for _ in 0..25 {
+        let refused = app
+            .get("/v1/authorize")
+            .key(old_key)
+            .peer("203.0.113.7")
+            .send()
+            .await;
+        assert_eq!(
+            refused.assert_problem(401, "unauthenticated")["outcome"],
+            "EXPIRED"
+        );
+    }
+    // The same address's valid keys still work.
+    let admin = app
+        .get("/v1/authorize")
+        .key(&app.admin_key)
+        .peer("203.0.113.7")
+        .send()
+        .await;
+    assert_eq!(admin.status, 200, "{}", admin.text);
+    // The refusals are the credential's, in its usage.
+    app.state.engine.flush_usage().await.unwrap();
+    let usage = app
+        .get(&format!("/v1/keys/{id}/usage"))
+        .key(&app.admin_key)
+        .send()
+        .await
+        .json();
+    let expired: u64 = usage["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["outcomes"]["EXPIRED"].as_u64())
+        .sum();
+    assert_eq!(expired, 25, "{usage}");
+    // And a lookup says what the old secret is.
+    let looked_up = app
+        .post("/v1/keys/lookup")
+        .key(&app.admin_key)
+        .json(json!({"secrets": [old_key]}))
+        .send()
+        .await
+        .json();
+    assert_eq!(looked_up["data"][0]["state"], "replaced", "{looked_up}");
+    // A made-up key from another address is still a guess: blocked after the threshold.
+    for _ in 0..20 {
+        app.get("/v1/authorize")
+            .key("kw_live_guessing")
+            .peer("203.0.113.8")
+            .send()
+            .await;
+    }
+    app.get("/v1/authorize")
+        .key(&app.admin_key)
+        .peer("203.0.113.8")
+        .send()
+        .await
+        .assert_problem(429, "too_many_failures");
 }
 
 #[tokio::test]

@@ -256,26 +256,19 @@ impl CredentialStore for SqlStore {
             Box::pin(async move {
                 let (credential, new_secrets, old_until, event) = &*data;
                 write_credential(conn, credential).await?;
-                match old_until {
-                    None => {
-                        sqlx::query("DELETE FROM credential_secrets WHERE credential_id = $1")
-                            .bind(credential.id.as_str())
-                            .execute(&mut *conn)
-                            .await
-                            .map_err(map_error)?;
-                    }
-                    Some(until) => {
-                        sqlx::query(
-                            "UPDATE credential_secrets SET expires_at = $2 \
-                             WHERE credential_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
-                        )
-                        .bind(credential.id.as_str())
-                        .bind(to_millis(*until))
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(map_error)?;
-                    }
-                }
+                // The old secrets stop at `old_until`, or now; their hashes stay, so a client
+                // still presenting one is told apart from a guess (a replaced secret, not an
+                // unknown one) and does not count towards its address's brute-force block.
+                let until = old_until.unwrap_or(credential.updated_at);
+                sqlx::query(
+                    "UPDATE credential_secrets SET expires_at = $2 \
+                     WHERE credential_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
+                )
+                .bind(credential.id.as_str())
+                .bind(to_millis(until))
+                .execute(&mut *conn)
+                .await
+                .map_err(map_error)?;
                 insert_secrets(conn, &credential.id, new_secrets, credential.updated_at).await?;
                 insert_event(conn, event).await
             })

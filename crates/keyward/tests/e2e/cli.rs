@@ -590,8 +590,8 @@ async fn scan_finds_secrets_says_which_still_work_and_exits_for_a_hook() {
             ("config.py", "active"),
             (".env", "revoked"),
             (".env", "active"),
-            // Rotated without grace: the old secret is gone from the store.
-            ("notes.md", "unknown"),
+            // Rotated without grace: ended, and known as replaced.
+            ("notes.md", "replaced"),
             ("notes.md", "unknown"),
         ]
     );
@@ -642,7 +642,7 @@ async fn scan_finds_secrets_says_which_still_work_and_exits_for_a_hook() {
     let states: Vec<&str> = found.iter().map(|f| f["state"].as_str().unwrap()).collect();
     assert_eq!(
         states,
-        ["active", "revoked", "active", "unknown", "unknown"]
+        ["active", "revoked", "active", "replaced", "unknown"]
     );
     assert_eq!(
         found[0]["key_id"].as_str(),
