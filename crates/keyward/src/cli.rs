@@ -83,6 +83,8 @@ pub enum Clearable {
     Allowlist,
     /// No owner id.
     OwnerId,
+    /// Valid at once.
+    NotBefore,
     /// Never expires.
     ExpiresAt,
 }
@@ -111,6 +113,9 @@ pub struct KeySettings {
     /// A JSON object returned on every successful verification
     #[arg(long, value_name = "JSON", value_parser = json_object)]
     pub metadata: Option<Value>,
+    /// Start of validity: a date (2027-06-01, midnight UTC) or an RFC 3339 time
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    pub not_before: Option<OffsetDateTime>,
     /// Expiry: a date (2027-06-01, midnight UTC) or an RFC 3339 time
     #[arg(long, value_name = "WHEN", value_parser = parse_when)]
     pub expires_at: Option<OffsetDateTime>,
@@ -309,6 +314,7 @@ pub async fn keys(service: &Service, command: KeysCommand) -> anyhow::Result<()>
                 ip_allowlist: settings.ip_allowlist,
                 metadata: settings.metadata,
                 owner_id: settings.owner_id,
+                not_before: settings.not_before,
                 expires_at: settings.expires_at,
                 ..NewCredential::default()
             };
@@ -400,7 +406,7 @@ pub async fn keys(service: &Service, command: KeysCommand) -> anyhow::Result<()>
                 },
                 metadata: settings.metadata,
                 owner_id: set_or_clear(settings.owner_id, cleared(Clearable::OwnerId)),
-                not_before: None,
+                not_before: set_or_clear(settings.not_before, cleared(Clearable::NotBefore)),
                 expires_at: set_or_clear(settings.expires_at, cleared(Clearable::ExpiresAt)),
             };
             let permit = operator

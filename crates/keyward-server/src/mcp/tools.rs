@@ -174,6 +174,8 @@ pub struct CreateKey {
     pub metadata: Option<Value>,
     /// An external id grouping the keys of one end customer.
     pub owner_id: Option<String>,
+    /// Start of validity, RFC 3339, before `expires_at`; none means at once.
+    pub not_before: Option<String>,
     /// Expiry, RFC 3339, in the future; none means never.
     pub expires_at: Option<String>,
 }
@@ -215,6 +217,9 @@ pub struct UpdateKey {
     /// A new owner id; `null` clears it.
     #[serde(default, deserialize_with = "crate::json::present")]
     pub owner_id: Option<Option<String>>,
+    /// A new start of validity (RFC 3339); `null` means at once.
+    #[serde(default, deserialize_with = "crate::json::present")]
+    pub not_before: Option<Option<String>>,
     /// A new expiry (RFC 3339); `null` means never.
     #[serde(default, deserialize_with = "crate::json::present")]
     pub expires_at: Option<Option<String>>,
@@ -290,10 +295,20 @@ impl std::fmt::Debug for VerifyKey {
 #[serde(deny_unknown_fields)]
 pub struct Nothing {}
 
-/// Reads an RFC 3339 time.
-fn time_of(field: &'static str, text: &str) -> Result<OffsetDateTime, ApiError> {
-    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| bad(field, "is not an RFC 3339 time"))
+/// A time argument that may be left out (`None`), `null` (`Some(None)`), or RFC 3339.
+fn optional_time(
+    field: &'static str,
+    value: Option<Option<String>>,
+) -> Result<Option<Option<OffsetDateTime>>, ApiError> {
+    value
+        .map(|text| {
+            text.map(|text| {
+                OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| bad(field, "is not an RFC 3339 time"))
+            })
+            .transpose()
+        })
+        .transpose()
 }
 
 /// Arguments of `key_usage`.
@@ -409,9 +424,12 @@ impl Tools {
             Some(None) => return refused(bad("environment", "must be live or test")),
             other => other.flatten().unwrap_or(Environment::Live),
         };
-        let expires_at = match args.expires_at.as_deref().map(|t| time_of("expires_at", t)) {
-            Some(Err(error)) => return refused(error),
-            other => other.transpose().ok().flatten(),
+        let (not_before, expires_at) = match (
+            optional_time("not_before", args.not_before.map(Some)),
+            optional_time("expires_at", args.expires_at.map(Some)),
+        ) {
+            (Ok(not_before), Ok(expires_at)) => (not_before.flatten(), expires_at.flatten()),
+            (Err(error), _) | (_, Err(error)) => return refused(error),
         };
         let new = NewCredential {
             id: None,
@@ -424,7 +442,7 @@ impl Tools {
             ip_allowlist: args.ip_allowlist,
             metadata: args.metadata,
             owner_id: args.owner_id,
-            not_before: None,
+            not_before,
             expires_at,
         };
         match self.state.service.credentials().create(&permit, new).await {
@@ -450,13 +468,12 @@ impl Tools {
     ) -> Answer {
         let caller = caller(&parts)?;
         let permit = permit!(caller, WriteKeys);
-        let expires_at = match args.expires_at {
-            Some(Some(text)) => match time_of("expires_at", &text) {
-                Ok(at) => Some(Some(at)),
-                Err(error) => return refused(error),
-            },
-            Some(None) => Some(None),
-            None => None,
+        let (not_before, expires_at) = match (
+            optional_time("not_before", args.not_before),
+            optional_time("expires_at", args.expires_at),
+        ) {
+            (Ok(not_before), Ok(expires_at)) => (not_before, expires_at),
+            (Err(error), _) | (_, Err(error)) => return refused(error),
         };
         let change = CredentialChange {
             name: args.name,
@@ -467,7 +484,7 @@ impl Tools {
             ip_allowlist: args.ip_allowlist,
             metadata: args.metadata,
             owner_id: args.owner_id,
-            not_before: None,
+            not_before,
             expires_at,
         };
         match self

@@ -544,3 +544,44 @@ async fn each_request_is_admitted_under_the_credentials_rate_limit_and_ip_rules(
     let refused = rpc(&app, Some(&app.admin_key), "tools/list", json!({})).await;
     assert_eq!(refused.status, 403, "{}", refused.text);
 }
+
+#[tokio::test]
+async fn a_key_may_start_later_and_be_moved_by_update() {
+    let app = TestApp::new().await;
+    let (error, made) = call(
+        &app,
+        &app.admin_key,
+        "create_key",
+        json!({"name": "Tomorrow", "not_before": "2026-06-02T00:00:00Z"}),
+    )
+    .await;
+    assert!(!error, "{made}");
+    assert_eq!(made["not_before"], "2026-06-02T00:00:00Z");
+    let key = made["key"].as_str().unwrap();
+    let (_, early) = call(&app, &app.admin_key, "verify_key", json!({"key": key})).await;
+    assert_eq!(early["code"], "NOT_YET_VALID");
+    let (error, moved) = call(
+        &app,
+        &app.admin_key,
+        "update_key",
+        json!({"key_id": made["key_id"], "not_before": null}),
+    )
+    .await;
+    assert!(!error, "{moved}");
+    assert!(moved["not_before"].is_null(), "{moved}");
+    let (_, now) = call(&app, &app.admin_key, "verify_key", json!({"key": key})).await;
+    assert_eq!(now["code"], "VALID");
+    let (error, bad) = call(
+        &app,
+        &app.admin_key,
+        "create_key",
+        json!({"name": "Bad", "not_before": "soon"}),
+    )
+    .await;
+    assert!(error);
+    assert_eq!(bad["code"], "validation_failed");
+    assert!(
+        bad["message"].as_str().unwrap().contains("not_before"),
+        "{bad}"
+    );
+}

@@ -100,6 +100,7 @@ async fn keys_are_managed_without_naming_the_only_organization() {
     );
     assert_eq!(updated["name"], "Billing");
     assert!(updated["expires_at"].is_null(), "{updated}");
+    assert!(updated["not_before"].is_null(), "{updated}");
     assert_eq!(updated["ip_allowlist"], serde_json::json!([]));
     assert_eq!(updated["permissions"], serde_json::json!(["dns:write"]));
     assert_eq!(updated["owner_id"], "cust-7", "what is not given is kept");
