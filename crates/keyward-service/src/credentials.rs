@@ -175,6 +175,9 @@ pub struct CredentialFilter {
     pub owner_id: Option<String>,
     /// Only credentials older than this one (the cursor).
     pub before: Option<CredentialId>,
+    /// Only credentials whose id or owner id is this text, or whose name holds it (ASCII
+    /// letters without case); never a secret, which is looked up by its hash instead.
+    pub search: Option<String>,
     /// At most this many.
     pub limit: u32,
 }
@@ -300,11 +303,27 @@ impl Credentials<'_> {
         filter: CredentialFilter,
     ) -> Result<Vec<Credential>, ServiceError> {
         let service = self.0;
+        let search = filter.search;
+        if let Some(text) = &search {
+            if text.is_empty() || text.chars().count() > 200 {
+                return Err(ValidationError::new("search", "must be 1 to 200 characters").into());
+            }
+            // A secret is never a search term: it would sit in URLs and logs. Its hash
+            // finds its credential (`identify`).
+            if parse_secret(text).is_ok() {
+                return Err(ValidationError::new(
+                    "search",
+                    "looks like a secret: look it up by its hash with POST /v1/keys/lookup",
+                )
+                .into());
+            }
+        }
         let query = CredentialQuery {
             status: filter.status,
             environment: filter.environment,
             owner_id: filter.owner_id,
             before: filter.before,
+            search,
             limit: filter.limit,
             now: service.clock.now(),
         };

@@ -112,6 +112,9 @@ pub struct CredentialQuery {
     pub owner_id: Option<String>,
     /// Only credentials older than this one (the cursor).
     pub before: Option<CredentialId>,
+    /// Only credentials whose id or owner id is this text, or whose name holds it (letters
+    /// of ASCII compared without case; `%` and `_` are themselves).
+    pub search: Option<String>,
     /// At most this many.
     pub limit: u32,
     /// The time that decides `expired`.

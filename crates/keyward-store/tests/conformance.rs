@@ -121,6 +121,7 @@ fn query(limit: u32) -> CredentialQuery {
         environment: None,
         owner_id: None,
         before: None,
+        search: None,
         limit,
         now: now(),
     }
@@ -358,6 +359,53 @@ async fn listing_filters_and_pages_newest_first() {
             .await
             .unwrap();
         assert_eq!(owned.len(), 3);
+    }
+}
+
+#[tokio::test]
+async fn a_search_matches_ids_owners_and_parts_of_names_literally() {
+    for (store, database) in stores().await {
+        eprintln!("on {:?}", database.dialect());
+        let org = organization(&store).await;
+        let mut names = Vec::new();
+        for (name, owner) in [
+            ("Billing sync", "cust-1"),
+            ("Mobile app", "cust-2"),
+            ("100% coverage_job", "cust-3"),
+            ("École batch", "cust-4"),
+        ] {
+            let mut settings = named(name);
+            settings.owner_id = Some(owner.into());
+            let made = credential(&store, &org.id, Environment::Live, settings).await;
+            names.push(made.credential);
+        }
+        let found = |text: &str| {
+            let (store, org, text) = (store.clone(), org.id.clone(), text.to_owned());
+            async move {
+                let q = CredentialQuery {
+                    search: Some(text),
+                    ..query(10)
+                };
+                let mut names: Vec<String> = store
+                    .list_credentials(&org, &q)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|c| c.settings.name)
+                    .collect();
+                names.sort();
+                names
+            }
+        };
+        assert_eq!(found("BILLING").await, ["Billing sync"]);
+        assert_eq!(found("app").await, ["Mobile app"]);
+        assert_eq!(found("cust-2").await, ["Mobile app"]);
+        assert_eq!(found(names[0].id.as_str()).await, ["Billing sync"]);
+        // Wildcards of LIKE are plain characters here.
+        assert_eq!(found("%").await, ["100% coverage_job"]);
+        assert_eq!(found("e_j").await, ["100% coverage_job"]);
+        assert!(found("cust-").await.is_empty(), "owner ids match whole");
+        assert_eq!(found("École").await, ["École batch"]);
     }
 }
 

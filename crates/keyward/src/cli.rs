@@ -155,6 +155,9 @@ pub enum KeysCommand {
         /// Only the keys of this end customer
         #[arg(long)]
         owner_id: Option<String>,
+        /// Only keys whose id or owner id is this text, or whose name holds it
+        #[arg(long)]
+        search: Option<String>,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -329,6 +332,7 @@ pub async fn keys(service: &Service, command: KeysCommand) -> anyhow::Result<()>
             status,
             environment,
             owner_id,
+            search,
             json,
         } => {
             let organization_id = organization(service, &operator, &org).await?;
@@ -339,6 +343,7 @@ pub async fn keys(service: &Service, command: KeysCommand) -> anyhow::Result<()>
                 status: status.map(Into::into),
                 environment: environment.map(Into::into),
                 owner_id,
+                search,
                 limit: 100,
                 ..CredentialFilter::default()
             };

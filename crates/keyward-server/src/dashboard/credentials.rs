@@ -172,6 +172,7 @@ pub async fn list(
         environment,
         owner_id: None,
         before,
+        search: None,
         limit: PAGE_SIZE + 1,
     };
     let credentials = state

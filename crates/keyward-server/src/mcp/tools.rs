@@ -136,6 +136,8 @@ pub struct ListKeys {
     pub environment: Option<String>,
     /// Only the keys of this end customer.
     pub owner_id: Option<String>,
+    /// Only keys whose id or owner id is this text, or whose name holds it (without case).
+    pub search: Option<String>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Keys in a page, 1–100 (20 by default).
@@ -360,7 +362,8 @@ impl Tools {
     }
 
     #[tool(
-        description = "List the organization's API keys, newest first, with filters and a \
+        description = "List or search the organization's API keys, newest first: filters by \
+                       status, environment and owner, a search by name, id or owner id, and a \
                        cursor. Never shows a secret.",
         annotations(read_only_hint = true)
     )]
@@ -375,6 +378,7 @@ impl Tools {
             status: args.status,
             environment: args.environment,
             owner_id: args.owner_id,
+            search: args.search,
             cursor: args.cursor,
             limit: args.limit,
         };

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use keyward_core::clock::rfc3339;
 use keyward_core::credential::{DisplayStatus, Environment, ValidationError, validate_owner_id};
 use keyward_core::typeid::CredentialId;
+use keyward_service::ServiceError;
 use keyward_service::credentials::{
     CredentialChange, CredentialFilter, Issued, NewCredential, Rotation, StatusChange,
 };
@@ -220,6 +221,11 @@ pub struct ListKeysQuery {
     /// Only the keys of this end customer.
     #[param(inline, value_type = Option<OwnerId>)]
     pub owner_id: Option<String>,
+    /// Only keys whose id or owner id is this text, or whose name holds it (letters
+    /// compared without case); 1–200 characters, never a secret (`POST /v1/keys/lookup`
+    /// finds a secret's key by its hash).
+    #[param(min_length = 1, max_length = 200)]
+    pub search: Option<String>,
     /// The `next_cursor` of the previous page.
     #[param(inline, value_type = Option<KeyCursor>)]
     pub cursor: Option<String>,
@@ -326,9 +332,19 @@ pub async fn page(
         environment,
         owner_id,
         before,
+        search: query.search,
         limit: limit + 1,
     };
-    let credentials = state.service.credentials().list(permit, filter).await?;
+    let credentials = state
+        .service
+        .credentials()
+        .list(permit, filter)
+        .await
+        .map_err(|error| match error {
+            // The one field the service checks here is the search: a query parameter.
+            ServiceError::Validation(invalid) => invalid_query(&invalid.to_string()),
+            other => other.into(),
+        })?;
     let now = state.clock.now();
     let (credentials, next_cursor) = split_page(credentials, limit, |c| c.id.to_string());
     Ok(KeyPage {

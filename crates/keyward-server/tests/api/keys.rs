@@ -379,3 +379,78 @@ async fn concurrent_patches_lose_no_write() {
     assert_eq!(read["description"], "from a");
     assert_eq!(read["owner_id"], "from-b");
 }
+
+#[tokio::test]
+async fn keys_are_found_by_name_id_or_owner_and_never_by_secret() {
+    let app = TestApp::new().await;
+    let billing = app
+        .create_key(json!({"name": "Billing sync", "owner_id": "cust-1"}))
+        .await;
+    app.create_key(json!({"name": "Mobile app", "owner_id": "cust-2"}))
+        .await;
+    let names = |body: serde_json::Value| -> Vec<String> {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for (search, expected) in [
+        ("billing", vec!["Billing sync"]),
+        ("cust-2", vec!["Mobile app"]),
+        (billing["key_id"].as_str().unwrap(), vec!["Billing sync"]),
+        ("nothing like it", vec![]),
+    ] {
+        let found = app
+            .get(&format!("/v1/keys?search={}", urlencoding(search)))
+            .key(&app.admin_key)
+            .send()
+            .await
+            .expect(200)
+            .json();
+        assert_eq!(names(found), expected, "{search}");
+    }
+    // A pasted secret is refused, and pointed to the lookup that hashes it.
+    let secret = billing["key"].as_str().unwrap();
+    let refused = app
+        .get(&format!("/v1/keys?search={secret}"))
+        .key(&app.admin_key)
+        .send()
+        .await;
+    let problem = refused.assert_problem(400, "invalid_query");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/keys/lookup"),
+        "{problem}"
+    );
+    assert!(
+        !refused.text.contains(secret),
+        "the answer repeats no secret"
+    );
+    let looked_up = app
+        .post("/v1/keys/lookup")
+        .key(&app.admin_key)
+        .json(json!({"secrets": [secret]}))
+        .send()
+        .await
+        .json();
+    assert_eq!(looked_up["data"][0]["key_id"], billing["key_id"]);
+    app.get("/v1/keys?search=")
+        .key(&app.admin_key)
+        .send()
+        .await
+        .assert_problem(400, "invalid_query");
+}
+
+/// `text` percent-encoded for a query string.
+fn urlencoding(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}

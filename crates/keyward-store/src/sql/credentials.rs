@@ -209,6 +209,8 @@ impl CredentialStore for SqlStore {
                   OR ($5 = 'expired' AND c.status = 'active' AND c.expires_at IS NOT NULL AND c.expires_at <= $6) \
                   OR ($5 = 'active' AND c.status = 'active' AND (c.expires_at IS NULL OR c.expires_at > $6)) \
                   OR ($5 IN ('disabled', 'revoked') AND c.status = $5)) \
+             AND ($8 IS NULL OR c.id = $8 OR c.owner_id = $8 \
+                  OR LOWER(c.name) LIKE LOWER($9) ESCAPE '\\') \
              ORDER BY c.id DESC LIMIT $7"
         ))
         .bind(org.as_str())
@@ -218,6 +220,15 @@ impl CredentialStore for SqlStore {
         .bind(query.status.map(|s| s.as_str()))
         .bind(to_millis(query.now))
         .bind(i64::from(query.limit))
+        .bind(query.search.as_deref())
+        .bind(query.search.as_deref().map(|text| {
+            // Both sides lowered by the database, so that they agree on what case is.
+            let escaped = text
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        }))
         .fetch_all(&self.pool)
         .await
         .map_err(map_error)?;
