@@ -67,6 +67,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
 /// answers the refusal with the challenge that points to the metadata.
 async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
+    // RFC 6750: a credential that was presented and refused is an invalid token; a request
+    // without one gets the bare challenge.
+    let presented = parts.headers.contains_key(header::AUTHORIZATION)
+        || parts.headers.contains_key("x-api-key");
     let caller = <KeyCaller as axum::extract::FromRequestParts<AppState>>::from_request_parts(
         &mut parts, &state,
     )
@@ -81,8 +85,13 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
         Err(error) => {
             let mut response = error.into_response();
             if response.status() == StatusCode::UNAUTHORIZED {
+                let error = if presented {
+                    ", error=\"invalid_token\""
+                } else {
+                    ""
+                };
                 let challenge = format!(
-                    "Bearer resource_metadata=\"{}{METADATA_PATH}\"",
+                    "Bearer resource_metadata=\"{}{METADATA_PATH}\"{error}",
                     issuer(&state)
                 );
                 if let Ok(value) = HeaderValue::from_str(&challenge) {

@@ -33,6 +33,10 @@ impl Remote {
         if parsed.scheme() != "https" && !(parsed.scheme() == "http" && local) {
             bail!("the server URL must be https (http only to this machine): {base}");
         }
+        // A password there would be printed in messages, and a credential has its place.
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            bail!("the server URL must not hold a user or password: give the key as a key");
+        }
         keyward_delivery::install_tls_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))

@@ -27,7 +27,8 @@ use time::OffsetDateTime;
 use crate::caller::KeyCaller;
 use crate::error::ApiError;
 use crate::error::problem;
-use crate::json::{EnvironmentName, KeyResponse};
+use crate::json::{EnvironmentName, KeyResponse, WholeNumber};
+use crate::routes::keys::UpdateKeyRequest;
 use crate::routes::verify::{self, VerifyRequest};
 use crate::state::AppState;
 
@@ -57,7 +58,10 @@ fn needs(tool: &str) -> fn(&Principal<'_>) -> bool {
         "verify_key" => may::<VerifyKeys>,
         "add_ip_rule" => may::<WriteIpRules>,
         "remove_ip_rule" => may::<DeleteIpRules>,
-        _ => may::<WriteKeys>,
+        "create_key" | "update_key" | "disable_key" | "enable_key" | "revoke_key"
+        | "rotate_key" => may::<WriteKeys>,
+        // A tool named nowhere here is listed to no one (a test lists them all).
+        _ => |_| false,
     }
 }
 
@@ -199,23 +203,28 @@ pub struct RotateKey {
 pub struct UpdateKey {
     /// The key's id, `api_key_…`.
     pub key_id: String,
-    /// A new name.
-    pub name: Option<String>,
+    /// A new name; cannot be `null`.
+    #[serde(default, deserialize_with = "crate::json::present")]
+    pub name: Option<Option<String>>,
     /// A new description; `null` clears it.
     #[serde(default, deserialize_with = "crate::json::present")]
     pub description: Option<Option<String>>,
-    /// New scopes, replacing the old ones; at most the calling credential's own.
-    pub permissions: Option<Vec<String>>,
+    /// New scopes, replacing the old ones, at most the calling credential's own; `null` is
+    /// none.
+    #[serde(default, deserialize_with = "crate::json::present")]
+    pub permissions: Option<Option<Vec<String>>>,
     /// A new role; `null` removes it.
     #[serde(default, deserialize_with = "crate::json::present")]
     pub role: Option<Option<String>>,
     /// A new rate limit; `null` returns to the environment's default.
     #[serde(default, deserialize_with = "crate::json::present")]
     pub rate_limit_override: Option<Option<u64>>,
-    /// A new allowlist, replacing the old one; `[]` allows every address.
-    pub ip_allowlist: Option<Vec<String>>,
-    /// New metadata, replacing the old object.
-    pub metadata: Option<Value>,
+    /// A new allowlist, replacing the old one; `[]` or `null` allows every address.
+    #[serde(default, deserialize_with = "crate::json::present")]
+    pub ip_allowlist: Option<Option<Vec<String>>>,
+    /// New metadata, replacing the old object; `null` empties it.
+    #[serde(default, deserialize_with = "crate::json::present")]
+    pub metadata: Option<Option<Value>>,
     /// A new owner id; `null` clears it.
     #[serde(default, deserialize_with = "crate::json::present")]
     pub owner_id: Option<Option<String>>,
@@ -365,7 +374,7 @@ impl Tools {
         description = "List or search the organization's API keys, newest first: filters by \
                        status, environment and owner, a search by name, id or owner id, and a \
                        cursor. Never shows a secret.",
-        annotations(read_only_hint = true)
+        annotations(open_world_hint = false, read_only_hint = true)
     )]
     async fn list_keys(
         &self,
@@ -390,7 +399,7 @@ impl Tools {
 
     #[tool(
         description = "Read one API key of the organization by its id. Never shows a secret.",
-        annotations(read_only_hint = true)
+        annotations(open_world_hint = false, read_only_hint = true)
     )]
     async fn get_key(
         &self,
@@ -415,7 +424,11 @@ impl Tools {
         description = "Create an API key. Its scopes, environment, expiry and addresses must \
                        be within the calling credential's own. The answer holds the new key's \
                        API key and client secret, shown only in this answer: store them now.",
-        annotations(read_only_hint = false, destructive_hint = false)
+        annotations(
+            open_world_hint = false,
+            read_only_hint = false,
+            destructive_hint = false
+        )
     )]
     async fn create_key(
         &self,
@@ -457,11 +470,14 @@ impl Tools {
 
     #[tool(
         description = "Change an API key's name, description, scopes, role, rate limit, \
-                       allowlist, metadata, owner id or expiry. Fields left out stay as they \
-                       are; the result must stay within the calling credential's own scopes.",
+                       allowlist, metadata, owner id, start or expiry. Fields left out stay as \
+                       they are, `null` clears one; the result must stay within the calling \
+                       credential's own scopes. Replacing scopes or addresses can stop a \
+                       client that uses the key.",
         annotations(
+            open_world_hint = false,
             read_only_hint = false,
-            destructive_hint = false,
+            destructive_hint = true,
             idempotent_hint = true
         )
     )]
@@ -479,17 +495,22 @@ impl Tools {
             (Ok(not_before), Ok(expires_at)) => (not_before, expires_at),
             (Err(error), _) | (_, Err(error)) => return refused(error),
         };
-        let change = CredentialChange {
+        // The API's body, read by the API's rules: `null` means what it means there.
+        let request = UpdateKeyRequest {
             name: args.name,
             description: args.description,
             permissions: args.permissions,
             role: args.role,
-            rate_limit_override: args.rate_limit_override,
+            rate_limit_override: args.rate_limit_override.map(|limit| limit.map(WholeNumber)),
             ip_allowlist: args.ip_allowlist,
             metadata: args.metadata,
             owner_id: args.owner_id,
             not_before,
             expires_at,
+        };
+        let change = match CredentialChange::try_from(request) {
+            Ok(change) => change,
+            Err(error) => return refused(error),
         };
         match self
             .state
@@ -506,7 +527,7 @@ impl Tools {
     #[tool(
         description = "The organization's IP access rules (allow or deny CIDR ranges), oldest \
                        first, and the address this request comes from.",
-        annotations(read_only_hint = true)
+        annotations(open_world_hint = false, read_only_hint = true)
     )]
     async fn list_ip_rules(
         &self,
@@ -530,7 +551,11 @@ impl Tools {
     #[tool(
         description = "Add an IP access rule. A rule that would shut out the address this \
                        request comes from is refused unless confirm_lockout is true.",
-        annotations(read_only_hint = false, destructive_hint = true)
+        annotations(
+            open_world_hint = false,
+            read_only_hint = false,
+            destructive_hint = true
+        )
     )]
     async fn add_ip_rule(
         &self,
@@ -556,7 +581,11 @@ impl Tools {
 
     #[tool(
         description = "Remove an IP access rule, with the same lockout guard.",
-        annotations(read_only_hint = false, destructive_hint = true)
+        annotations(
+            open_world_hint = false,
+            read_only_hint = false,
+            destructive_hint = true
+        )
     )]
     async fn remove_ip_rule(
         &self,
@@ -580,7 +609,7 @@ impl Tools {
     #[tool(
         description = "The roles keys may hold: the built-in ones and the organization's \
                        own, each with its scopes.",
-        annotations(read_only_hint = true)
+        annotations(open_world_hint = false, read_only_hint = true)
     )]
     async fn list_roles(
         &self,
@@ -598,7 +627,7 @@ impl Tools {
     #[tool(
         description = "The scopes keys may hold: each resource with its actions \
                        (`resource:action`), the presets and the wildcards.",
-        annotations(read_only_hint = true)
+        annotations(open_world_hint = false, read_only_hint = true)
     )]
     async fn list_scopes(&self, Parameters(_): Parameters<Nothing>) -> Answer {
         ok(json!(crate::routes::roles::catalogue(&self.state)))
@@ -607,7 +636,7 @@ impl Tools {
     #[tool(
         description = "The organization's webhook endpoints: target, events, whether enabled \
                        and why not. Never a signing secret.",
-        annotations(read_only_hint = true)
+        annotations(open_world_hint = false, read_only_hint = true)
     )]
     async fn list_webhooks(
         &self,
@@ -631,7 +660,7 @@ impl Tools {
         description = "A webhook endpoint's messages, newest first: each one's status \
                        (pending, delivered, failed), next retry, and attempts with the answer's \
                        status or why none came.",
-        annotations(read_only_hint = true)
+        annotations(open_world_hint = false, read_only_hint = true)
     )]
     async fn list_webhook_deliveries(
         &self,
@@ -655,6 +684,7 @@ impl Tools {
     #[tool(
         description = "Disable an API key: refused until enabled again.",
         annotations(
+            open_world_hint = false,
             read_only_hint = false,
             destructive_hint = true,
             idempotent_hint = true
@@ -670,8 +700,10 @@ impl Tools {
     }
 
     #[tool(
-        description = "Enable a disabled API key.",
+        description = "Turn a disabled API key on again: it is accepted from now on, within \
+                       the calling credential's own scopes.",
         annotations(
+            open_world_hint = false,
             read_only_hint = false,
             destructive_hint = false,
             idempotent_hint = true
@@ -689,6 +721,7 @@ impl Tools {
     #[tool(
         description = "Revoke an API key for good: refused from now on. Cannot be undone.",
         annotations(
+            open_world_hint = false,
             read_only_hint = false,
             destructive_hint = true,
             idempotent_hint = true
@@ -706,7 +739,11 @@ impl Tools {
     #[tool(
         description = "Rotate an API key: a new API key and client secret, shown only in this \
                        answer. The old ones stop at once, or after grace_period_seconds.",
-        annotations(read_only_hint = false, destructive_hint = true)
+        annotations(
+            open_world_hint = false,
+            read_only_hint = false,
+            destructive_hint = true
+        )
     )]
     async fn rotate_key(
         &self,
@@ -742,7 +779,7 @@ impl Tools {
     #[tool(
         description = "A key's requests over a window, per minute, hour or day and outcome \
                        (VALID, RATE_LIMITED, IP_DENIED, …), and when it was last used.",
-        annotations(read_only_hint = true)
+        annotations(open_world_hint = false, read_only_hint = true)
     )]
     async fn key_usage(
         &self,
@@ -769,6 +806,7 @@ impl Tools {
                        INSUFFICIENT_SCOPE, ENVIRONMENT_MISMATCH, RATE_LIMITED, …). A check \
                        is a use of the key: it counts in the key's usage and rate limit.",
         annotations(
+            open_world_hint = false,
             read_only_hint = false,
             destructive_hint = false,
             idempotent_hint = false
@@ -803,7 +841,7 @@ impl Tools {
     #[tool(
         description = "Query the organization's audit log, newest first: who did what to which \
                        object, from where, and when.",
-        annotations(read_only_hint = true)
+        annotations(open_world_hint = false, read_only_hint = true)
     )]
     async fn query_audit_log(
         &self,

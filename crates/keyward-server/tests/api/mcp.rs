@@ -69,6 +69,15 @@ async fn a_request_without_a_credential_is_pointed_to_the_metadata() {
             && challenge.contains("/.well-known/oauth-protected-resource"),
         "{challenge}"
     );
+    assert!(!challenge.contains("error="), "{challenge}");
+    // A credential presented and refused is an invalid token (RFC 6750).
+    let wrong = rpc(&app, Some("kw_live_not_a_key"), "tools/list", json!({})).await;
+    assert_eq!(wrong.status, 401);
+    let challenge = wrong.header("www-authenticate").unwrap();
+    assert!(
+        challenge.contains("resource_metadata=") && challenge.contains("error=\"invalid_token\""),
+        "{challenge}"
+    );
     let metadata = app
         .get("/.well-known/oauth-protected-resource")
         .send()
@@ -583,5 +592,88 @@ async fn a_key_may_start_later_and_be_moved_by_update() {
     assert!(
         bad["message"].as_str().unwrap().contains("not_before"),
         "{bad}"
+    );
+}
+
+#[tokio::test]
+async fn every_tool_says_whether_it_reads_or_takes_something_away() {
+    let app = TestApp::new().await;
+    let listed = result(&app, &app.admin_key, "tools/list", json!({})).await;
+    let read_only = [
+        "get_key",
+        "key_usage",
+        "list_ip_rules",
+        "list_keys",
+        "list_roles",
+        "list_scopes",
+        "list_webhook_deliveries",
+        "list_webhooks",
+        "query_audit_log",
+    ];
+    let destructive = [
+        "add_ip_rule",
+        "disable_key",
+        "remove_ip_rule",
+        "revoke_key",
+        "rotate_key",
+        "update_key",
+    ];
+    let tools = listed["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), 18, "{listed}");
+    for tool in tools {
+        let name = tool["name"].as_str().unwrap();
+        let hints = &tool["annotations"];
+        let reads = read_only.contains(&name);
+        assert_eq!(hints["readOnlyHint"], reads, "{name}: {hints}");
+        if !reads {
+            assert_eq!(
+                hints["destructiveHint"],
+                destructive.contains(&name),
+                "{name}: {hints}"
+            );
+        }
+        assert_eq!(hints["openWorldHint"], false, "{name}: {hints}");
+        assert!(
+            tool["description"].as_str().unwrap().len() > 40,
+            "{name} says what it does"
+        );
+        assert_eq!(tool["inputSchema"]["type"], "object", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn update_key_reads_null_as_the_api_does() {
+    let app = TestApp::new().await;
+    let made = app
+        .create_key(json!({
+            "name": "Open me",
+            "permissions": ["dns:read"],
+            "ip_allowlist": ["192.0.2.0/24"],
+            "metadata": {"plan": "pro"}
+        }))
+        .await;
+    let (error, changed) = call(
+        &app,
+        &app.admin_key,
+        "update_key",
+        json!({"key_id": made["key_id"], "ip_allowlist": null, "metadata": null, "permissions": null}),
+    )
+    .await;
+    assert!(!error, "{changed}");
+    assert_eq!(changed["ip_allowlist"], json!([]));
+    assert_eq!(changed["metadata"], json!({}));
+    assert_eq!(changed["permissions"], json!([]));
+    let (error, refused) = call(
+        &app,
+        &app.admin_key,
+        "update_key",
+        json!({"key_id": made["key_id"], "name": null}),
+    )
+    .await;
+    assert!(error);
+    assert_eq!(refused["code"], "validation_failed");
+    assert!(
+        refused["message"].as_str().unwrap().contains("name"),
+        "{refused}"
     );
 }

@@ -102,6 +102,8 @@ async fn manages_a_key(transport: &str) {
     // The secret reached the client once, in the creating tool's result, marked so.
     assert_eq!(seen["shown_once"], true);
     assert_eq!(seen["secret_seen"], 1, "{seen}");
+    assert_eq!(seen["rotated_seen"], 1, "{seen}");
+    assert_eq!(seen["client_secret_seen"], 1, "{seen}");
     assert_eq!(seen["authorize_first"], 200);
     assert_eq!(seen["verified"], json!([true, "VALID", seen["key_id"]]));
     // The authorization and the verification.
@@ -392,6 +394,18 @@ async fn keyward_mcp_refuses_to_start_without_a_credential_the_server_accepts() 
         let err = String::from_utf8_lossy(&relay.stderr);
         assert!(!relay.status.success());
         assert!(err.contains("https"), "{err}");
+        // A password in the URL is refused, and not repeated.
+        let relay = keyward()
+            .args(["mcp", "--url", "https://me:hunter2@keyward.example"])
+            .env("KEYWARD_API_KEY", &wrong)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&relay.stderr);
+        assert!(!relay.status.success());
+        assert!(
+            err.contains("user or password") && !err.contains("hunter2"),
+            "{err}"
+        );
     })
     .await
     .unwrap();

@@ -128,6 +128,8 @@ async def manage():
         "client_secret": made["client_secret"],
         "shown_once": made["secrets_shown_once"],
         "secret_seen": everything.count(secret),
+        "rotated_seen": everything.count(rotated["key"]),
+        "client_secret_seen": everything.count(made["client_secret"]),
         "authorize_first": first,
         "verified": [verified["valid"], verified["code"], verified["key_id"]],
         "usage_valid": sum(b["outcomes"].get("VALID", 0) for b in usage["buckets"]),
