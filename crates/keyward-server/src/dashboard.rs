@@ -37,6 +37,7 @@ use tower_http::csrf::CsrfLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::dashboard::page::PageError;
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The policy of every dashboard answer: nothing runs or loads from anywhere but here.
@@ -85,7 +86,12 @@ pub fn routes() -> Router<AppState> {
         .route(security::PATH, get(security::page))
         .route("/developer/audit-log", get(security::audit_log))
         .route(webhooks::PATH, get(webhooks::page))
-        .route("/developer/webhooks/{id}", get(webhooks::detail));
+        .route("/developer/webhooks/{id}", get(webhooks::detail))
+        // A page the dashboard does not have is a page too: HTML, with the same headers.
+        .route(
+            "/developer/{*rest}",
+            get(|| async { PageError(ApiError::NotFound) }),
+        );
     let pages = changes()
         .into_iter()
         .fold(pages, |pages, (path, change)| pages.route(path, change))

@@ -1430,3 +1430,35 @@ async fn a_credential_reported_in_public_is_marked_exposed() {
         .json();
     assert!(record["exposed_at"].is_string());
 }
+
+#[tokio::test]
+async fn a_dashboard_page_that_does_not_exist_is_an_html_404() {
+    let app = TestApp::new().await;
+    for path in ["/developer/nope", "/developer/api-credentials/x/y/z"] {
+        let missing = app.get(path).send().await;
+        assert_eq!(missing.status, 404, "{path}");
+        assert!(
+            missing
+                .header("content-type")
+                .unwrap()
+                .starts_with("text/html"),
+            "{path}"
+        );
+        assert!(
+            missing.text.contains("Not found"),
+            "{path}: {}",
+            missing.text
+        );
+        // With the dashboard's headers.
+        assert_eq!(missing.header("x-frame-options"), Some("DENY"), "{path}");
+        assert!(
+            missing.header("content-security-policy").is_some(),
+            "{path}"
+        );
+    }
+    // The API's unknown paths stay problem documents.
+    app.get("/v1/nope")
+        .send()
+        .await
+        .assert_problem(404, "not_found");
+}
