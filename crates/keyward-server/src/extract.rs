@@ -108,7 +108,7 @@ pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError
 /// serde's message with the string it met left out: `invalid type: string "…", expected a
 /// sequence` names what was sent, which may be a secret put in the wrong field (a key sent
 /// where a list of keys was expected), and an answer does not repeat secrets.
-fn without_string_value(message: &str) -> String {
+pub(crate) fn without_string_value(message: &str) -> String {
     for lead in ["invalid type: ", "invalid value: "] {
         // The expected part comes after the string, so the last `, expected ` is serde's
         // own even when the string holds those words.

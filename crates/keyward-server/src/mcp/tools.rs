@@ -27,6 +27,7 @@ use time::OffsetDateTime;
 use crate::caller::KeyCaller;
 use crate::error::ApiError;
 use crate::error::problem;
+use crate::extract::without_string_value;
 use crate::json::{EnvironmentName, KeyResponse, WholeNumber};
 use crate::routes::keys::UpdateKeyRequest;
 use crate::routes::verify::{self, VerifyRequest};
@@ -100,7 +101,8 @@ fn with_secrets(issued: &Issued, now: OffsetDateTime) -> Value {
 
 /// The SDK answers arguments that do not fit a tool's schema (a wrong type, a missing
 /// field) with a tool error of its own wording; it is given the shape of every other tool
-/// error, `validation_failed` with serde's reason.
+/// error, `validation_failed` with serde's reason, less any string it repeats (as the API's
+/// JSON bodies are answered: it may be a secret put in the wrong field).
 fn as_problem(result: CallToolResult) -> CallToolResult {
     const SDK_PREFIX: &str = "failed to deserialize parameters: ";
     let reason = match (result.is_error, result.content.as_slice()) {
@@ -111,8 +113,11 @@ fn as_problem(result: CallToolResult) -> CallToolResult {
     };
     match reason {
         Some(reason) => CallToolResult::error(vec![ContentBlock::text(
-            json!({"code": "validation_failed", "message": format!("arguments: {reason}")})
-                .to_string(),
+            json!({
+                "code": "validation_failed",
+                "message": format!("arguments: {}", without_string_value(reason)),
+            })
+            .to_string(),
         )]),
         None => result,
     }

@@ -506,6 +506,17 @@ async fn verify_key_answers_what_the_verify_endpoint_answers() {
             "{refused}"
         );
     }
+    // A key put in the wrong field is not repeated in the error.
+    let (error, refused) = call(
+        &app,
+        &app.admin_key,
+        "verify_key",
+        json!({"key": key, "required_scopes": key}),
+    )
+    .await;
+    assert!(error);
+    assert_eq!(refused["code"], "validation_failed", "{refused}");
+    assert!(!refused.to_string().contains(key), "{refused}");
     // A credential without keys:verify sees no such tool, and is refused it.
     let reader = app
         .create_key(json!({"name": "Reader", "permissions": ["keys:read"]}))
