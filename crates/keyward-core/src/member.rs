@@ -36,6 +36,103 @@ pub struct Member {
     pub created_at: OffsetDateTime,
     /// When the password was last set: sessions older than this are void.
     pub password_changed_at: OffsetDateTime,
+    /// What the member may do in the organization.
+    pub role: MemberRole,
+    /// When the member last logged in; `None` before the first login.
+    pub last_login_at: Option<OffsetDateTime>,
+}
+
+/// What a member may do in the organization. Owners and admins manage members as well as
+/// everything else; developers manage credentials, rules, roles and webhooks but not
+/// members; viewers read. Only an owner makes or unmakes an owner, and an organization
+/// always keeps one owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberRole {
+    /// Everything, including making other owners.
+    Owner,
+    /// Everything but making, changing or removing owners.
+    Admin,
+    /// Credentials, IP rules, roles and webhooks; sees members but does not manage them.
+    Developer,
+    /// Reads everything; changes nothing.
+    Viewer,
+}
+
+/// The scope resource of member management. No credential holds it, whatever its scopes
+/// say: only members (and the operator) manage members.
+pub const MEMBERS_RESOURCE: &str = "members";
+
+impl MemberRole {
+    /// Every role, most powerful first.
+    pub const ALL: [MemberRole; 4] = [
+        MemberRole::Owner,
+        MemberRole::Admin,
+        MemberRole::Developer,
+        MemberRole::Viewer,
+    ];
+
+    /// The role's stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberRole::Owner => "owner",
+            MemberRole::Admin => "admin",
+            MemberRole::Developer => "developer",
+            MemberRole::Viewer => "viewer",
+        }
+    }
+
+    /// The role named `name`, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|role| role.as_str() == name)
+    }
+
+    /// What the role lets a member do, in a sentence's end.
+    pub fn summary(self) -> &'static str {
+        match self {
+            MemberRole::Owner => "manages everything, including owners",
+            MemberRole::Admin => "manages everything, and members other than owners",
+            MemberRole::Developer => "manages credentials, IP rules, roles and webhooks",
+            MemberRole::Viewer => "reads everything; changes nothing",
+        }
+    }
+
+    /// Whether the role allows what the scope `resource:action` names.
+    pub fn allows(self, resource: &str, action: &str) -> bool {
+        match self {
+            MemberRole::Owner | MemberRole::Admin => true,
+            // Every member sees who else manages the organization.
+            _ if action == "read" => true,
+            MemberRole::Developer => resource != MEMBERS_RESOURCE,
+            MemberRole::Viewer => false,
+        }
+    }
+
+    /// Whether a member of this role may give `role` to a member, or change or remove a
+    /// member who has it.
+    pub fn may_assign(self, role: MemberRole) -> bool {
+        match self {
+            MemberRole::Owner => true,
+            MemberRole::Admin => role != MemberRole::Owner,
+            MemberRole::Developer | MemberRole::Viewer => false,
+        }
+    }
+}
+
+impl std::fmt::Display for MemberRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for MemberRole {
+    type Err = ValidationError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::parse(name).ok_or_else(|| {
+            ValidationError::new("role", "must be one of owner, admin, developer, viewer")
+        })
+    }
 }
 
 /// Checks an email address and returns its stored form: trimmed and lower-cased.
@@ -125,8 +222,8 @@ pub fn generate_password() -> Zeroizing<String> {
     )
 }
 
-/// A login session's token: 32 random bytes as 64 hex characters, kept in the member's
-/// cookie and stored only as its digest.
+/// A token handed to a browser: 32 random bytes as 64 hex characters, kept in a login
+/// session's cookie or an invitation's link, and stored only as its digest.
 pub struct SessionToken(Zeroizing<String>);
 
 impl SessionToken {
@@ -154,6 +251,33 @@ impl std::fmt::Debug for SessionToken {
     }
 }
 
+/// An invitation to join an organization, as stored: whoever opens its link first (before
+/// it expires) chooses an email and a password and becomes a member with its role. Its
+/// token is in the link only; the store keeps the digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    /// The digest of its token.
+    pub digest: LookupDigest,
+    /// The organization the new member joins.
+    pub organization_id: OrganizationId,
+    /// The role the new member gets.
+    pub role: MemberRole,
+    /// Who made it (a member's id, or `cli`).
+    pub created_by: String,
+    /// When it was made.
+    pub created_at: OffsetDateTime,
+    /// When the link stops working.
+    pub expires_at: OffsetDateTime,
+}
+
+impl Invitation {
+    /// A short handle for the invitation, shown in lists and used to withdraw it: the
+    /// first 16 hex digits of its digest (which does not reveal the token).
+    pub fn handle(&self) -> String {
+        to_hex(&self.digest.as_bytes()[..8])
+    }
+}
+
 /// A login session, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -170,6 +294,26 @@ pub struct Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_bound_what_members_do() {
+        use MemberRole::*;
+        for role in MemberRole::ALL {
+            assert_eq!(MemberRole::parse(role.as_str()), Some(role));
+            assert!(role.allows("keys", "read"));
+        }
+        assert!(Developer.allows("keys", "write"));
+        assert!(!Developer.allows(MEMBERS_RESOURCE, "write"));
+        assert!(!Viewer.allows("keys", "write"));
+        assert!(!Viewer.allows("ip_rules", "delete"));
+        assert!(Viewer.allows(MEMBERS_RESOURCE, "read"));
+        assert!(!Developer.allows(MEMBERS_RESOURCE, "delete"));
+        assert!(Admin.allows(MEMBERS_RESOURCE, "write"));
+        assert!(Owner.may_assign(Owner) && Admin.may_assign(Admin));
+        assert!(!Admin.may_assign(Owner));
+        assert!(!Developer.may_assign(Viewer) && !Viewer.may_assign(Viewer));
+        assert!("root".parse::<MemberRole>().is_err());
+    }
 
     #[test]
     fn emails_are_lower_cased_and_checked_for_shape() {

@@ -15,7 +15,7 @@ use keyward_core::clock::SystemClock;
 use keyward_core::credential::{Credential, CredentialSettings, Environment, Organization, Status};
 use keyward_core::digest::LookupDigest;
 use keyward_core::ip_rule::IpRule;
-use keyward_core::member::{Member, Session};
+use keyward_core::member::{Invitation, Member, MemberRole, Session};
 use keyward_core::rate_limit::RateLimit;
 use keyward_core::scope::{CustomRole, Scope, ScopeCatalogue};
 use keyward_core::secret::{KeyPrefix, PlainSecret, SecretKind};
@@ -279,6 +279,64 @@ impl MemberStore for MemoryStore {
     }
 
     async fn delete_session(&self, _: &LookupDigest) -> Result<(), StoreError> {
+        unused()
+    }
+
+    async fn members(&self, _: &OrganizationId) -> Result<Vec<Member>, StoreError> {
+        unused()
+    }
+
+    async fn member(&self, _: &OrganizationId, _: &UserId) -> Result<Option<Member>, StoreError> {
+        unused()
+    }
+
+    async fn set_member_role(
+        &self,
+        _: &OrganizationId,
+        _: &UserId,
+        _: MemberRole,
+        _: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        unused()
+    }
+
+    async fn delete_member(
+        &self,
+        _: &OrganizationId,
+        _: &UserId,
+        _: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        unused()
+    }
+
+    async fn insert_invitation(&self, _: &Invitation, _: &AuditEvent) -> Result<(), StoreError> {
+        unused()
+    }
+
+    async fn invitations(&self, _: &OrganizationId) -> Result<Vec<Invitation>, StoreError> {
+        unused()
+    }
+
+    async fn invitation(&self, _: &LookupDigest) -> Result<Option<Invitation>, StoreError> {
+        unused()
+    }
+
+    async fn delete_invitation(
+        &self,
+        _: &OrganizationId,
+        _: &LookupDigest,
+        _: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        unused()
+    }
+
+    async fn accept_invitation(
+        &self,
+        _: &LookupDigest,
+        _: OffsetDateTime,
+        _: &Member,
+        _: &AuditEvent,
+    ) -> Result<(), StoreError> {
         unused()
     }
 }

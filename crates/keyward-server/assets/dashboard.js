@@ -5,9 +5,19 @@
 // - <dialog data-open-on-load> opens as a modal when the page (or an htmx swap) loads;
 // - <dialog data-return-to="URL"> goes to URL when closed, so the secrets it showed are
 //   gone from the page; Escape does not close it, only its button does;
-// - [data-copy="ID"] copies the value of the element ID to the clipboard.
+// - [data-copy="ID"] copies the value of the element ID to the clipboard;
+// - a form's error summary (#error-summary) takes the focus when the page loads, so a
+//   keyboard or screen reader user starts from the list of what to fix.
 (function () {
   "use strict";
+
+  function focusErrors() {
+    var summary = document.getElementById("error-summary");
+    if (summary) {
+      summary.focus();
+    }
+  }
+  document.addEventListener("DOMContentLoaded", focusErrors);
 
   function openOnLoad(root) {
     root.querySelectorAll("dialog[data-open-on-load]").forEach(function (dialog) {

@@ -80,11 +80,11 @@ impl Caller {
     }
 
     /// The caller as the management service sees it: a credential bounded by what it
-    /// holds, a member by the organization (the dashboard's own rule).
+    /// holds, a member by its role (as in the dashboard).
     pub fn principal(&self) -> Principal<'_> {
         let authority = match &self.who {
             Who::Credential(identity) => Authority::Credential(identity),
-            Who::Member(_) => Authority::Unlimited,
+            Who::Member(member) => Authority::Member(member.role),
         };
         Principal {
             organization: self.organization_id(),

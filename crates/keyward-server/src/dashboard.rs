@@ -11,6 +11,8 @@
 //!   revoke, rotate.
 //! - [`chart`]: the usage chart, an SVG drawn here.
 //! - [`security`]: Developer → API Security (the organization's IP rules) and the audit log.
+//! - [`members`]: Settings → Members (roles, invitations) and Your account (password), and
+//!   the page where an invitation is accepted.
 //! - [`webhooks`]: Developer → Webhooks: endpoints (the signing secret shown once),
 //!   their deliveries, a test message, enable, disable, delete.
 //! - [`assets`]: the stylesheet, htmx and the dashboard's script, served from the binary.
@@ -23,6 +25,7 @@ pub mod chart;
 pub mod credentials;
 pub mod derived;
 pub mod login;
+pub mod members;
 pub mod page;
 pub mod security;
 pub mod session;
@@ -68,6 +71,14 @@ pub fn changes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ),
         (webhooks::PATH, post(webhooks::create)),
         ("/developer/webhooks/{id}/{action}", post(webhooks::act)),
+        ("/settings/members/invitations", post(members::invite)),
+        (
+            "/settings/members/invitations/{handle}/withdraw",
+            post(members::withdraw),
+        ),
+        ("/settings/members/{id}/{action}", post(members::act)),
+        ("/settings/account/password", post(members::change_password)),
+        (members::INVITE_PATH, post(members::accept)),
     ]
 }
 
@@ -87,6 +98,13 @@ pub fn routes() -> Router<AppState> {
         .route("/developer/audit-log", get(security::audit_log))
         .route(webhooks::PATH, get(webhooks::page))
         .route("/developer/webhooks/{id}", get(webhooks::detail))
+        .route(members::PATH, get(members::page))
+        .route(members::ACCOUNT_PATH, get(members::account))
+        .route(members::INVITE_PATH, get(members::invitation))
+        .route(
+            "/settings/{*rest}",
+            get(|| async { PageError(ApiError::NotFound) }),
+        )
         // A page the dashboard does not have is a page too: HTML, with the same headers.
         .route(
             "/developer/{*rest}",

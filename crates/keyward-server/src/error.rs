@@ -25,6 +25,9 @@ pub enum ApiError {
     /// 403 `privilege_escalation`: the change would give a credential scopes the caller lacks.
     #[error("privilege escalation refused: {0}")]
     Escalation(String),
+    /// 403 `insufficient_role`: the signed-in member's role does not allow this.
+    #[error("{0}")]
+    InsufficientRole(String),
     /// 403 `route_not_allowed`: `/v1/authorize` was asked about a request that no configured
     /// route matches, and unmatched requests are refused.
     #[error("no configured route allows this request")]
@@ -103,6 +106,7 @@ impl ApiError {
             ApiError::Refused(refusal) => refusal.status_and_code(),
             ApiError::Escalation(_) => (StatusCode::FORBIDDEN, "privilege_escalation"),
             ApiError::RouteNotAllowed => (StatusCode::FORBIDDEN, "route_not_allowed"),
+            ApiError::InsufficientRole(_) => (StatusCode::FORBIDDEN, "insufficient_role"),
             ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf_token_invalid"),
             ApiError::ApiKeyRequired => (StatusCode::FORBIDDEN, "api_key_required"),
             ApiError::SignatureInvalid => (StatusCode::FORBIDDEN, "signature_invalid"),
@@ -135,6 +139,9 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Forbidden(Forbidden::Escalation(why)) => ApiError::Escalation(why),
             ServiceError::Forbidden(Forbidden::BadSignature) => ApiError::SignatureInvalid,
+            ServiceError::Forbidden(forbidden @ Forbidden::Role { .. }) => {
+                ApiError::InsufficientRole(forbidden.to_string())
+            }
             ServiceError::Conflict(conflict) => {
                 let code = match &conflict {
                     Conflict::CredentialRevoked => "credential_revoked",
@@ -146,6 +153,7 @@ impl From<ServiceError> for ApiError {
                     Conflict::RoleExists { .. } => "role_exists",
                     Conflict::WebhookLimit(_) => "webhook_limit",
                     Conflict::Duplicate => "conflict",
+                    Conflict::LastOwner => "last_owner",
                 };
                 ApiError::Conflict {
                     code,

@@ -51,6 +51,14 @@ pub enum Forbidden {
     /// the text says in what way.
     #[error("privilege escalation refused: {0}")]
     Escalation(String),
+    /// The member's role does not allow this; `scope` names what it would need.
+    #[error("a member with the role {role} may not do this (it needs {scope})")]
+    Role {
+        /// The member's role.
+        role: keyward_core::member::MemberRole,
+        /// What the operation needs, as a scope (`keys:write`, `members:write for owners`).
+        scope: String,
+    },
     /// A signed report's signature does not verify with the key it names (or names no
     /// key this deployment trusts).
     #[error("the report's signature does not verify")]
@@ -99,6 +107,9 @@ pub enum Conflict {
     /// A value that must be unique is taken.
     #[error("the request conflicts with an existing object")]
     Duplicate,
+    /// The change would leave the organization without an owner.
+    #[error("the organization must keep at least one owner; make another member owner first")]
+    LastOwner,
 }
 
 impl From<StoreError> for ServiceError {
@@ -110,6 +121,7 @@ impl From<StoreError> for ServiceError {
             StoreError::Conflict(keyward_store::Conflict::Version) => {
                 Conflict::ConcurrentUpdate.into()
             }
+            StoreError::Conflict(keyward_store::Conflict::LastOwner) => Conflict::LastOwner.into(),
             StoreError::Conflict(_) => Conflict::Duplicate.into(),
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "store unavailable");

@@ -1,6 +1,10 @@
-//! Organization members, who log in to the dashboard: adding them, setting their passwords,
-//! logging in and out, and the sessions a login starts. The CLI (`keyward users …`), the
-//! first run and the dashboard all call these.
+//! Organization members, who log in to the dashboard: adding and inviting them, their
+//! roles, setting their passwords, logging in and out, and the sessions a login starts.
+//! The CLI (`keyward users …`), the first run and the dashboard all call these.
+//!
+//! Who may manage members is a member's role ([`MemberRole`]): owners and admins do, and
+//! only an owner makes, changes or removes an owner. No credential manages members. An
+//! organization always keeps an owner: the store refuses the change that would leave none.
 //!
 //! Failed logins are counted per source address (as failed key checks are): past the
 //! threshold the address is refused for a while. At most
@@ -15,8 +19,8 @@ use keyward_core::audit::Actor;
 use keyward_core::credential::ValidationError;
 use keyward_core::digest::LookupDigest;
 use keyward_core::member::{
-    Member, PASSWORD_MAX_BYTES, Session, SessionToken, decoy_hash, generate_password,
-    hash_password, password_matches, validate_email, validate_password,
+    Invitation, Member, MemberRole, PASSWORD_MAX_BYTES, Session, SessionToken, decoy_hash,
+    generate_password, hash_password, password_matches, validate_email, validate_password,
 };
 use keyward_core::typeid::{OrganizationId, UserId};
 use keyward_store::StoreError;
@@ -25,11 +29,24 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::error::ServiceError;
-use crate::principal::Operator;
+use crate::principal::{ManageMembers, Operator, Permit, ReadMembers};
 use crate::service::Service;
 
 /// How long a session lasts, however active its member.
 pub const SESSION_LIFETIME: time::Duration = time::Duration::hours(12);
+
+/// How long an invitation's link works.
+pub const INVITATION_LIFETIME: time::Duration = time::Duration::days(7);
+
+/// An invitation just made: its token, to put in the link shown once to the member who
+/// made it.
+#[derive(Debug)]
+pub struct Invited {
+    /// The invitation as stored.
+    pub invitation: Invitation,
+    /// The token for the link.
+    pub token: SessionToken,
+}
 
 /// Why a login failed.
 #[derive(Debug)]
@@ -94,13 +111,16 @@ impl Service {
 }
 
 impl Members<'_> {
-    /// Adds a member to `organization` (an unknown one is [`ServiceError::NotFound`]).
+    /// Adds a member with `role` to `organization` (an unknown one is
+    /// [`ServiceError::NotFound`]). Without a role the member is an owner if the
+    /// organization has none yet, else a developer.
     /// With no `password` one is generated and returned, to be shown once.
     pub async fn add(
         &self,
         operator: &Operator,
         organization: &OrganizationId,
         email: &str,
+        role: Option<MemberRole>,
         password: Option<Zeroizing<String>>,
     ) -> Result<(Member, Option<Zeroizing<String>>), ServiceError> {
         let service = self.0;
@@ -109,6 +129,17 @@ impl Members<'_> {
         if service.store.organization(organization).await?.is_none() {
             return Err(ServiceError::NotFound);
         }
+        let role = match role {
+            Some(role) => role,
+            None => {
+                let members = service.store.members(organization).await?;
+                if members.iter().any(|m| m.role == MemberRole::Owner) {
+                    MemberRole::Developer
+                } else {
+                    MemberRole::Owner
+                }
+            }
+        };
         let (hash, generated) = new_password(password).await?;
         let now = service.clock.now();
         let member = Member {
@@ -118,8 +149,10 @@ impl Members<'_> {
             password_hash: hash,
             created_at: now,
             password_changed_at: now,
+            role,
+            last_login_at: None,
         };
-        let details = json!({ "email": member.email });
+        let details = json!({ "email": member.email, "role": role });
         let event = actor.event(
             organization,
             now,
@@ -326,5 +359,309 @@ impl Members<'_> {
             tracing::warn!(%error, "could not record a logout");
         }
         Ok(())
+    }
+
+    /// The organization's members, by email.
+    pub async fn list(&self, permit: Permit<'_, ReadMembers>) -> Result<Vec<Member>, ServiceError> {
+        Ok(self.0.store.members(permit.organization()).await?)
+    }
+
+    /// The members of every organization, or of `organization`, for the operator.
+    pub async fn list_all(
+        &self,
+        _operator: &Operator,
+        organization: Option<&OrganizationId>,
+    ) -> Result<Vec<Member>, ServiceError> {
+        let store = &self.0.store;
+        let organizations = match organization {
+            Some(id) => vec![id.clone()],
+            None => store
+                .organizations()
+                .await?
+                .into_iter()
+                .map(|o| o.id)
+                .collect(),
+        };
+        let mut members = Vec::new();
+        for organization in &organizations {
+            members.extend(store.members(organization).await?);
+        }
+        Ok(members)
+    }
+
+    /// Gives member `id` the role `role`. The principal must be allowed to assign both the
+    /// member's present role and the new one; the last owner keeps the role.
+    pub async fn set_role(
+        &self,
+        permit: Permit<'_, ManageMembers>,
+        id: &UserId,
+        role: MemberRole,
+    ) -> Result<Member, ServiceError> {
+        let service = self.0;
+        let organization = permit.organization();
+        let member = service
+            .store
+            .member(organization, id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        permit.authority().may_assign(member.role)?;
+        permit.authority().may_assign(role)?;
+        let details = json!({ "email": member.email, "from": member.role, "to": role });
+        let event = permit.actor().event(
+            organization,
+            service.clock.now(),
+            "member.role_changed",
+            Some(member.id.as_str()),
+            details.as_object().cloned().unwrap_or_default(),
+        );
+        service
+            .store
+            .set_member_role(organization, id, role, &event)
+            .await?;
+        Ok(Member { role, ..member })
+    }
+
+    /// Removes member `id` and ends its sessions. The principal must be allowed to assign
+    /// the member's role; the last owner stays.
+    pub async fn remove(
+        &self,
+        permit: Permit<'_, ManageMembers>,
+        id: &UserId,
+    ) -> Result<Member, ServiceError> {
+        let service = self.0;
+        let organization = permit.organization();
+        let member = service
+            .store
+            .member(organization, id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        permit.authority().may_assign(member.role)?;
+        let details = json!({ "email": member.email, "role": member.role });
+        let event = permit.actor().event(
+            organization,
+            service.clock.now(),
+            "member.removed",
+            Some(member.id.as_str()),
+            details.as_object().cloned().unwrap_or_default(),
+        );
+        service
+            .store
+            .delete_member(organization, id, &event)
+            .await?;
+        Ok(member)
+    }
+
+    /// The member with `email`, in any organization, for the operator.
+    pub async fn by_email(
+        &self,
+        _operator: &Operator,
+        email: &str,
+    ) -> Result<Member, ServiceError> {
+        let email = validate_email(email)?;
+        self.0
+            .store
+            .member_by_email(&email)
+            .await?
+            .ok_or(ServiceError::NotFound)
+    }
+
+    /// Invites a new member with `role`: an invitation whose link works once, for
+    /// [`INVITATION_LIFETIME`]. The principal must be allowed to assign the role.
+    pub async fn invite(
+        &self,
+        permit: Permit<'_, ManageMembers>,
+        role: MemberRole,
+    ) -> Result<Invited, ServiceError> {
+        permit.authority().may_assign(role)?;
+        let service = self.0;
+        let now = service.clock.now();
+        let token = SessionToken::generate();
+        let invitation = Invitation {
+            digest: token.digest(),
+            organization_id: permit.organization().clone(),
+            role,
+            created_by: permit.actor().id.clone(),
+            created_at: now,
+            expires_at: now + INVITATION_LIFETIME,
+        };
+        let details = json!({ "role": role, "expires_at": invitation.expires_at.unix_timestamp() });
+        let event = permit.actor().event(
+            permit.organization(),
+            now,
+            "member.invited",
+            Some(&invitation.handle()),
+            details.as_object().cloned().unwrap_or_default(),
+        );
+        service.store.insert_invitation(&invitation, &event).await?;
+        Ok(Invited { invitation, token })
+    }
+
+    /// The organization's invitations that can still be accepted, newest first.
+    pub async fn invitations(
+        &self,
+        permit: Permit<'_, ReadMembers>,
+    ) -> Result<Vec<Invitation>, ServiceError> {
+        let now = self.0.clock.now();
+        let all = self.0.store.invitations(permit.organization()).await?;
+        Ok(all.into_iter().filter(|i| i.expires_at > now).collect())
+    }
+
+    /// Withdraws the invitation with this handle (see [`Invitation::handle`]).
+    pub async fn withdraw(
+        &self,
+        permit: Permit<'_, ManageMembers>,
+        handle: &str,
+    ) -> Result<(), ServiceError> {
+        let service = self.0;
+        let organization = permit.organization();
+        let all = service.store.invitations(organization).await?;
+        let invitation = all
+            .into_iter()
+            .find(|i| i.handle() == handle)
+            .ok_or(ServiceError::NotFound)?;
+        permit.authority().may_assign(invitation.role)?;
+        let event = permit.actor().event(
+            organization,
+            service.clock.now(),
+            "member.invitation_withdrawn",
+            Some(&invitation.handle()),
+            Default::default(),
+        );
+        service
+            .store
+            .delete_invitation(organization, &invitation.digest, &event)
+            .await?;
+        Ok(())
+    }
+
+    /// The invitation whose link holds `token`, if it can still be accepted.
+    pub async fn invitation(&self, token: &str) -> Result<Option<Invitation>, ServiceError> {
+        let now = self.0.clock.now();
+        let found = self.0.store.invitation(&LookupDigest::of(token)).await?;
+        Ok(found.filter(|i| i.expires_at > now))
+    }
+
+    /// Accepts the invitation whose link holds `token`: adds a member with `email` and
+    /// `password` and the invitation's role, uses the invitation up, and starts a session.
+    /// An unknown, used or expired invitation is [`ServiceError::NotFound`].
+    pub async fn accept(
+        &self,
+        token: &str,
+        email: &str,
+        password: Zeroizing<String>,
+        source_ip: Option<IpAddr>,
+    ) -> Result<LoggedIn, ServiceError> {
+        let service = self.0;
+        let invitation = self
+            .invitation(token)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        let email = validate_email(email)?;
+        let (hash, _) = new_password(Some(password)).await?;
+        let now = service.clock.now();
+        let member = Member {
+            id: UserId::generate(),
+            organization_id: invitation.organization_id.clone(),
+            email,
+            password_hash: hash,
+            created_at: now,
+            password_changed_at: now,
+            role: invitation.role,
+            last_login_at: None,
+        };
+        let actor = Actor {
+            id: member.id.to_string(),
+            source_ip,
+            via: None,
+        };
+        let details = json!({
+            "email": member.email,
+            "role": member.role,
+            "invitation": invitation.handle(),
+        });
+        let event = actor.event(
+            &member.organization_id,
+            now,
+            "member.joined",
+            Some(member.id.as_str()),
+            details.as_object().cloned().unwrap_or_default(),
+        );
+        match service
+            .store
+            .accept_invitation(&invitation.digest, now, &member, &event)
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                return Err(ValidationError::new("email", "belongs to a member already").into());
+            }
+            Err(error) => return Err(error.into()),
+        }
+        let token = self.start_session(&member, now).await?;
+        Ok(LoggedIn { member, token })
+    }
+
+    /// Changes a signed-in member's own password, after checking the present one. Every
+    /// session of the member ends; the new session returned replaces the one in use.
+    pub async fn change_password(
+        &self,
+        member: &Member,
+        actor: &Actor,
+        current: &str,
+        new: Zeroizing<String>,
+    ) -> Result<SessionToken, ServiceError> {
+        let service = self.0;
+        let stored = service
+            .store
+            .member(&member.organization_id, &member.id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        let current = Zeroizing::new(current.to_owned());
+        let hash = stored.password_hash.clone();
+        if current.len() > PASSWORD_MAX_BYTES
+            || !blocking(move || password_matches(&current, &hash)).await
+        {
+            return Err(
+                ValidationError::new("current_password", "is not your present password").into(),
+            );
+        }
+        let (hash, _) = new_password(Some(new)).await?;
+        let now = service.clock.now();
+        let event = actor.event(
+            &member.organization_id,
+            now,
+            "member.password_changed",
+            Some(member.id.as_str()),
+            Default::default(),
+        );
+        service
+            .store
+            .set_member_password(&member.id, &hash, now, &event)
+            .await?;
+        self.start_session(member, now).await
+    }
+
+    /// Gives the member with `email` the role `role`, for the operator (who may make
+    /// owners); the last owner keeps the role.
+    pub async fn set_role_by_email(
+        &self,
+        operator: &Operator,
+        email: &str,
+        role: MemberRole,
+    ) -> Result<Member, ServiceError> {
+        let member = self.by_email(operator, email).await?;
+        let principal = operator.in_organization(&member.organization_id);
+        self.set_role(principal.permit()?, &member.id, role).await
+    }
+
+    /// Removes the member with `email`, for the operator; the last owner stays.
+    pub async fn remove_by_email(
+        &self,
+        operator: &Operator,
+        email: &str,
+    ) -> Result<Member, ServiceError> {
+        let member = self.by_email(operator, email).await?;
+        let principal = operator.in_organization(&member.organization_id);
+        self.remove(principal.permit()?, &member.id).await
     }
 }

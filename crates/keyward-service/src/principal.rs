@@ -4,9 +4,10 @@
 //! make it. Within an operation, [`Authority`] refuses any change that would give a
 //! credential more than the principal's own credential holds (no escalation).
 //!
-//! The HTTP API's principals are credentials, bounded by their scopes; the CLI on the
-//! server's machine and the dashboard's signed-in members act without bound in an
-//! organization ([`Authority::Unlimited`]). What concerns the deployment rather than one
+//! The HTTP API's principals are credentials, bounded by their scopes; the dashboard's
+//! signed-in members (and the API called with their session) are bounded by their role;
+//! the CLI on the server's machine acts without bound in an organization
+//! ([`Authority::Unlimited`]). What concerns the deployment rather than one
 //! organization — making organizations and members, setting passwords, rotating signing
 //! keys — takes the [`Operator`], which only the binary makes.
 
@@ -14,6 +15,7 @@ use std::marker::PhantomData;
 
 use keyward_core::audit::Actor;
 use keyward_core::credential::{Credential, Environment};
+use keyward_core::member::{MEMBERS_RESOURCE, MemberRole};
 use keyward_core::scope::{Scope, ScopeSet};
 use keyward_core::typeid::OrganizationId;
 use keyward_engine::{Identity, RateLimits};
@@ -34,8 +36,11 @@ pub struct Principal<'a> {
 /// How far a principal may reach.
 #[derive(Debug, Clone, Copy)]
 pub enum Authority<'a> {
-    /// The operator on the machine (CLI, first run) and signed-in dashboard members.
+    /// The operator on the machine (CLI, first run).
     Unlimited,
+    /// A signed-in member, bounded by its role. Within what the role allows, a member is not
+    /// bounded by scopes: a developer may issue a credential holding every scope.
+    Member(MemberRole),
     /// A caller of the API, bounded by its credential.
     Credential(&'a Identity),
 }
@@ -125,6 +130,10 @@ permissions! {
     /// Ask whether other credentials of the organization may be used: verification and
     /// token introspection (`keys:verify`).
     VerifyKeys = "keys":"verify";
+    /// See the organization's members and invitations. No credential holds it.
+    ReadMembers = "members":"read";
+    /// Invite, change and remove members. No credential holds it.
+    ManageMembers = "members":"write";
 }
 
 /// Proof that a principal holds permission `P`: the first argument of every operation
@@ -190,25 +199,50 @@ impl Authority<'_> {
     pub fn may<P: Permission>(&self) -> bool {
         match self {
             Authority::Unlimited => true,
+            Authority::Member(role) => role.allows(P::RESOURCE, P::ACTION),
+            // Whatever a deployment's scope catalogue holds, members manage members.
+            Authority::Credential(_) if P::RESOURCE == MEMBERS_RESOURCE => false,
             Authority::Credential(identity) => identity
                 .scopes
                 .grants(&Scope::exact(P::RESOURCE, P::ACTION)),
         }
     }
 
-    /// Refuses with [`Forbidden::MissingScope`], naming the scope, unless this authority
-    /// grants permission `P`.
+    /// Refuses, naming the scope, unless this authority grants permission `P`: a credential
+    /// with [`Forbidden::MissingScope`], a member with [`Forbidden::Role`].
     pub fn require<P: Permission>(&self) -> Result<(), ServiceError> {
         if self.may::<P>() {
             return Ok(());
         }
-        Err(Forbidden::MissingScope(format!("{}:{}", P::RESOURCE, P::ACTION)).into())
+        let scope = format!("{}:{}", P::RESOURCE, P::ACTION);
+        Err(match self {
+            Authority::Member(role) => Forbidden::Role { role: *role, scope },
+            _ => Forbidden::MissingScope(scope),
+        }
+        .into())
+    }
+
+    /// Refuses with [`Forbidden::Role`] unless this authority may give `role` to a member,
+    /// or change or remove a member who has it (only an owner touches owners).
+    pub fn may_assign(&self, role: MemberRole) -> Result<(), ServiceError> {
+        match self {
+            Authority::Unlimited => Ok(()),
+            Authority::Member(own) if own.may_assign(role) => Ok(()),
+            Authority::Member(own) => Err(Forbidden::Role {
+                role: *own,
+                scope: format!("{MEMBERS_RESOURCE}:write for {role}s"),
+            }
+            .into()),
+            Authority::Credential(_) => {
+                Err(Forbidden::MissingScope(format!("{MEMBERS_RESOURCE}:write")).into())
+            }
+        }
     }
 
     /// Refuses unless `wanted` is within the principal's scopes.
     pub fn permit_scopes(&self, wanted: &ScopeSet) -> Result<(), ServiceError> {
         match self {
-            Authority::Unlimited => Ok(()),
+            Authority::Unlimited | Authority::Member(_) => Ok(()),
             Authority::Credential(caller) if caller.scopes.covers_all(wanted) => Ok(()),
             Authority::Credential(_) => Err(Forbidden::Escalation(format!(
                 "the credential would hold {:?}, beyond the caller's own scopes",

@@ -37,6 +37,9 @@ pub enum Conflict {
     /// The organization has as many webhook endpoints as it may.
     #[error("the organization has its most webhook endpoints")]
     WebhookLimit,
+    /// The change would leave the organization without an owner.
+    #[error("the organization would have no owner")]
+    LastOwner,
 }
 
 impl From<Conflict> for StoreError {

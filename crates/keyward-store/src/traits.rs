@@ -5,7 +5,7 @@ use keyward_core::audit::AuditEvent;
 use keyward_core::credential::{Credential, Organization};
 use keyward_core::digest::LookupDigest;
 use keyward_core::ip_rule::IpRule;
-use keyward_core::member::{Member, Session};
+use keyward_core::member::{Invitation, Member, MemberRole, Session};
 use keyward_core::scope::CustomRole;
 use keyward_core::typeid::{CredentialId, IpRuleId, MessageId, OrganizationId, UserId, WebhookId};
 use keyward_core::webhook::Webhook;
@@ -245,6 +245,68 @@ pub trait MemberStore: Send + Sync {
 
     /// Ends a session; an unknown one changes nothing.
     async fn delete_session(&self, digest: &LookupDigest) -> Result<(), StoreError>;
+
+    /// The organization's members, by email.
+    async fn members(&self, org: &OrganizationId) -> Result<Vec<Member>, StoreError>;
+
+    /// The member `id` of `org`.
+    async fn member(&self, org: &OrganizationId, id: &UserId)
+    -> Result<Option<Member>, StoreError>;
+
+    /// Gives member `id` of `org` the role `role`, with the audit event. An unknown member
+    /// is [`StoreError::NotFound`]; a change that would leave the organization without an
+    /// owner is [`Conflict::LastOwner`](crate::error::Conflict::LastOwner) and changes
+    /// nothing, however many such changes run at once.
+    async fn set_member_role(
+        &self,
+        org: &OrganizationId,
+        id: &UserId,
+        role: MemberRole,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Removes member `id` of `org` and ends its sessions, with the audit event; errors as
+    /// for [`MemberStore::set_member_role`].
+    async fn delete_member(
+        &self,
+        org: &OrganizationId,
+        id: &UserId,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Stores an invitation with its audit event.
+    async fn insert_invitation(
+        &self,
+        invitation: &Invitation,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// The organization's invitations, expired or not, newest first.
+    async fn invitations(&self, org: &OrganizationId) -> Result<Vec<Invitation>, StoreError>;
+
+    /// The invitation whose token has this digest, expired or not.
+    async fn invitation(&self, digest: &LookupDigest) -> Result<Option<Invitation>, StoreError>;
+
+    /// Withdraws the invitation of `org` with this digest, with the audit event; an unknown
+    /// one is [`StoreError::NotFound`].
+    async fn delete_invitation(
+        &self,
+        org: &OrganizationId,
+        digest: &LookupDigest,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Uses up the invitation with this digest, if it has not expired by `now`, and adds
+    /// `member` with the audit event, in one transaction: an invitation used already, or
+    /// expired, is [`StoreError::NotFound`] and adds no one; a taken email is
+    /// [`Conflict::Unique`](crate::error::Conflict::Unique) and leaves the invitation.
+    async fn accept_invitation(
+        &self,
+        digest: &LookupDigest,
+        now: OffsetDateTime,
+        member: &Member,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
 }
 
 /// The append-only audit log.

@@ -15,7 +15,7 @@ use keyward_core::credential::{
 };
 use keyward_core::digest::LookupDigest;
 use keyward_core::ip_rule::{IpRule, RuleKind, RulePolicy};
-use keyward_core::member::{Member, Session, SessionToken};
+use keyward_core::member::{Invitation, Member, MemberRole, Session, SessionToken};
 use keyward_core::scope::{CustomRole, ScopeCatalogue};
 use keyward_core::secret::{KeyPrefix, PlainSecret, SecretKind};
 use keyward_core::typeid::{CredentialId, IpRuleId, OrganizationId, UserId};
@@ -1311,6 +1311,8 @@ async fn members_have_unique_emails_and_a_new_password_ends_their_sessions() {
             password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
             created_at: t0,
             password_changed_at: t0,
+            role: MemberRole::Owner,
+            last_login_at: None,
         };
         store
             .insert_member(&member, &event(&org.id, "member.added"))
@@ -1352,6 +1354,11 @@ async fn members_have_unique_emails_and_a_new_password_ends_their_sessions() {
             expires_at: t0 + Duration::hours(12),
         };
         store.insert_session(&session).await.unwrap();
+        // A login is the member's last.
+        let member = Member {
+            last_login_at: Some(t0),
+            ..member
+        };
         assert_eq!(
             store.session(&token.digest()).await.unwrap(),
             Some((session.clone(), member.clone()))
@@ -1415,5 +1422,223 @@ async fn members_have_unique_emails_and_a_new_password_ends_their_sessions() {
                 .len(),
             1
         );
+    }
+}
+
+fn member(org: &OrganizationId, email: &str, role: MemberRole) -> Member {
+    Member {
+        id: UserId::generate(),
+        organization_id: org.clone(),
+        email: email.into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_at: now(),
+        password_changed_at: now(),
+        role,
+        last_login_at: None,
+    }
+}
+
+#[tokio::test]
+async fn an_organization_keeps_an_owner_however_its_members_change() {
+    for (store, _db) in stores().await {
+        let org = organization(&store).await;
+        let other = organization(&store).await;
+        let owner = member(&org.id, "owner@example.com", MemberRole::Owner);
+        let admin = member(&org.id, "admin@example.com", MemberRole::Admin);
+        for m in [&owner, &admin] {
+            store
+                .insert_member(m, &event(&org.id, "member.added"))
+                .await
+                .unwrap();
+        }
+        let change = |id: &UserId, role| {
+            let (store, org, id) = (store.clone(), org.id.clone(), id.clone());
+            async move {
+                store
+                    .set_member_role(&org, &id, role, &event(&org, "member.role_changed"))
+                    .await
+            }
+        };
+        assert!(matches!(
+            change(&owner.id, MemberRole::Viewer).await,
+            Err(StoreError::Conflict(Conflict::LastOwner))
+        ));
+        assert!(matches!(
+            store
+                .delete_member(&org.id, &owner.id, &event(&org.id, "member.removed"))
+                .await,
+            Err(StoreError::Conflict(Conflict::LastOwner))
+        ));
+        // Another organization's id reads as missing.
+        assert!(matches!(
+            store
+                .set_member_role(
+                    &other.id,
+                    &admin.id,
+                    MemberRole::Owner,
+                    &event(&other.id, "x")
+                )
+                .await,
+            Err(StoreError::NotFound)
+        ));
+        // Two owners demoting each other at once: one of them stays owner.
+        change(&admin.id, MemberRole::Owner).await.unwrap();
+        let (a, b) = tokio::join!(
+            change(&owner.id, MemberRole::Developer),
+            change(&admin.id, MemberRole::Developer)
+        );
+        assert!(
+            a.is_ok() != b.is_ok(),
+            "exactly one demotion succeeds: {a:?} {b:?}"
+        );
+        let members = store.members(&org.id).await.unwrap();
+        assert_eq!(members.len(), 2);
+        assert_eq!(
+            members
+                .iter()
+                .filter(|m| m.role == MemberRole::Owner)
+                .count(),
+            1
+        );
+        // Removing a member ends its sessions.
+        let developer = members
+            .iter()
+            .find(|m| m.role == MemberRole::Developer)
+            .unwrap();
+        let token = SessionToken::generate();
+        store
+            .insert_session(&Session {
+                digest: token.digest(),
+                user_id: developer.id.clone(),
+                created_at: now(),
+                expires_at: now() + Duration::hours(1),
+            })
+            .await
+            .unwrap();
+        store
+            .delete_member(&org.id, &developer.id, &event(&org.id, "member.removed"))
+            .await
+            .unwrap();
+        assert_eq!(store.session(&token.digest()).await.unwrap(), None);
+        assert_eq!(store.member(&org.id, &developer.id).await.unwrap(), None);
+    }
+}
+
+#[tokio::test]
+async fn an_invitation_is_accepted_once_and_not_after_it_expires() {
+    for (store, _db) in stores().await {
+        let org = organization(&store).await;
+        let t0 = now();
+        let token = SessionToken::generate();
+        let invitation = Invitation {
+            digest: token.digest(),
+            organization_id: org.id.clone(),
+            role: MemberRole::Viewer,
+            created_by: "cli".into(),
+            created_at: t0,
+            expires_at: t0 + Duration::days(7),
+        };
+        store
+            .insert_invitation(&invitation, &event(&org.id, "member.invited"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.invitation(&token.digest()).await.unwrap(),
+            Some(invitation.clone())
+        );
+        assert_eq!(
+            store.invitations(&org.id).await.unwrap(),
+            vec![invitation.clone()]
+        );
+
+        // A taken email leaves the invitation to be used again.
+        let taken = member(&org.id, "taken@example.com", MemberRole::Owner);
+        store
+            .insert_member(&taken, &event(&org.id, "member.added"))
+            .await
+            .unwrap();
+        let clash = member(&org.id, "taken@example.com", MemberRole::Viewer);
+        assert!(matches!(
+            store
+                .accept_invitation(
+                    &token.digest(),
+                    t0,
+                    &clash,
+                    &event(&org.id, "member.joined")
+                )
+                .await,
+            Err(StoreError::Conflict(Conflict::Unique))
+        ));
+        assert!(store.invitation(&token.digest()).await.unwrap().is_some());
+
+        // Expired: refused. In time: accepted, once.
+        let joiner = member(&org.id, "new@example.com", MemberRole::Viewer);
+        let late = t0 + Duration::days(7);
+        assert!(matches!(
+            store
+                .accept_invitation(
+                    &token.digest(),
+                    late,
+                    &joiner,
+                    &event(&org.id, "member.joined")
+                )
+                .await,
+            Err(StoreError::NotFound)
+        ));
+        store
+            .accept_invitation(
+                &token.digest(),
+                t0,
+                &joiner,
+                &event(&org.id, "member.joined"),
+            )
+            .await
+            .unwrap();
+        let again = member(&org.id, "again@example.com", MemberRole::Viewer);
+        assert!(matches!(
+            store
+                .accept_invitation(
+                    &token.digest(),
+                    t0,
+                    &again,
+                    &event(&org.id, "member.joined")
+                )
+                .await,
+            Err(StoreError::NotFound)
+        ));
+        assert_eq!(store.invitation(&token.digest()).await.unwrap(), None);
+        assert_eq!(
+            store.member(&org.id, &joiner.id).await.unwrap(),
+            Some(joiner.clone())
+        );
+
+        // Withdrawn: gone, and only from its own organization.
+        let second = SessionToken::generate();
+        store
+            .insert_invitation(
+                &Invitation {
+                    digest: second.digest(),
+                    ..invitation.clone()
+                },
+                &event(&org.id, "member.invited"),
+            )
+            .await
+            .unwrap();
+        let other = organization(&store).await;
+        assert!(matches!(
+            store
+                .delete_invitation(&other.id, &second.digest(), &event(&other.id, "x"))
+                .await,
+            Err(StoreError::NotFound)
+        ));
+        store
+            .delete_invitation(
+                &org.id,
+                &second.digest(),
+                &event(&org.id, "member.invitation_withdrawn"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.invitations(&org.id).await.unwrap(), vec![]);
     }
 }

@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! - [`cli`]: `keyward keys …` and `keyward orgs …`, as the operator.
+//! - [`users`]: `keyward users …`, the organizations' members, as the operator.
 //! - [`config`]: layered configuration (defaults, TOML file, `KEYWARD_*` environment, flags).
 //! - [`scan`]: `keyward scan`, Keyward secrets in files.
 //! - [`mcp`]: `keyward mcp`, the MCP tools over standard input and output.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod mcp;
 pub mod remote;
 pub mod scan;
+pub mod users;
 
 pub use keyward_core as core;
 pub use keyward_engine as engine;

@@ -11,12 +11,13 @@ use clap::{Parser, Subcommand};
 use keyward::cli::{KeysCommand, OrgsCommand, print_secrets};
 use keyward::config::{Config, LogFormat, Overrides};
 use keyward_core::clock::{SystemClock, rfc3339};
+use keyward_core::member::MemberRole;
 use keyward_core::typeid::OrganizationId;
 use keyward_delivery::Deliverer;
 use keyward_server::AppState;
 use keyward_service::credentials::Issued;
 use keyward_service::signing::MasterKey;
-use keyward_service::{Operator, Service, ServiceError};
+use keyward_service::{Operator, Service};
 use keyward_store::SqlStore;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -80,7 +81,7 @@ enum Command {
     /// Manage the organization members who log in to the dashboard
     Users {
         #[command(subcommand)]
-        command: UsersCommand,
+        command: keyward::users::UsersCommand,
     },
     /// Find Keyward API keys and client secrets in files, directories (recursively) or
     /// `-` (standard input), by their format and checksum. Exit status: 0 when none is
@@ -115,33 +116,6 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum UsersCommand {
-    /// Add a member to an organization; prints a generated password once, or reads one
-    /// from standard input with --password-stdin
-    Add {
-        /// Organization id
-        #[arg(long)]
-        org: String,
-        /// The member's email (the login name)
-        #[arg(long)]
-        email: String,
-        /// Read the password (at least 12 characters) from the first line of standard input
-        #[arg(long)]
-        password_stdin: bool,
-    },
-    /// Set a member's password and end the member's sessions; prints a generated password
-    /// once, or reads one from standard input with --password-stdin
-    Passwd {
-        /// The member's email
-        #[arg(long)]
-        email: String,
-        /// Read the password from the first line of standard input
-        #[arg(long)]
-        password_stdin: bool,
     },
 }
 
@@ -415,7 +389,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Users { command } => {
             let state = open_state(&config).await?;
-            users(&state.service, command).await
+            keyward::users::users(&state.service, command).await
         }
     };
     done.map(|()| ExitCode::SUCCESS)
@@ -442,7 +416,13 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         print_bootstrap(&organization.id, &issued, false)?;
         let (member, password) = service
             .members()
-            .add(&operator, &organization.id, FIRST_MEMBER_EMAIL, None)
+            .add(
+                &operator,
+                &organization.id,
+                FIRST_MEMBER_EMAIL,
+                Some(MemberRole::Owner),
+                None,
+            )
             .await?;
         if let Some(password) = password {
             println!("Dashboard: http://{address}/login");
@@ -545,68 +525,6 @@ async fn signing_keys(service: &Service, command: SigningKeysCommand) -> anyhow:
 
 /// The login of the member made on first run.
 const FIRST_MEMBER_EMAIL: &str = "admin@localhost";
-
-/// The password from the first line of standard input, or none to have one generated.
-fn password_from_stdin(read: bool) -> anyhow::Result<Option<zeroize::Zeroizing<String>>> {
-    if !read {
-        return Ok(None);
-    }
-    let mut line = zeroize::Zeroizing::new(String::new());
-    std::io::stdin()
-        .read_line(&mut line)
-        .context("reading the password from standard input")?;
-    Ok(Some(zeroize::Zeroizing::new(
-        line.trim_end_matches(['\r', '\n']).to_owned(),
-    )))
-}
-
-async fn users(service: &Service, command: UsersCommand) -> anyhow::Result<()> {
-    let operator = Operator::new();
-    let (member, password, verb) = match command {
-        UsersCommand::Add {
-            org,
-            email,
-            password_stdin,
-        } => {
-            let organization_id =
-                OrganizationId::parse(&org).context("--org must be an organization id")?;
-            let password = password_from_stdin(password_stdin)?;
-            let added = service
-                .members()
-                .add(&operator, &organization_id, &email, password)
-                .await;
-            let (member, generated) = added.map_err(|e| match e {
-                ServiceError::NotFound => anyhow::anyhow!("no organization {organization_id}"),
-                other => other.into(),
-            })?;
-            (member, generated, "Added")
-        }
-        UsersCommand::Passwd {
-            email,
-            password_stdin,
-        } => {
-            let password = password_from_stdin(password_stdin)?;
-            let set = service
-                .members()
-                .set_password(&operator, &email, password)
-                .await;
-            let (member, generated) = set.map_err(|e| match e {
-                ServiceError::NotFound => anyhow::anyhow!("no member with the email {email}"),
-                other => other.into(),
-            })?;
-            (member, generated, "Set the password of")
-        }
-    };
-    println!(
-        "{verb} {} ({}) of {}.",
-        member.email, member.id, member.organization_id
-    );
-    if let Some(password) = password {
-        println!("  Password: {}", password.as_str());
-        println!("The password is shown only this once.");
-    }
-    Ok(())
-}
 
 fn print_bootstrap(
     organization_id: &OrganizationId,

@@ -4,6 +4,7 @@
 use askama::Template;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use keyward_core::member::{MEMBERS_RESOURCE, MemberRole};
 use keyward_gate::Refusal;
 use keyward_gate::headers::retry_after;
 use keyward_service::ServiceError;
@@ -15,12 +16,27 @@ use crate::error::{ApiError, problem};
 /// What the sidebar and header of every signed-in page need.
 #[derive(Debug, Clone)]
 pub struct Nav {
-    /// Which sidebar entry is current: `credentials`, `security` or `audit`.
+    /// Which sidebar entry is current: `credentials`, `security`, `audit`, `webhooks`,
+    /// `members` or `account`.
     pub active: &'static str,
     /// The member's email.
     pub email: String,
+    /// The member's role: a page offers only what it allows.
+    pub role: MemberRole,
     /// The CSRF token for the logout form and the page's forms.
     pub csrf_token: Derived,
+}
+
+impl Nav {
+    /// Whether the member may change credentials, rules and webhooks (not a viewer).
+    pub fn writes(&self) -> bool {
+        self.role.allows("keys", "write")
+    }
+
+    /// Whether the member may invite, change and remove members.
+    pub fn manages_members(&self) -> bool {
+        self.role.allows(MEMBERS_RESOURCE, "write")
+    }
 }
 
 /// Renders a template as an HTML answer with `status`.

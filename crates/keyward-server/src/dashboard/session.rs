@@ -130,6 +130,7 @@ impl SignedIn {
         Nav {
             active,
             email: self.member.email.clone(),
+            role: self.member.role,
             csrf_token: self.csrf_token.clone(),
         }
     }
@@ -151,13 +152,12 @@ impl SignedIn {
             .then_some(id)
     }
 
-    /// The member as the management service sees it: managing its organization without
-    /// bound.
+    /// The member as the management service sees it: bounded by its role.
     pub fn principal(&self) -> Principal<'_> {
         Principal {
             organization: &self.member.organization_id,
             actor: &self.actor,
-            authority: Authority::Unlimited,
+            authority: Authority::Member(self.member.role),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! stored. The browser walk is `crates/keyward/tests/e2e/dashboard_browser.py`.
 
 use axum::http::StatusCode;
+use keyward_core::member::MemberRole;
 use keyward_core::typeid::OrganizationId;
 use keyward_service::Operator;
 use keyward_store::AuditQuery;
@@ -10,11 +11,11 @@ use zeroize::Zeroizing;
 
 use crate::support::{TestApp, TestResponse};
 
-const EMAIL: &str = "ada@example.com";
-const PASSWORD: &str = "correct horse battery staple";
+pub const EMAIL: &str = "ada@example.com";
+pub const PASSWORD: &str = "correct horse battery staple";
 
 /// The value of the hidden `csrf_token` field of a page.
-fn csrf_of(page: &str) -> String {
+pub fn csrf_of(page: &str) -> String {
     let marker = "name=\"csrf_token\" value=\"";
     let start = page
         .find(marker)
@@ -24,7 +25,7 @@ fn csrf_of(page: &str) -> String {
 }
 
 /// The value a `Set-Cookie` header gives `name`, with the header's attributes.
-fn set_cookie<'r>(response: &'r TestResponse, name: &str) -> Option<&'r str> {
+pub fn set_cookie<'r>(response: &'r TestResponse, name: &str) -> Option<&'r str> {
     response
         .headers
         .get_all("set-cookie")
@@ -33,7 +34,7 @@ fn set_cookie<'r>(response: &'r TestResponse, name: &str) -> Option<&'r str> {
         .find(|v| v.starts_with(&format!("{name}=")))
 }
 
-fn cookie_value(header: &str) -> String {
+pub fn cookie_value(header: &str) -> String {
     header
         .split(';')
         .next()
@@ -42,8 +43,19 @@ fn cookie_value(header: &str) -> String {
         .unwrap()
 }
 
-/// Adds a member with [`PASSWORD`]; returns its id.
-async fn add_member(app: &TestApp, org: &str, email: &str) -> String {
+/// Adds a member with [`PASSWORD`] and the default role (owner for the organization's
+/// first); returns its id.
+pub async fn add_member(app: &TestApp, org: &str, email: &str) -> String {
+    add_member_as(app, org, email, None).await
+}
+
+/// Adds a member with [`PASSWORD`] and `role`; returns its id.
+pub async fn add_member_as(
+    app: &TestApp,
+    org: &str,
+    email: &str,
+    role: Option<MemberRole>,
+) -> String {
     keyward_store::testing::record_secrets([PASSWORD]);
     let (member, _) = app
         .state
@@ -53,6 +65,7 @@ async fn add_member(app: &TestApp, org: &str, email: &str) -> String {
             &Operator::new(),
             &OrganizationId::parse(org).unwrap(),
             email,
+            role,
             Some(Zeroizing::new(PASSWORD.to_owned())),
         )
         .await
@@ -61,14 +74,14 @@ async fn add_member(app: &TestApp, org: &str, email: &str) -> String {
 }
 
 /// A logged-in member: its session cookie and its forms' CSRF token.
-struct Member {
-    cookie: String,
-    csrf: String,
+pub struct Member {
+    pub cookie: String,
+    pub csrf: String,
 }
 
 /// Logs in through the form from `ip`; returns the answer to the form post and the
 /// pre-login cookie used.
-async fn post_login(app: &TestApp, email: &str, password: &str, ip: &str) -> TestResponse {
+pub async fn post_login(app: &TestApp, email: &str, password: &str, ip: &str) -> TestResponse {
     let form = app.get("/login").peer(ip).send().await;
     assert_eq!(form.status, StatusCode::OK);
     let login_cookie = cookie_value(set_cookie(&form, "keyward_login").unwrap());
@@ -87,7 +100,7 @@ async fn post_login(app: &TestApp, email: &str, password: &str, ip: &str) -> Tes
         .await
 }
 
-async fn login(app: &TestApp, email: &str) -> Member {
+pub async fn login(app: &TestApp, email: &str) -> Member {
     let response = post_login(app, email, PASSWORD, "127.0.0.1").await;
     assert_eq!(response.status, StatusCode::SEE_OTHER, "{}", response.text);
     assert_eq!(response.header("location"), Some("/developer/api-security"));
@@ -108,11 +121,11 @@ async fn login(app: &TestApp, email: &str) -> Member {
 }
 
 impl Member {
-    async fn get(&self, app: &TestApp, path: &str) -> TestResponse {
+    pub async fn get(&self, app: &TestApp, path: &str) -> TestResponse {
         app.get(path).header("cookie", &self.cookie).send().await
     }
 
-    async fn post(&self, app: &TestApp, path: &str, fields: &[(&str, &str)]) -> TestResponse {
+    pub async fn post(&self, app: &TestApp, path: &str, fields: &[(&str, &str)]) -> TestResponse {
         let mut all = vec![("csrf_token", self.csrf.as_str())];
         all.extend_from_slice(fields);
         self.post_raw(app, path, &serde_urlencoded::to_string(&all).unwrap())
@@ -133,7 +146,7 @@ impl Member {
             .await
     }
 
-    async fn post_raw(&self, app: &TestApp, path: &str, body: &str) -> TestResponse {
+    pub async fn post_raw(&self, app: &TestApp, path: &str, body: &str) -> TestResponse {
         app.post(path)
             .header("cookie", &self.cookie)
             .raw("application/x-www-form-urlencoded", body.to_owned())

@@ -13,6 +13,7 @@ mod isolation;
 mod keys;
 mod leaks;
 mod mcp;
+mod members;
 mod metrics;
 mod oauth;
 mod openapi;

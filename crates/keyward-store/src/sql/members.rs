@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use keyward_core::audit::AuditEvent;
 use keyward_core::clock::to_millis;
 use keyward_core::digest::LookupDigest;
-use keyward_core::member::{Member, Session};
-use keyward_core::typeid::UserId;
+use keyward_core::member::{Invitation, Member, MemberRole, Session};
+use keyward_core::typeid::{OrganizationId, UserId};
 use time::OffsetDateTime;
 
 use super::SqlStore;
@@ -13,7 +13,7 @@ use super::audit::insert_event;
 use super::errors::map_error;
 use super::rows;
 use super::writer::job;
-use crate::error::StoreError;
+use crate::error::{Conflict, StoreError};
 use crate::traits::MemberStore;
 
 /// `SELECT` of `$before` (which ends in a comma, or is empty) and every member column
@@ -24,9 +24,17 @@ macro_rules! select_members {
             "SELECT ",
             $before,
             " m.id, m.organization_id, m.email, m.password_hash, m.created_at, \
-             m.password_changed_at ",
+             m.password_changed_at, m.role, m.last_login_at ",
             $rest
         )
+    };
+}
+
+/// `SELECT` of every invitation column in the order `rows::invitation_from_row` reads them.
+macro_rules! select_invitations {
+    () => {
+        "SELECT digest, organization_id, role, created_by, created_at, expires_at \
+         FROM member_invitations"
     };
 }
 
@@ -36,19 +44,7 @@ impl MemberStore for SqlStore {
         let write = job((member.clone(), event.clone()), |conn, data| {
             Box::pin(async move {
                 let (member, event) = &*data;
-                sqlx::query(
-                    "INSERT INTO members (id, organization_id, email, password_hash, created_at, \
-                     password_changed_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(member.id.as_str())
-                .bind(member.organization_id.as_str())
-                .bind(member.email.as_str())
-                .bind(member.password_hash.as_str())
-                .bind(to_millis(member.created_at))
-                .bind(to_millis(member.password_changed_at))
-                .execute(&mut *conn)
-                .await
-                .map_err(map_error)?;
+                insert_member(conn, member).await?;
                 insert_event(conn, event).await
             })
         });
@@ -107,6 +103,12 @@ impl MemberStore for SqlStore {
                     .execute(&mut *conn)
                     .await
                     .map_err(map_error)?;
+                sqlx::query("UPDATE members SET last_login_at = $1 WHERE id = $2")
+                    .bind(to_millis(session.created_at))
+                    .bind(session.user_id.as_str())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_error)?;
                 sqlx::query(
                     "INSERT INTO member_sessions (digest, user_id, created_at, expires_at) \
                      VALUES ($1, $2, $3, $4)",
@@ -158,4 +160,264 @@ impl MemberStore for SqlStore {
         });
         self.writer.write(write).await
     }
+
+    async fn members(&self, org: &OrganizationId) -> Result<Vec<Member>, StoreError> {
+        let found = sqlx::query(select_members!(
+            "",
+            "FROM members m WHERE m.organization_id = $1 ORDER BY m.email"
+        ))
+        .bind(org.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        found
+            .iter()
+            .map(|row| rows::member_from_row(row, 0))
+            .collect()
+    }
+
+    async fn member(
+        &self,
+        org: &OrganizationId,
+        id: &UserId,
+    ) -> Result<Option<Member>, StoreError> {
+        let row = sqlx::query(select_members!(
+            "",
+            "FROM members m WHERE m.organization_id = $1 AND m.id = $2"
+        ))
+        .bind(org.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
+        row.map(|row| rows::member_from_row(&row, 0)).transpose()
+    }
+
+    async fn set_member_role(
+        &self,
+        org: &OrganizationId,
+        id: &UserId,
+        role: MemberRole,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let data = (org.clone(), id.clone(), role, event.clone());
+        let write = job(data, |conn, data| {
+            Box::pin(async move {
+                let (org, id, role, event) = &*data;
+                lock_members(conn, org).await?;
+                let changed = sqlx::query(
+                    "UPDATE members SET role = $1 WHERE organization_id = $2 AND id = $3",
+                )
+                .bind(role.as_str())
+                .bind(org.as_str())
+                .bind(id.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(map_error)?;
+                if changed.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                keep_an_owner(conn, org).await?;
+                insert_event(conn, event).await
+            })
+        });
+        self.writer.write(write).await
+    }
+
+    async fn delete_member(
+        &self,
+        org: &OrganizationId,
+        id: &UserId,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let data = (org.clone(), id.clone(), event.clone());
+        let write = job(data, |conn, data| {
+            Box::pin(async move {
+                let (org, id, event) = &*data;
+                lock_members(conn, org).await?;
+                sqlx::query(
+                    "DELETE FROM member_sessions WHERE user_id IN \
+                     (SELECT id FROM members WHERE organization_id = $1 AND id = $2)",
+                )
+                .bind(org.as_str())
+                .bind(id.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(map_error)?;
+                let deleted =
+                    sqlx::query("DELETE FROM members WHERE organization_id = $1 AND id = $2")
+                        .bind(org.as_str())
+                        .bind(id.as_str())
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(map_error)?;
+                if deleted.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                keep_an_owner(conn, org).await?;
+                insert_event(conn, event).await
+            })
+        });
+        self.writer.write(write).await
+    }
+
+    async fn insert_invitation(
+        &self,
+        invitation: &Invitation,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let write = job((invitation.clone(), event.clone()), |conn, data| {
+            Box::pin(async move {
+                let (invitation, event) = &*data;
+                sqlx::query(
+                    "INSERT INTO member_invitations (digest, organization_id, role, created_by, \
+                     created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(invitation.digest.as_bytes().to_vec())
+                .bind(invitation.organization_id.as_str())
+                .bind(invitation.role.as_str())
+                .bind(invitation.created_by.as_str())
+                .bind(to_millis(invitation.created_at))
+                .bind(to_millis(invitation.expires_at))
+                .execute(&mut *conn)
+                .await
+                .map_err(map_error)?;
+                insert_event(conn, event).await
+            })
+        });
+        self.writer.write(write).await
+    }
+
+    async fn invitations(&self, org: &OrganizationId) -> Result<Vec<Invitation>, StoreError> {
+        let found = sqlx::query(concat!(
+            select_invitations!(),
+            " WHERE organization_id = $1 ORDER BY created_at DESC"
+        ))
+        .bind(org.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        found.iter().map(rows::invitation_from_row).collect()
+    }
+
+    async fn invitation(&self, digest: &LookupDigest) -> Result<Option<Invitation>, StoreError> {
+        let row = sqlx::query(concat!(select_invitations!(), " WHERE digest = $1"))
+            .bind(digest.as_bytes().to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?;
+        row.as_ref().map(rows::invitation_from_row).transpose()
+    }
+
+    async fn delete_invitation(
+        &self,
+        org: &OrganizationId,
+        digest: &LookupDigest,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let write = job((org.clone(), *digest, event.clone()), |conn, data| {
+            Box::pin(async move {
+                let (org, digest, event) = &*data;
+                let deleted = sqlx::query(
+                    "DELETE FROM member_invitations WHERE organization_id = $1 AND digest = $2",
+                )
+                .bind(org.as_str())
+                .bind(digest.as_bytes().to_vec())
+                .execute(&mut *conn)
+                .await
+                .map_err(map_error)?;
+                if deleted.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                insert_event(conn, event).await
+            })
+        });
+        self.writer.write(write).await
+    }
+
+    async fn accept_invitation(
+        &self,
+        digest: &LookupDigest,
+        now: OffsetDateTime,
+        member: &Member,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let data = (*digest, now, member.clone(), event.clone());
+        let write = job(data, |conn, data| {
+            Box::pin(async move {
+                let (digest, now, member, event) = &*data;
+                let used = sqlx::query(
+                    "DELETE FROM member_invitations WHERE digest = $1 AND organization_id = $2 \
+                     AND role = $3 AND expires_at > $4",
+                )
+                .bind(digest.as_bytes().to_vec())
+                .bind(member.organization_id.as_str())
+                .bind(member.role.as_str())
+                .bind(to_millis(*now))
+                .execute(&mut *conn)
+                .await
+                .map_err(map_error)?;
+                if used.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                insert_member(conn, member).await?;
+                insert_event(conn, event).await
+            })
+        });
+        self.writer.write(write).await
+    }
+}
+
+async fn insert_member(conn: &mut sqlx::AnyConnection, member: &Member) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO members (id, organization_id, email, password_hash, created_at, \
+         password_changed_at, role) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(member.id.as_str())
+    .bind(member.organization_id.as_str())
+    .bind(member.email.as_str())
+    .bind(member.password_hash.as_str())
+    .bind(to_millis(member.created_at))
+    .bind(to_millis(member.password_changed_at))
+    .bind(member.role.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(map_error)?;
+    Ok(())
+}
+
+/// Serializes the writes that change who owns `org`: on PostgreSQL, a lock on the
+/// organization's row until the transaction ends (SQLite has one writer already), so two
+/// owners demoting each other at once cannot both succeed.
+async fn lock_members(
+    conn: &mut sqlx::AnyConnection,
+    org: &OrganizationId,
+) -> Result<(), StoreError> {
+    let locked = sqlx::query("UPDATE organizations SET change_seq = change_seq WHERE id = $1")
+        .bind(org.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_error)?;
+    if locked.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Refuses, rolling the transaction back, if `org` has no owner left.
+async fn keep_an_owner(
+    conn: &mut sqlx::AnyConnection,
+    org: &OrganizationId,
+) -> Result<(), StoreError> {
+    let row =
+        sqlx::query("SELECT COUNT(*) FROM members WHERE organization_id = $1 AND role = 'owner'")
+            .bind(org.as_str())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_error)?;
+    let owners: i64 = sqlx::Row::try_get(&row, 0).map_err(map_error)?;
+    if owners == 0 {
+        return Err(Conflict::LastOwner.into());
+    }
+    Ok(())
 }

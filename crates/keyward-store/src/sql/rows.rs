@@ -11,7 +11,7 @@ use keyward_core::credential::{
 };
 use keyward_core::digest::{HashBytes, LookupDigest, SaltedHash};
 use keyward_core::ip_rule::{IpRule, RuleKind};
-use keyward_core::member::{Member, Session};
+use keyward_core::member::{Invitation, Member, MemberRole, Session};
 use keyward_core::scope::CustomRole;
 use keyward_core::scope::{Scope, ScopeSet};
 use keyward_core::secret::SecretKind;
@@ -284,6 +284,31 @@ pub(super) fn member_from_row(row: &AnyRow, at: usize) -> Result<Member, StoreEr
         password_hash: get(row, at + 3)?,
         created_at: from_millis(get(row, at + 4)?),
         password_changed_at: from_millis(get(row, at + 5)?),
+        role: parsed(
+            &get::<String>(row, at + 6)?,
+            "member role",
+            MemberRole::parse,
+        )?,
+        last_login_at: time_at(row, at + 7)?,
+    })
+}
+
+/// Reads an invitation row as `select_invitations!` lists it.
+pub(super) fn invitation_from_row(row: &AnyRow) -> Result<Invitation, StoreError> {
+    let digest: Vec<u8> = get(row, 0)?;
+    Ok(Invitation {
+        digest: LookupDigest::from_bytes(
+            digest
+                .try_into()
+                .map_err(|_| corrupt("invitation digest"))?,
+        ),
+        organization_id: parsed(&get::<String>(row, 1)?, "organization id", |t| {
+            OrganizationId::parse(t).ok()
+        })?,
+        role: parsed(&get::<String>(row, 2)?, "member role", MemberRole::parse)?,
+        created_by: get(row, 3)?,
+        created_at: from_millis(get(row, 4)?),
+        expires_at: from_millis(get(row, 5)?),
     })
 }
 

@@ -177,3 +177,119 @@ async fn errors_are_one_line_saying_what_to_do() {
         1
     );
 }
+
+#[tokio::test]
+async fn users_are_listed_given_roles_and_removed_but_the_last_owner_stays() {
+    let db = database().await;
+    let bootstrap = init(db.url());
+    let db = db.url();
+
+    // The organization's first member is its owner; the next a developer, unless told.
+    for (email, role) in [
+        ("ada@example.com", None),
+        ("bob@example.com", None),
+        ("cy@example.com", Some("viewer")),
+    ] {
+        let mut args = vec!["users", "add", "--email", email];
+        if let Some(role) = role {
+            args.extend(["--role", role]);
+        }
+        let (code, out, err) = keyward_on(db, &args);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains("Password: "),
+            "a generated password is shown once: {out}"
+        );
+    }
+    let listed = json(db, &["users", "list", "--json"]);
+    let roles: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["email"].as_str().unwrap(), m["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("ada@example.com", "owner"),
+            ("bob@example.com", "developer"),
+            ("cy@example.com", "viewer")
+        ]
+    );
+    assert!(listed[0]["last_login_at"].is_null());
+    assert_eq!(
+        listed[0]["organization_id"],
+        bootstrap.organization_id.as_str()
+    );
+    assert!(listed[0].get("password_hash").is_none());
+    let (code, text, _) = keyward_on(db, &["users", "list"]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("LAST LOGIN") && text.contains("never"),
+        "{text}"
+    );
+
+    // The last owner can be neither demoted nor removed; after a second owner, it can.
+    for args in [
+        &[
+            "users",
+            "set-role",
+            "--email",
+            "ada@example.com",
+            "--role",
+            "admin",
+        ][..],
+        &["users", "remove", "--email", "ada@example.com"][..],
+    ] {
+        let (code, _, err) = keyward_on(db, args);
+        assert_eq!(code, 1, "{args:?}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains("last owner") && err.contains("set-role"),
+            "{err}"
+        );
+    }
+    let (code, out, err) = keyward_on(
+        db,
+        &[
+            "users",
+            "set-role",
+            "--email",
+            "BOB@example.com",
+            "--role",
+            "owner",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("owner"), "{out}");
+    let (code, _, err) = keyward_on(db, &["users", "remove", "--email", "ada@example.com"]);
+    assert_eq!(code, 0, "{err}");
+    let left: Vec<String> = json(db, &["users", "list", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["email"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(left, ["bob@example.com", "cy@example.com"]);
+
+    // Unknown members and roles: one line, and a usage error for a role clap can check.
+    let (code, _, err) = keyward_on(db, &["users", "remove", "--email", "nobody@example.com"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("nobody@example.com") && err.contains("users list"),
+        "{err}"
+    );
+    let (code, _, err) = keyward_on(
+        db,
+        &[
+            "users",
+            "set-role",
+            "--email",
+            "cy@example.com",
+            "--role",
+            "root",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("owner, admin, developer or viewer"), "{err}");
+}
