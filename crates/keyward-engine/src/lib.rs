@@ -32,4 +32,5 @@ pub mod verifier;
 
 pub use config::{EngineConfig, RateLimits};
 pub use identity::Identity;
+pub use usage::Counted;
 pub use verifier::{Admitted, Client, Demand, Denial, Purpose, Verifier};

@@ -228,8 +228,30 @@ impl Activity {
         if count > 0 {
             state.add((word >> 32) as i64, Outcome::Valid, count, 0);
         }
-        (state.last_use.take(), std::mem::take(&mut state.counts))
+        let mut counts = std::mem::take(&mut state.counts);
+        // A recount can cancel an accepted request not yet written: nothing to write.
+        counts.retain(|(_, (n, via))| *n != 0 || *via != 0);
+        (state.last_use.take(), counts)
     }
+
+    /// Moves one request of `request`'s minute from `VALID` to `outcome`.
+    fn recount(&self, outcome: Outcome, request: &Request) -> bool {
+        let via = i64::from(request.via_query);
+        let mut state = self.lock();
+        state.add(request.minute(), Outcome::Valid, -1, -via);
+        state.add(request.minute(), outcome, 1, via);
+        drop(state);
+        self.enqueue()
+    }
+}
+
+/// An accepted request as usage counted it, so that a refusal decided after admission (a
+/// management operation the credential's scopes do not allow) can count it again with
+/// its real outcome.
+#[derive(Debug, Clone)]
+pub struct Counted {
+    cell: Arc<Activity>,
+    request: Request,
 }
 
 /// One request's circumstances, as usage records them.
@@ -287,6 +309,23 @@ impl UsageRecorder {
             self.mark_pending(cell);
         }
         decision
+    }
+
+    /// The mark of a request [`UsageRecorder::admit`] accepted, for
+    /// [`UsageRecorder::recount`].
+    pub fn counted(&self, cell: &Arc<Activity>, request: Request) -> Counted {
+        Counted {
+            cell: cell.clone(),
+            request,
+        }
+    }
+
+    /// Counts a request accepted at admission with the outcome it really had: one fewer
+    /// `VALID` in its minute, one more `outcome`. Call it once per [`Counted`].
+    pub fn recount(&self, counted: &Counted, outcome: Outcome) {
+        if counted.cell.recount(outcome, &counted.request) {
+            self.mark_pending(&counted.cell);
+        }
     }
 
     /// Records an accepted request of the credential of `cell` outside any rate limit.

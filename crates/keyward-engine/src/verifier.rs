@@ -43,7 +43,7 @@ use crate::metrics::{Count, VerificationMetrics};
 use crate::policy::{OrgSlot, Policies, Policy};
 use crate::throttle::Throttle;
 use crate::tokens::{AccessTokenClaims, KeySource, TokenRejection, looks_like_jwt, verify};
-use crate::usage::{Activity, Request, UsageRecorder};
+use crate::usage::{Activity, Counted, Request, UsageRecorder};
 
 /// What a check demands beyond a live credential.
 #[derive(Debug, Clone, Copy, Default)]
@@ -93,6 +93,9 @@ pub struct Admitted {
     /// secret's grace end, a token's expiry (milliseconds since the epoch). The credential's
     /// own expiry is in its settings.
     pub expires_at: Option<i64>,
+    /// How usage counted the request, when it counted it `VALID` (a use or a management
+    /// request): for [`Verifier::recount`] if the request is refused after all.
+    pub counted: Option<Counted>,
 }
 
 /// Where the presented credential came from.
@@ -498,12 +501,12 @@ impl Verifier {
             credential: &identity.credential,
             scopes: &identity.scopes,
         };
-        let rate = match decide(subject, found.expires_at, &requirements, now) {
+        let (rate, counted) = match decide(subject, found.expires_at, &requirements, now) {
             Outcome::Valid => match demand.purpose {
-                Purpose::Inspection => None,
+                Purpose::Inspection => (None, None),
                 Purpose::Verification => {
                     self.usage.record_use(&found.activity, request);
-                    None
+                    (None, None)
                 }
                 Purpose::Use | Purpose::Management => {
                     let rate = self.usage.admit(&found.activity, &found.pace, request);
@@ -515,7 +518,9 @@ impl Verifier {
                     {
                         self.usage.record_match(rule, from_millis(now));
                     }
-                    Some(rate)
+                    let counted = (demand.purpose == Purpose::Management)
+                        .then(|| self.usage.counted(&found.activity, request));
+                    (Some(rate), counted)
                 }
             },
             outcome => {
@@ -540,7 +545,15 @@ impl Verifier {
             rate,
             ip: client.ip,
             expires_at: found.expires_at,
+            counted,
         })
+    }
+
+    /// Counts a management request admitted as `VALID` with the outcome it really had
+    /// (`INSUFFICIENT_SCOPE` when the operation needs a scope the credential lacks), so a
+    /// credential's usage shows its refusals. Call it at most once per admission.
+    pub fn recount(&self, counted: &Counted, outcome: Outcome) {
+        self.usage.recount(counted, outcome);
     }
 
     /// Finds a secret the cache could not answer for, with its organization's policy:

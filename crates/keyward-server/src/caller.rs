@@ -2,7 +2,9 @@
 //! with a credential the gate admits, or by a member signed in to the dashboard with the
 //! session's CSRF token in a header; the caller of a verification endpoint, and a request
 //! about its own credential, must present a credential ([`KeyCaller`]). The management
-//! routes report the caller's rate limit on every answer ([`rate_limit_layer`]).
+//! routes report the caller's rate limit on every answer, and count a request the
+//! operation refused for a scope with that outcome rather than as admitted
+//! ([`admission_layer`]).
 
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
@@ -16,7 +18,7 @@ use keyward_core::member::Member;
 use keyward_core::rate_limit::RateDecision;
 use keyward_core::typeid::OrganizationId;
 use keyward_core::verify::Outcome;
-use keyward_engine::{Admitted, Demand, Identity, Purpose};
+use keyward_engine::{Admitted, Counted, Demand, Identity, Purpose, Verifier};
 use keyward_gate::Refusal;
 use keyward_gate::headers::{LIMIT_HEADER, rate_limit_headers};
 use keyward_service::{Authority, Principal};
@@ -102,16 +104,20 @@ fn demand<P: CallerPurpose>() -> Demand<'static> {
     }
 }
 
-/// Leaves the rate limit state of an admission for [`rate_limit_layer`].
+/// Leaves the rate limit state of an admission for [`admission_layer`].
 fn report_rate(parts: &Parts, rate: Option<&RateDecision>) {
-    if let (Some(rate), Some(slot)) = (rate, parts.extensions.get::<RateSlot>()) {
-        slot.fill(*rate);
+    if let (Some(rate), Some(slot)) = (rate, parts.extensions.get::<AdmissionSlot>()) {
+        let _ = slot.0.rate.set(*rate);
     }
 }
 
 /// The credential caller of an admission.
-fn key_caller<P>(parts: &Parts, admitted: Admitted) -> KeyCaller<P> {
+fn key_caller<P>(parts: &Parts, admitted: Admitted, state: &AppState) -> KeyCaller<P> {
     report_rate(parts, admitted.rate.as_ref());
+    if let (Some(counted), Some(slot)) = (admitted.counted, parts.extensions.get::<AdmissionSlot>())
+    {
+        let _ = slot.0.counted.set((state.engine.clone(), counted));
+    }
     let actor = Actor {
         id: admitted.identity.credential.id.to_string(),
         source_ip: admitted.ip,
@@ -143,7 +149,7 @@ impl FromRequestParts<AppState> for Caller {
                 rate,
                 actor,
                 ..
-            } = key_caller::<Management>(parts, admitted);
+            } = key_caller::<Management>(parts, admitted, state);
             return Ok(Caller {
                 who: Who::Credential(identity),
                 rate,
@@ -209,32 +215,53 @@ impl<P: CallerPurpose> FromRequestParts<AppState> for KeyCaller<P> {
             .gate
             .admit(parts, parts.uri.query(), &demand::<P>())
             .await?;
-        Ok(key_caller(parts, admitted))
+        Ok(key_caller(parts, admitted, state))
     }
 }
 
-/// Where a management request's admission leaves the caller's rate limit state, for
-/// [`rate_limit_layer`] to put on the answer.
+/// Where a management request's admission leaves what [`admission_layer`] needs once the
+/// answer is made: the caller's rate limit state, and how usage counted the request.
 #[derive(Debug, Clone, Default)]
-pub struct RateSlot(Arc<OnceLock<RateDecision>>);
+pub struct AdmissionSlot(Arc<Admission>);
 
-impl RateSlot {
-    /// Keeps `decision` for the answer (the first one wins).
-    pub fn fill(&self, decision: RateDecision) {
-        let _ = self.0.set(decision);
+#[derive(Default)]
+struct Admission {
+    rate: OnceLock<RateDecision>,
+    /// The engine that counted the request, and how.
+    counted: OnceLock<(Arc<Verifier>, Counted)>,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission")
+            .field("rate", &self.rate)
+            .finish_non_exhaustive()
     }
 }
 
-/// Middleware: gives each request a [`RateSlot`] and puts what the [`Caller`] extractor
-/// left there on the answer as `RateLimit-*` headers, unless the handler set its own.
-pub async fn rate_limit_layer(mut request: Request, next: Next) -> Response {
-    let slot = RateSlot::default();
+/// Marks an answer refused with an outcome usage counts (a scope the credential lacks),
+/// for [`admission_layer`].
+#[derive(Debug, Clone, Copy)]
+pub struct RefusedAs(pub Outcome);
+
+/// Middleware: gives each request an [`AdmissionSlot`]; puts what the [`Caller`] extractor
+/// left there on the answer as `RateLimit-*` headers, unless the handler set its own; and
+/// when the answer is a refusal marked [`RefusedAs`], counts the credential's request with
+/// that outcome instead of `VALID`.
+pub async fn admission_layer(mut request: Request, next: Next) -> Response {
+    let slot = AdmissionSlot::default();
     request.extensions_mut().insert(slot.clone());
     let mut response = next.run(request).await;
-    if let Some(decision) = slot.0.get()
+    if let Some(decision) = slot.0.rate.get()
         && !response.headers().contains_key(LIMIT_HEADER)
     {
         rate_limit_headers(decision, response.headers_mut());
+    }
+    if let (Some(RefusedAs(outcome)), Some((engine, counted))) = (
+        response.extensions().get::<RefusedAs>(),
+        slot.0.counted.get(),
+    ) {
+        engine.recount(counted, *outcome);
     }
     response
 }

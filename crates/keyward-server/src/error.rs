@@ -9,10 +9,13 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use keyward_core::credential::ValidationError;
+use keyward_core::verify::Outcome;
 use keyward_gate::refusal::FieldError;
 use keyward_gate::{Problem, Refusal};
 use keyward_service::ServiceError;
 use keyward_service::error::{Conflict, Forbidden};
+
+use crate::caller::RefusedAs;
 
 /// A failed request.
 #[derive(Debug, thiserror::Error)]
@@ -197,7 +200,17 @@ pub fn problem(error: &ApiError) -> Problem {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
-            ApiError::Refused(refusal) => refusal.into_response(),
+            ApiError::Refused(refusal) => {
+                // A scope refusal of a management operation counts in the credential's
+                // usage as what it is (see `caller::admission_layer`).
+                let refused_as = matches!(refusal, Refusal::InsufficientScope(_))
+                    .then_some(RefusedAs(Outcome::InsufficientScope));
+                let mut response = refusal.into_response();
+                if let Some(mark) = refused_as {
+                    response.extensions_mut().insert(mark);
+                }
+                response
+            }
             other => problem(&other).respond(None),
         }
     }

@@ -96,9 +96,10 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::roles::list, routes::roles::create))
         .routes(routes!(routes::roles::scopes))
         .routes(routes!(routes::oauth::caller_record))
-        // The management routes above put their caller's rate limit on every answer; the
-        // verification and OAuth routes below set their own headers and skip the cost.
-        .route_layer(axum::middleware::from_fn(caller::rate_limit_layer))
+        // The management routes above put their caller's rate limit on every answer and
+        // count scope refusals as such; the verification and OAuth routes below set their
+        // own headers and skip the cost.
+        .route_layer(axum::middleware::from_fn(caller::admission_layer))
         .routes(routes!(routes::verify::verify))
         .routes(routes!(routes::authorize::authorize))
         .routes(routes!(routes::oauth::token))

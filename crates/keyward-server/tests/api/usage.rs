@@ -181,3 +181,62 @@ async fn bad_windows_are_400_and_other_organizations_keys_404() {
         .await
         .assert_problem(404, "not_found");
 }
+
+#[tokio::test]
+async fn management_requests_refused_for_a_scope_count_as_such() {
+    let app = TestApp::new().await;
+    let created = app
+        .create_key(json!({ "name": "reader", "permissions": ["keys:read"] }))
+        .await;
+    let key = created["key"].as_str().unwrap().to_owned();
+    let id = created["key_id"].as_str().unwrap().to_owned();
+
+    // Two reads it may make; three writes and a rule it may not, refused by the operation
+    // after the credential itself was admitted.
+    for _ in 0..2 {
+        app.get("/v1/keys").key(&key).send().await.expect(200);
+    }
+    for _ in 0..3 {
+        app.post("/v1/keys")
+            .key(&key)
+            .json(json!({ "name": "more", "permissions": ["keys:read"] }))
+            .send()
+            .await
+            .assert_problem(403, "insufficient_scope");
+    }
+    app.get("/v1/ip-rules")
+        .key(&key)
+        .send()
+        .await
+        .assert_problem(403, "insufficient_scope");
+    // A refusal for another reason stays counted as admitted: the credential was fine.
+    app.get("/v1/keys/api_key_01m91ew689ejgbbe2j6gm9g2w8")
+        .key(&key)
+        .send()
+        .await
+        .assert_problem(404, "not_found");
+    app.state.engine.flush_usage().await.unwrap();
+
+    let minutes = report(&app, &id, "granularity=minute").await;
+    assert_eq!(
+        minutes["buckets"][0]["outcomes"],
+        json!({"VALID": 3, "INSUFFICIENT_SCOPE": 4}),
+        "{minutes}"
+    );
+
+    // A refusal counted after an earlier flush moves the count already written.
+    app.get("/v1/keys").key(&key).send().await.expect(200);
+    app.state.engine.flush_usage().await.unwrap();
+    app.get("/v1/audit-log")
+        .key(&key)
+        .send()
+        .await
+        .assert_problem(403, "insufficient_scope");
+    app.state.engine.flush_usage().await.unwrap();
+    let minutes = report(&app, &id, "granularity=minute").await;
+    assert_eq!(
+        minutes["buckets"][0]["outcomes"],
+        json!({"VALID": 4, "INSUFFICIENT_SCOPE": 5}),
+        "{minutes}"
+    );
+}
