@@ -96,6 +96,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route(security::PATH, get(security::page))
         .route("/developer/audit-log", get(security::audit_log))
+        .route("/developer/audit-log/export", get(security::audit_export))
         .route(webhooks::PATH, get(webhooks::page))
         .route("/developer/webhooks/{id}", get(webhooks::detail))
         .route(members::PATH, get(members::page))

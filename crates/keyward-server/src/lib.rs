@@ -82,6 +82,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::keys::rotate))
         .routes(routes!(routes::usage::usage))
         .routes(routes!(routes::audit::list))
+        .routes(routes!(routes::audit::export))
         .routes(routes!(routes::ip_rules::list, routes::ip_rules::create))
         .routes(routes!(routes::ip_rules::update, routes::ip_rules::delete))
         .routes(routes!(routes::webhooks::list, routes::webhooks::create))

@@ -121,15 +121,25 @@ pub struct CredentialQuery {
     pub now: OffsetDateTime,
 }
 
-/// Page of an audit log listing, newest first.
-#[derive(Debug, Clone)]
+/// Filters and page of an audit log listing: newest first, or, with `after`, the oldest
+/// events newer than `after` first (a page back towards the present).
+#[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
-    /// Only events of this action, e.g. `key.revoked`.
+    /// Only events of this action, e.g. `key.revoked`; or, ending in `.`, of every action
+    /// it begins (`key.`).
     pub action: Option<String>,
+    /// Only events by this actor (a credential or member id, `cli`, `keyward`).
+    pub actor: Option<String>,
     /// Only events about this object.
     pub target_id: Option<String>,
-    /// Only events older than this one (the cursor).
+    /// Only events at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Only events before this time.
+    pub until: Option<OffsetDateTime>,
+    /// Only events older than this one (the cursor of the next page).
     pub before: Option<AuditEventId>,
+    /// Only events newer than this one, oldest first (the cursor of the previous page).
+    pub after: Option<AuditEventId>,
     /// At most this many.
     pub limit: u32,
 }

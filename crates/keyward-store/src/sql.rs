@@ -253,6 +253,19 @@ async fn sqlite_pool(options: &AnyConnectOptions, connections: u32) -> Result<An
 
 /// Moves the organization's change counter: nodes that cached its credentials, rules or
 /// roles re-read them (see `Store::organization_change_seq`).
+/// `text` with the wildcards of LIKE (`%`, `_`) and the escape character itself escaped by
+/// `\`, for a pattern used with `ESCAPE '\'`: the text then matches only itself.
+pub(super) fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
 pub(super) async fn bump_change_seq(
     conn: &mut AnyConnection,
     org: &OrganizationId,

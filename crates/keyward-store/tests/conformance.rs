@@ -589,6 +589,7 @@ async fn audit_events_append_and_list_per_organization() {
                     target_id: None,
                     before: None,
                     limit: 10,
+                    ..AuditQuery::default()
                 },
             )
             .await
@@ -607,6 +608,7 @@ async fn audit_events_append_and_list_per_organization() {
                     target_id: None,
                     before: None,
                     limit: 10,
+                    ..AuditQuery::default()
                 },
             )
             .await
@@ -620,6 +622,7 @@ async fn audit_events_append_and_list_per_organization() {
                     target_id: None,
                     before: Some(all[0].id.clone()),
                     limit: 1,
+                    ..AuditQuery::default()
                 },
             )
             .await
@@ -633,6 +636,7 @@ async fn audit_events_append_and_list_per_organization() {
                     target_id: None,
                     before: None,
                     limit: 10,
+                    ..AuditQuery::default()
                 },
             )
             .await
@@ -1216,6 +1220,7 @@ async fn a_revoked_token_is_remembered_until_it_expires_and_moves_the_counter() 
             target_id: None,
             before: None,
             limit: 10,
+            ..AuditQuery::default()
         };
         assert_eq!(
             store
@@ -1413,6 +1418,7 @@ async fn members_have_unique_emails_and_a_new_password_ends_their_sessions() {
             target_id: None,
             before: None,
             limit: 10,
+            ..AuditQuery::default()
         };
         assert_eq!(
             store

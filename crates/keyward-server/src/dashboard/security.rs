@@ -7,16 +7,17 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use keyward_core::ip_rule::RuleKind;
-use keyward_core::typeid::AuditEventId;
 use keyward_service::ServiceError;
-use keyward_service::audit::AuditQuery;
 use keyward_service::ip_rules::NewIpRule;
-use keyward_service::principal::{DeleteIpRules, ReadAuditLog, ReadIpRules, WriteIpRules};
+use keyward_service::principal::{
+    DeleteIpRules, ReadAuditLog, ReadIpRules, ReadMembers, WriteIpRules,
+};
 use serde::Deserialize;
 
 use crate::dashboard::page::{Nav, PageError, display_time, render};
 use crate::dashboard::session::{Protected, SignedIn};
-use crate::routes::split_page;
+use crate::error::ApiError;
+use crate::routes::audit::{self, AuditExportQuery, AuditLogQuery};
 use crate::state::AppState;
 
 /// The API Security page.
@@ -240,14 +241,25 @@ pub struct EventView {
     pub when: String,
     /// What, e.g. `key.revoked`.
     pub action: String,
-    /// Who: a credential, a member or `cli`.
+    /// The actor's id: a credential, a member, `cli` or `keyward`.
     pub actor: String,
+    /// What to call the actor: a member's email, a credential's name, or in words.
+    pub actor_name: String,
     /// From where.
     pub source_ip: String,
     /// The object acted on.
     pub target: String,
+    /// The page of the object, when it has one.
+    pub target_link: String,
     /// Facts about the change, as `name: value` pairs.
     pub details: String,
+}
+
+/// An actor to filter by, as the filter's menu lists it.
+#[derive(Debug)]
+pub struct ActorChoice {
+    id: String,
+    name: String,
 }
 
 #[derive(Template)]
@@ -255,47 +267,221 @@ pub struct EventView {
 struct AuditPage {
     nav: Nav,
     events: Vec<EventView>,
-    next_page: Option<String>,
+    filters: AuditPageQuery,
+    actors: Vec<ActorChoice>,
+    /// Whether the actor filtered by is none of `actors` (a credential): the menu adds it.
+    unlisted_actor: bool,
+    /// The filters as a query string (`&action=…`), for the paging and export links.
+    filter_query: String,
+    newer_page: Option<String>,
+    older_page: Option<String>,
+    errors: Vec<(&'static str, String)>,
 }
 
-/// The audit log's page.
-#[derive(Debug, Default, Deserialize)]
+/// The audit log page's filters and page, as the form sends them.
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default)]
 pub struct AuditPageQuery {
+    /// An action, or a family of them ending in `.`.
+    pub action: String,
+    /// An actor id.
+    pub actor: String,
+    /// An object id.
+    pub target_id: String,
+    /// The first day (`2026-06-01`, UTC) included.
+    pub from: String,
+    /// The last day included.
+    pub to: String,
     /// Events older than this one.
     pub before: String,
+    /// Events newer than this one.
+    pub after: String,
 }
 
-/// The organization's audit log, newest first.
+/// The families of actions the filter offers, with their names.
+pub const ACTION_FAMILIES: &[(&str, &str)] = &[
+    ("key.", "Credentials"),
+    ("ip_rule.", "IP rules"),
+    ("member.", "Members"),
+    ("webhook.", "Webhooks"),
+    ("role.", "Roles"),
+    ("token.", "Access tokens"),
+];
+
+/// A day typed in a date field (`2026-06-01`), as the RFC 3339 time it starts at, or a
+/// day later for the end of a range.
+fn day_start(
+    day: &str,
+    field: &'static str,
+    days_later: i64,
+) -> Result<Option<String>, (&'static str, String)> {
+    if day.is_empty() {
+        return Ok(None);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(day, &format).map_err(|_| {
+        (
+            field,
+            format!("Enter the date as 2026-06-01, not “{}”.", truncated(day)),
+        )
+    })?;
+    let start = date.midnight().assume_utc() + time::Duration::days(days_later);
+    Ok(Some(keyward_core::clock::rfc3339(start)))
+}
+
+/// At most 40 characters of `text`, for repeating what was typed in a message.
+fn truncated(text: &str) -> String {
+    let mut cut: String = text.chars().take(40).collect();
+    if cut.len() < text.len() {
+        cut.push('…');
+    }
+    cut
+}
+
+impl AuditPageQuery {
+    /// The API's query for these filters, or the fields that cannot be read.
+    fn api_query(&self) -> Result<AuditLogQuery, Vec<(&'static str, String)>> {
+        let text = |value: &str| Some(value.trim().to_owned()).filter(|v| !v.is_empty());
+        let mut errors = Vec::new();
+        let from = day_start(&self.from, "from", 0).unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        });
+        let to = day_start(&self.to, "to", 1).unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        });
+        if let (Some(from), Some(to)) = (&from, &to)
+            && from >= to
+        {
+            errors.push((
+                "to",
+                "The last day cannot come before the first.".to_owned(),
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(AuditLogQuery {
+            action: text(&self.action),
+            actor: text(&self.actor),
+            target_id: text(&self.target_id),
+            from,
+            to,
+            cursor: text(&self.before),
+            before_cursor: text(&self.after),
+            limit: Some(AUDIT_PAGE_SIZE),
+        })
+    }
+
+    /// The filters (not the page) as `&name=value` pairs.
+    fn as_query(&self) -> String {
+        [
+            ("action", &self.action),
+            ("actor", &self.actor),
+            ("target_id", &self.target_id),
+            ("from", &self.from),
+            ("to", &self.to),
+        ]
+        .iter()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .map(|(k, v)| format!("&{k}={}", crate::dashboard::session::url_encode(v.trim())))
+        .collect()
+    }
+}
+
+/// The page of an object named in the audit log, if the dashboard has one.
+fn object_link(id: &str) -> String {
+    if id.starts_with("api_key_") {
+        format!("/developer/api-credentials/{id}")
+    } else if id.starts_with("webhook_") {
+        format!("/developer/webhooks/{id}")
+    } else if id.starts_with("ip_rule_") {
+        PATH.to_owned()
+    } else if id.starts_with("user_") {
+        crate::dashboard::members::PATH.to_owned()
+    } else {
+        String::new()
+    }
+}
+
+/// What to call an actor the organization cannot name.
+fn actor_in_words(id: &str) -> String {
+    match id {
+        "cli" => "The operator (CLI)".to_owned(),
+        "keyward" => "Keyward".to_owned(),
+        id if id.starts_with("user_") => "A removed member".to_owned(),
+        id if id.starts_with("api_key_") => "A deleted credential".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// The organization's audit log, newest first, filtered by action, actor, object and days,
+/// paged both ways.
 pub async fn audit_log(
     State(state): State<AppState>,
     signed_in: SignedIn,
-    Query(query): Query<AuditPageQuery>,
+    Query(filters): Query<AuditPageQuery>,
 ) -> Result<Response, PageError> {
-    let permit = signed_in.principal().permit::<ReadAuditLog>()?;
-    let events = state
-        .service
-        .audit()
-        .list(
-            &permit,
-            &AuditQuery {
-                action: None,
-                target_id: None,
-                before: AuditEventId::parse(&query.before).ok(),
-                limit: AUDIT_PAGE_SIZE + 1,
-            },
-        )
-        .await?;
-    let (events, next) = split_page(events, AUDIT_PAGE_SIZE, |e| e.id.to_string());
+    let principal = signed_in.principal();
+    let permit = principal.permit::<ReadAuditLog>()?;
+    let mut actors = vec![
+        ActorChoice {
+            id: "cli".to_owned(),
+            name: actor_in_words("cli"),
+        },
+        ActorChoice {
+            id: "keyward".to_owned(),
+            name: actor_in_words("keyward"),
+        },
+    ];
+    if let Ok(members) = principal.permit::<ReadMembers>() {
+        let listed = state.service.members().list(members).await?;
+        actors.splice(
+            0..0,
+            listed.into_iter().map(|m| ActorChoice {
+                id: m.id.to_string(),
+                name: m.email,
+            }),
+        );
+    }
+    let (status, page, errors) = match filters.api_query() {
+        Err(errors) => (StatusCode::BAD_REQUEST, None, errors),
+        Ok(query) => match audit::page(&state, &permit, query).await {
+            Ok(page) => (StatusCode::OK, Some(page), Vec::new()),
+            Err(ApiError::BadRequest { message, .. }) => {
+                let field = ["action", "actor", "target_id", "before", "after"]
+                    .into_iter()
+                    .find(|f| message.starts_with(f))
+                    .unwrap_or("action");
+                (StatusCode::BAD_REQUEST, None, vec![(field, message)])
+            }
+            Err(error) => return Err(error.into()),
+        },
+    };
+    let filter_query = filters.as_query();
+    let unlisted_actor = !filters.actor.is_empty() && !actors.iter().any(|a| a.id == filters.actor);
+    let (events, newer_page, older_page) = match page {
+        None => (Vec::new(), None, None),
+        Some(page) => (
+            page.data,
+            page.prev_cursor
+                .map(|id| format!("?after={id}{filter_query}")),
+            page.next_cursor
+                .map(|id| format!("?before={id}{filter_query}")),
+        ),
+    };
     let page = AuditPage {
         nav: signed_in.nav("audit"),
         events: events
             .into_iter()
             .map(|e| EventView {
-                when: display_time(e.occurred_at),
+                when: e.occurred_at.replace('T', " ").replace('Z', " UTC"),
                 action: e.action,
+                actor_name: e.actor_name.unwrap_or_else(|| actor_in_words(&e.actor)),
                 actor: e.actor,
-                source_ip: e.source_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                source_ip: e.source_ip.unwrap_or_default(),
+                target_link: e.target_id.as_deref().map(object_link).unwrap_or_default(),
                 target: e.target_id.unwrap_or_default(),
                 details: e
                     .details
@@ -308,7 +494,53 @@ pub async fn audit_log(
                     .join(", "),
             })
             .collect(),
-        next_page: next.map(|id| format!("?before={id}")),
+        filters,
+        actors,
+        unlisted_actor,
+        filter_query,
+        newer_page,
+        older_page,
+        errors,
     };
-    Ok(render(StatusCode::OK, &page))
+    Ok(render(status, &page))
+}
+
+/// The audit log as a file (`?format=csv|json` and the page's filters), for the member's
+/// browser to save.
+pub async fn audit_export(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Query(filters): Query<AuditPageQuery>,
+    Query(format): Query<ExportFormatQuery>,
+) -> Result<Response, PageError> {
+    let permit = signed_in.principal().permit::<ReadAuditLog>()?;
+    let query = filters.api_query().map_err(|errors| {
+        let message = errors
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect::<Vec<_>>()
+            .join(" ");
+        PageError(ApiError::bad_request("invalid_query", message))
+    })?;
+    let export = AuditExportQuery {
+        format: Some(format.format),
+        action: query.action,
+        actor: query.actor,
+        target_id: query.target_id,
+        from: query.from,
+        to: query.to,
+    };
+    Ok(audit::export_file(&state, &permit, export).await?)
+}
+
+/// The format of an export link.
+#[derive(Debug, Deserialize)]
+pub struct ExportFormatQuery {
+    /// `csv` or `json`.
+    #[serde(default = "csv")]
+    pub format: String,
+}
+
+fn csv() -> String {
+    "csv".to_owned()
 }

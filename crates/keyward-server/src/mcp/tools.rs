@@ -345,12 +345,21 @@ pub struct KeyUsage {
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditLog {
-    /// Only events of this action, e.g. `key.revoked`.
+    /// Only events of this action, e.g. `key.revoked`; or, ending in `.`, every action
+    /// beginning so (`key.`).
     pub action: Option<String>,
+    /// Only events by this actor: a key id, a member id (`user_…`), `cli` or `keyward`.
+    pub actor: Option<String>,
     /// Only events about this object, e.g. a key id.
     pub target_id: Option<String>,
-    /// The `next_cursor` of the previous page.
+    /// Only events at or after this time (RFC 3339).
+    pub from: Option<String>,
+    /// Only events before this time (RFC 3339).
+    pub to: Option<String>,
+    /// The `next_cursor` of the previous page (older events).
     pub cursor: Option<String>,
+    /// The `prev_cursor` of the previous page (newer events).
+    pub before_cursor: Option<String>,
     /// Events in a page, 1–100 (20 by default).
     pub limit: Option<u32>,
 }
@@ -857,8 +866,12 @@ impl Tools {
         let permit = permit!(caller, ReadAuditLog);
         let query = crate::routes::audit::AuditLogQuery {
             action: args.action,
+            actor: args.actor,
             target_id: args.target_id,
+            from: args.from,
+            to: args.to,
             cursor: args.cursor,
+            before_cursor: args.before_cursor,
             limit: args.limit,
         };
         match crate::routes::audit::page(&self.state, &permit, query).await {

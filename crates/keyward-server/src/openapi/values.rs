@@ -219,7 +219,15 @@ schema_only!(
 
 schema_only!(
     /// Where a page of audit events starts.
-    AuditCursor => text(type_id("audit_event"), "The `next_cursor` of the previous page.")
+    AuditCursor => text(type_id("audit_event"), "A cursor the previous answer gave.")
+);
+
+schema_only!(
+    /// The format of an export.
+    ExportFormat => ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["csv", "json"]))
+        .description(Some("`csv` (the default) or `json`."))
 );
 
 schema_only!(

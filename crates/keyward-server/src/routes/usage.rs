@@ -70,7 +70,10 @@ pub struct UsageBucket {
 }
 
 /// A time of the query: RFC 3339, and within the years every answer can write.
-fn parse_time(field: &'static str, text: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
+pub(crate) fn parse_time(
+    field: &'static str,
+    text: Option<&str>,
+) -> Result<Option<OffsetDateTime>, ApiError> {
     text.map(|t| {
         OffsetDateTime::parse(t, &Rfc3339)
             .ok()

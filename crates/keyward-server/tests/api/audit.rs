@@ -158,3 +158,199 @@ async fn the_audit_log_needs_its_scope_and_pages() {
     assert_eq!(second["data"].as_array().unwrap().len(), 4);
     assert_eq!(second["next_cursor"], json!(null));
 }
+
+/// The actions of a page of the audit log, newest first.
+fn actions(page: &serde_json::Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_audit_log_filters_by_actor_type_object_and_time_and_pages_both_ways() {
+    let app = TestApp::new().await;
+    let names: Vec<String> = (0..5).map(|i| format!("k{i}")).collect();
+    let mut ids = Vec::new();
+    for name in &names {
+        ids.push(
+            app.create_key(json!({ "name": name })).await["key_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+        app.clock.advance(time::Duration::minutes(10));
+    }
+    app.act_on_key(&json!({ "key_id": ids[1] }), "disable")
+        .await;
+    let get = |query: String| {
+        let app = &app;
+        async move {
+            app.get(&format!("/v1/audit-log?{query}"))
+                .key(&app.admin_key)
+                .send()
+                .await
+                .expect(200)
+                .json()
+        }
+    };
+
+    // By object, and by a family of actions.
+    let about = get(format!("target_id={}", ids[1])).await;
+    assert_eq!(actions(&about), ["key.disabled", "key.created"]);
+    let keys = get("action=key.&limit=100".to_owned()).await;
+    // Five creations, the bootstrap credential's, and a disabling.
+    assert_eq!(keys["data"].as_array().unwrap().len(), 7, "{keys}");
+    let none = get("action=key_.&limit=100".to_owned()).await;
+    assert_eq!(none["data"], json!([]), "`_` is not a wildcard");
+
+    // By actor, with the actor's name.
+    let admin_id = about["data"][0]["actor"].as_str().unwrap().to_owned();
+    assert_eq!(
+        about["data"][0]["actor_name"], "Bootstrap credential",
+        "{about}"
+    );
+    let by_admin = get(format!("actor={admin_id}&limit=100")).await;
+    assert_eq!(by_admin["data"].as_array().unwrap().len(), 6);
+    let by_cli = get("actor=cli&limit=100".to_owned()).await;
+    assert!(
+        actions(&by_cli).iter().all(|a| a != "key.disabled"),
+        "{by_cli}"
+    );
+
+    // By time: the creations between 12:10 (included) and 12:30 (excluded).
+    let window =
+        get("action=key.created&from=2026-06-01T12:10:00Z&to=2026-06-01T12:30:00Z".to_owned())
+            .await;
+    let created: Vec<&str> = window["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["target_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(created, [ids[2].as_str(), ids[1].as_str()]);
+
+    // Pages of two creations: forward to the oldest, then back to the newest.
+    let first = get("action=key.created&limit=2".to_owned()).await;
+    assert_eq!(
+        first["prev_cursor"],
+        json!(null),
+        "the newest page has no newer one"
+    );
+    let second = get(format!(
+        "action=key.created&limit=2&cursor={}",
+        first["next_cursor"].as_str().unwrap()
+    ))
+    .await;
+    let third = get(format!(
+        "action=key.created&limit=2&cursor={}",
+        second["next_cursor"].as_str().unwrap()
+    ))
+    .await;
+    assert_eq!(third["next_cursor"], json!(null));
+    let back = get(format!(
+        "action=key.created&limit=2&before_cursor={}",
+        third["prev_cursor"].as_str().unwrap()
+    ))
+    .await;
+    assert_eq!(back["data"], second["data"]);
+    let front = get(format!(
+        "action=key.created&limit=2&before_cursor={}",
+        back["prev_cursor"].as_str().unwrap()
+    ))
+    .await;
+    assert_eq!(front["data"], first["data"]);
+    assert_eq!(front["prev_cursor"], json!(null));
+
+    // Unusable filters are 400.
+    for query in [
+        "from=yesterday",
+        "from=2026-06-02T00:00:00Z&to=2026-06-01T00:00:00Z",
+        "actor=",
+        "cursor=audit_event_01h455vb4pex5vsknk084sn02q&before_cursor=audit_event_01h455vb4pex5vsknk084sn02q",
+    ] {
+        app.get(&format!("/v1/audit-log?{query}"))
+            .key(&app.admin_key)
+            .send()
+            .await
+            .assert_problem(400, "invalid_query");
+    }
+}
+
+#[tokio::test]
+async fn the_audit_log_exports_as_csv_and_json_with_the_same_filters() {
+    let app = TestApp::new().await;
+    // A credential whose name a spreadsheet would run as a formula acts: its name is the
+    // actor's name in the export.
+    let hostile = app
+        .create_key(json!({
+            "name": "=HYPERLINK(\"https://evil.example\")",
+            "permissions": ["keys:write", "keys:read"],
+        }))
+        .await;
+    let created = app
+        .create_key_as(
+            hostile["key"].as_str().unwrap(),
+            json!({ "name": "made by it", "permissions": ["keys:read"] }),
+        )
+        .await;
+    let id = created["key_id"].as_str().unwrap();
+    app.act_on_key(&created, "revoke").await;
+
+    let csv = app
+        .get(&format!("/v1/audit-log/export?target_id={id}"))
+        .key(&app.admin_key)
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    assert_eq!(
+        csv.header("content-disposition"),
+        Some("attachment; filename=\"audit-log.csv\"")
+    );
+    let lines: Vec<&str> = csv.text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines[0],
+        "id,occurred_at,action,actor,actor_name,source_ip,target_id,details"
+    );
+    assert_eq!(lines.len(), 3, "{}", csv.text);
+    assert!(lines[1].contains(",key.revoked,"), "{}", lines[1]);
+    assert!(lines[2].contains(",key.created,"), "{}", lines[2]);
+    assert!(
+        lines[2].contains(",\"'=HYPERLINK(\"\"https://evil.example\"\")\","),
+        "a name that is a formula is defused: {}",
+        lines[2]
+    );
+
+    let json = app
+        .get(&format!("/v1/audit-log/export?format=json&target_id={id}"))
+        .key(&app.admin_key)
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(json.header("content-type"), Some("application/json"));
+    let events = json.json();
+    assert_eq!(events.as_array().unwrap().len(), 2);
+    assert_eq!(events[0]["action"], "key.revoked");
+    assert_eq!(
+        events[1]["actor_name"],
+        "=HYPERLINK(\"https://evil.example\")"
+    );
+    assert_eq!(events[1]["details"]["name"], "made by it");
+
+    app.get("/v1/audit-log/export?format=xml")
+        .key(&app.admin_key)
+        .send()
+        .await
+        .assert_problem(400, "invalid_query");
+    let reader = app
+        .create_key(json!({ "name": "reader", "permissions": ["keys:read"] }))
+        .await;
+    app.get("/v1/audit-log/export")
+        .key(reader["key"].as_str().unwrap())
+        .send()
+        .await
+        .assert_problem(403, "insufficient_scope");
+}

@@ -627,6 +627,7 @@ async fn failed_logins_are_throttled_per_address_and_audited() {
                 target_id: None,
                 before: None,
                 limit: 50,
+                ..AuditQuery::default()
             };
             store.list_audit_events(&org, &query).await.unwrap()
         }

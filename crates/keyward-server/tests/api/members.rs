@@ -494,3 +494,76 @@ async fn a_member_changes_its_own_password_and_other_sessions_end() {
     let old_password = crate::dashboard::post_login(&app, EMAIL, PASSWORD, "127.0.0.2").await;
     assert_eq!(old_password.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn the_audit_page_names_actors_links_objects_filters_and_exports() {
+    let app = TestApp::new().await;
+    let member_id = add_member(&app, &app.organization_id, EMAIL).await;
+    let member = login(&app, EMAIL).await;
+    let made = api(&app, &member, "POST", "/v1/keys")
+        .json(json!({ "name": "from the dashboard", "permissions": ["dns:read"] }))
+        .send()
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    let key = made.json();
+    record_secrets([key["key"].as_str().unwrap()]);
+    let key_id = key["key_id"].as_str().unwrap();
+
+    let page = member
+        .get(&app, &format!("/developer/audit-log?actor={member_id}"))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(
+        page.text.contains(&format!(
+            "href=\"?actor={member_id}\" title=\"{member_id}\">{EMAIL}<"
+        )),
+        "the actor is the member's email, its id on hover: {}",
+        page.text
+    );
+    assert!(
+        page.text
+            .contains(&format!("href=\"/developer/api-credentials/{key_id}\""))
+    );
+    assert!(
+        !page.text.contains("organization.created"),
+        "filtered by actor"
+    );
+    assert!(
+        page.text.contains(&format!(
+            "href=\"/developer/audit-log/export?format=csv&#38;actor={member_id}\""
+        )),
+        "{}",
+        page.text
+    );
+
+    let csv = member
+        .get(
+            &app,
+            &format!("/developer/audit-log/export?format=csv&actor={member_id}"),
+        )
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(
+        csv.header("content-disposition"),
+        Some("attachment; filename=\"audit-log.csv\"")
+    );
+    assert!(
+        csv.text
+            .contains(&format!(",key.created,{member_id},{EMAIL},")),
+        "{}",
+        csv.text
+    );
+    assert!(!csv.text.contains("member.added"), "{}", csv.text);
+
+    // A day range: nothing before the day the events happened.
+    let earlier = member
+        .get(&app, "/developer/audit-log?from=2026-05-01&to=2026-05-31")
+        .await;
+    assert!(earlier.text.contains("id=\"no-events\""));
+    let bad = member
+        .get(&app, "/developer/audit-log?from=someday&to=2026-05-31")
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains("id=\"error-summary\""), "{}", bad.text);
+    assert!(bad.text.contains("href=\"#from\""));
+}

@@ -7,10 +7,10 @@ use keyward_core::clock::{rfc3339, to_millis};
 use keyward_core::typeid::{MessageId, OrganizationId};
 use sqlx::AnyConnection;
 
-use super::SqlStore;
 use super::errors::map_error;
 use super::rows::audit_event_from_row;
 use super::writer::job;
+use super::{SqlStore, escape_like};
 use crate::error::StoreError;
 use crate::records::AuditQuery;
 use crate::traits::AuditStore;
@@ -62,7 +62,7 @@ async fn queue_notice(
     })
     .to_string();
     // `_` is a wildcard of LIKE: escaped, so `ip_rule.blocked` matches only itself.
-    let pattern = format!("%,{},%", notice.event_type.replace('_', "\\_"));
+    let pattern = format!("%,{},%", escape_like(notice.event_type));
     sqlx::query(
         "INSERT INTO webhook_deliveries (message_id, webhook_id, organization_id, event_type, \
          payload, created_at, state, attempts, next_attempt_at) \
@@ -96,22 +96,51 @@ impl AuditStore for SqlStore {
         org: &OrganizationId,
         query: &AuditQuery,
     ) -> Result<Vec<AuditEvent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, organization_id, occurred_at, action, actor, source_ip, target_id, details \
-             FROM audit_events WHERE organization_id = $1 \
-             AND ($2 IS NULL OR action = $2) \
-             AND ($3 IS NULL OR target_id = $3) \
-             AND ($4 IS NULL OR id < $4) \
-             ORDER BY id DESC LIMIT $5",
-        )
-        .bind(org.as_str())
-        .bind(query.action.as_deref())
-        .bind(query.target_id.as_deref())
-        .bind(query.before.as_ref().map(|id| id.as_str()))
-        .bind(i64::from(query.limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_error)?;
+        // `_` and `%` in a prefix are LIKE wildcards: escaped, so `ip_rule.` is literal.
+        let (exact, prefix) = match query.action.as_deref() {
+            Some(action) if action.ends_with('.') => {
+                (None, Some(format!("{}%", escape_like(action))))
+            }
+            other => (other.map(str::to_owned), None),
+        };
+        macro_rules! listing {
+            ($order:literal) => {
+                concat!(
+                    "SELECT id, organization_id, occurred_at, action, actor, source_ip, \
+                     target_id, details FROM audit_events WHERE organization_id = $1 \
+                     AND ($2 IS NULL OR action = $2) \
+                     AND ($3 IS NULL OR action LIKE $3 ESCAPE '\\') \
+                     AND ($4 IS NULL OR actor = $4) \
+                     AND ($5 IS NULL OR target_id = $5) \
+                     AND ($6 IS NULL OR occurred_at >= $6) \
+                     AND ($7 IS NULL OR occurred_at < $7) \
+                     AND ($8 IS NULL OR id < $8) \
+                     AND ($9 IS NULL OR id > $9) \
+                     ORDER BY id ",
+                    $order,
+                    " LIMIT $10"
+                )
+            };
+        }
+        let sql = if query.after.is_some() {
+            listing!("ASC")
+        } else {
+            listing!("DESC")
+        };
+        let rows = sqlx::query(sql)
+            .bind(org.as_str())
+            .bind(exact)
+            .bind(prefix)
+            .bind(query.actor.as_deref())
+            .bind(query.target_id.as_deref())
+            .bind(query.since.map(to_millis))
+            .bind(query.until.map(to_millis))
+            .bind(query.before.as_ref().map(|id| id.as_str()))
+            .bind(query.after.as_ref().map(|id| id.as_str()))
+            .bind(i64::from(query.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)?;
         rows.iter().map(audit_event_from_row).collect()
     }
 }

@@ -13,7 +13,7 @@ use super::audit::insert_event;
 use super::errors::map_error;
 use super::rows::{self, CredentialRow, credential_from_row};
 use super::writer::job;
-use super::{SqlStore, bump_change_seq};
+use super::{SqlStore, bump_change_seq, escape_like};
 use crate::error::{Conflict, StoreError};
 use crate::records::{CredentialQuery, NewSecret, SecretMatch};
 use crate::traits::CredentialStore;
@@ -223,11 +223,7 @@ impl CredentialStore for SqlStore {
         .bind(query.search.as_deref())
         .bind(query.search.as_deref().map(|text| {
             // Both sides lowered by the database, so that they agree on what case is.
-            let escaped = text
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            format!("%{escaped}%")
+            format!("%{}%", escape_like(text))
         }))
         .fetch_all(&self.pool)
         .await
