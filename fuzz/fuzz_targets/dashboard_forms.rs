@@ -131,7 +131,7 @@ fn check_credential_form(form: &CredentialForm) {
         DESCRIPTION_MAX_CHARS,
         TextKind::Description,
     );
-    let new = match create_request(form) {
+    let new = match create_request(form, &CATALOGUE) {
         Ok(new) => new,
         Err(errors) => {
             assert!(!errors.is_empty());
@@ -142,7 +142,11 @@ fn check_credential_form(form: &CredentialForm) {
                         "description",
                         "environment",
                         "expires_on",
-                        "rate_limit"
+                        "rate_limit",
+                        "scopes",
+                        "ip_allowlist",
+                        "owner_id",
+                        "metadata",
                     ]
                     .contains(field),
                     "{field}"

@@ -7,17 +7,70 @@
 //   gone from the page; Escape does not close it, only its button does;
 // - [data-copy="ID"] copies the value of the element ID to the clipboard;
 // - a form's error summary (#error-summary) takes the focus when the page loads, so a
-//   keyboard or screen reader user starts from the list of what to fix.
+//   keyboard or screen reader user starts from the list of what to fix (or, on a stale
+//   edit, the #conflict notice);
+// - the credential form's effective scopes (#effective-scopes) follow the boxes ticked,
+//   the scopes typed and the role chosen (the role's scopes are its option's data-scopes).
 (function () {
   "use strict";
 
   function focusErrors() {
-    var summary = document.getElementById("error-summary");
+    var summary = document.getElementById("error-summary") || document.getElementById("conflict");
     if (summary) {
       summary.focus();
     }
   }
   document.addEventListener("DOMContentLoaded", focusErrors);
+
+  function words(text) {
+    return (text || "").split(/[\s,]+/).filter(function (w) {
+      return w.length > 0;
+    });
+  }
+
+  function showEffectiveScopes() {
+    var list = document.getElementById("effective-scopes");
+    if (!list) {
+      return;
+    }
+    var scopes = {};
+    document.querySelectorAll("#scope-picker input[name=scope]:checked").forEach(function (box) {
+      scopes[box.value] = true;
+    });
+    var typed = document.getElementById("scopes");
+    words(typed && typed.value).forEach(function (scope) {
+      scopes[scope] = true;
+    });
+    var role = document.getElementById("role");
+    var option = role && role.options[role.selectedIndex];
+    words(option && option.getAttribute("data-scopes")).forEach(function (scope) {
+      scopes[scope] = true;
+    });
+    var sorted = Object.keys(scopes).sort();
+    list.textContent = "";
+    sorted.forEach(function (scope) {
+      var item = document.createElement("li");
+      var code = document.createElement("code");
+      code.textContent = scope;
+      item.appendChild(code);
+      list.appendChild(item);
+    });
+    var none = document.getElementById("no-effective-scopes");
+    if (none) {
+      none.hidden = sorted.length > 0;
+    }
+  }
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (target instanceof Element && target.closest("#scope-picker, #role, #scopes")) {
+      showEffectiveScopes();
+    }
+  });
+  document.addEventListener("input", function (event) {
+    if (event.target instanceof Element && event.target.id === "scopes") {
+      showEffectiveScopes();
+    }
+  });
 
   function openOnLoad(root) {
     root.querySelectorAll("dialog[data-open-on-load]").forEach(function (dialog) {

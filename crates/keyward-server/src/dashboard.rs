@@ -57,8 +57,16 @@ pub fn changes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/logout", post(login::logout)),
         (credentials::LIST_PATH, post(credentials::create)),
         (
+            "/developer/api-credentials/lookup",
+            post(credentials::lookup),
+        ),
+        (
             "/developer/api-credentials/{id}/rotate",
             post(credentials::rotate),
+        ),
+        (
+            "/developer/api-credentials/{id}/edit",
+            post(credentials::edit),
         ),
         (
             "/developer/api-credentials/{id}/{action}",
@@ -90,6 +98,10 @@ pub fn routes() -> Router<AppState> {
         .route(credentials::LIST_PATH, get(credentials::list))
         .route("/developer/api-credentials/new", get(credentials::new_form))
         .route("/developer/api-credentials/{id}", get(credentials::detail))
+        .route(
+            "/developer/api-credentials/{id}/edit",
+            get(credentials::edit_form),
+        )
         .route(
             "/developer/api-credentials/{id}/usage-chart",
             get(credentials::usage_chart),

@@ -83,6 +83,9 @@ pub struct CredentialChange {
     pub not_before: Option<Option<OffsetDateTime>>,
     /// New expiry, or never.
     pub expires_at: Option<Option<OffsetDateTime>>,
+    /// Change only the credential as it was at this version: one changed since (a form
+    /// shown before another change) is [`Conflict::CredentialChanged`] and changes nothing.
+    pub expected_version: Option<i64>,
 }
 
 /// A rotation: new secrets for a credential.
@@ -178,6 +181,8 @@ pub struct CredentialFilter {
     /// Only credentials whose id or owner id is this text, or whose name holds it (ASCII
     /// letters without case); never a secret, which is looked up by its hash instead.
     pub search: Option<String>,
+    /// Leave revoked credentials out: the dashboard's default list, where they are archived.
+    pub hide_revoked: bool,
     /// At most this many.
     pub limit: u32,
 }
@@ -324,6 +329,7 @@ impl Credentials<'_> {
             owner_id: filter.owner_id,
             before: filter.before,
             search,
+            hide_revoked: filter.hide_revoked,
             limit: filter.limit,
             now: service.clock.now(),
         };
@@ -625,6 +631,12 @@ impl Credentials<'_> {
             .transpose()?;
         self.modify(permit, &id, Reach::CurrentAndResult, |credential, now| {
             refuse_revoked(credential)?;
+            if change
+                .expected_version
+                .is_some_and(|version| version != credential.version)
+            {
+                return Err(Conflict::CredentialChanged.into());
+            }
             let before = credential.settings.clone();
             let settings = &mut credential.settings;
             let mut changed = Vec::new();

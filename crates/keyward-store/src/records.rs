@@ -115,6 +115,8 @@ pub struct CredentialQuery {
     /// Only credentials whose id or owner id is this text, or whose name holds it (letters
     /// of ASCII compared without case; `%` and `_` are themselves).
     pub search: Option<String>,
+    /// Leave revoked credentials out (when `status` is not `revoked`).
+    pub hide_revoked: bool,
     /// At most this many.
     pub limit: u32,
     /// The time that decides `expired`.

@@ -122,6 +122,7 @@ fn query(limit: u32) -> CredentialQuery {
         owner_id: None,
         before: None,
         search: None,
+        hide_revoked: false,
         limit,
         now: now(),
     }
@@ -473,6 +474,21 @@ async fn status_filters_derive_expiry_from_the_time_given() {
             ids(DisplayStatus::Disabled, later).await,
             Vec::<CredentialId>::new()
         );
+        // Archived: every credential but the revoked one.
+        let unarchived: Vec<CredentialId> = store
+            .list_credentials(
+                &org.id,
+                &CredentialQuery {
+                    hide_revoked: true,
+                    ..query(10)
+                },
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(unarchived, [forever.id.clone(), expiring.id.clone()]);
     }
 }
 

@@ -413,6 +413,7 @@ pub async fn keys(service: &Service, command: KeysCommand) -> anyhow::Result<()>
                 owner_id: set_or_clear(settings.owner_id, cleared(Clearable::OwnerId)),
                 not_before: set_or_clear(settings.not_before, cleared(Clearable::NotBefore)),
                 expires_at: set_or_clear(settings.expires_at, cleared(Clearable::ExpiresAt)),
+                expected_version: None,
             };
             let permit = operator
                 .in_organization(&organization_id)

@@ -9,13 +9,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use keyward_core::credential::{
-    Credential, DisplayStatus, Environment, ValidationError, validate_description, validate_name,
-    validate_rate_limit,
+    Credential, DisplayStatus, Environment, ValidationError, parse_ip_allowlist,
+    validate_description, validate_metadata, validate_name, validate_owner_id, validate_rate_limit,
 };
+use keyward_core::scope::ScopeCatalogue;
 use keyward_core::typeid::CredentialId;
 use keyward_service::ServiceError;
 use keyward_service::credentials::{
-    CredentialFilter, Issued, NewCredential, Rotation, StatusChange,
+    CredentialChange, CredentialFilter, Issued, NewCredential, Rotation, SecretState, StatusChange,
 };
 use keyward_service::error::Conflict;
 use keyward_service::principal::{ReadKeys, ReadRoles, WriteKeys};
@@ -24,7 +25,7 @@ use time::{Date, OffsetDateTime, Time};
 
 use crate::dashboard::chart::UsageChart;
 use crate::dashboard::page::{Nav, PageError, display_time, render};
-use crate::dashboard::session::{Protected, SignedIn, TokenOnly};
+use crate::dashboard::session::{Protected, SignedIn, TokenOnly, url_encode};
 use crate::error::ApiError;
 use crate::routes::split_page;
 use crate::state::AppState;
@@ -79,6 +80,13 @@ pub struct CredentialView {
     pub version: i64,
     /// When a secret of it was last reported found in public, or empty.
     pub exposed: String,
+    /// Who it is for in the user's own system, or empty.
+    pub owner_id: String,
+    /// Its metadata as JSON, or empty when it has none.
+    pub metadata: String,
+    /// Whether it holds every scope (`*`): revoking it may stop an integration that does
+    /// everything.
+    pub all_scopes: bool,
 }
 
 impl CredentialView {
@@ -130,6 +138,13 @@ impl CredentialView {
             disabled: credential.status == keyward_core::credential::Status::Disabled,
             version: credential.version,
             exposed: credential.exposed_at.map(display_time).unwrap_or_default(),
+            owner_id: s.owner_id.clone().unwrap_or_default(),
+            metadata: if s.metadata.is_empty() {
+                String::new()
+            } else {
+                serde_json::Value::Object(s.metadata.clone()).to_string()
+            },
+            all_scopes: s.permissions.grants(&keyward_core::scope::Scope::all()),
         }
     }
 }
@@ -138,10 +153,13 @@ impl CredentialView {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ListFilter {
-    /// `active`, `disabled`, `revoked`, `expired`, or empty for all.
+    /// `active`, `disabled`, `revoked`, `expired`, `all` (revoked ones included), or empty
+    /// for every credential but the revoked ones, which are archived.
     pub status: String,
     /// `live`, `test`, or empty for both.
     pub environment: String,
+    /// A name (or part of one), an id or an owner id.
+    pub q: String,
     /// Show credentials older than this id (the next page).
     pub before: String,
 }
@@ -154,44 +172,85 @@ struct ListPage {
     filter: ListFilter,
     filtered: bool,
     next_page: Option<String>,
+    /// What the pasted key turned out to be, or an error about the search.
+    lookup: Option<Lookup>,
+    errors: Vec<(&'static str, String)>,
 }
 
-/// The credentials table, filtered by status and environment, newest first.
+/// The answer to a pasted key.
+#[derive(Debug)]
+pub struct Lookup {
+    /// The credential's id, when the key is one of this organization's.
+    id: String,
+    name: String,
+    /// `active`, `replaced`, … in words.
+    state: &'static str,
+}
+
+/// The credentials table, filtered by status, environment and a search, newest first;
+/// revoked credentials are archived (left out) unless the filter asks for them.
 pub async fn list(
     State(state): State<AppState>,
     signed_in: SignedIn,
     Query(filter): Query<ListFilter>,
 ) -> Result<Response, PageError> {
+    list_page(&state, &signed_in, filter, None, Vec::new()).await
+}
+
+async fn list_page(
+    state: &AppState,
+    signed_in: &SignedIn,
+    filter: ListFilter,
+    lookup: Option<Lookup>,
+    mut errors: Vec<(&'static str, String)>,
+) -> Result<Response, PageError> {
     let status = DisplayStatus::parse(&filter.status);
+    let every = filter.status == "all";
     let environment = Environment::parse(&filter.environment);
     let before = CredentialId::parse(&filter.before).ok();
-    let filtered = status.is_some() || environment.is_some() || before.is_some();
+    let search = Some(filter.q.trim().to_owned()).filter(|q| !q.is_empty());
+    let filtered =
+        status.is_some() || every || environment.is_some() || before.is_some() || search.is_some();
     let permit = signed_in.principal().permit::<ReadKeys>()?;
     let page_filter = CredentialFilter {
         status,
         environment,
         owner_id: None,
         before,
-        search: None,
+        search: search.clone(),
         limit: PAGE_SIZE + 1,
+        hide_revoked: status.is_none() && !every,
     };
-    let credentials = state
-        .service
-        .credentials()
-        .list(&permit, page_filter)
-        .await?;
+    let listed = state.service.credentials().list(&permit, page_filter).await;
+    let credentials = match listed {
+        Ok(credentials) => credentials,
+        // A secret typed in the search box: refused, and said how to look it up.
+        Err(ServiceError::Validation(error)) => {
+            errors.push(("q", plain_search_error(&error)));
+            Vec::new()
+        }
+        Err(error) => return Err(error.into()),
+    };
     let now = state.clock.now();
     let (credentials, cursor) = split_page(credentials, PAGE_SIZE, |c| c.id.to_string());
     let next_page = cursor.map(|id| {
         let mut query = format!("?before={id}");
-        if let Some(status) = status {
-            query.push_str(&format!("&status={}", status.as_str()));
+        if !filter.status.is_empty() {
+            query.push_str(&format!("&status={}", url_encode(&filter.status)));
         }
         if let Some(environment) = environment {
             query.push_str(&format!("&environment={}", environment.as_str()));
         }
+        if let Some(search) = &search {
+            query.push_str(&format!("&q={}", url_encode(search)));
+        }
         query
     });
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
     let page = ListPage {
         nav: signed_in.nav("credentials"),
         rows: credentials
@@ -201,18 +260,86 @@ pub async fn list(
         filtered,
         filter,
         next_page,
+        lookup,
+        errors,
     };
-    Ok(render(StatusCode::OK, &page))
+    Ok(render(status, &page))
 }
 
-/// The fields of the create form, as typed.
-#[derive(Debug, Default, Deserialize)]
+/// The search's refusal of a secret, in words.
+fn plain_search_error(error: &ValidationError) -> String {
+    if error.message.contains("lookup") || error.message.contains("secret") {
+        "That looks like a secret: paste it in “Find a pasted key” instead, which never \
+         stores or logs it."
+            .to_owned()
+    } else {
+        plain_message("q", &error.message)
+    }
+}
+
+/// The paste-a-key form.
+#[derive(Default, Deserialize)]
 #[serde(default)]
+pub struct LookupForm {
+    /// The pasted API key or client secret.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for LookupForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LookupForm(…)")
+    }
+}
+
+/// Finds the credential of a pasted key: the server hashes what was pasted and looks the
+/// digest up, as `POST /v1/keys/lookup` does; nothing pasted is stored, logged or shown
+/// back.
+pub async fn lookup(
+    State(state): State<AppState>,
+    Protected { signed_in, form }: Protected<LookupForm>,
+) -> Result<Response, PageError> {
+    let permit = signed_in.principal().permit::<ReadKeys>()?;
+    let found = state
+        .service
+        .credentials()
+        .identify(&permit, form.secret.trim())
+        .await?;
+    let (lookup, errors) = match found {
+        Some(owner) => (
+            Some(Lookup {
+                id: owner.credential.id.to_string(),
+                name: owner.credential.settings.name.clone(),
+                state: match owner.state {
+                    SecretState::Replaced => "replaced by a rotation: it no longer works",
+                    SecretState::Credential(DisplayStatus::Active) => "active: it works",
+                    SecretState::Credential(DisplayStatus::Disabled) => "disabled",
+                    SecretState::Credential(DisplayStatus::Revoked) => "revoked",
+                    SecretState::Credential(DisplayStatus::Expired) => "expired",
+                },
+            }),
+            Vec::new(),
+        ),
+        None => (
+            None,
+            vec![(
+                "secret",
+                "No credential of your organization has this key or client secret.".to_owned(),
+            )],
+        ),
+    };
+    list_page(&state, &signed_in, ListFilter::default(), lookup, errors).await
+}
+
+/// The fields of the create and edit forms, as typed.
+#[derive(Debug, Default)]
 pub struct CredentialForm {
-    /// The submission token of the form ([`SignedIn::submission`]): the id the credential
-    /// will have, chosen by the server when the form is shown, so sending the form twice (a
-    /// reload) cannot create a second credential.
+    /// The submission token of the create form ([`SignedIn::submission`]): the id the
+    /// credential will have, chosen by the server when the form is shown, so sending the
+    /// form twice (a reload) cannot create a second credential.
     pub submission: String,
+    /// The credential's version when the edit form was shown: a form older than another
+    /// change is refused, not applied over it.
+    pub version: String,
     /// Name (required).
     pub name: String,
     /// Description.
@@ -221,14 +348,155 @@ pub struct CredentialForm {
     pub expires_on: String,
     /// `live` or `test`.
     pub environment: String,
-    /// Scopes, separated by spaces, commas or new lines.
+    /// Scopes typed, separated by spaces, commas or new lines.
     pub scopes: String,
+    /// Scopes ticked in the picker (`scope`, a field named once per box).
+    pub picked: Vec<String>,
     /// A role, or empty.
     pub role: String,
     /// Addresses or CIDR ranges, separated by spaces, commas or new lines.
     pub ip_allowlist: String,
     /// Requests per second, or empty for the environment's default.
     pub rate_limit: String,
+    /// Who the credential belongs to in the user's own system, or empty.
+    pub owner_id: String,
+    /// A JSON object, or empty.
+    pub metadata: String,
+}
+
+impl<'de> Deserialize<'de> for CredentialForm {
+    /// Read from the form's pairs: the picker's boxes (`scope`) are a field named more
+    /// than once, which a plain urlencoded struct cannot hold. Any other field named twice
+    /// is refused, as such a struct would; unknown names are ignored.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut form = CredentialForm::default();
+        let mut seen = std::collections::HashSet::new();
+        for (name, value) in Vec::<(String, String)>::deserialize(deserializer)? {
+            if name != "scope" && !seen.insert(name.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate field `{name}`"
+                )));
+            }
+            let field = match name.as_str() {
+                "scope" => {
+                    form.picked.push(value);
+                    continue;
+                }
+                "submission" => &mut form.submission,
+                "version" => &mut form.version,
+                "name" => &mut form.name,
+                "description" => &mut form.description,
+                "expires_on" => &mut form.expires_on,
+                "environment" => &mut form.environment,
+                "scopes" => &mut form.scopes,
+                "role" => &mut form.role,
+                "ip_allowlist" => &mut form.ip_allowlist,
+                "rate_limit" => &mut form.rate_limit,
+                "owner_id" => &mut form.owner_id,
+                "metadata" => &mut form.metadata,
+                _ => continue,
+            };
+            *field = value;
+        }
+        Ok(form)
+    }
+}
+
+impl CredentialForm {
+    /// The form filled with `credential` as it is, to edit it: the catalogue's exact scopes
+    /// and resource wildcards go to the picker, anything else to the text.
+    fn of(credential: &Credential, picker: &ScopePicker) -> Self {
+        let s = &credential.settings;
+        let (picked, typed): (Vec<String>, Vec<String>) = s
+            .permissions
+            .to_strings()
+            .into_iter()
+            .partition(|scope| picker.offers(scope));
+        Self {
+            version: credential.version.to_string(),
+            name: s.name.clone(),
+            description: s.description.clone().unwrap_or_default(),
+            expires_on: s
+                .expires_at
+                .map(|t| {
+                    let day = t.to_offset(time::UtcOffset::UTC).date();
+                    format!(
+                        "{:04}-{:02}-{:02}",
+                        day.year(),
+                        u8::from(day.month()),
+                        day.day()
+                    )
+                })
+                .unwrap_or_default(),
+            environment: credential.environment.as_str().to_owned(),
+            scopes: typed.join(" "),
+            picked,
+            role: s.role.clone().unwrap_or_default(),
+            ip_allowlist: s
+                .ip_allowlist
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            rate_limit: s
+                .rate_limit_override
+                .map(|r| r.to_string())
+                .unwrap_or_default(),
+            owner_id: s.owner_id.clone().unwrap_or_default(),
+            metadata: if s.metadata.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string_pretty(&s.metadata).unwrap_or_default()
+            },
+            submission: String::new(),
+        }
+    }
+
+    /// Every scope the form holds: ticked, then typed.
+    fn permissions(&self) -> Vec<String> {
+        let mut all = self.picked.clone();
+        all.extend(entries(&self.scopes));
+        all
+    }
+}
+
+/// The scope picker: a grid of the catalogue's resources by the preset actions, each
+/// resource's wildcard, and every scope.
+#[derive(Debug)]
+pub struct ScopePicker {
+    /// Resource name, and its actions among the presets.
+    rows: Vec<(String, Vec<&'static str>)>,
+}
+
+/// The actions the picker's columns hold.
+pub const PICKER_COLUMNS: [&str; 3] = ["read", "write", "delete"];
+
+impl ScopePicker {
+    fn new(catalogue: &ScopeCatalogue) -> Self {
+        Self {
+            rows: catalogue
+                .resources()
+                .map(|(resource, actions)| {
+                    let columns = PICKER_COLUMNS
+                        .into_iter()
+                        .filter(|a| actions.iter().any(|b| b == a))
+                        .collect();
+                    (resource.to_owned(), columns)
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether the picker has a box for `scope`.
+    fn offers(&self, scope: &str) -> bool {
+        scope == "*"
+            || self.rows.iter().any(|(resource, actions)| {
+                scope
+                    .strip_prefix(resource.as_str())
+                    .and_then(|r| r.strip_prefix(':'))
+                    .is_some_and(|action| action == "*" || actions.contains(&action))
+            })
+    }
 }
 
 #[derive(Template)]
@@ -236,15 +504,88 @@ pub struct CredentialForm {
 struct FormPage {
     nav: Nav,
     form: CredentialForm,
-    roles: Vec<String>,
-    errors: BTreeMap<&'static str, String>,
+    /// `None` to create; the credential's id and name to edit it.
+    editing: Option<(String, String)>,
+    roles: Vec<RoleChoice>,
+    picker: ScopePicker,
+    /// The scopes the form gives, with its role's: what the credential would hold.
+    effective: Vec<String>,
+    errors: Vec<(&'static str, String)>,
+    /// Whether the credential changed since the edit form was shown.
+    conflict: bool,
     default_rates: String,
+}
+
+/// A role the form offers, with the scopes it grants (for the effective scopes).
+#[derive(Debug)]
+pub struct RoleChoice {
+    name: String,
+    scopes: String,
 }
 
 impl FormPage {
     /// The error of `field`, or empty.
     fn error(&self, field: &str) -> &str {
-        self.errors.get(field).map_or("", String::as_str)
+        self.errors
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map_or("", |(_, m)| m.as_str())
+    }
+
+    /// Whether the picker's box for `scope` is ticked.
+    fn picked(&self, scope: &str) -> bool {
+        self.form.picked.iter().any(|p| p == scope)
+    }
+}
+
+/// What a form field is called in messages.
+fn label(field: &str) -> &'static str {
+    match field {
+        "name" => "Name",
+        "description" => "Description",
+        "expires_on" => "Expiration date",
+        "environment" => "Environment",
+        "scopes" => "Scopes",
+        "role" => "Role",
+        "ip_allowlist" => "IP allowlist",
+        "rate_limit" => "Rate limit",
+        "owner_id" => "Owner ID",
+        "metadata" => "Metadata",
+        "q" => "Search",
+        "secret" => "The pasted key",
+        _ => "This field",
+    }
+}
+
+/// A validation message in plain words for a person: the field's name first, typed values
+/// in quotes rather than code marks, and a long value cut short.
+pub fn plain_message(field: &str, message: &str) -> String {
+    let mut out = String::new();
+    let mut quoted = false;
+    let mut run = 0usize;
+    for c in message.chars() {
+        if c == '`' {
+            out.push(if quoted { '”' } else { '“' });
+            quoted = !quoted;
+            run = 0;
+            continue;
+        }
+        if quoted {
+            run += 1;
+            if run == 41 {
+                out.push('…');
+            }
+            if run > 40 {
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    let label = label(field);
+    if out.starts_with(char::is_uppercase) {
+        format!("{label}: {out}")
+    } else {
+        format!("{label} {out}")
     }
 }
 
@@ -252,20 +593,63 @@ async fn form_page(
     state: &AppState,
     signed_in: &SignedIn,
     form: CredentialForm,
+    editing: Option<(String, String)>,
     errors: BTreeMap<&'static str, String>,
+    conflict: bool,
 ) -> Result<Response, PageError> {
-    let status = if errors.is_empty() {
+    let status = if conflict {
+        StatusCode::CONFLICT
+    } else if errors.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
     let limits = &state.engine.config().rate_limits;
-    let roles = signed_in.principal().permit::<ReadRoles>()?;
+    let catalogue = &state.engine.config().catalogue;
+    let principal = signed_in.principal();
+    let roles = principal.permit::<ReadRoles>()?;
+    let service_roles = state.service.roles();
+    let mut choices: Vec<RoleChoice> = service_roles
+        .builtin()
+        .into_iter()
+        .map(|(name, scopes)| RoleChoice {
+            name: name.to_owned(),
+            scopes: scopes.to_strings().join(" "),
+        })
+        .collect();
+    choices.extend(
+        service_roles
+            .custom(&roles)
+            .await?
+            .into_iter()
+            .map(|role| RoleChoice {
+                scopes: role.scopes.to_strings().join(" "),
+                name: role.name,
+            }),
+    );
+    let mut effective: Vec<String> = form.permissions();
+    if let Some(role) = choices.iter().find(|r| r.name == form.role) {
+        effective.extend(
+            role.scopes
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    effective.sort();
+    effective.dedup();
     let page = FormPage {
         nav: signed_in.nav("credentials"),
-        roles: state.service.roles().names(&roles).await?,
+        roles: choices,
+        picker: ScopePicker::new(catalogue),
+        effective,
         form,
-        errors,
+        editing,
+        errors: errors
+            .into_iter()
+            .map(|(field, message)| (field, plain_message(field, &message)))
+            .collect(),
+        conflict,
         default_rates: format!(
             "{}/s for live keys, {}/s for test keys",
             limits.live.per_second, limits.test.per_second
@@ -279,12 +663,13 @@ pub async fn new_form(
     State(state): State<AppState>,
     signed_in: SignedIn,
 ) -> Result<Response, PageError> {
+    signed_in.principal().permit::<WriteKeys>()?;
     let form = CredentialForm {
         submission: signed_in.submission(CredentialId::generate().as_str()),
         environment: "live".to_owned(),
         ..CredentialForm::default()
     };
-    form_page(&state, &signed_in, form, BTreeMap::new()).await
+    form_page(&state, &signed_in, form, None, BTreeMap::new(), false).await
 }
 
 /// Splits a list typed by a person: spaces, commas and new lines separate entries.
@@ -295,11 +680,25 @@ fn entries(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Reads the form into a new credential, collecting every field error it can find by
-/// itself. Public for the fuzz target that feeds it arbitrary forms.
-pub fn create_request(
+/// The settings the form gives, checked field by field against the `catalogue`'s scopes
+/// so that every error shows at once, and the fields that cannot be used.
+struct Checked {
+    name: String,
+    description: Option<String>,
+    environment: Environment,
+    expires_at: Option<OffsetDateTime>,
+    rate_limit_override: Option<u64>,
+    permissions: Vec<String>,
+    ip_allowlist: Vec<String>,
+    role: Option<String>,
+    owner_id: Option<String>,
+    metadata: Option<serde_json::Value>,
+}
+
+fn check_form(
     form: &CredentialForm,
-) -> Result<NewCredential, BTreeMap<&'static str, String>> {
+    catalogue: &ScopeCatalogue,
+) -> Result<Checked, BTreeMap<&'static str, String>> {
     let mut errors = BTreeMap::new();
     if let Err(e) = validate_name(&form.name) {
         errors.insert("name", e.message);
@@ -348,20 +747,100 @@ pub fn create_request(
             }
         },
     };
+    let permissions = form.permissions();
+    if let Err(e) = catalogue.parse_set(&permissions) {
+        errors.insert("scopes", e.to_string());
+    }
+    let ip_allowlist = entries(&form.ip_allowlist);
+    if let Err(e) = parse_ip_allowlist(&ip_allowlist) {
+        errors.insert("ip_allowlist", e.message);
+    }
+    let owner_id = Some(form.owner_id.trim().to_owned()).filter(|o| !o.is_empty());
+    if let Err(e) = validate_owner_id(owner_id.as_deref()) {
+        errors.insert("owner_id", e.message);
+    }
+    let metadata = match form.metadata.trim() {
+        "" => None,
+        text => match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(value) => match validate_metadata(Some(value.clone())) {
+                Ok(_) => Some(value),
+                Err(e) => {
+                    errors.insert("metadata", e.message);
+                    None
+                }
+            },
+            Err(_) => {
+                errors.insert(
+                    "metadata",
+                    "must be a JSON object, like {\"plan\": \"pro\"}".to_owned(),
+                );
+                None
+            }
+        },
+    };
     if !errors.is_empty() {
         return Err(errors);
     }
-    let role = Some(form.role.trim().to_owned()).filter(|r| !r.is_empty());
-    Ok(NewCredential {
+    Ok(Checked {
         name: form.name.clone(),
         description: Some(form.description.clone()).filter(|d| !d.trim().is_empty()),
         environment,
-        permissions: entries(&form.scopes),
-        role,
-        rate_limit_override,
-        ip_allowlist: entries(&form.ip_allowlist),
         expires_at,
+        rate_limit_override,
+        permissions,
+        ip_allowlist,
+        role: Some(form.role.trim().to_owned()).filter(|r| !r.is_empty()),
+        owner_id,
+        metadata,
+    })
+}
+
+/// Reads the create form into a new credential, collecting every field error it can find
+/// by itself, scopes checked against `catalogue`. Public for the fuzz target that feeds it
+/// arbitrary forms.
+pub fn create_request(
+    form: &CredentialForm,
+    catalogue: &ScopeCatalogue,
+) -> Result<NewCredential, BTreeMap<&'static str, String>> {
+    let checked = check_form(form, catalogue)?;
+    Ok(NewCredential {
+        name: checked.name,
+        description: checked.description,
+        environment: checked.environment,
+        permissions: checked.permissions,
+        role: checked.role,
+        rate_limit_override: checked.rate_limit_override,
+        ip_allowlist: checked.ip_allowlist,
+        expires_at: checked.expires_at,
+        owner_id: checked.owner_id,
+        metadata: checked.metadata,
         ..NewCredential::default()
+    })
+}
+
+/// Reads the edit form into a change of every field it shows, for the credential at the
+/// version the form was shown for.
+fn change_request(
+    form: &CredentialForm,
+    catalogue: &ScopeCatalogue,
+) -> Result<CredentialChange, BTreeMap<&'static str, String>> {
+    let checked = check_form(form, catalogue)?;
+    Ok(CredentialChange {
+        name: Some(checked.name),
+        description: Some(checked.description),
+        permissions: Some(checked.permissions),
+        role: Some(checked.role),
+        rate_limit_override: Some(checked.rate_limit_override),
+        ip_allowlist: Some(checked.ip_allowlist),
+        metadata: Some(
+            checked
+                .metadata
+                .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
+        ),
+        owner_id: Some(checked.owner_id),
+        not_before: None,
+        expires_at: Some(checked.expires_at),
+        expected_version: form.version.trim().parse().ok(),
     })
 }
 
@@ -426,12 +905,12 @@ pub async fn create(
                 )
             })?,
     };
-    let new = match create_request(&form) {
+    let new = match create_request(&form, &state.engine.config().catalogue) {
         Ok(new) => NewCredential {
             id: Some(id.clone()),
             ..new
         },
-        Err(errors) => return form_page(&state, &signed_in, form, errors).await,
+        Err(errors) => return form_page(&state, &signed_in, form, None, errors, false).await,
     };
     let permit = signed_in.principal().permit::<WriteKeys>()?;
     let created = state.service.credentials().create(&permit, new).await;
@@ -445,7 +924,7 @@ pub async fn create(
         )),
         Err(ServiceError::Validation(error)) => {
             let errors = BTreeMap::from([(form_field(&error), error.message)]);
-            form_page(&state, &signed_in, form, errors).await
+            form_page(&state, &signed_in, form, None, errors, false).await
         }
         Err(ServiceError::Conflict(Conflict::CredentialExists)) => Ok(done(&id, "created")),
         Err(error) => Err(error.into()),
@@ -494,6 +973,7 @@ pub async fn detail(
         "disabled" => "The credential is disabled: every check refuses it until it is enabled.",
         "enabled" => "The credential is enabled again.",
         "revoked" => "The credential is revoked: every check refuses it, for good.",
+        "updated" => "The credential's settings were saved. Checks use them from now on.",
         "rotated" => {
             "The credential has a new API key and client secret. The previous ones stop when \
              the grace period you chose ends."
@@ -514,6 +994,61 @@ pub async fn detail(
         notice,
     };
     Ok(render(StatusCode::OK, &page))
+}
+
+/// The edit form, filled with the credential as it is now.
+pub async fn edit_form(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    signed_in.principal().permit::<WriteKeys>()?;
+    let credential = member_credential(&state, &signed_in, &id).await?;
+    if credential.status == keyward_core::credential::Status::Revoked {
+        return Err(ServiceError::Conflict(Conflict::CredentialRevoked).into());
+    }
+    let picker = ScopePicker::new(&state.engine.config().catalogue);
+    let form = CredentialForm::of(&credential, &picker);
+    let editing = Some((credential.id.to_string(), credential.settings.name.clone()));
+    form_page(&state, &signed_in, form, editing, BTreeMap::new(), false).await
+}
+
+/// Applies the edit form, under the API's rules; a form shown before another change to
+/// the credential is refused with a conflict that shows the credential as it is now.
+pub async fn edit(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Protected { signed_in, form }: Protected<CredentialForm>,
+) -> Result<Response, PageError> {
+    let credential = member_credential(&state, &signed_in, &id).await?;
+    let editing = Some((credential.id.to_string(), credential.settings.name.clone()));
+    let change = match change_request(&form, &state.engine.config().catalogue) {
+        Ok(change) => change,
+        Err(errors) => {
+            return form_page(&state, &signed_in, form, editing, errors, false).await;
+        }
+    };
+    let permit = signed_in.principal().permit::<WriteKeys>()?;
+    let updated = state
+        .service
+        .credentials()
+        .update(&permit, credential.id.as_str(), change)
+        .await;
+    match updated {
+        Ok(_) => Ok(done(&credential.id, "updated")),
+        Err(ServiceError::Validation(error)) => {
+            let errors = BTreeMap::from([(form_field(&error), error.message)]);
+            form_page(&state, &signed_in, form, editing, errors, false).await
+        }
+        Err(ServiceError::Conflict(Conflict::CredentialChanged)) => {
+            // Show what is stored now, to apply the change again on top of it.
+            let current = member_credential(&state, &signed_in, &id).await?;
+            let picker = ScopePicker::new(&state.engine.config().catalogue);
+            let form = CredentialForm::of(&current, &picker);
+            form_page(&state, &signed_in, form, editing, BTreeMap::new(), true).await
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// The usage chart of one credential (an HTML fragment the detail page loads).

@@ -169,6 +169,7 @@ impl TryFrom<UpdateKeyRequest> for CredentialChange {
             owner_id: request.owner_id,
             not_before: request.not_before,
             expires_at: request.expires_at,
+            expected_version: None,
         })
     }
 }
@@ -334,6 +335,7 @@ pub async fn page(
         before,
         search: query.search,
         limit: limit + 1,
+        hide_revoked: false,
     };
     let credentials = state
         .service

@@ -156,7 +156,7 @@ impl Member {
 }
 
 /// An application with one member, logged in.
-async fn signed_in() -> (TestApp, Member) {
+pub async fn signed_in() -> (TestApp, Member) {
     let app = TestApp::new().await;
     add_member(&app, &app.organization_id, EMAIL).await;
     let member = login(&app, EMAIL).await;
@@ -1426,7 +1426,10 @@ async fn a_credential_reported_in_public_is_marked_exposed() {
         .send()
         .await
         .expect(202);
-    let list = member.get(&app, "/developer/api-credentials").await;
+    // Revoked on the report, it is archived: shown with every status.
+    let list = member
+        .get(&app, "/developer/api-credentials?status=all")
+        .await;
     assert_eq!(list.text.matches("badge exposed").count(), 1);
     let detail = member
         .get(&app, &format!("/developer/api-credentials/{id}"))

@@ -7,6 +7,7 @@ mod authentication;
 mod authorize;
 mod contract;
 mod dashboard;
+mod dashboard_edit;
 mod errors;
 mod ip_rules;
 mod isolation;

@@ -211,6 +211,7 @@ impl CredentialStore for SqlStore {
                   OR ($5 IN ('disabled', 'revoked') AND c.status = $5)) \
              AND ($8 IS NULL OR c.id = $8 OR c.owner_id = $8 \
                   OR LOWER(c.name) LIKE LOWER($9) ESCAPE '\\') \
+             AND ($10 IS NULL OR c.status <> 'revoked') \
              ORDER BY c.id DESC LIMIT $7"
         ))
         .bind(org.as_str())
@@ -225,6 +226,7 @@ impl CredentialStore for SqlStore {
             // Both sides lowered by the database, so that they agree on what case is.
             format!("%{}%", escape_like(text))
         }))
+        .bind(query.hide_revoked.then_some(1_i64))
         .fetch_all(&self.pool)
         .await
         .map_err(map_error)?;
