@@ -100,3 +100,66 @@ async fn a_member_manages_credentials_and_rules_in_chromium() {
     let logs = server.stop();
     assert!(!logs.contains(password), "the password reached the logs");
 }
+
+/// npm's axe-core: `KEYWARD_TEST_AXE`, else where `.ci/run` installs it.
+fn axe_core() -> Option<String> {
+    let path = std::env::var("KEYWARD_TEST_AXE")
+        .unwrap_or_else(|_| "/var/tmp/keyward-npm/node_modules/axe-core/axe.min.js".to_owned());
+    Path::new(&path).exists().then_some(path)
+}
+
+/// The deployment's own resources the flows run under.
+const CATALOGUE: &str = r#"
+[scopes]
+resources = ["orders", "customers"]
+actions = { orders = ["refund"] }
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboards_flows_work_in_chromium_and_every_page_passes_axe() {
+    let (Some(chromium), Some(python), Some(axe)) =
+        (chromium(), python_with_playwright(), axe_core())
+    else {
+        skip_or_fail(
+            "chromium with playwright and axe-core",
+            "Debian's chromium, playwright from PyPI and axe-core from npm (see .ci/run)",
+        );
+        return;
+    };
+    let db = database().await;
+    let bootstrap = init(db.url());
+    let password = "an owner's passphrase";
+    keyward_store::testing::record_secrets([password, "a viewer's password"]);
+    add_member(
+        db.url(),
+        &bootstrap.organization_id,
+        "owen@example.com",
+        password,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keyward.toml");
+    std::fs::write(&config, CATALOGUE).unwrap();
+    let server = Server::start(db.url(), &["--config", config.to_str().unwrap()], &[]);
+    let envs = vec![
+        ("KEYWARD_URL", server.base.clone()),
+        ("KEYWARD_EMAIL", "owen@example.com".to_owned()),
+        ("KEYWARD_PASSWORD", password.to_owned()),
+        ("KEYWARD_ADMIN_KEY", bootstrap.api_key.clone()),
+        ("KEYWARD_AXE", axe),
+        ("KEYWARD_SCREENSHOTS", screenshots().display().to_string()),
+        ("KEYWARD_CHROMIUM", chromium),
+    ];
+    let stdout = run_python_script(python, "dashboard_flows.py", envs, || {
+        format!("server:\n{}", server.output.lock().unwrap())
+    })
+    .await;
+    keyward_store::testing::record_secrets_shown(&stdout);
+    let logs = server.stop();
+    for secret in [password, "a viewer's password", bootstrap.api_key.as_str()] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
+    assert!(
+        !logs.contains("/invite?token="),
+        "an invitation's token reached the logs"
+    );
+}

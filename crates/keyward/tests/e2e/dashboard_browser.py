@@ -80,7 +80,7 @@ def main():
         expect(page).to_have_url(f"{BASE}/developer/api-credentials")
         expect(page.locator("h1")).to_have_text("API Credentials")
         expect(page.locator("#three-values")).to_be_visible()
-        for column in ["Name", "API Key ID", "Status", "Created", "Expires", "Last Used"]:
+        for column in ["Name", "API Key", "Status", "Scopes", "Owner", "Created", "Expires", "Last Used"]:
             expect(page.locator("th", has_text=column).first).to_be_visible()
         shot(page, "api-credentials")
 
@@ -188,8 +188,9 @@ def main():
         assert forged == 403, forged
         assert authorize(api_key).status_code == 200, "the refused posts changed nothing"
 
-        step("disable and enable")
-        page.click("button:has-text('Disable')")
+        step("disable (confirmed first) and enable")
+        page.click("#disable-button")
+        page.click("#confirm-disable")
         expect(page.locator("#credential-status")).to_have_text("Disabled")
         assert authorize(api_key).status_code == 401
         page.click("button:has-text('Enable')")
