@@ -79,6 +79,24 @@ impl Outcome {
         }
     }
 
+    /// The outcome for a person reading a chart: `Accepted`, `Rate limited`, ….
+    pub fn in_words(self) -> &'static str {
+        match self {
+            Outcome::Valid => "Accepted",
+            Outcome::Missing => "No key sent",
+            Outcome::Malformed => "Not a key",
+            Outcome::NotFound => "Unknown key",
+            Outcome::Disabled => "Disabled",
+            Outcome::Revoked => "Revoked",
+            Outcome::Expired => "Expired",
+            Outcome::NotYetValid => "Not yet valid",
+            Outcome::IpDenied => "Address refused",
+            Outcome::InsufficientScope => "Missing scope",
+            Outcome::EnvironmentMismatch => "Wrong environment",
+            Outcome::RateLimited => "Rate limited",
+        }
+    }
+
     /// Whether the failure is about who the caller is (401) rather than what it may do
     /// (403) or how often (429).
     pub fn is_authentication_failure(self) -> bool {

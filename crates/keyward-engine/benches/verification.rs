@@ -213,6 +213,16 @@ impl UsageStore for MemoryStore {
         unused()
     }
 
+    async fn organization_usage(
+        &self,
+        _: &OrganizationId,
+        _: i64,
+        _: i64,
+        _: i64,
+    ) -> Result<Vec<UsageCount>, StoreError> {
+        unused()
+    }
+
     async fn prune_usage(&self, _: i64) -> Result<(), StoreError> {
         unused()
     }

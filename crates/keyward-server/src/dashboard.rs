@@ -7,6 +7,8 @@
 //!   the session a management API request may be made with.
 //! - [`derived`]: values derived from the session cookie, compared in constant time.
 //! - [`login`]: the login and logout pages.
+//! - [`overview`]: Developer → Overview: the organization's requests, busiest, unused and
+//!   expiring credentials.
 //! - [`credentials`]: Developer → API Credentials: list, create, detail, disable, enable,
 //!   revoke, rotate.
 //! - [`chart`]: the usage chart, an SVG drawn here.
@@ -26,6 +28,7 @@ pub mod credentials;
 pub mod derived;
 pub mod login;
 pub mod members;
+pub mod overview;
 pub mod page;
 pub mod security;
 pub mod session;
@@ -96,6 +99,8 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(|| async { Redirect::to(credentials::LIST_PATH) }))
         .route("/login", get(login::form))
         .route(credentials::LIST_PATH, get(credentials::list))
+        .route(overview::PATH, get(overview::page))
+        .route(overview::CHART_PATH, get(overview::usage_chart))
         .route("/developer/api-credentials/new", get(credentials::new_form))
         .route("/developer/api-credentials/{id}", get(credentials::detail))
         .route(

@@ -183,6 +183,10 @@ pub struct CredentialFilter {
     pub search: Option<String>,
     /// Leave revoked credentials out: the dashboard's default list, where they are archived.
     pub hide_revoked: bool,
+    /// Only credentials never used.
+    pub unused: bool,
+    /// Only credentials that expire from now until this time, soonest first.
+    pub expiring_before: Option<OffsetDateTime>,
     /// At most this many.
     pub limit: u32,
 }
@@ -330,6 +334,8 @@ impl Credentials<'_> {
             before: filter.before,
             search,
             hide_revoked: filter.hide_revoked,
+            unused: filter.unused,
+            expiring_before: filter.expiring_before,
             limit: filter.limit,
             now: service.clock.now(),
         };
@@ -582,6 +588,21 @@ impl Credentials<'_> {
             .0
             .store
             .usage(&credential.id, from, to, bucket_minutes)
+            .await?)
+    }
+
+    /// The usage of every credential of the organization from minute `from` to `to`,
+    /// summed per bucket, outcome and credential: the organization's overview.
+    pub async fn organization_usage(
+        &self,
+        permit: &Permit<'_, ReadKeys>,
+        (from, to): (i64, i64),
+        bucket_minutes: i64,
+    ) -> Result<Vec<UsageCount>, ServiceError> {
+        Ok(self
+            .0
+            .store
+            .organization_usage(permit.organization(), from, to, bucket_minutes)
             .await?)
     }
 

@@ -117,6 +117,10 @@ pub struct CredentialQuery {
     pub search: Option<String>,
     /// Leave revoked credentials out (when `status` is not `revoked`).
     pub hide_revoked: bool,
+    /// Only credentials never used.
+    pub unused: bool,
+    /// Only credentials that expire after `now` and before this time, soonest first.
+    pub expiring_before: Option<OffsetDateTime>,
     /// At most this many.
     pub limit: u32,
     /// The time that decides `expired`.

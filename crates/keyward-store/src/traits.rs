@@ -178,6 +178,16 @@ pub trait UsageStore: Send + Sync {
         bucket_minutes: i64,
     ) -> Result<Vec<UsageCount>, StoreError>;
 
+    /// The usage of every credential of `org`, as [`UsageStore::usage`] sums it, per
+    /// credential: the organization's overview.
+    async fn organization_usage(
+        &self,
+        org: &OrganizationId,
+        from: i64,
+        to: i64,
+        bucket_minutes: i64,
+    ) -> Result<Vec<UsageCount>, StoreError>;
+
     /// Deletes usage counts of minutes before `before`.
     async fn prune_usage(&self, before: i64) -> Result<(), StoreError>;
 }

@@ -123,6 +123,8 @@ fn query(limit: u32) -> CredentialQuery {
         before: None,
         search: None,
         hide_revoked: false,
+        unused: false,
+        expiring_before: None,
         limit,
         now: now(),
     }
@@ -1662,5 +1664,85 @@ async fn an_invitation_is_accepted_once_and_not_after_it_expires() {
             .await
             .unwrap();
         assert_eq!(store.invitations(&org.id).await.unwrap(), vec![]);
+    }
+}
+
+#[tokio::test]
+async fn an_organizations_overview_sums_its_own_credentials_and_finds_unused_and_expiring() {
+    for (store, database) in stores().await {
+        eprintln!("on {:?}", database.dialect());
+        let org = organization(&store).await;
+        let other = organization(&store).await;
+        let used = credential(&store, &org.id, Environment::Live, named("used")).await;
+        let mut soon = named("soon");
+        soon.expires_at = Some(now() + Duration::days(3));
+        let expiring = credential(&store, &org.id, Environment::Live, soon).await;
+        let mut later = named("later");
+        later.expires_at = Some(now() + Duration::days(300));
+        credential(&store, &org.id, Environment::Live, later).await;
+        let foreign = credential(&store, &other.id, Environment::Live, named("theirs")).await;
+        let count = |credential: &CredentialId, minute: i64, outcome: &str, n: i64| UsageCount {
+            credential_id: credential.clone(),
+            minute,
+            outcome: outcome.into(),
+            count: n,
+            via_query: 0,
+        };
+        let (a, b) = (&used.credential.id, &foreign.credential.id);
+        store
+            .record_usage(&[
+                count(a, 100, "VALID", 3),
+                count(a, 130, "RATE_LIMITED", 2),
+                count(&expiring.credential.id, 100, "VALID", 1),
+                count(b, 100, "VALID", 50),
+            ])
+            .await
+            .unwrap();
+        let mut overview = store
+            .organization_usage(&org.id, 0, 1_000, 60)
+            .await
+            .unwrap();
+        overview
+            .sort_by(|x, y| (x.minute, &x.outcome, x.count).cmp(&(y.minute, &y.outcome, y.count)));
+        assert_eq!(
+            overview,
+            vec![
+                count(&expiring.credential.id, 60, "VALID", 1),
+                count(a, 60, "VALID", 3),
+                count(a, 120, "RATE_LIMITED", 2),
+            ]
+        );
+        store
+            .record_credential_uses(&[CredentialUse {
+                credential_id: a.clone(),
+                at: now(),
+                ip: None,
+            }])
+            .await
+            .unwrap();
+        let names = |q: CredentialQuery| {
+            let (store, org) = (store.clone(), org.id.clone());
+            async move {
+                store
+                    .list_credentials(&org, &q)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|c| c.settings.name)
+                    .collect::<Vec<_>>()
+            }
+        };
+        let unused = names(CredentialQuery {
+            unused: true,
+            ..query(10)
+        })
+        .await;
+        assert_eq!(unused, ["later", "soon"]);
+        let ending = names(CredentialQuery {
+            expiring_before: Some(now() + Duration::days(30)),
+            ..query(10)
+        })
+        .await;
+        assert_eq!(ending, ["soon"]);
     }
 }

@@ -23,7 +23,7 @@ use keyward_service::principal::{ReadKeys, ReadRoles, WriteKeys};
 use serde::Deserialize;
 use time::{Date, OffsetDateTime, Time};
 
-use crate::dashboard::chart::UsageChart;
+use crate::dashboard::chart::{Range, UsageChart};
 use crate::dashboard::page::{Nav, PageError, display_time, render};
 use crate::dashboard::session::{Protected, SignedIn, TokenOnly, url_encode};
 use crate::error::ApiError;
@@ -220,6 +220,7 @@ async fn list_page(
         search: search.clone(),
         limit: PAGE_SIZE + 1,
         hide_revoked: status.is_none() && !every,
+        ..CredentialFilter::default()
     };
     let listed = state.service.credentials().list(&permit, page_filter).await;
     let credentials = match listed {
@@ -1051,14 +1052,38 @@ pub async fn edit(
     }
 }
 
-/// The usage chart of one credential (an HTML fragment the detail page loads).
+/// The range a chart is asked for.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ChartQuery {
+    /// `24h` (the default), `7d` or `30d`.
+    pub range: String,
+}
+
+/// The usage chart of one credential over a range (an HTML fragment the detail page
+/// loads, and swaps when another range is chosen).
 pub async fn usage_chart(
     State(state): State<AppState>,
     signed_in: SignedIn,
     Path(id): Path<String>,
+    Query(query): Query<ChartQuery>,
 ) -> Result<Response, PageError> {
     let credential = member_credential(&state, &signed_in, &id).await?;
-    let chart = UsageChart::last_day(&state, &signed_in, &credential).await?;
+    let range = Range::parse(&query.range);
+    let now = state.clock.now();
+    let permit = signed_in.principal().permit::<ReadKeys>()?;
+    let counts = state
+        .service
+        .credentials()
+        .usage(
+            &permit,
+            &credential,
+            range.window(now),
+            range.bucket_minutes(),
+        )
+        .await?;
+    let base = format!("{LIST_PATH}/{}/usage-chart", credential.id);
+    let chart = UsageChart::new(range, now, &counts, base);
     Ok(render(StatusCode::OK, &chart))
 }
 

@@ -335,7 +335,7 @@ pub async fn page(
         before,
         search: query.search,
         limit: limit + 1,
-        hide_revoked: false,
+        ..CredentialFilter::default()
     };
     let credentials = state
         .service

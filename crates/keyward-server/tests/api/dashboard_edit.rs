@@ -325,3 +325,118 @@ async fn keys_are_found_by_search_or_a_pasted_key_and_revoked_ones_archived() {
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
     assert!(unknown.text.contains("No credential of your organization"));
 }
+
+#[tokio::test]
+async fn usage_charts_cover_three_ranges_and_the_overview_the_whole_organization() {
+    let (app, member) = signed_in().await;
+    let busy = key(&app, json!({ "name": "busy", "permissions": ["dns:read"] })).await;
+    let idle = key(&app, json!({ "name": "never used" })).await;
+    let ending = key(
+        &app,
+        json!({ "name": "ending soon", "expires_at": "2026-06-11T00:00:00Z" }),
+    )
+    .await;
+    let busy_key = busy["key"].as_str().unwrap();
+    for _ in 0..3 {
+        app.get("/v1/authorize")
+            .key(busy_key)
+            .send()
+            .await
+            .expect(200);
+    }
+    app.get("/v1/authorize")
+        .key(busy_key)
+        .header("x-keyward-required-scopes", "dns:write")
+        .send()
+        .await
+        .expect(403);
+    app.get("/v1/authorize")
+        .key(ending["key"].as_str().unwrap())
+        .send()
+        .await
+        .expect(200);
+    app.state.engine.flush_usage().await.unwrap();
+    let id = busy["key_id"].as_str().unwrap();
+
+    let day = member
+        .get(
+            &app,
+            &format!("/developer/api-credentials/{id}/usage-chart"),
+        )
+        .await;
+    assert_eq!(day.status, StatusCode::OK);
+    assert!(
+        day.text.contains("aria-current=\"true\">last 24 hours<"),
+        "{}",
+        day.text
+    );
+    assert_eq!(day.text.matches("class=\"hit\"").count(), 24);
+    assert!(
+        day.text.contains("Accepted 3, Missing scope 1"),
+        "{}",
+        day.text
+    );
+    assert!(
+        day.text.contains("title=\"INSUFFICIENT_SCOPE\""),
+        "the code on hover"
+    );
+    assert!(day.text.contains("class=\"tick scale\""), "a scale");
+    assert!(
+        !day.text.contains("empty-bar"),
+        "empty hours are drawn as nothing"
+    );
+    let week = member
+        .get(
+            &app,
+            &format!("/developer/api-credentials/{id}/usage-chart?range=7d"),
+        )
+        .await;
+    assert_eq!(week.text.matches("class=\"hit\"").count(), 28);
+    assert!(week.text.contains("aria-current=\"true\">last 7 days<"));
+    let month = member
+        .get(
+            &app,
+            &format!("/developer/api-credentials/{id}/usage-chart?range=30d"),
+        )
+        .await;
+    assert_eq!(month.text.matches("class=\"hit\"").count(), 30);
+    assert!(month.text.contains("Requests per day"));
+
+    let overview = member.get(&app, "/developer/overview").await;
+    assert_eq!(overview.status, StatusCode::OK, "{}", overview.text);
+    let section = |title: &str| {
+        let start = overview.text.find(&format!("id=\"{title}\"")).unwrap();
+        let rest = &overview.text[start..];
+        rest[..rest.find("</section>").unwrap()].to_owned()
+    };
+    let busiest = section("busiest-title");
+    assert!(
+        busiest.find("busy").unwrap() < busiest.find("ending soon").unwrap(),
+        "{busiest}"
+    );
+    assert!(
+        busiest.contains("<td>4</td><td>1</td>"),
+        "4 requests, 1 refused: {busiest}"
+    );
+    let unused = section("unused-title");
+    assert!(
+        unused.contains("never used") && !unused.contains(">busy<"),
+        "{unused}"
+    );
+    assert!(unused.contains(idle["key_id"].as_str().unwrap()));
+    let expiring = section("expiring-title");
+    assert!(
+        expiring.contains("ending soon") && !expiring.contains("never used"),
+        "{expiring}"
+    );
+    // The three credentials made by the bootstrap key count too: 3 + 4 + 1.
+    assert!(
+        overview.text.contains("8 requests in the last 24 hours"),
+        "{}",
+        overview.text
+    );
+    let chart = member
+        .get(&app, "/developer/overview/usage-chart?range=30d")
+        .await;
+    assert!(chart.text.contains("8 requests in the last 30 days"));
+}

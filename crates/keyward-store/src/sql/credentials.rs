@@ -212,7 +212,9 @@ impl CredentialStore for SqlStore {
              AND ($8 IS NULL OR c.id = $8 OR c.owner_id = $8 \
                   OR LOWER(c.name) LIKE LOWER($9) ESCAPE '\\') \
              AND ($10 IS NULL OR c.status <> 'revoked') \
-             ORDER BY c.id DESC LIMIT $7"
+             AND ($11 IS NULL OR c.last_used_at IS NULL) \
+             AND ($12 IS NULL OR (c.expires_at > $6 AND c.expires_at < $12)) \
+             ORDER BY CASE WHEN $12 IS NULL THEN 0 ELSE c.expires_at END, c.id DESC LIMIT $7"
         ))
         .bind(org.as_str())
         .bind(query.environment.map(|e| e.as_str()))
@@ -227,6 +229,8 @@ impl CredentialStore for SqlStore {
             format!("%{}%", escape_like(text))
         }))
         .bind(query.hide_revoked.then_some(1_i64))
+        .bind(query.unused.then_some(1_i64))
+        .bind(query.expiring_before.map(to_millis))
         .fetch_all(&self.pool)
         .await
         .map_err(map_error)?;

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use keyward_core::clock::to_millis;
-use keyward_core::typeid::CredentialId;
+use keyward_core::typeid::{CredentialId, OrganizationId};
 use sqlx::Row;
 
 use super::errors::map_error;
@@ -212,6 +212,44 @@ impl UsageStore for SqlStore {
             .map(|row| {
                 Ok(UsageCount {
                     credential_id: credential.clone(),
+                    minute: row.try_get(0).map_err(map_error)?,
+                    outcome: row.try_get(1).map_err(map_error)?,
+                    count: row.try_get(2).map_err(map_error)?,
+                    via_query: row.try_get(3).map_err(map_error)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn organization_usage(
+        &self,
+        org: &OrganizationId,
+        from: i64,
+        to: i64,
+        bucket_minutes: i64,
+    ) -> Result<Vec<UsageCount>, StoreError> {
+        let bucket = bucket_minutes.max(1);
+        let rows = sqlx::query(
+            "SELECT (u.minute / $1) * $1 AS bucket, u.outcome, CAST(SUM(u.count) AS BIGINT), \
+             CAST(SUM(u.via_query) AS BIGINT), u.credential_id \
+             FROM usage_counts u JOIN credentials c ON c.id = u.credential_id \
+             WHERE c.organization_id = $2 AND u.minute >= $3 AND u.minute < $4 \
+             GROUP BY bucket, u.outcome, u.credential_id ORDER BY bucket, u.outcome",
+        )
+        .bind(bucket)
+        .bind(org.as_str())
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        rows.iter()
+            .map(|row| {
+                let credential: String = row.try_get(4).map_err(map_error)?;
+                Ok(UsageCount {
+                    credential_id: CredentialId::parse(&credential).map_err(|_| {
+                        StoreError::Internal("a usage count's credential id".into())
+                    })?,
                     minute: row.try_get(0).map_err(map_error)?,
                     outcome: row.try_get(1).map_err(map_error)?,
                     count: row.try_get(2).map_err(map_error)?,

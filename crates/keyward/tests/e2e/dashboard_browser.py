@@ -162,7 +162,7 @@ def main():
         time.sleep(1.5)  # usage counts are written every second
         page.reload()
         expect(page.locator("#usage-chart svg")).to_be_visible()
-        expect(page.locator(".legend")).to_contain_text("VALID")
+        expect(page.locator(".legend")).to_contain_text("Accepted")
         shot(page, "credential-detail")
 
         step("a form post without the CSRF token is refused")

@@ -163,7 +163,29 @@ def main():
             assert answer.status_code == status, (scopes, answer.status_code, answer.text)
         verified = api("POST", "/v1/keys/verify", json={"key": api_key, "required_scopes": ["orders:read"]})
         assert verified.status_code == 200 and verified.json()["valid"] is True, verified.text
+
+        step("usage: the chart switches between 24 hours, 7 days and 30 days")
+        page.wait_for_timeout(1500)  # usage counts are written every second
+        page.reload()
+        chart = page.locator("#usage-chart")
+        expect(chart.locator("svg")).to_be_visible()
+        expect(chart.locator(".legend")).to_contain_text("Accepted")
+        expect(chart.locator(".legend")).to_contain_text("Missing scope")
+        assert chart.locator("rect.hit").count() == 24
         audit(page, "credential-detail")
+        chart.get_by_role("link", name="last 7 days").click()
+        expect(chart.locator("a[aria-current=true]")).to_have_text("last 7 days")
+        assert chart.locator("rect.hit").count() == 28
+        chart.get_by_role("link", name="last 30 days").click()
+        expect(chart.locator("a[aria-current=true]")).to_have_text("last 30 days")
+        assert chart.locator("rect.hit").count() == 30
+        expect(chart.locator(".chart-caption")).to_contain_text("Requests per day")
+
+        step("the overview: requests, busiest, never used, expiring")
+        page.goto(f"{BASE}/developer/overview")
+        expect(page.locator("#busiest")).to_contain_text("Order sync")
+        audit(page, "overview")
+        page.goto(detail_url)
 
         step("editing with a stale form is refused, and shows the credential as it is")
         page.click("#edit-credential")
