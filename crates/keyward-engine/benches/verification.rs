@@ -296,6 +296,37 @@ impl MemberStore for MemoryStore {
         unused()
     }
 
+    async fn member_totp(&self, _: &UserId) -> Result<Option<(String, Option<i64>)>, StoreError> {
+        unused()
+    }
+
+    async fn set_member_totp(
+        &self,
+        _: &UserId,
+        _: Option<&str>,
+        _: &[LookupDigest],
+        _: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        unused()
+    }
+
+    async fn use_totp_step(&self, _: &UserId, _: i64) -> Result<bool, StoreError> {
+        unused()
+    }
+
+    async fn use_recovery_code(
+        &self,
+        _: &UserId,
+        _: &LookupDigest,
+        _: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        unused()
+    }
+
+    async fn recovery_codes_left(&self, _: &UserId) -> Result<i64, StoreError> {
+        unused()
+    }
+
     async fn member(&self, _: &OrganizationId, _: &UserId) -> Result<Option<Member>, StoreError> {
         unused()
     }

@@ -57,6 +57,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 pub fn changes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
         ("/login", post(login::submit)),
+        (login::CODE_PATH, post(login::code_submit)),
         ("/logout", post(login::logout)),
         (credentials::LIST_PATH, post(credentials::create)),
         (
@@ -89,6 +90,11 @@ pub fn changes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ),
         ("/settings/members/{id}/{action}", post(members::act)),
         ("/settings/account/password", post(members::change_password)),
+        (members::TWO_STEP_PATH, post(members::two_step_confirm)),
+        (
+            "/settings/account/two-step/off",
+            post(members::two_step_off),
+        ),
         (members::INVITE_PATH, post(members::accept)),
     ]
 }
@@ -98,6 +104,7 @@ pub fn routes() -> Router<AppState> {
     let pages = Router::new()
         .route("/", get(|| async { Redirect::to(credentials::LIST_PATH) }))
         .route("/login", get(login::form))
+        .route(login::CODE_PATH, get(login::code_form))
         .route(credentials::LIST_PATH, get(credentials::list))
         .route(overview::PATH, get(overview::page))
         .route(overview::CHART_PATH, get(overview::usage_chart))
@@ -118,6 +125,7 @@ pub fn routes() -> Router<AppState> {
         .route("/developer/webhooks/{id}", get(webhooks::detail))
         .route(members::PATH, get(members::page))
         .route(members::ACCOUNT_PATH, get(members::account))
+        .route(members::TWO_STEP_PATH, get(members::two_step))
         .route(members::INVITE_PATH, get(members::invitation))
         .route(
             "/settings/{*rest}",

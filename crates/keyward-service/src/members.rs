@@ -19,8 +19,9 @@ use keyward_core::audit::Actor;
 use keyward_core::credential::ValidationError;
 use keyward_core::digest::LookupDigest;
 use keyward_core::member::{
-    Invitation, Member, MemberRole, PASSWORD_MAX_BYTES, Session, SessionToken, decoy_hash,
-    generate_password, hash_password, password_matches, validate_email, validate_password,
+    Invitation, Member, MemberRole, PASSWORD_MAX_BYTES, Session, SessionToken, TotpSecret,
+    decoy_hash, generate_password, generate_recovery_codes, hash_password, password_matches,
+    recovery_code_digest, validate_email, validate_password,
 };
 use keyward_core::typeid::{OrganizationId, UserId};
 use keyward_store::StoreError;
@@ -60,6 +61,29 @@ pub enum LoginFailure {
     Busy,
     /// The store failed.
     Failed(ServiceError),
+}
+
+/// How long the second step of a login may wait for its code.
+pub const SECOND_FACTOR_WINDOW: time::Duration = time::Duration::minutes(5);
+
+/// Where a login stands after the password.
+#[derive(Debug)]
+pub enum LoginStep {
+    /// Logged in.
+    Done(LoggedIn),
+    /// The member has a second factor: this challenge (sealed, for a short-lived cookie)
+    /// and a code from the member's authenticator app, or a recovery code, finish it.
+    SecondFactor(String),
+}
+
+/// A second factor being turned on: the secret to show, and the same sealed for the form
+/// that confirms it with a first code.
+#[derive(Debug)]
+pub struct Enrolment {
+    /// The secret, for the authenticator app.
+    pub secret: TotpSecret,
+    /// The secret sealed for this member alone, to send back with the first code.
+    pub pending: String,
 }
 
 /// A member logged in: who, and the session token for its cookie (shown to the browser
@@ -151,6 +175,7 @@ impl Members<'_> {
             password_changed_at: now,
             role,
             last_login_at: None,
+            second_factor: false,
         };
         let details = json!({ "email": member.email, "role": role });
         let event = actor.event(
@@ -208,7 +233,7 @@ impl Members<'_> {
         email: &str,
         password: &str,
         ip: Option<IpAddr>,
-    ) -> Result<LoggedIn, LoginFailure> {
+    ) -> Result<LoginStep, LoginFailure> {
         let service = self.0;
         let now = service.clock.now();
         let login = &service.login;
@@ -220,6 +245,21 @@ impl Members<'_> {
             return Err(LoginFailure::Busy);
         };
         match self.authenticate(email, password, ip).await {
+            Ok(member) if member.second_factor => {
+                let payload = format!(
+                    "{}|{}|{}",
+                    member.organization_id,
+                    member.id,
+                    now.unix_timestamp()
+                );
+                let challenge = service
+                    .config
+                    .signing
+                    .master_key
+                    .seal(CHALLENGE_LABEL, payload.as_bytes())
+                    .map_err(|e| LoginFailure::Failed(e.into()))?;
+                Ok(LoginStep::SecondFactor(challenge))
+            }
             Ok(member) => {
                 // The session starts when the check started: a password set meanwhile
                 // voids it.
@@ -227,7 +267,7 @@ impl Members<'_> {
                     .start_session(&member, now)
                     .await
                     .map_err(LoginFailure::Failed)?;
-                Ok(LoggedIn { member, token })
+                Ok(LoginStep::Done(LoggedIn { member, token }))
             }
             Err(LoginFailure::Mismatch) => {
                 if let Some(ip) = ip {
@@ -271,10 +311,10 @@ impl Members<'_> {
                     source_ip,
                     via: None,
                 };
-                let action = if matches {
-                    "member.logged_in"
-                } else {
-                    "member.login_failed"
+                let action = match (matches, member.second_factor) {
+                    (true, false) => "member.logged_in",
+                    (true, true) => "member.password_accepted",
+                    (false, _) => "member.login_failed",
                 };
                 let event = actor.event(
                     &member.organization_id,
@@ -568,6 +608,7 @@ impl Members<'_> {
             password_changed_at: now,
             role: invitation.role,
             last_login_at: None,
+            second_factor: false,
         };
         let actor = Actor {
             id: member.id.to_string(),
@@ -664,4 +705,261 @@ impl Members<'_> {
         let principal = operator.in_organization(&member.organization_id);
         self.remove(principal.permit()?, &member.id).await
     }
+
+    /// Finishes a login that needs a second factor: the challenge [`LoginStep::SecondFactor`]
+    /// gave (within [`SECOND_FACTOR_WINDOW`]) and a code of the member's authenticator app
+    /// (each accepted once) or an unused recovery code. A wrong code counts against the
+    /// address as a wrong password does.
+    pub async fn second_factor(
+        &self,
+        challenge: &str,
+        code: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<LoggedIn, LoginFailure> {
+        let service = self.0;
+        let now = service.clock.now();
+        let login = &service.login;
+        login.throttle.prune(now);
+        if let Some(wait) = ip.and_then(|ip| login.throttle.blocked(ip, now)) {
+            return Err(LoginFailure::Throttled(wait));
+        }
+        let opened = service
+            .config
+            .signing
+            .master_key
+            .open(CHALLENGE_LABEL, challenge)
+            .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok());
+        let Some((org, id, started)) = opened.as_deref().and_then(|text| {
+            let mut parts = text.split('|');
+            let org = OrganizationId::parse(parts.next()?).ok()?;
+            let id = UserId::parse(parts.next()?).ok()?;
+            let started = parts.next()?.parse::<i64>().ok()?;
+            Some((org, id, started))
+        }) else {
+            return Err(LoginFailure::Mismatch);
+        };
+        if now.unix_timestamp() - started > SECOND_FACTOR_WINDOW.whole_seconds() {
+            return Err(LoginFailure::Mismatch);
+        }
+        let store = &service.store;
+        let failed = |e: StoreError| LoginFailure::Failed(e.into());
+        let Some(member) = store.member(&org, &id).await.map_err(failed)? else {
+            return Err(LoginFailure::Mismatch);
+        };
+        let totp = store.member_totp(&id).await.map_err(failed)?;
+        let mut factor = None;
+        if let Some((sealed, last)) = totp
+            && let Some(secret) = self.open_secret(&id, &sealed)
+            && let Some(step) = secret.check(code, now, last.and_then(|l| u64::try_from(l).ok()))
+            && store
+                .use_totp_step(&id, i64::try_from(step).unwrap_or(i64::MAX))
+                .await
+                .map_err(failed)?
+        {
+            factor = Some("totp");
+        }
+        if factor.is_none()
+            && store
+                .use_recovery_code(&id, &recovery_code_digest(code), now)
+                .await
+                .map_err(failed)?
+        {
+            factor = Some("recovery_code");
+        }
+        let actor = Actor {
+            id: member.id.to_string(),
+            source_ip: ip,
+            via: None,
+        };
+        let Some(factor) = factor else {
+            if let Some(ip) = ip {
+                login.throttle.record_failure(ip, now);
+            }
+            let event = actor.event(
+                &member.organization_id,
+                now,
+                "member.login_failed",
+                Some(member.id.as_str()),
+                json!({ "second_factor": true })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            if let Err(error) = store.insert_audit_event(&event).await {
+                tracing::warn!(%error, "could not record a failed second factor");
+            }
+            return Err(LoginFailure::Mismatch);
+        };
+        let event = actor.event(
+            &member.organization_id,
+            now,
+            "member.logged_in",
+            Some(member.id.as_str()),
+            json!({ "second_factor": factor })
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        store.insert_audit_event(&event).await.map_err(failed)?;
+        let token = self
+            .start_session(&member, now)
+            .await
+            .map_err(LoginFailure::Failed)?;
+        Ok(LoggedIn { member, token })
+    }
+
+    fn open_secret(&self, id: &UserId, sealed: &str) -> Option<TotpSecret> {
+        self.0
+            .config
+            .signing
+            .master_key
+            .open(id.as_str(), sealed)
+            .map(TotpSecret::from_bytes)
+    }
+
+    /// A new TOTP secret for `member` to add to an authenticator app; nothing is stored
+    /// until [`Members::enable_second_factor`] is given a first code.
+    pub fn start_second_factor(&self, member: &Member) -> Result<Enrolment, ServiceError> {
+        let secret = TotpSecret::generate();
+        let pending = self
+            .0
+            .config
+            .signing
+            .master_key
+            .seal(&pending_label(&member.id), secret.bytes())?;
+        Ok(Enrolment { secret, pending })
+    }
+
+    /// The secret of an enrolment being confirmed, if `pending` was made for `member`.
+    pub fn pending_secret(&self, member: &Member, pending: &str) -> Option<TotpSecret> {
+        self.0
+            .config
+            .signing
+            .master_key
+            .open(&pending_label(&member.id), pending)
+            .map(TotpSecret::from_bytes)
+    }
+
+    /// Turns `member`'s second factor on with the secret `pending` seals, once `code` shows
+    /// the authenticator app has it; returns the recovery codes, to show once.
+    pub async fn enable_second_factor(
+        &self,
+        member: &Member,
+        actor: &Actor,
+        pending: &str,
+        code: &str,
+    ) -> Result<Vec<Zeroizing<String>>, ServiceError> {
+        let service = self.0;
+        let secret = self
+            .pending_secret(member, pending)
+            .ok_or_else(|| ValidationError::new("pending", "is not this member's enrolment"))?;
+        let now = service.clock.now();
+        let Some(step) = secret.check(code, now, None) else {
+            return Err(ValidationError::new(
+                "code",
+                "is not the code your authenticator app shows now",
+            )
+            .into());
+        };
+        let sealed = service
+            .config
+            .signing
+            .master_key
+            .seal(member.id.as_str(), secret.bytes())?;
+        let codes = generate_recovery_codes();
+        let digests: Vec<LookupDigest> = codes.iter().map(|c| recovery_code_digest(c)).collect();
+        let event = actor.event(
+            &member.organization_id,
+            now,
+            "member.second_factor_enabled",
+            Some(member.id.as_str()),
+            Default::default(),
+        );
+        service
+            .store
+            .set_member_totp(&member.id, Some(&sealed), &digests, &event)
+            .await?;
+        // The code that confirmed it has been used.
+        service
+            .store
+            .use_totp_step(&member.id, i64::try_from(step).unwrap_or(i64::MAX))
+            .await?;
+        Ok(codes)
+    }
+
+    /// Turns `member`'s second factor off, after checking its password.
+    pub async fn disable_second_factor(
+        &self,
+        member: &Member,
+        actor: &Actor,
+        password: &str,
+    ) -> Result<(), ServiceError> {
+        let service = self.0;
+        let stored = service
+            .store
+            .member(&member.organization_id, &member.id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        let password = Zeroizing::new(password.to_owned());
+        let hash = stored.password_hash.clone();
+        if password.len() > PASSWORD_MAX_BYTES
+            || !blocking(move || password_matches(&password, &hash)).await
+        {
+            return Err(ValidationError::new("password", "is not your present password").into());
+        }
+        let event = actor.event(
+            &member.organization_id,
+            service.clock.now(),
+            "member.second_factor_disabled",
+            Some(member.id.as_str()),
+            Default::default(),
+        );
+        service
+            .store
+            .set_member_totp(&member.id, None, &[], &event)
+            .await?;
+        Ok(())
+    }
+
+    /// Turns off the second factor of the member with `email`, for the operator: the way
+    /// back in for a member who lost both the authenticator and the recovery codes.
+    pub async fn reset_second_factor(
+        &self,
+        operator: &Operator,
+        email: &str,
+    ) -> Result<Member, ServiceError> {
+        let service = self.0;
+        let member = self.by_email(operator, email).await?;
+        let event = operator.actor().event(
+            &member.organization_id,
+            service.clock.now(),
+            "member.second_factor_disabled",
+            Some(member.id.as_str()),
+            json!({ "by": "operator" })
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        service
+            .store
+            .set_member_totp(&member.id, None, &[], &event)
+            .await?;
+        Ok(Member {
+            second_factor: false,
+            ..member
+        })
+    }
+
+    /// How many of `member`'s recovery codes are unused.
+    pub async fn recovery_codes_left(&self, member: &Member) -> Result<i64, ServiceError> {
+        Ok(self.0.store.recovery_codes_left(&member.id).await?)
+    }
+}
+
+/// What a login challenge is sealed for, so that no other sealed value reads as one.
+const CHALLENGE_LABEL: &str = "keyward login challenge v1";
+
+/// What a pending enrolment is sealed for: its member alone.
+fn pending_label(id: &UserId) -> String {
+    format!("keyward totp enrolment v1 {id}")
 }

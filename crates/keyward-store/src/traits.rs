@@ -259,6 +259,36 @@ pub trait MemberStore: Send + Sync {
     /// The organization's members, by email.
     async fn members(&self, org: &OrganizationId) -> Result<Vec<Member>, StoreError>;
 
+    /// The member's sealed TOTP secret and the last time step accepted, if its second
+    /// factor is on.
+    async fn member_totp(&self, id: &UserId) -> Result<Option<(String, Option<i64>)>, StoreError>;
+
+    /// Turns member `id`'s second factor on with this sealed secret and these recovery code
+    /// digests (replacing any earlier ones), or off with `None` (its codes deleted), with
+    /// the audit event.
+    async fn set_member_totp(
+        &self,
+        id: &UserId,
+        sealed: Option<&str>,
+        recovery_codes: &[LookupDigest],
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Accepts time step `step` for member `id` if it is later than the last one accepted:
+    /// true once per step, however many logins race for it.
+    async fn use_totp_step(&self, id: &UserId, step: i64) -> Result<bool, StoreError>;
+
+    /// Uses up member `id`'s recovery code with this digest at `at`: true the first time.
+    async fn use_recovery_code(
+        &self,
+        id: &UserId,
+        digest: &LookupDigest,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// How many of member `id`'s recovery codes are unused.
+    async fn recovery_codes_left(&self, id: &UserId) -> Result<i64, StoreError>;
+
     /// The member `id` of `org`.
     async fn member(&self, org: &OrganizationId, id: &UserId)
     -> Result<Option<Member>, StoreError>;

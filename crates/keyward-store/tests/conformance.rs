@@ -1336,6 +1336,7 @@ async fn members_have_unique_emails_and_a_new_password_ends_their_sessions() {
             password_changed_at: t0,
             role: MemberRole::Owner,
             last_login_at: None,
+            second_factor: false,
         };
         store
             .insert_member(&member, &event(&org.id, "member.added"))
@@ -1459,6 +1460,7 @@ fn member(org: &OrganizationId, email: &str, role: MemberRole) -> Member {
         password_changed_at: now(),
         role,
         last_login_at: None,
+        second_factor: false,
     }
 }
 
@@ -1744,5 +1746,91 @@ async fn an_organizations_overview_sums_its_own_credentials_and_finds_unused_and
         })
         .await;
         assert_eq!(ending, ["soon"]);
+    }
+}
+
+#[tokio::test]
+async fn a_second_factors_steps_and_recovery_codes_are_used_once() {
+    for (store, database) in stores().await {
+        eprintln!("on {:?}", database.dialect());
+        let org = organization(&store).await;
+        let ada = member(&org.id, "ada@example.com", MemberRole::Owner);
+        store
+            .insert_member(&ada, &event(&org.id, "member.added"))
+            .await
+            .unwrap();
+        assert_eq!(store.member_totp(&ada.id).await.unwrap(), None);
+        assert!(
+            !store.use_totp_step(&ada.id, 5).await.unwrap(),
+            "no factor, no step"
+        );
+        let codes = [LookupDigest::of("one"), LookupDigest::of("two")];
+        store
+            .set_member_totp(&ada.id, Some("sealed"), &codes, &event(&org.id, "x"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.member_totp(&ada.id).await.unwrap(),
+            Some(("sealed".to_owned(), None))
+        );
+        let read = store.member(&org.id, &ada.id).await.unwrap().unwrap();
+        assert!(read.second_factor);
+        // Steps only move forward, each once, however many race.
+        let (a, b) = tokio::join!(
+            store.use_totp_step(&ada.id, 7),
+            store.use_totp_step(&ada.id, 7)
+        );
+        assert!(a.unwrap() != b.unwrap(), "exactly one login gets step 7");
+        assert!(!store.use_totp_step(&ada.id, 6).await.unwrap());
+        assert!(store.use_totp_step(&ada.id, 8).await.unwrap());
+        // Recovery codes: once each, and only the member's own.
+        let bob = member(&org.id, "bob@example.com", MemberRole::Developer);
+        store
+            .insert_member(&bob, &event(&org.id, "member.added"))
+            .await
+            .unwrap();
+        assert!(
+            !store
+                .use_recovery_code(&bob.id, &codes[0], now())
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .use_recovery_code(&ada.id, &codes[0], now())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .use_recovery_code(&ada.id, &codes[0], now())
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.recovery_codes_left(&ada.id).await.unwrap(), 1);
+        // Turned off: no secret, no codes; a member with codes can still be removed.
+        store
+            .set_member_totp(&ada.id, Some("sealed again"), &codes, &event(&org.id, "x"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.recovery_codes_left(&ada.id).await.unwrap(),
+            2,
+            "replaced"
+        );
+        store
+            .set_member_role(&org.id, &bob.id, MemberRole::Owner, &event(&org.id, "x"))
+            .await
+            .unwrap();
+        store
+            .delete_member(&org.id, &ada.id, &event(&org.id, "member.removed"))
+            .await
+            .unwrap();
+        assert_eq!(store.recovery_codes_left(&ada.id).await.unwrap(), 0);
+        store
+            .set_member_totp(&bob.id, None, &[], &event(&org.id, "x"))
+            .await
+            .unwrap();
+        assert_eq!(store.member_totp(&bob.id).await.unwrap(), None);
     }
 }

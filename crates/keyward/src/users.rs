@@ -63,6 +63,13 @@ pub enum UsersCommand {
         #[arg(long)]
         email: String,
     },
+    /// Turn off a member's two-step verification (for a member who lost both the
+    /// authenticator app and the recovery codes)
+    ResetTwoStep {
+        /// The member's email
+        #[arg(long)]
+        email: String,
+    },
     /// Set a member's password and end the member's sessions (a reset by the operator);
     /// prints a generated password once, or reads one from standard input with
     /// --password-stdin
@@ -147,6 +154,13 @@ pub async fn users(service: &Service, command: UsersCommand) -> anyhow::Result<(
                 .map_err(|e| explained(e, &email))?;
             print_changed("Changed the role of", &member, None);
         }
+        UsersCommand::ResetTwoStep { email } => {
+            let member = members
+                .reset_second_factor(&operator, &email)
+                .await
+                .map_err(|e| explained(e, &email))?;
+            print_changed("Turned off two-step verification of", &member, None);
+        }
         UsersCommand::Remove { email } => {
             let member = members
                 .remove_by_email(&operator, &email)
@@ -193,6 +207,7 @@ fn print_members(members: &[Member], json: bool) -> anyhow::Result<()> {
                     "role": m.role,
                     "created_at": rfc3339(m.created_at),
                     "last_login_at": m.last_login_at.map(rfc3339),
+                    "two_step": m.second_factor,
                 })
             })
             .collect();

@@ -324,6 +324,31 @@ struct AccountPage {
     errors: Vec<(&'static str, String)>,
     notice: &'static str,
     min_chars: usize,
+    /// Whether the member's second factor is on, and its recovery codes left.
+    second_factor: Option<i64>,
+}
+
+async fn account_page(
+    state: &AppState,
+    signed_in: &SignedIn,
+    status: StatusCode,
+    errors: Vec<(&'static str, String)>,
+    notice: &'static str,
+) -> Result<Response, PageError> {
+    let members = state.service.members();
+    let second_factor = if signed_in.member.second_factor {
+        Some(members.recovery_codes_left(&signed_in.member).await?)
+    } else {
+        None
+    };
+    let page = AccountPage {
+        nav: signed_in.nav("account"),
+        errors,
+        notice,
+        min_chars: PASSWORD_MIN_CHARS,
+        second_factor,
+    };
+    Ok(render(status, &page))
 }
 
 /// The account page's query.
@@ -335,17 +360,17 @@ pub struct AccountQuery {
 }
 
 /// Settings → Your account.
-pub async fn account(signed_in: SignedIn, Query(query): Query<AccountQuery>) -> Response {
-    let page = AccountPage {
-        nav: signed_in.nav("account"),
-        errors: Vec::new(),
-        notice: match query.done.as_str() {
-            "password" => "Your password was changed; your other sessions have ended.",
-            _ => "",
-        },
-        min_chars: PASSWORD_MIN_CHARS,
+pub async fn account(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Query(query): Query<AccountQuery>,
+) -> Result<Response, PageError> {
+    let notice = match query.done.as_str() {
+        "password" => "Your password was changed; your other sessions have ended.",
+        "two-step-off" => "Two-step verification is off: a password alone logs you in.",
+        _ => "",
     };
-    render(StatusCode::OK, &page)
+    account_page(&state, &signed_in, StatusCode::OK, Vec::new(), notice).await
 }
 
 /// The password form.
@@ -444,13 +469,149 @@ pub async fn change_password(
             Err(error) => return Err(error.into()),
         }
     }
-    let page = AccountPage {
-        nav: signed_in.nav("account"),
+    account_page(
+        &state,
+        &signed_in,
+        StatusCode::UNPROCESSABLE_ENTITY,
         errors,
-        notice: "",
-        min_chars: PASSWORD_MIN_CHARS,
+        "",
+    )
+    .await
+}
+
+/// Where two-step verification is turned on.
+pub const TWO_STEP_PATH: &str = "/settings/account/two-step";
+
+#[derive(Template)]
+#[template(path = "two_step.html")]
+struct TwoStepPage {
+    nav: Nav,
+    /// The secret in base32 and as an `otpauth://` link.
+    secret: String,
+    url: String,
+    /// The sealed secret, sent back with the first code.
+    pending: String,
+    error: String,
+    /// The recovery codes, once turned on: shown this once.
+    recovery_codes: Vec<String>,
+}
+
+/// Starts turning on two-step verification: a new secret for the authenticator app.
+pub async fn two_step(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+) -> Result<Response, PageError> {
+    let members = state.service.members();
+    let enrolment = members.start_second_factor(&signed_in.member)?;
+    let page = TwoStepPage {
+        nav: signed_in.nav("account"),
+        secret: enrolment.secret.base32(),
+        url: enrolment.secret.url(&signed_in.member.email),
+        pending: enrolment.pending,
+        error: String::new(),
+        recovery_codes: Vec::new(),
     };
-    Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// The confirmation of two-step verification.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub struct TwoStepForm {
+    /// The sealed secret the page showed.
+    pub pending: String,
+    /// The code the app shows.
+    pub code: String,
+    /// The password, to turn it off.
+    pub password: String,
+}
+
+impl std::fmt::Debug for TwoStepForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TwoStepForm(…)")
+    }
+}
+
+/// Turns two-step verification on once the first code matches; shows the recovery codes
+/// once.
+pub async fn two_step_confirm(
+    State(state): State<AppState>,
+    Protected { signed_in, form }: Protected<TwoStepForm>,
+) -> Result<Response, PageError> {
+    let members = state.service.members();
+    let enabled = members
+        .enable_second_factor(
+            &signed_in.member,
+            &signed_in.actor,
+            &form.pending,
+            &form.code,
+        )
+        .await;
+    let (status, error, codes) = match enabled {
+        Ok(codes) => (
+            StatusCode::CREATED,
+            String::new(),
+            codes.iter().map(|c| c.to_string()).collect(),
+        ),
+        Err(ServiceError::Validation(error)) if error.field == "code" => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "That is not the code your authenticator app shows now. Check that it has the \
+             secret below and its clock is right, then try the next code."
+                .to_owned(),
+            Vec::new(),
+        ),
+        Err(error) => return Err(error.into()),
+    };
+    let secret = members
+        .pending_secret(&signed_in.member, &form.pending)
+        .ok_or(ApiError::NotFound)?;
+    let page = TwoStepPage {
+        nav: signed_in.nav("account"),
+        secret: if codes.is_empty() {
+            secret.base32()
+        } else {
+            String::new()
+        },
+        url: if codes.is_empty() {
+            secret.url(&signed_in.member.email)
+        } else {
+            String::new()
+        },
+        pending: form.pending,
+        error,
+        recovery_codes: codes,
+    };
+    Ok(render(status, &page))
+}
+
+/// Turns two-step verification off, after the password.
+pub async fn two_step_off(
+    State(state): State<AppState>,
+    Protected { signed_in, form }: Protected<TwoStepForm>,
+) -> Result<Response, PageError> {
+    let off = state
+        .service
+        .members()
+        .disable_second_factor(&signed_in.member, &signed_in.actor, &form.password)
+        .await;
+    match off {
+        Ok(()) => Ok(Redirect::to(&format!("{ACCOUNT_PATH}?done=two-step-off")).into_response()),
+        Err(ServiceError::Validation(_)) => {
+            let errors = vec![(
+                "off_password",
+                "This is not your present password.".to_owned(),
+            )];
+            account_page(
+                &state,
+                &signed_in,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                errors,
+                "",
+            )
+            .await
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 #[derive(Template)]

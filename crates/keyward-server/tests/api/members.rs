@@ -3,6 +3,7 @@
 //! expired), the last owner, and changing one's own password.
 
 use axum::http::StatusCode;
+use keyward_core::clock::Clock;
 use keyward_core::member::MemberRole;
 use keyward_store::testing::record_secrets;
 use serde_json::json;
@@ -566,4 +567,193 @@ async fn the_audit_page_names_actors_links_objects_filters_and_exports() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.text.contains("id=\"error-summary\""), "{}", bad.text);
     assert!(bad.text.contains("href=\"#from\""));
+}
+
+/// A value of the hidden or read-only input `id` of a page.
+fn input_value(page: &str, id: &str) -> String {
+    let marker = format!("id=\"{id}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {id} in {page}"))
+        + marker.len();
+    let end = start + page[start..].find('"').unwrap();
+    page[start..end].to_owned()
+}
+
+/// The hidden `pending` field of the enrolment page.
+fn pending_of(page: &str) -> String {
+    let marker = "name=\"pending\" value=\"";
+    let start = page.find(marker).unwrap() + marker.len();
+    let end = start + page[start..].find('"').unwrap();
+    page[start..end].to_owned()
+}
+
+/// Logs in with the password; returns the cookies the code step needs.
+async fn password_step(app: &TestApp) -> (String, String) {
+    let response = crate::dashboard::post_login(app, EMAIL, PASSWORD, "127.0.0.9").await;
+    assert_eq!(response.status, StatusCode::SEE_OTHER, "{}", response.text);
+    let location = response.header("location").unwrap();
+    assert!(location.starts_with("/login/code?next="), "{location}");
+    assert!(
+        set_cookie(&response, "keyward_session").is_none(),
+        "no session yet"
+    );
+    let challenge = cookie_value(set_cookie(&response, "keyward_login_challenge").unwrap());
+    // The login form's cookie carries on to the code form.
+    let form = app.get("/login").peer("127.0.0.9").send().await;
+    let login_cookie = cookie_value(set_cookie(&form, "keyward_login").unwrap());
+    (login_cookie, challenge)
+}
+
+/// Posts a code for the login whose cookies are `cookies`.
+async fn code_step(app: &TestApp, cookies: &(String, String), code: &str) -> TestResponse {
+    let (login_cookie, challenge) = cookies;
+    let cookie = format!("keyward_login={login_cookie}; keyward_login_challenge={challenge}");
+    let form = app
+        .get("/login/code")
+        .header("cookie", &cookie)
+        .send()
+        .await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.text);
+    let body = serde_urlencoded::to_string([
+        ("csrf_token", csrf_of(&form.text).as_str()),
+        ("code", code),
+        ("next", "/settings/account"),
+    ])
+    .unwrap();
+    app.post("/login/code")
+        .peer("127.0.0.9")
+        .header("cookie", &cookie)
+        .raw("application/x-www-form-urlencoded", body)
+        .send()
+        .await
+}
+
+#[tokio::test]
+async fn a_second_factor_is_turned_on_asked_at_login_and_its_codes_work_once() {
+    use keyward_core::member::TotpSecret;
+    let app = TestApp::new().await;
+    add_member(&app, &app.organization_id, EMAIL).await;
+    let member = login(&app, EMAIL).await;
+    let account = member.get(&app, "/settings/account").await;
+    assert!(account.text.contains("id=\"turn-on-two-step\""));
+
+    let enrol = member.get(&app, "/settings/account/two-step").await;
+    assert_eq!(enrol.status, StatusCode::OK);
+    let base32 = input_value(&enrol.text, "totp-secret");
+    record_secrets([base32.as_str()]);
+    assert!(
+        enrol
+            .text
+            .contains("otpauth://totp/Keyward:ada%40example.com?"),
+        "{}",
+        enrol.text
+    );
+    let secret = TotpSecret::from_base32(&base32).unwrap();
+    let pending = pending_of(&enrol.text);
+    let wrong = member
+        .post(
+            &app,
+            "/settings/account/two-step",
+            &[("pending", &pending), ("code", "000000")],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let code = secret.code_at(app.clock.now());
+    let on = member
+        .post(
+            &app,
+            "/settings/account/two-step",
+            &[("pending", &pending), ("code", &code)],
+        )
+        .await;
+    assert_eq!(on.status, StatusCode::CREATED, "{}", on.text);
+    let codes: Vec<String> = on
+        .text
+        .match_indices("<li><code>")
+        .map(|(i, _)| on.text[i + 10..i + 29].to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10, "{}", on.text);
+    record_secrets(codes.iter().map(String::as_str));
+
+    // The password alone no longer logs in; the code used to turn it on is spent.
+    let cookies = password_step(&app).await;
+    let reused = code_step(&app, &cookies, &code).await;
+    assert_eq!(reused.status, StatusCode::UNAUTHORIZED, "{}", reused.text);
+    app.clock.advance(time::Duration::seconds(30));
+    let fresh = secret.code_at(app.clock.now());
+    let in_ = code_step(&app, &cookies, &fresh).await;
+    assert_eq!(in_.status, StatusCode::SEE_OTHER, "{}", in_.text);
+    assert_eq!(in_.header("location"), Some("/settings/account"));
+    assert!(set_cookie(&in_, "keyward_session").is_some());
+    let again = code_step(&app, &password_step(&app).await, &fresh).await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED, "a code works once");
+
+    // A recovery code works once, typed however.
+    let typed = codes[0].to_uppercase().replace('-', " ");
+    let recovered = code_step(&app, &password_step(&app).await, &typed).await;
+    assert_eq!(
+        recovered.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        recovered.text
+    );
+    let twice = code_step(&app, &password_step(&app).await, &codes[0]).await;
+    assert_eq!(twice.status, StatusCode::UNAUTHORIZED);
+    let session = format!(
+        "keyward_session={}",
+        cookie_value(set_cookie(&recovered, "keyward_session").unwrap())
+    );
+    let account = app
+        .get("/settings/account")
+        .header("cookie", &session)
+        .send()
+        .await;
+    assert!(
+        account.text.contains("9 recovery codes left"),
+        "{}",
+        account.text
+    );
+
+    // A challenge expires.
+    let late = password_step(&app).await;
+    app.clock.advance(time::Duration::minutes(6));
+    let code = secret.code_at(app.clock.now());
+    assert_eq!(
+        code_step(&app, &late, &code).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Turned off with the password: the password alone logs in again.
+    let member = Member {
+        csrf: csrf_of(&account.text),
+        cookie: session,
+    };
+    let off = member
+        .post(
+            &app,
+            "/settings/account/two-step/off",
+            &[("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::SEE_OTHER, "{}", off.text);
+    let plain = crate::dashboard::post_login(&app, EMAIL, PASSWORD, "127.0.0.10").await;
+    assert!(set_cookie(&plain, "keyward_session").is_some());
+
+    // The audit log tells the story; no secret or code is in it.
+    let log = app
+        .get("/v1/audit-log?action=member.&limit=100")
+        .key(&app.admin_key)
+        .send()
+        .await
+        .expect(200);
+    for action in [
+        "member.second_factor_enabled",
+        "member.password_accepted",
+        "member.second_factor_disabled",
+    ] {
+        assert!(log.text.contains(action), "{action}");
+    }
+    assert!(log.text.contains("\"second_factor\":\"recovery_code\""));
+    assert!(!log.text.contains(&base32) && !log.text.contains(&codes[0]));
 }

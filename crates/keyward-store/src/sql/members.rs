@@ -24,7 +24,8 @@ macro_rules! select_members {
             "SELECT ",
             $before,
             " m.id, m.organization_id, m.email, m.password_hash, m.created_at, \
-             m.password_changed_at, m.role, m.last_login_at ",
+             m.password_changed_at, m.role, m.last_login_at, \
+             CAST(CASE WHEN m.totp_secret IS NULL THEN 0 ELSE 1 END AS BIGINT) ",
             $rest
         )
     };
@@ -176,6 +177,138 @@ impl MemberStore for SqlStore {
             .collect()
     }
 
+    async fn member_totp(&self, id: &UserId) -> Result<Option<(String, Option<i64>)>, StoreError> {
+        let row = sqlx::query("SELECT totp_secret, totp_last_step FROM members WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let sealed: Option<String> = sqlx::Row::try_get(&row, 0).map_err(map_error)?;
+        let last: Option<i64> = sqlx::Row::try_get(&row, 1).map_err(map_error)?;
+        Ok(sealed.map(|sealed| (sealed, last)))
+    }
+
+    async fn set_member_totp(
+        &self,
+        id: &UserId,
+        sealed: Option<&str>,
+        recovery_codes: &[LookupDigest],
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let data = (
+            id.clone(),
+            sealed.map(str::to_owned),
+            recovery_codes.to_vec(),
+            event.clone(),
+        );
+        let write = job(data, |conn, data| {
+            Box::pin(async move {
+                let (id, sealed, codes, event) = &*data;
+                let changed = sqlx::query(
+                    "UPDATE members SET totp_secret = $1, totp_last_step = NULL WHERE id = $2",
+                )
+                .bind(sealed.as_deref())
+                .bind(id.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(map_error)?;
+                if changed.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                sqlx::query("DELETE FROM member_recovery_codes WHERE user_id = $1")
+                    .bind(id.as_str())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_error)?;
+                for digest in codes {
+                    sqlx::query(
+                        "INSERT INTO member_recovery_codes (digest, user_id) VALUES ($1, $2)",
+                    )
+                    .bind(digest.as_bytes().to_vec())
+                    .bind(id.as_str())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_error)?;
+                }
+                insert_event(conn, event).await
+            })
+        });
+        self.writer.write(write).await
+    }
+
+    async fn use_totp_step(&self, id: &UserId, step: i64) -> Result<bool, StoreError> {
+        let used = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let data = (id.clone(), step, used.clone());
+        let write = job(data, |conn, data| {
+            Box::pin(async move {
+                let (id, step, used) = &*data;
+                let changed = sqlx::query(
+                    "UPDATE members SET totp_last_step = $1 WHERE id = $2 \
+                     AND totp_secret IS NOT NULL \
+                     AND (totp_last_step IS NULL OR totp_last_step < $1)",
+                )
+                .bind(*step)
+                .bind(id.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(map_error)?;
+                used.store(
+                    changed.rows_affected() == 1,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                Ok(())
+            })
+        });
+        self.writer.write(write).await?;
+        Ok(used.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    async fn use_recovery_code(
+        &self,
+        id: &UserId,
+        digest: &LookupDigest,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let used = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let data = (id.clone(), *digest, at, used.clone());
+        let write = job(data, |conn, data| {
+            Box::pin(async move {
+                let (id, digest, at, used) = &*data;
+                let changed = sqlx::query(
+                    "UPDATE member_recovery_codes SET used_at = $1 \
+                     WHERE digest = $2 AND user_id = $3 AND used_at IS NULL",
+                )
+                .bind(to_millis(*at))
+                .bind(digest.as_bytes().to_vec())
+                .bind(id.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(map_error)?;
+                used.store(
+                    changed.rows_affected() == 1,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                Ok(())
+            })
+        });
+        self.writer.write(write).await?;
+        Ok(used.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    async fn recovery_codes_left(&self, id: &UserId) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM member_recovery_codes WHERE user_id = $1 AND used_at IS NULL",
+        )
+        .bind(id.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_error)?;
+        sqlx::Row::try_get(&row, 0).map_err(map_error)
+    }
+
     async fn member(
         &self,
         org: &OrganizationId,
@@ -235,6 +368,15 @@ impl MemberStore for SqlStore {
             Box::pin(async move {
                 let (org, id, event) = &*data;
                 lock_members(conn, org).await?;
+                sqlx::query(
+                    "DELETE FROM member_recovery_codes WHERE user_id IN \
+                     (SELECT id FROM members WHERE organization_id = $1 AND id = $2)",
+                )
+                .bind(org.as_str())
+                .bind(id.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(map_error)?;
                 sqlx::query(
                     "DELETE FROM member_sessions WHERE user_id IN \
                      (SELECT id FROM members WHERE organization_id = $1 AND id = $2)",

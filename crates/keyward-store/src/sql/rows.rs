@@ -290,6 +290,7 @@ pub(super) fn member_from_row(row: &AnyRow, at: usize) -> Result<Member, StoreEr
             MemberRole::parse,
         )?,
         last_login_at: time_at(row, at + 7)?,
+        second_factor: get::<i64>(row, at + 8)? != 0,
     })
 }
 

@@ -293,3 +293,32 @@ async fn users_are_listed_given_roles_and_removed_but_the_last_owner_stays() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("owner, admin, developer or viewer"), "{err}");
 }
+
+#[tokio::test]
+async fn users_reset_two_step_names_the_member_or_says_none_exists() {
+    let db = database().await;
+    init(db.url());
+    let db = db.url();
+    let (code, _, err) = keyward_on(db, &["users", "add", "--email", "ada@example.com"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = keyward_on(
+        db,
+        &["users", "reset-two-step", "--email", "ada@example.com"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Turned off two-step verification of ada@example.com"),
+        "{out}"
+    );
+    let listed = json(db, &["users", "list", "--json"]);
+    assert_eq!(listed[0]["two_step"], false);
+    let (code, _, err) = keyward_on(
+        db,
+        &["users", "reset-two-step", "--email", "no@example.com"],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no@example.com") && err.contains("users list"),
+        "{err}"
+    );
+}

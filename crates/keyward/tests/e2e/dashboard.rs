@@ -18,11 +18,12 @@ fn chromium() -> Option<String> {
     Path::new(&path).exists().then_some(path)
 }
 
-/// A Python interpreter with Playwright: `KEYWARD_TEST_PYTHON`, else `python3`.
+/// A Python interpreter with Playwright (and pyotp, for authenticator codes):
+/// `KEYWARD_TEST_PYTHON`, else `python3`.
 fn python_with_playwright() -> Option<String> {
     let python = std::env::var("KEYWARD_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let probe = Command::new(&python)
-        .args(["-c", "import playwright.sync_api, requests"])
+        .args(["-c", "import playwright.sync_api, requests, pyotp"])
         .output()
         .ok()?;
     probe.status.success().then_some(python)
@@ -122,7 +123,7 @@ async fn the_dashboards_flows_work_in_chromium_and_every_page_passes_axe() {
     else {
         skip_or_fail(
             "chromium with playwright and axe-core",
-            "Debian's chromium, playwright from PyPI and axe-core from npm (see .ci/run)",
+            "Debian's chromium, playwright and pyotp from PyPI and axe-core from npm (see .ci/run)",
         );
         return;
     };

@@ -14,6 +14,7 @@ import os
 import re
 import sys
 
+import pyotp
 import requests
 from playwright.sync_api import expect, sync_playwright
 
@@ -291,6 +292,36 @@ def main():
         page.click("#change-password")
         expect(page.locator("#error-summary")).to_contain_text("There are 2 problems")
         audit(page, "account-errors")
+
+        step("two-step verification: turned on with an authenticator code, then asked at login")
+        page.goto(f"{BASE}/settings/account")
+        page.click("#turn-on-two-step")
+        audit(page, "two-step")
+        secret = page.input_value("#totp-secret")
+        assert page.get_attribute("#otpauth-link", "href").startswith("otpauth://totp/Keyward:")
+        totp = pyotp.TOTP(secret)
+        page.fill("#code", totp.now())
+        page.click("#turn-on")
+        codes = page.locator("#recovery-codes code").all_inner_texts()
+        assert len(codes) == 10, codes
+        print("SECRET_SHOWN " + " ".join([secret] + codes), flush=True)
+        audit(page, "recovery-codes")
+        page.click("#codes-saved")
+        expect(page.locator("#two-step-status")).to_contain_text("10 recovery codes left")
+        page.click("button:has-text('Log out')")
+        page.fill("#email", EMAIL)
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        expect(page).to_have_url(re.compile(r"/login/code"))
+        audit(page, "login-code")
+        page.fill("#code", "000000")
+        page.click("#verify-code")
+        expect(page.locator("#code-error")).to_be_visible()
+        # A fresh step's code (the one used to turn it on is spent).
+        page.wait_for_timeout(max(0, (30 - int(__import__("time").time()) % 30) * 1000 + 500))
+        page.fill("#code", totp.now())
+        page.click("#verify-code")
+        expect(page).to_have_url(f"{BASE}/developer/api-credentials")
 
         step("the remaining pages pass axe too")
         for path, name in [
