@@ -131,6 +131,14 @@ impl CredentialStore for MemoryStore {
         unused()
     }
 
+    async fn previous_secrets_until(
+        &self,
+        _: &CredentialId,
+        _: OffsetDateTime,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        unused()
+    }
+
     async fn rotate_credential(
         &self,
         _: &Credential,

@@ -591,6 +591,24 @@ impl Credentials<'_> {
             .await?)
     }
 
+    /// Until when the secrets `credential`'s last rotation replaced keep working, if they
+    /// still do (its grace period).
+    pub async fn previous_secrets_until(
+        &self,
+        permit: &Permit<'_, ReadKeys>,
+        credential: &Credential,
+    ) -> Result<Option<OffsetDateTime>, ServiceError> {
+        if credential.organization_id != *permit.organization() {
+            return Err(ServiceError::NotFound);
+        }
+        let now = self.0.clock.now();
+        Ok(self
+            .0
+            .store
+            .previous_secrets_until(&credential.id, now)
+            .await?)
+    }
+
     /// The usage of every credential of the organization from minute `from` to `to`,
     /// summed per bucket, outcome and credential: the organization's overview.
     pub async fn organization_usage(

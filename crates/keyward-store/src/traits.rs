@@ -100,6 +100,14 @@ pub trait CredentialStore: Send + Sync {
         old_until: Option<OffsetDateTime>,
         event: &AuditEvent,
     ) -> Result<(), StoreError>;
+
+    /// Until when the secrets a rotation replaced keep working, if any still works at
+    /// `now` (a rotation's grace period).
+    async fn previous_secrets_until(
+        &self,
+        credential: &CredentialId,
+        now: OffsetDateTime,
+    ) -> Result<Option<OffsetDateTime>, StoreError>;
 }
 
 /// An organization's IP access rules.

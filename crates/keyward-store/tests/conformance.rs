@@ -1834,3 +1834,41 @@ async fn a_second_factors_steps_and_recovery_codes_are_used_once() {
         assert_eq!(store.member_totp(&bob.id).await.unwrap(), None);
     }
 }
+
+#[tokio::test]
+async fn the_grace_of_replaced_secrets_is_read_back_until_it_ends() {
+    for (store, _db) in stores().await {
+        let org = organization(&store).await;
+        let issued = credential(&store, &org.id, Environment::Live, named("r")).await;
+        let id = issued.credential.id.clone();
+        assert_eq!(
+            store.previous_secrets_until(&id, now()).await.unwrap(),
+            None
+        );
+        let until = now() + Duration::hours(1);
+        let api_key =
+            PlainSecret::generate(&KeyPrefix::default(), SecretKind::ApiKey(Environment::Live));
+        let client_secret = PlainSecret::generate(&KeyPrefix::default(), SecretKind::ClientSecret);
+        store
+            .rotate_credential(
+                &issued.credential,
+                &secrets_of(&api_key, &client_secret),
+                Some(until),
+                &event(&org.id, "key.rotated"),
+            )
+            .await
+            .unwrap();
+        let read = store.previous_secrets_until(&id, now()).await.unwrap();
+        assert_eq!(
+            read.map(keyward_core::clock::to_millis),
+            Some(keyward_core::clock::to_millis(until))
+        );
+        assert_eq!(
+            store
+                .previous_secrets_until(&id, until + Duration::seconds(1))
+                .await
+                .unwrap(),
+            None
+        );
+    }
+}

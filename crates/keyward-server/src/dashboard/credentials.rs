@@ -955,6 +955,8 @@ struct DetailPage {
     nav: Nav,
     credential: CredentialView,
     notice: &'static str,
+    /// Until when the secrets the last rotation replaced keep working, or empty.
+    previous_until: String,
 }
 
 /// Back to the credential's page, saying what happened.
@@ -989,10 +991,19 @@ pub async fn detail(
         }
         _ => "",
     };
+    let permit = signed_in.principal().permit::<ReadKeys>()?;
+    let previous_until = state
+        .service
+        .credentials()
+        .previous_secrets_until(&permit, &credential)
+        .await?
+        .map(display_time)
+        .unwrap_or_default();
     let page = DetailPage {
         nav: signed_in.nav("credentials"),
         credential: CredentialView::new(&credential, state.clock.now()),
         notice,
+        previous_until,
     };
     Ok(render(StatusCode::OK, &page))
 }

@@ -440,3 +440,40 @@ async fn usage_charts_cover_three_ranges_and_the_overview_the_whole_organization
         .await;
     assert!(chart.text.contains("8 requests in the last 30 days"));
 }
+
+#[tokio::test]
+async fn the_credential_page_says_until_when_a_rotated_secret_works() {
+    let (app, member) = signed_in().await;
+    let created = key(&app, json!({ "name": "rotating" })).await;
+    let id = created["key_id"].as_str().unwrap();
+    let page = member
+        .get(&app, &format!("/developer/api-credentials/{id}"))
+        .await;
+    assert!(!page.text.contains("id=\"grace-notice\""));
+    let rotated = app
+        .post(&format!("/v1/keys/{id}/rotate"))
+        .key(&app.admin_key)
+        .json(json!({ "grace_period_seconds": 3600 }))
+        .send()
+        .await
+        .expect(200)
+        .json();
+    record_secrets([rotated["key"].as_str().unwrap()]);
+    let page = member
+        .get(&app, &format!("/developer/api-credentials/{id}"))
+        .await;
+    assert!(
+        page.text
+            .contains("keep working until <strong>2026-06-01 13:00 UTC</strong>"),
+        "{}",
+        page.text
+    );
+    app.clock.advance(time::Duration::minutes(61));
+    let page = member
+        .get(&app, &format!("/developer/api-credentials/{id}"))
+        .await;
+    assert!(
+        !page.text.contains("id=\"grace-notice\""),
+        "the grace is over"
+    );
+}

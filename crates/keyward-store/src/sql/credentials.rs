@@ -252,6 +252,23 @@ impl CredentialStore for SqlStore {
         self.writer.write(write).await
     }
 
+    async fn previous_secrets_until(
+        &self,
+        credential: &CredentialId,
+        now: OffsetDateTime,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MAX(expires_at) FROM credential_secrets \
+             WHERE credential_id = $1 AND expires_at > $2",
+        )
+        .bind(credential.as_str())
+        .bind(to_millis(now))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_error)?;
+        rows::time_at(&row, 0)
+    }
+
     async fn rotate_credential(
         &self,
         credential: &Credential,
