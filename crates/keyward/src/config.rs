@@ -296,20 +296,39 @@ pub struct Overrides {
     /// Prefix of issued secrets: 2–8 lowercase letters or digits [default: kw]
     #[arg(long, env = "KEYWARD_KEY_PREFIX", global = true)]
     pub key_prefix: Option<String>,
-    /// Accept API keys in the `api_key` query parameter
-    #[arg(long, env = "KEYWARD_ALLOW_QUERY_API_KEY", global = true)]
+    /// Accept API keys in the `api_key` query parameter (a server setting: given to
+    /// `serve` and `config check` as [`ServerOverrides`]).
+    #[arg(skip)]
     pub allow_query_api_key: Option<bool>,
     /// Log format [default: text]
     #[arg(long, env = "KEYWARD_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
-    /// Proxies whose X-Forwarded-For is believed, comma-separated addresses or CIDR ranges
-    #[arg(
-        long,
-        env = "KEYWARD_TRUSTED_PROXIES",
-        global = true,
-        value_delimiter = ','
-    )]
+    /// Proxies whose X-Forwarded-For is believed (a server setting, as above).
+    #[arg(skip)]
     pub trusted_proxies: Option<Vec<String>>,
+}
+
+/// Settings only the server uses, given by flags or environment variables to `serve` (and
+/// `config check`, to show them); other commands neither show nor read them.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ServerOverrides {
+    /// Accept API keys in the `api_key` query parameter
+    #[arg(long, env = "KEYWARD_ALLOW_QUERY_API_KEY")]
+    pub allow_query_api_key: Option<bool>,
+    /// Proxies whose X-Forwarded-For is believed, comma-separated addresses or CIDR ranges
+    #[arg(long, env = "KEYWARD_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
+}
+
+impl Overrides {
+    /// These overrides with the server's.
+    pub fn with_server(self, server: ServerOverrides) -> Self {
+        Self {
+            allow_query_api_key: server.allow_query_api_key,
+            trusted_proxies: server.trusted_proxies,
+            ..self
+        }
+    }
 }
 
 /// The effective configuration.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use keyward::cli::{KeysCommand, OrgsCommand, print_secrets};
-use keyward::config::{Config, LogFormat, Overrides};
+use keyward::config::{Config, LogFormat, Overrides, ServerOverrides};
 use keyward_core::clock::{SystemClock, rfc3339};
 use keyward_core::member::MemberRole;
 use keyward_core::typeid::OrganizationId;
@@ -49,6 +49,8 @@ enum Command {
         /// Address to listen on [default: 127.0.0.1:8080]
         #[arg(long, env = "KEYWARD_LISTEN")]
         listen: Option<SocketAddr>,
+        #[command(flatten)]
+        server: ServerOverrides,
     },
     /// Apply pending database migrations and exit
     Migrate,
@@ -131,7 +133,10 @@ enum SigningKeysCommand {
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Print the effective configuration, secrets redacted
-    Check,
+    Check {
+        #[command(flatten)]
+        server: ServerOverrides,
+    },
 }
 
 /// Runs the command; a failure is one line on standard error (the error and its causes,
@@ -153,11 +158,15 @@ fn main() -> ExitCode {
 }
 
 fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
-    let listen = match &cli.command {
-        Command::Serve { listen } => *listen,
-        _ => None,
+    let (listen, server) = match &cli.command {
+        Command::Serve { listen, server } => (*listen, server.clone()),
+        Command::Config {
+            command: ConfigCommand::Check { server },
+        } => (None, server.clone()),
+        _ => (None, ServerOverrides::default()),
     };
-    let config = Config::load(cli.config.as_deref(), &cli.overrides, listen)?;
+    let overrides = cli.overrides.clone().with_server(server);
+    let config = Config::load(cli.config.as_deref(), &overrides, listen)?;
     // A server logs what it does; a command says what it did on standard output, and its
     // log holds only what went wrong.
     let default_level = match cli.command {
@@ -355,7 +364,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             keyward::mcp::serve_stdio(&url, key_file.as_deref()).await
         }
         Command::Config {
-            command: ConfigCommand::Check,
+            command: ConfigCommand::Check { .. },
         } => {
             println!("{}", serde_json::to_string_pretty(&config.redacted())?);
             Ok(())

@@ -322,3 +322,39 @@ async fn users_reset_two_step_names_the_member_or_says_none_exists() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn server_flags_appear_only_under_serve_and_config_check() {
+    let help = |args: &[&str]| {
+        let output = keyward().args(args).arg("--help").output().unwrap();
+        assert!(output.status.success(), "{args:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    for command in [&["serve"][..], &["config", "check"][..]] {
+        let text = help(command);
+        assert!(
+            text.contains("--allow-query-api-key"),
+            "{command:?}: {text}"
+        );
+        assert!(text.contains("--trusted-proxies"), "{command:?}");
+    }
+    for command in [
+        &["keys", "create"][..],
+        &["users", "add"][..],
+        &["orgs", "list"][..],
+    ] {
+        let text = help(command);
+        assert!(
+            !text.contains("--allow-query-api-key"),
+            "{command:?}: {text}"
+        );
+        assert!(!text.contains("--trusted-proxies"), "{command:?}");
+        assert!(!text.contains("--listen"), "{command:?}");
+    }
+    // A server flag given to another command is a usage error, said once.
+    let output = keyward()
+        .args(["orgs", "list", "--trusted-proxies", "10.0.0.1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}

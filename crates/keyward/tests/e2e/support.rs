@@ -68,8 +68,9 @@ impl Server {
         command
             .arg("--database")
             .arg(database)
+            .arg("serve")
             .args(extra_args)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0"])
             .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
