@@ -24,7 +24,7 @@ use keyward_gate::headers::{LIMIT_HEADER, rate_limit_headers};
 use keyward_service::{Authority, Principal};
 
 use crate::dashboard::session::api_session;
-use crate::error::ApiError;
+use crate::error::{ApiError, RefusedAs};
 use crate::state::AppState;
 
 /// Why a route's caller is admitted, which decides what its admission counts.
@@ -238,11 +238,6 @@ impl std::fmt::Debug for Admission {
             .finish_non_exhaustive()
     }
 }
-
-/// Marks an answer refused with an outcome usage counts (a scope the credential lacks),
-/// for [`admission_layer`].
-#[derive(Debug, Clone, Copy)]
-pub struct RefusedAs(pub Outcome);
 
 /// Middleware: gives each request an [`AdmissionSlot`]; puts what the [`Caller`] extractor
 /// left there on the answer as `RateLimit-*` headers, unless the handler set its own; and

@@ -15,7 +15,10 @@ use keyward_gate::{Problem, Refusal};
 use keyward_service::ServiceError;
 use keyward_service::error::{Conflict, Forbidden};
 
-use crate::caller::RefusedAs;
+/// Marks an answer refused with an outcome usage counts (a scope the credential lacks), for
+/// the management routes' `caller::admission_layer` to count the request as such.
+#[derive(Debug, Clone, Copy)]
+pub struct RefusedAs(pub Outcome);
 
 /// A failed request.
 #[derive(Debug, thiserror::Error)]
@@ -202,7 +205,7 @@ impl IntoResponse for ApiError {
         match self {
             ApiError::Refused(refusal) => {
                 // A scope refusal of a management operation counts in the credential's
-                // usage as what it is (see `caller::admission_layer`).
+                // usage as what it is.
                 let refused_as = matches!(refusal, Refusal::InsufficientScope(_))
                     .then_some(RefusedAs(Outcome::InsufficientScope));
                 let mut response = refusal.into_response();
