@@ -142,6 +142,7 @@ fn check_credential_form(form: &CredentialForm) {
                         "description",
                         "environment",
                         "expires_on",
+                        "starts_on",
                         "rate_limit",
                         "scopes",
                         "ip_allowlist",

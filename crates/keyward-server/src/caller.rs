@@ -114,10 +114,16 @@ fn report_rate(parts: &Parts, rate: Option<&RateDecision>) {
 /// The credential caller of an admission.
 fn key_caller<P>(parts: &Parts, admitted: Admitted, state: &AppState) -> KeyCaller<P> {
     report_rate(parts, admitted.rate.as_ref());
-    if let (Some(counted), Some(slot)) = (admitted.counted, parts.extensions.get::<AdmissionSlot>())
-    {
-        let _ = slot.0.counted.set((state.engine.clone(), counted));
-    }
+    let counted = admitted.counted.map(|c| (state.engine.clone(), c));
+    // On a management route the admission layer recounts a refusal; elsewhere (MCP) the
+    // caller does, through `count_refusal`.
+    let counted = match (counted, parts.extensions.get::<AdmissionSlot>()) {
+        (Some(counted), Some(slot)) => {
+            let _ = slot.0.counted.set(counted);
+            None
+        }
+        (counted, _) => counted,
+    };
     let actor = Actor {
         id: admitted.identity.credential.id.to_string(),
         source_ip: admitted.ip,
@@ -127,6 +133,7 @@ fn key_caller<P>(parts: &Parts, admitted: Admitted, state: &AppState) -> KeyCall
         identity: admitted.identity,
         rate: admitted.rate,
         actor,
+        counted: Arc::new(std::sync::Mutex::new(counted)),
         purpose: PhantomData,
     }
 }
@@ -185,10 +192,33 @@ pub struct KeyCaller<P = Management> {
     pub rate: Option<RateDecision>,
     /// How it is recorded in the audit log.
     pub actor: Actor,
+    /// How usage counted the request, where no admission layer recounts a refusal.
+    counted: Arc<std::sync::Mutex<Option<Recount>>>,
     purpose: PhantomData<P>,
 }
 
 impl<P> KeyCaller<P> {
+    /// Counts the request as refused for a scope when `error` is such a refusal (once: a
+    /// request is counted once), where no admission layer does it (the MCP tools).
+    pub fn count_refusal(&self, error: &keyward_service::ServiceError) {
+        if !matches!(
+            error,
+            keyward_service::ServiceError::Forbidden(
+                keyward_service::error::Forbidden::MissingScope(_)
+            )
+        ) {
+            return;
+        }
+        let taken = self
+            .counted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some((engine, counted)) = taken {
+            engine.recount(&counted, Outcome::InsufficientScope);
+        }
+    }
+
     /// The caller's organization: the only one it can see.
     pub fn organization_id(&self) -> &OrganizationId {
         &self.identity.credential.organization_id
@@ -224,11 +254,14 @@ impl<P: CallerPurpose> FromRequestParts<AppState> for KeyCaller<P> {
 #[derive(Debug, Clone, Default)]
 pub struct AdmissionSlot(Arc<Admission>);
 
+/// The engine that counted a request, and how: what recounting a refusal needs.
+type Recount = (Arc<Verifier>, Counted);
+
 #[derive(Default)]
 struct Admission {
     rate: OnceLock<RateDecision>,
     /// The engine that counted the request, and how.
-    counted: OnceLock<(Arc<Verifier>, Counted)>,
+    counted: OnceLock<Recount>,
 }
 
 impl std::fmt::Debug for Admission {

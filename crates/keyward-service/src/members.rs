@@ -652,20 +652,8 @@ impl Members<'_> {
         new: Zeroizing<String>,
     ) -> Result<SessionToken, ServiceError> {
         let service = self.0;
-        let stored = service
-            .store
-            .member(&member.organization_id, &member.id)
-            .await?
-            .ok_or(ServiceError::NotFound)?;
-        let current = Zeroizing::new(current.to_owned());
-        let hash = stored.password_hash.clone();
-        if current.len() > PASSWORD_MAX_BYTES
-            || !blocking(move || password_matches(&current, &hash)).await
-        {
-            return Err(
-                ValidationError::new("current_password", "is not your present password").into(),
-            );
-        }
+        self.check_present_password(member, current, "current_password")
+            .await?;
         let (hash, _) = new_password(Some(new)).await?;
         let now = service.clock.now();
         let event = actor.event(
@@ -895,18 +883,8 @@ impl Members<'_> {
         password: &str,
     ) -> Result<(), ServiceError> {
         let service = self.0;
-        let stored = service
-            .store
-            .member(&member.organization_id, &member.id)
-            .await?
-            .ok_or(ServiceError::NotFound)?;
-        let password = Zeroizing::new(password.to_owned());
-        let hash = stored.password_hash.clone();
-        if password.len() > PASSWORD_MAX_BYTES
-            || !blocking(move || password_matches(&password, &hash)).await
-        {
-            return Err(ValidationError::new("password", "is not your present password").into());
-        }
+        self.check_present_password(member, password, "password")
+            .await?;
         let event = actor.event(
             &member.organization_id,
             service.clock.now(),
@@ -948,6 +926,30 @@ impl Members<'_> {
             second_factor: false,
             ..member
         })
+    }
+
+    /// Refuses, naming `field`, unless `password` is `member`'s present one (as stored now,
+    /// not as the session read it).
+    async fn check_present_password(
+        &self,
+        member: &Member,
+        password: &str,
+        field: &'static str,
+    ) -> Result<(), ServiceError> {
+        let stored = self
+            .0
+            .store
+            .member(&member.organization_id, &member.id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        let password = Zeroizing::new(password.to_owned());
+        let hash = stored.password_hash;
+        if password.len() > PASSWORD_MAX_BYTES
+            || !blocking(move || password_matches(&password, &hash)).await
+        {
+            return Err(ValidationError::new(field, "is not your present password").into());
+        }
+        Ok(())
     }
 
     /// How many of `member`'s recovery codes are unused.

@@ -347,6 +347,8 @@ pub struct CredentialForm {
     pub description: String,
     /// Expiration date, `YYYY-MM-DD` (the credential expires at the end of that day, UTC).
     pub expires_on: String,
+    /// First day of validity, `YYYY-MM-DD` (from its start, UTC), or empty for at once.
+    pub starts_on: String,
     /// `live` or `test`.
     pub environment: String,
     /// Scopes typed, separated by spaces, commas or new lines.
@@ -388,6 +390,7 @@ impl<'de> Deserialize<'de> for CredentialForm {
                 "name" => &mut form.name,
                 "description" => &mut form.description,
                 "expires_on" => &mut form.expires_on,
+                "starts_on" => &mut form.starts_on,
                 "environment" => &mut form.environment,
                 "scopes" => &mut form.scopes,
                 "role" => &mut form.role,
@@ -429,6 +432,7 @@ impl CredentialForm {
                     )
                 })
                 .unwrap_or_default(),
+            starts_on: s.not_before.map(day_of).unwrap_or_default(),
             environment: credential.environment.as_str().to_owned(),
             scopes: typed.join(" "),
             picked,
@@ -459,6 +463,17 @@ impl CredentialForm {
         all.extend(entries(&self.scopes));
         all
     }
+}
+
+/// The UTC day of `t`, as a date field holds it.
+fn day_of(t: OffsetDateTime) -> String {
+    let day = t.to_offset(time::UtcOffset::UTC).date();
+    format!(
+        "{:04}-{:02}-{:02}",
+        day.year(),
+        u8::from(day.month()),
+        day.day()
+    )
 }
 
 /// The scope picker: a grid of the catalogue's resources by the preset actions, each
@@ -545,6 +560,7 @@ fn label(field: &str) -> &'static str {
         "name" => "Name",
         "description" => "Description",
         "expires_on" => "Expiration date",
+        "starts_on" => "Start date",
         "environment" => "Environment",
         "scopes" => "Scopes",
         "role" => "Role",
@@ -553,6 +569,10 @@ fn label(field: &str) -> &'static str {
         "owner_id" => "Owner ID",
         "metadata" => "Metadata",
         "q" => "Search",
+        "ip_network" => "Address or range",
+        "type" => "Type",
+        "url" => "URL",
+        "events" => "Events",
         "secret" => "The pasted key",
         _ => "This field",
     }
@@ -688,6 +708,7 @@ struct Checked {
     description: Option<String>,
     environment: Environment,
     expires_at: Option<OffsetDateTime>,
+    not_before: Option<OffsetDateTime>,
     rate_limit_override: Option<u64>,
     permissions: Vec<String>,
     ip_allowlist: Vec<String>,
@@ -725,6 +746,19 @@ fn check_form(
             Ok(day) => Some(day.with_time(END_OF_DAY).assume_utc()),
             Err(_) => {
                 errors.insert("expires_on", "must be a date like 2027-01-31".to_owned());
+                None
+            }
+        },
+    };
+    let not_before = match form.starts_on.trim() {
+        "" => None,
+        text => match Date::parse(
+            text,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        ) {
+            Ok(day) => Some(day.midnight().assume_utc()),
+            Err(_) => {
+                errors.insert("starts_on", "must be a date like 2027-01-31".to_owned());
                 None
             }
         },
@@ -787,6 +821,7 @@ fn check_form(
         description: Some(form.description.clone()).filter(|d| !d.trim().is_empty()),
         environment,
         expires_at,
+        not_before,
         rate_limit_override,
         permissions,
         ip_allowlist,
@@ -813,6 +848,7 @@ pub fn create_request(
         rate_limit_override: checked.rate_limit_override,
         ip_allowlist: checked.ip_allowlist,
         expires_at: checked.expires_at,
+        not_before: checked.not_before,
         owner_id: checked.owner_id,
         metadata: checked.metadata,
         ..NewCredential::default()
@@ -839,7 +875,7 @@ fn change_request(
                 .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
         ),
         owner_id: Some(checked.owner_id),
-        not_before: None,
+        not_before: Some(checked.not_before),
         expires_at: Some(checked.expires_at),
         expected_version: form.version.trim().parse().ok(),
     })
@@ -848,7 +884,8 @@ fn change_request(
 /// The form field a validation error of the service is about.
 fn form_field(error: &ValidationError) -> &'static str {
     match error.field {
-        "expires_at" | "not_before" => "expires_on",
+        "expires_at" => "expires_on",
+        "not_before" => "starts_on",
         "permissions" => "scopes",
         "rate_limit_override" => "rate_limit",
         field => field,

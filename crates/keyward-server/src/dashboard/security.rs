@@ -6,6 +6,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use keyward_core::credential::ValidationError;
 use keyward_core::ip_rule::RuleKind;
 use keyward_service::ServiceError;
 use keyward_service::ip_rules::NewIpRule;
@@ -14,6 +15,7 @@ use keyward_service::principal::{
 };
 use serde::Deserialize;
 
+use crate::dashboard::credentials::plain_message;
 use crate::dashboard::page::{Nav, PageError, display_time, render};
 use crate::dashboard::session::{Protected, SignedIn};
 use crate::error::ApiError;
@@ -63,8 +65,12 @@ struct SecurityPage {
     nav: Nav,
     rules: Vec<RuleView>,
     form: RuleForm,
-    /// The error of the add form, and the field it is about.
+    /// The error of the add form, and the field it is about (`form` for the form as a
+    /// whole), in plain words.
     error: Option<(&'static str, String)>,
+    /// Every error of the add form, for the summary: the element each links to, and the
+    /// message.
+    errors: Vec<(&'static str, String)>,
     /// Whether the last change was refused for shutting out the member's own address.
     lockout: bool,
     /// The rule whose removal needs the lockout confirmation.
@@ -91,6 +97,26 @@ async fn security_page(
     failure: Option<(ServiceError, String)>,
     notice: &'static str,
 ) -> Result<Response, PageError> {
+    security_page_with(state, signed_in, form, failure, Vec::new(), notice).await
+}
+
+/// The element of the page a field's error links to.
+fn anchor(field: &'static str) -> &'static str {
+    match field {
+        "description" => "rule-description",
+        "form" => "add-rule",
+        other => other,
+    }
+}
+
+async fn security_page_with(
+    state: &AppState,
+    signed_in: &SignedIn,
+    form: RuleForm,
+    failure: Option<(ServiceError, String)>,
+    more: Vec<ValidationError>,
+    notice: &'static str,
+) -> Result<Response, PageError> {
     let permit = signed_in.principal().permit::<ReadIpRules>()?;
     let ip_rules = state.service.ip_rules();
     let rules = ip_rules.list(&permit).await?;
@@ -102,7 +128,7 @@ async fn security_page(
         }
         Some((ServiceError::Validation(error), _)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            Some((error.field, error.message)),
+            Some((error.field, plain_message(error.field, &error.message))),
             false,
             String::new(),
         ),
@@ -113,6 +139,23 @@ async fn security_page(
             String::new(),
         ),
         Some((other, _)) => return Err(other.into()),
+    };
+    let mut errors: Vec<(&'static str, String)> = error
+        .iter()
+        .map(|(field, message)| (anchor(field), message.clone()))
+        .collect();
+    errors.extend(
+        more.iter()
+            .map(|e| (anchor(e.field), plain_message(e.field, &e.message))),
+    );
+    let (status, error) = if error.is_none() && !more.is_empty() {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            more.first()
+                .map(|e| (e.field, plain_message(e.field, &e.message))),
+        )
+    } else {
+        (status, error)
     };
     let page = SecurityPage {
         nav: signed_in.nav("security"),
@@ -131,6 +174,7 @@ async fn security_page(
             .collect(),
         form,
         error,
+        errors,
         lockout,
         removing,
         max_rules: policy.max_rules,
@@ -169,29 +213,35 @@ pub async fn add_rule(
     State(state): State<AppState>,
     Protected { signed_in, form }: Protected<RuleForm>,
 ) -> Result<Response, PageError> {
+    // Who may add rules is decided first: a refused member learns nothing of the form.
+    let permit = signed_in.principal().permit::<WriteIpRules>()?;
+    // What the form alone shows wrong, all at once; the service checks the rest.
+    let mut wrong = Vec::new();
     let kind = match form.kind.as_str() {
         "allow" => RuleKind::Allow,
         "deny" => RuleKind::Deny,
         _ => {
-            let error =
-                keyward_core::credential::ValidationError::new("type", "must be allow or deny");
-            return security_page(
-                &state,
-                &signed_in,
-                form,
-                Some((error.into(), String::new())),
-                "",
-            )
-            .await;
+            wrong.push(ValidationError::new("type", "must be allow or deny"));
+            RuleKind::Allow
         }
     };
+    if let Err(error) = state
+        .service
+        .ip_rules()
+        .policy()
+        .parse_network(&form.ip_network)
+    {
+        wrong.push(error);
+    }
+    if !wrong.is_empty() {
+        return security_page_with(&state, &signed_in, form, None, wrong, "").await;
+    }
     let new = NewIpRule {
         ip_network: form.ip_network.trim().to_owned(),
         kind,
         description: Some(form.description.clone()),
         confirm_lockout: form.confirm_lockout == "on",
     };
-    let permit = signed_in.principal().permit::<WriteIpRules>()?;
     match state.service.ip_rules().add(&permit, new).await {
         Ok(_) => Ok(Redirect::to(&format!("{PATH}?done=added")).into_response()),
         Err(error) => {

@@ -13,6 +13,7 @@ use keyward_service::webhooks::{NewWebhook, WebhookChange};
 use keyward_store::DeliveryRecord;
 use serde::Deserialize;
 
+use crate::dashboard::credentials::plain_message;
 use crate::dashboard::page::{Nav, PageError, display_time, render};
 use crate::dashboard::session::{Protected, SignedIn};
 use crate::state::AppState;
@@ -152,7 +153,30 @@ struct WebhooksPage {
     event_types: &'static [&'static str],
     form: WebhookForm,
     error: Option<(&'static str, String)>,
+    /// Every error of the add form, for the summary: the element each links to, and the
+    /// message.
+    errors: Vec<(&'static str, String)>,
     notice: String,
+}
+
+impl WebhooksPage {
+    /// The message about `field`, or empty.
+    fn error_of(&self, field: &str) -> &str {
+        self.errors
+            .iter()
+            .find(|(f, _)| *f == anchor(field))
+            .map_or("", |(_, m)| m.as_str())
+    }
+}
+
+/// The element of the page a field's error links to.
+fn anchor(field: &str) -> &'static str {
+    match field {
+        "url" => "webhook-url",
+        "events" => "webhook-events",
+        "description" => "webhook-description",
+        _ => "add-webhook",
+    }
 }
 
 #[derive(Template)]
@@ -205,19 +229,35 @@ async fn list_page(
         None => (StatusCode::OK, None),
         Some(ServiceError::Validation(error)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            Some((error.field, error.message)),
+            Some((error.field, plain_message(error.field, &error.message))),
         ),
         Some(ServiceError::Conflict(conflict)) => {
             (StatusCode::CONFLICT, Some(("form", conflict.to_string())))
         }
         Some(other) => return Err(other.into()),
     };
+    let mut errors: Vec<(&'static str, String)> = error
+        .iter()
+        .filter(|(field, _)| *field != "form")
+        .map(|(field, message)| (anchor(field), message.clone()))
+        .collect();
+    // The form alone shows these; the service stops at its first.
+    if form.events.is_empty() && !errors.iter().any(|(f, _)| *f == anchor("events")) {
+        errors.push((anchor("events"), "Events: tick at least one.".to_owned()));
+    }
+    if form.url.trim().is_empty() && !errors.iter().any(|(f, _)| *f == anchor("url")) {
+        errors.push((anchor("url"), "URL is required.".to_owned()));
+    }
+    if status == StatusCode::OK {
+        errors.clear();
+    }
     let page = WebhooksPage {
         nav: signed_in.nav("webhooks"),
         webhooks: webhooks.iter().map(WebhookView::from).collect(),
         event_types: &EVENT_TYPES,
         form,
         error,
+        errors,
         notice,
     };
     Ok(render(status, &page))

@@ -85,7 +85,10 @@ macro_rules! permit {
     ($caller:expr, $permission:ty) => {
         match $caller.principal().permit::<$permission>() {
             Ok(permit) => permit,
-            Err(error) => return refused(error),
+            Err(error) => {
+                $caller.count_refusal(&error);
+                return refused(error);
+            }
         }
     };
 }

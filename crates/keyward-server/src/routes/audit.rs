@@ -50,8 +50,8 @@ pub struct AuditLogQuery {
     /// The `next_cursor` of the previous answer: the page of older events.
     #[param(inline, value_type = Option<AuditCursor>)]
     pub cursor: Option<String>,
-    /// The `prev_cursor` of the previous answer: the page of newer events. Not with
-    /// `cursor`.
+    /// The `prev_cursor` of the previous answer: the page of newer events (with `cursor`
+    /// too, only events between the two).
     #[param(inline, value_type = Option<AuditCursor>)]
     pub before_cursor: Option<String>,
     /// Page size, 1–100 (default 20).
@@ -86,16 +86,9 @@ impl AuditLogQuery {
                 ));
             }
         }
+        // A window that ends before it starts is empty, not wrong: it matches no event.
         let since = parse_time("from", self.from.as_deref())?;
         let until = parse_time("to", self.to.as_deref())?;
-        if let (Some(since), Some(until)) = (since, until)
-            && since >= until
-        {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "from: must be before to",
-            ));
-        }
         Ok(AuditFilters {
             action: self.action.clone(),
             actor: self.actor.clone(),
@@ -207,14 +200,10 @@ pub async fn page(
             )
         })
     };
+    // Both cursors bound the page on both sides; with `before_cursor` it is read from the
+    // older end, as a page back towards the present.
     let before = cursor("cursor", query.cursor.as_deref())?;
     let after = cursor("before_cursor", query.before_cursor.as_deref())?;
-    if before.is_some() && after.is_some() {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "cursor: not with before_cursor; page one way at a time",
-        ));
-    }
     let backwards = after.is_some();
     let paged = before.is_some() || backwards;
     let audit = state.service.audit();

@@ -264,13 +264,10 @@ async fn the_audit_log_filters_by_actor_type_object_and_time_and_pages_both_ways
     assert_eq!(front["data"], first["data"]);
     assert_eq!(front["prev_cursor"], json!(null));
 
-    // Unusable filters are 400.
-    for query in [
-        "from=yesterday",
-        "from=2026-06-02T00:00:00Z&to=2026-06-01T00:00:00Z",
-        "actor=",
-        "cursor=audit_event_01h455vb4pex5vsknk084sn02q&before_cursor=audit_event_01h455vb4pex5vsknk084sn02q",
-    ] {
+    // A window ending before it starts matches nothing; unusable filters are 400.
+    let empty = get("from=2026-06-02T00:00:00Z&to=2026-06-01T00:00:00Z".to_owned()).await;
+    assert_eq!(empty["data"], json!([]));
+    for query in ["from=yesterday", "actor=", "cursor=nonsense"] {
         app.get(&format!("/v1/audit-log?{query}"))
             .key(&app.admin_key)
             .send()

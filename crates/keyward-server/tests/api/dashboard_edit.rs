@@ -92,6 +92,7 @@ async fn a_credential_is_edited_and_a_stale_form_is_refused_not_applied() {
             ("rate_limit", "7"),
             ("metadata", "{\"plan\": \"team\"}"),
             ("expires_on", "2099-01-31"),
+            ("starts_on", "2026-06-02"),
         ],
     )
     .await;
@@ -116,6 +117,7 @@ async fn a_credential_is_edited_and_a_stale_form_is_refused_not_applied() {
     assert_eq!(stored["rate_limit_override"], 7);
     assert_eq!(stored["metadata"], json!({ "plan": "team" }));
     assert_eq!(stored["expires_at"], "2099-01-31T23:59:59.999Z");
+    assert_eq!(stored["not_before"], "2026-06-02T00:00:00Z");
 
     // The same form sent again was shown before that change: refused, nothing lost.
     let stale = save(&app, &member, id, &shown_at, &[("name", "overwritten")]).await;
@@ -148,6 +150,7 @@ async fn a_credential_is_edited_and_a_stale_form_is_refused_not_applied() {
         bare["owner_id"].is_null() && bare["expires_at"].is_null(),
         "{bare}"
     );
+    assert!(bare["not_before"].is_null(), "{bare}");
     assert_eq!(bare["metadata"], json!({}));
 
     // A revoked credential has no edit form.
@@ -476,4 +479,45 @@ async fn the_credential_page_says_until_when_a_rotated_secret_works() {
         !page.text.contains("id=\"grace-notice\""),
         "the grace is over"
     );
+}
+
+#[tokio::test]
+async fn the_rule_and_webhook_forms_list_every_error_at_the_top() {
+    let (app, member) = signed_in().await;
+    let rule = member
+        .post(
+            &app,
+            "/developer/api-security",
+            &[("type", "maybe"), ("ip_network", "10.0.0.0/33")],
+        )
+        .await;
+    assert_eq!(
+        rule.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        rule.text
+    );
+    assert!(rule.text.contains("There are 2 problems"), "{}", rule.text);
+    assert!(
+        rule.text.contains("<a href=\"#type\">") && rule.text.contains("<a href=\"#ip_network\">")
+    );
+    let summary = &rule.text[rule.text.find("id=\"error-summary\"").unwrap()..];
+    assert!(!summary[..summary.find("</div>").unwrap()].contains('`'));
+
+    let hook = member
+        .post(
+            &app,
+            "/developer/webhooks",
+            &[("url", ""), ("description", "x")],
+        )
+        .await;
+    assert_eq!(
+        hook.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        hook.text
+    );
+    assert!(hook.text.contains("There are 2 problems"), "{}", hook.text);
+    assert!(hook.text.contains("<a href=\"#webhook-url\">"));
+    assert!(hook.text.contains("<a href=\"#webhook-events\">"));
 }

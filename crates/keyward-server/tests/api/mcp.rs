@@ -688,3 +688,32 @@ async fn update_key_reads_null_as_the_api_does() {
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn a_tool_refused_for_a_scope_counts_as_such_in_the_keys_usage() {
+    let app = TestApp::new().await;
+    let reader = app
+        .create_key(json!({"name": "Reader", "permissions": ["keys:read"]}))
+        .await;
+    let id = reader["key_id"].as_str().unwrap().to_owned();
+    let reader = reader["key"].as_str().unwrap();
+    let (error, _) = call(&app, reader, "list_keys", json!({})).await;
+    assert!(!error);
+    for _ in 0..2 {
+        let (error, refused) = call(&app, reader, "create_key", json!({"name": "Nope"})).await;
+        assert!(error);
+        assert_eq!(refused["code"], "insufficient_scope");
+    }
+    app.state.engine.flush_usage().await.unwrap();
+    let usage = app
+        .get(&format!("/v1/keys/{id}/usage?granularity=day"))
+        .key(&app.admin_key)
+        .send()
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(
+        usage["buckets"][0]["outcomes"]["INSUFFICIENT_SCOPE"], 2,
+        "{usage}"
+    );
+}
