@@ -207,6 +207,17 @@ impl UsageStore for MemoryStore {
         Ok(())
     }
 
+    async fn record_old_secret_uses(&self, _: &[CredentialUse]) -> Result<(), StoreError> {
+        unused()
+    }
+
+    async fn old_secret_use(
+        &self,
+        _: &CredentialId,
+    ) -> Result<Option<(OffsetDateTime, Option<std::net::IpAddr>)>, StoreError> {
+        unused()
+    }
+
     async fn record_usage(&self, _: &[UsageCount]) -> Result<(), StoreError> {
         Ok(())
     }

@@ -281,6 +281,9 @@ pub struct UsageRecorder {
     pending: Mutex<Vec<Arc<Activity>>>,
     /// Per rule: its last decision, and its last refusal if it refused one.
     matches: DashMap<IpRuleId, (OffsetDateTime, Option<OffsetDateTime>), RandomState>,
+    /// Per credential: the newest refused use of a secret a rotation replaced, and from
+    /// where (rare: a client behind on a rotation).
+    old_uses: DashMap<CredentialId, (OffsetDateTime, Option<IpAddr>), RandomState>,
 }
 
 impl UsageRecorder {
@@ -368,6 +371,24 @@ impl UsageRecorder {
             .or_insert((at, Some(at)));
     }
 
+    /// Notes that a secret a rotation replaced was presented for `credential` at `at` from
+    /// `ip` (and refused), keeping the newest.
+    pub fn record_old_secret(
+        &self,
+        credential: &CredentialId,
+        at: OffsetDateTime,
+        ip: Option<IpAddr>,
+    ) {
+        self.old_uses
+            .entry(credential.clone())
+            .and_modify(|kept| {
+                if at > kept.0 {
+                    *kept = (at, ip);
+                }
+            })
+            .or_insert((at, ip));
+    }
+
     /// Drops the bookkeeping of credentials no longer held anywhere.
     pub fn prune(&self) {
         self.cells.retain(|_, cell| cell.strong_count() > 0);
@@ -400,6 +421,20 @@ impl UsageRecorder {
                 blocked_at,
             })
             .collect();
+        let old_uses: Vec<CredentialUse> = drain(&self.old_uses)
+            .into_iter()
+            .map(|(credential_id, (at, ip))| CredentialUse {
+                credential_id,
+                at,
+                ip,
+            })
+            .collect();
+        if let Err(error) = store.record_old_secret_uses(&old_uses).await {
+            for used in old_uses {
+                self.record_old_secret(&used.credential_id, used.at, used.ip);
+            }
+            return Err(error);
+        }
         if let Err(error) = store.record_rule_matches(&matches).await {
             for found in matches {
                 self.matches

@@ -526,6 +526,16 @@ impl Verifier {
             outcome => {
                 if counted {
                     self.usage.record_refusal(&found.activity, outcome, request);
+                    // A secret a rotation replaced, still presented: the credential's page
+                    // says from where, so its owner can find the client left behind.
+                    if outcome == Outcome::Expired && found.expires_at.is_some_and(|end| end <= now)
+                    {
+                        self.usage.record_old_secret(
+                            &identity.credential.id,
+                            from_millis(now),
+                            client.ip,
+                        );
+                    }
                 }
                 if outcome == Outcome::IpDenied {
                     self.note_block(rules, client.ip, now);

@@ -609,6 +609,19 @@ impl Credentials<'_> {
             .await?)
     }
 
+    /// When and from where a secret `credential`'s rotations replaced was last presented
+    /// (and refused), if ever.
+    pub async fn old_secret_use(
+        &self,
+        permit: &Permit<'_, ReadKeys>,
+        credential: &Credential,
+    ) -> Result<Option<(OffsetDateTime, Option<std::net::IpAddr>)>, ServiceError> {
+        if credential.organization_id != *permit.organization() {
+            return Err(ServiceError::NotFound);
+        }
+        Ok(self.0.store.old_secret_use(&credential.id).await?)
+    }
+
     /// The usage of every credential of the organization from minute `from` to `to`,
     /// summed per bucket, outcome and credential: the organization's overview.
     pub async fn organization_usage(

@@ -173,6 +173,17 @@ pub trait UsageStore: Send + Sync {
     /// time changes nothing.
     async fn record_rule_matches(&self, matches: &[RuleMatch]) -> Result<(), StoreError>;
 
+    /// Records when and from where secrets a rotation replaced were last presented (and
+    /// refused); an older time changes nothing.
+    async fn record_old_secret_uses(&self, uses: &[CredentialUse]) -> Result<(), StoreError>;
+
+    /// When and from where a secret a rotation replaced was last presented to credential
+    /// `id`, if ever.
+    async fn old_secret_use(
+        &self,
+        id: &CredentialId,
+    ) -> Result<Option<(OffsetDateTime, Option<std::net::IpAddr>)>, StoreError>;
+
     /// Adds usage counts to what is stored (a sum per credential, minute and outcome).
     async fn record_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError>;
 

@@ -1872,3 +1872,33 @@ async fn the_grace_of_replaced_secrets_is_read_back_until_it_ends() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_old_secrets_last_use_only_moves_forward() {
+    for (store, _db) in stores().await {
+        let org = organization(&store).await;
+        let issued = credential(&store, &org.id, Environment::Live, named("o")).await;
+        let id = issued.credential.id.clone();
+        assert_eq!(store.old_secret_use(&id).await.unwrap(), None);
+        let t0 = now();
+        let at = |minutes: i64, ip: &str| CredentialUse {
+            credential_id: id.clone(),
+            at: t0 + Duration::minutes(minutes),
+            ip: Some(ip.parse().unwrap()),
+        };
+        store
+            .record_old_secret_uses(&[at(2, "192.0.2.2")])
+            .await
+            .unwrap();
+        store
+            .record_old_secret_uses(&[at(1, "192.0.2.1")])
+            .await
+            .unwrap();
+        let (when, ip) = store.old_secret_use(&id).await.unwrap().unwrap();
+        assert_eq!(
+            keyward_core::clock::to_millis(when),
+            keyward_core::clock::to_millis(t0 + Duration::minutes(2))
+        );
+        assert_eq!(ip, Some("192.0.2.2".parse().unwrap()));
+    }
+}

@@ -994,6 +994,8 @@ struct DetailPage {
     notice: &'static str,
     /// Until when the secrets the last rotation replaced keep working, or empty.
     previous_until: String,
+    /// When and from where a replaced secret was last presented (and refused), or empty.
+    old_secret_used: String,
 }
 
 /// Back to the credential's page, saying what happened.
@@ -1036,11 +1038,22 @@ pub async fn detail(
         .await?
         .map(display_time)
         .unwrap_or_default();
+    let old_secret_used = state
+        .service
+        .credentials()
+        .old_secret_use(&permit, &credential)
+        .await?
+        .map(|(at, ip)| match ip {
+            Some(ip) => format!("{} from {ip}", display_time(at)),
+            None => display_time(at),
+        })
+        .unwrap_or_default();
     let page = DetailPage {
         nav: signed_in.nav("credentials"),
         credential: CredentialView::new(&credential, state.clock.now()),
         notice,
         previous_until,
+        old_secret_used,
     };
     Ok(render(StatusCode::OK, &page))
 }

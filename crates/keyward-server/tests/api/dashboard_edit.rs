@@ -521,3 +521,64 @@ async fn the_rule_and_webhook_forms_list_every_error_at_the_top() {
     assert!(hook.text.contains("<a href=\"#webhook-url\">"));
     assert!(hook.text.contains("<a href=\"#webhook-events\">"));
 }
+
+#[tokio::test]
+async fn the_credential_page_says_from_where_a_replaced_secret_is_still_sent() {
+    let (app, member) = signed_in().await;
+    let created = key(&app, json!({ "name": "moved" })).await;
+    let id = created["key_id"].as_str().unwrap();
+    let old_key = created["key"].as_str().unwrap().to_owned();
+    // Used during a grace period: it works, and nothing is said.
+    let rotated = app
+        .post(&format!("/v1/keys/{id}/rotate"))
+        .key(&app.admin_key)
+        .json(json!({ "grace_period_seconds": 60 }))
+        .send()
+        .await
+        .expect(200)
+        .json();
+    record_secrets([rotated["key"].as_str().unwrap()]);
+    app.get("/v1/authorize")
+        .key(&old_key)
+        .peer("198.51.100.7")
+        .send()
+        .await
+        .expect(200);
+    app.state.engine.flush_usage().await.unwrap();
+    let page = member
+        .get(&app, &format!("/developer/api-credentials/{id}"))
+        .await;
+    assert!(!page.text.contains("id=\"old-secret-used\""));
+    // After the grace: refused, and the page says when and from where.
+    app.clock.advance(time::Duration::minutes(2));
+    for peer in ["198.51.100.7", "198.51.100.8"] {
+        app.get("/v1/authorize")
+            .key(&old_key)
+            .peer(peer)
+            .send()
+            .await
+            .expect(401);
+        app.clock.advance(time::Duration::seconds(1));
+    }
+    app.state.engine.flush_usage().await.unwrap();
+    let page = member
+        .get(&app, &format!("/developer/api-credentials/{id}"))
+        .await;
+    assert!(
+        page.text.contains("2026-06-01 12:02 UTC from 198.51.100.8"),
+        "{}",
+        page.text
+    );
+    // A key that was never rotated says nothing of old secrets.
+    let other = key(&app, json!({ "name": "unrotated" })).await;
+    let page = member
+        .get(
+            &app,
+            &format!(
+                "/developer/api-credentials/{}",
+                other["key_id"].as_str().unwrap()
+            ),
+        )
+        .await;
+    assert!(!page.text.contains("id=\"old-secret-used\""));
+}

@@ -71,6 +71,55 @@ fn merged<'a, T: Clone, K: std::hash::Hash + Eq>(
 
 #[async_trait]
 impl UsageStore for SqlStore {
+    async fn record_old_secret_uses(&self, uses: &[CredentialUse]) -> Result<(), StoreError> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        // Rare (a client behind on a rotation): one statement each.
+        let write = job(uses.to_vec(), |conn, uses| {
+            Box::pin(async move {
+                for u in uses.iter() {
+                    sqlx::query(
+                        "UPDATE credentials SET old_secret_used_at = $2, old_secret_used_ip = $3 \
+                         WHERE id = $1 AND (old_secret_used_at IS NULL OR old_secret_used_at < $2)",
+                    )
+                    .bind(u.credential_id.as_str())
+                    .bind(to_millis(u.at))
+                    .bind(u.ip.map(|ip| ip.to_string()))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_error)?;
+                }
+                Ok(())
+            })
+        });
+        self.writer.write(write).await
+    }
+
+    async fn old_secret_use(
+        &self,
+        id: &CredentialId,
+    ) -> Result<Option<(time::OffsetDateTime, Option<std::net::IpAddr>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT old_secret_used_at, old_secret_used_ip FROM credentials WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let at: Option<i64> = row.try_get(0).map_err(map_error)?;
+        let ip: Option<String> = row.try_get(1).map_err(map_error)?;
+        Ok(at.map(|at| {
+            (
+                keyward_core::clock::from_millis(at),
+                ip.and_then(|ip| ip.parse().ok()),
+            )
+        }))
+    }
+
     async fn record_credential_uses(&self, uses: &[CredentialUse]) -> Result<(), StoreError> {
         if uses.is_empty() {
             return Ok(());

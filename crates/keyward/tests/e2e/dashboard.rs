@@ -114,6 +114,10 @@ const CATALOGUE: &str = r#"
 [scopes]
 resources = ["orders", "customers"]
 actions = { orders = ["refund"] }
+
+[webhooks]
+allow_private_targets = true
+allow_http = true
 "#;
 
 #[tokio::test(flavor = "multi_thread")]
