@@ -357,7 +357,11 @@ async fn keyward_mcp_refuses_to_start_without_a_credential_the_server_accepts() 
     let bootstrap = init(db.url());
     let server = Server::start(db.url(), &[], &[]);
     let base = server.base.clone();
-    let wrong = format!("{}x", &bootstrap.api_key[..bootstrap.api_key.len() - 1]);
+    // The key with its last character changed (to one it does not end with: a key ending
+    // in `x` would otherwise stay itself).
+    let key = &bootstrap.api_key;
+    let last = if key.ends_with('x') { "y" } else { "x" };
+    let wrong = format!("{}{last}", &key[..key.len() - 1]);
     tokio::task::spawn_blocking(move || {
         let started = |args: &[&str], envs: &[(&str, &str)]| {
             let relay = relay(&base, args, envs);
