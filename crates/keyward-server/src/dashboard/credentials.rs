@@ -21,10 +21,10 @@ use keyward_service::credentials::{
 use keyward_service::error::Conflict;
 use keyward_service::principal::{ReadKeys, ReadRoles, WriteKeys};
 use serde::Deserialize;
-use time::{Date, OffsetDateTime, Time};
+use time::{OffsetDateTime, Time};
 
 use crate::dashboard::chart::{Range, UsageChart};
-use crate::dashboard::page::{Nav, PageError, display_time, render};
+use crate::dashboard::page::{Nav, PageError, display_time, parse_day, render};
 use crate::dashboard::session::{Protected, SignedIn, TokenOnly, url_encode};
 use crate::error::ApiError;
 use crate::routes::split_page;
@@ -738,13 +738,10 @@ fn check_form(
     };
     let expires_at = match form.expires_on.trim() {
         "" => None,
-        text => match Date::parse(
-            text,
-            time::macros::format_description!("[year]-[month]-[day]"),
-        ) {
+        text => match parse_day(text) {
             // The end of the chosen day, UTC: its last millisecond.
-            Ok(day) => Some(day.with_time(END_OF_DAY).assume_utc()),
-            Err(_) => {
+            Some(day) => Some(day.with_time(END_OF_DAY).assume_utc()),
+            None => {
                 errors.insert("expires_on", "must be a date like 2027-01-31".to_owned());
                 None
             }
@@ -752,12 +749,9 @@ fn check_form(
     };
     let not_before = match form.starts_on.trim() {
         "" => None,
-        text => match Date::parse(
-            text,
-            time::macros::format_description!("[year]-[month]-[day]"),
-        ) {
-            Ok(day) => Some(day.midnight().assume_utc()),
-            Err(_) => {
+        text => match parse_day(text) {
+            Some(day) => Some(day.midnight().assume_utc()),
+            None => {
                 errors.insert("starts_on", "must be a date like 2027-01-31".to_owned());
                 None
             }

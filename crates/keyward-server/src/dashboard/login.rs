@@ -19,8 +19,8 @@ use crate::dashboard::credentials::LIST_PATH;
 use crate::dashboard::derived::Derived;
 use crate::dashboard::page::{PageError, render};
 use crate::dashboard::session::{
-    LOGIN_COOKIE, Protected, SESSION_LIFETIME, TokenOnly, cookie, csrf_token, read_checked_form,
-    secure_cookies, session_cookie, set_cookie, url_encode,
+    LOGIN_COOKIE, Protected, TokenOnly, cookie, csrf_token, read_checked_form, secure_cookies,
+    session_cookie, session_set_cookie, set_cookie, url_encode,
 };
 use crate::state::AppState;
 
@@ -180,13 +180,7 @@ fn signed_in_to(parts: &Parts, state: &AppState, logged_in: &LoggedIn, next: &st
     let headers = response.headers_mut();
     headers.append(
         header::SET_COOKIE,
-        set_cookie(
-            session_cookie(secure),
-            logged_in.token.expose(),
-            "/",
-            SESSION_LIFETIME.whole_seconds(),
-            secure,
-        ),
+        session_set_cookie(parts, state, &logged_in.token),
     );
     for name in [LOGIN_COOKIE, CHALLENGE_COOKIE] {
         headers.append(

@@ -22,8 +22,8 @@ use crate::dashboard::credentials::LIST_PATH;
 use crate::dashboard::derived::Derived;
 use crate::dashboard::page::{Nav, PageError, display_time, render};
 use crate::dashboard::session::{
-    Protected, SESSION_LIFETIME, SignedIn, TokenOnly, cookie, csrf_token, read_checked_form,
-    secure_cookies, session_cookie, set_cookie,
+    Protected, SignedIn, TokenOnly, cookie, csrf_token, read_checked_form, secure_cookies,
+    session_set_cookie, set_cookie,
 };
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -389,22 +389,6 @@ impl std::fmt::Debug for PasswordForm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PasswordForm(…)")
     }
-}
-
-/// The `Set-Cookie` of a new session.
-fn session_set_cookie(
-    parts: &Parts,
-    state: &AppState,
-    token: &SessionToken,
-) -> header::HeaderValue {
-    let secure = secure_cookies(parts, state);
-    set_cookie(
-        session_cookie(secure),
-        token.expose(),
-        "/",
-        SESSION_LIFETIME.whole_seconds(),
-        secure,
-    )
 }
 
 /// Changes the member's own password: every session ends and this browser gets a new one.

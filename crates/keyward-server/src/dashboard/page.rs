@@ -123,6 +123,15 @@ impl IntoResponse for PageError {
     }
 }
 
+/// The day a date field holds (`2026-06-01`), if it holds one.
+pub fn parse_day(text: &str) -> Option<time::Date> {
+    time::Date::parse(
+        text.trim(),
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok()
+}
+
 /// A time as the dashboard shows it: `2026-11-23 07:12 UTC`.
 pub fn display_time(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);

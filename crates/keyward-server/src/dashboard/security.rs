@@ -16,7 +16,7 @@ use keyward_service::principal::{
 use serde::Deserialize;
 
 use crate::dashboard::credentials::plain_message;
-use crate::dashboard::page::{Nav, PageError, display_time, render};
+use crate::dashboard::page::{Nav, PageError, display_time, parse_day, render};
 use crate::dashboard::session::{Protected, SignedIn};
 use crate::error::ApiError;
 use crate::routes::audit::{self, AuditExportQuery, AuditLogQuery};
@@ -368,8 +368,7 @@ fn day_start(
     if day.is_empty() {
         return Ok(None);
     }
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    let date = time::Date::parse(day, &format).map_err(|_| {
+    let date = parse_day(day).ok_or_else(|| {
         (
             field,
             format!("Enter the date as 2026-06-01, not “{}”.", truncated(day)),

@@ -24,7 +24,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use keyward_core::audit::Actor;
 use keyward_core::digest::LookupDigest;
-use keyward_core::member::Member;
+use keyward_core::member::{Member, SessionToken};
 use keyward_core::verify::Outcome;
 use keyward_gate::Refusal;
 use keyward_gate::client_ip::peer;
@@ -88,6 +88,19 @@ pub fn set_cookie(name: &str, value: &str, path: &str, max_age: i64, secure: boo
         "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
     );
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The `Set-Cookie` of a new session for `token`: what every way in (a login, its second
+/// step, an accepted invitation, a changed password) sends.
+pub fn session_set_cookie(parts: &Parts, state: &AppState, token: &SessionToken) -> HeaderValue {
+    let secure = secure_cookies(parts, state);
+    set_cookie(
+        session_cookie(secure),
+        token.expose(),
+        "/",
+        SESSION_LIFETIME.whole_seconds(),
+        secure,
+    )
 }
 
 /// Whether cookies set in answer to this request must be `Secure`: when a trusted proxy
